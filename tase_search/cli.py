@@ -1,0 +1,601 @@
+"""The ``tase-search`` command line: a thin layer over the library (parse, call, print).
+
+Heavy modules (torch, faiss, sentence-transformers) are imported inside commands, so
+``tase-search --help``, ``--version`` and ``info`` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._version import __version__
+from .errors import TaseSearchError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+INDEX_TYPES = {
+    "auto": None,
+    "flat": "Flat",
+    "hnsw": "HNSW32,Flat",
+    "ivf": "IVF256,Flat",
+    "ivf-sq8": "IVF256,SQ8",
+}
+
+
+class _Group(click.Group):
+    """Turns library errors into clean one-line messages and Ctrl-C into exit 130."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TaseSearchError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except KeyboardInterrupt:
+            click.echo(
+                "\ninterrupted: nothing was changed (the index is as it was before this command)", err=True
+            )
+            sys.exit(130)
+        except BrokenPipeError:  # `tase-search query ... | head`
+            sys.stderr.close()
+            sys.exit(0)
+
+
+def _index_option(f: Any) -> Any:
+    return click.option(
+        "--index",
+        "-i",
+        "index",
+        default=None,
+        metavar="NAME|DIR",
+        help="Index name (under --root, default 'default') or a directory path. Env: TASE_SEARCH_INDEX.",
+    )(f)
+
+
+def _root_option(f: Any) -> Any:
+    return click.option(
+        "--root",
+        default=None,
+        metavar="DIR",
+        help="Where named indexes live (default ./indexes). Env: TASE_SEARCH_INDEX_ROOT.",
+    )(f)
+
+
+def _model_option(f: Any) -> Any:
+    return click.option(
+        "--model",
+        "-m",
+        default=None,
+        help="Registered model name (see `tase-search models`), model directory, or hub id. "
+        "Default: the index's own model, or the embedded default. Env: TASE_SEARCH_MODEL.",
+    )(f)
+
+
+def _precision_option(f: Any) -> Any:
+    return click.option(
+        "--precision",
+        type=click.Choice(["auto", "bf16", "fp32"]),
+        default=None,
+        help="auto: bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX), else fp32. Env: TASE_SEARCH_PRECISION.",
+    )(f)
+
+
+def _settings(**flags: Any) -> Any:
+    from .config import load_settings
+
+    return load_settings(**flags)
+
+
+def _index_path(index: str | None, root: str | None) -> Path:
+    from .retriever import resolve_index_path
+
+    s = _settings(index_root=root)
+    return resolve_index_path(index or os.environ.get("TASE_SEARCH_INDEX") or "default", s.index_root)
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", "-V", prog_name="tase-search")
+def main() -> None:
+    """Turkish and English<->Turkish semantic search.
+
+    \b
+    Examples:
+      tase-search demo                                  # index the bundled Turkish demo corpus, run queries
+      tase-search index haberler.txt --index haberler   # build or extend an index
+      tase-search query "futbol maçı" --index haberler -k 5
+      tase-search query "football match" --index haberler --json
+      tase-search info --index haberler
+    """
+
+
+# --------------------------------------------------------------------------- index
+@main.command("index", context_settings=CONTEXT)
+@click.argument("corpus", nargs=-1, required=True)
+@_index_option
+@_root_option
+@_model_option
+@click.option(
+    "--index-type",
+    type=click.Choice(list(INDEX_TYPES)),
+    default="auto",
+    show_default=True,
+    help="auto picks by corpus size: Flat (exact) < 50k passages <= HNSW < 5M <= IVF.",
+)
+@click.option(
+    "--factory", default=None, help="A FAISS factory string, overriding --index-type (e.g. 'HNSW32,Flat')."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["txt", "jsonl", "tsv", "csv"]),
+    default=None,
+    help="Force the input format (default: from the file extension; '-' is txt).",
+)
+@click.option("--text-column", default=None, help="Column / JSON field holding the text (default 'text').")
+@click.option(
+    "--id-column",
+    default=None,
+    help="Column / JSON field holding the document id (default 'id' when present).",
+)
+@click.option(
+    "--encoding-errors",
+    type=click.Choice(["strict", "replace"]),
+    default="strict",
+    show_default=True,
+    help="strict: invalid UTF-8 is an error naming file and line; replace: use U+FFFD.",
+)
+@click.option(
+    "--on-duplicate",
+    type=click.Choice(["error", "skip", "replace"]),
+    default="error",
+    show_default=True,
+    help="What to do with a document id that is already indexed.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing index instead of appending to it.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 65536),
+    default=None,
+    help="Encoding batch size (default 64). Env: TASE_SEARCH_BATCH_SIZE.",
+)
+@_precision_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def index_cmd(
+    corpus: tuple[str, ...],
+    index: str | None,
+    root: str | None,
+    model: str | None,
+    index_type: str,
+    factory: str | None,
+    fmt: str | None,
+    text_column: str | None,
+    id_column: str | None,
+    encoding_errors: str,
+    on_duplicate: str,
+    overwrite: bool,
+    batch_size: int | None,
+    precision: str | None,
+    as_json: bool,
+) -> None:
+    """Build an index from CORPUS files, or append to an existing one.
+
+    CORPUS: .txt (one document per line), .jsonl ('text', optional 'id', other fields become
+    metadata), .tsv/.csv (header row; --text-column/--id-column), each optionally .gz; '-' reads stdin.
+    Long documents are split into overlapping passages that fit the model. Appending embeds only the
+    new documents. The index is replaced atomically: a crash or Ctrl-C leaves the old one intact.
+
+    \b
+    Examples:
+      tase-search index corpus.txt --index haberler
+      tase-search index more.jsonl --index haberler --on-duplicate skip
+      cat notes.txt | tase-search index - --index notlar
+      tase-search index big.tsv.gz --text-column body --id-column doc_id --factory 'HNSW32,Flat'
+    """
+    from .readers import ReadStats, read_corpus
+    from .retriever import Retriever
+
+    if factory and index_type != "auto":
+        raise click.UsageError("give either --index-type or --factory, not both")
+    if corpus.count("-") > 1:
+        raise click.UsageError("stdin ('-') can be given only once")
+    for c in corpus:
+        if c != "-" and not Path(c).exists():
+            raise click.BadParameter(f"file {c!r} does not exist", param_hint="CORPUS")
+    s = _settings(model=model, batch_size=batch_size, precision=precision, index_root=root)
+    path = _index_path(index, root)
+    chosen_factory = factory or INDEX_TYPES[index_type]
+    stats = ReadStats()
+
+    def docs() -> Iterator[Any]:
+        for c in corpus:
+            yield from read_corpus(
+                c,
+                fmt=fmt,
+                text_column=text_column,
+                id_column=id_column,
+                encoding_errors=encoding_errors,
+                stats=stats,
+            )
+
+    total = _count_lines(corpus)
+    t0 = time.perf_counter()
+    with _Progress(total, "indexing") as bar:
+        if Retriever.exists(path) and not overwrite:
+            if chosen_factory:
+                click.echo(
+                    f"note: {path} exists; appending with its own index type (ignoring --index-type/--factory)",
+                    err=True,
+                )
+            r = Retriever.load(path, model=model, precision=s.precision, batch_size=s.batch_size)
+            res = r.add(docs(), on_duplicate=on_duplicate, progress=bar.update)
+            action = "appended to"
+        else:
+            r = Retriever.build(
+                docs(),
+                model=s.model,
+                path=path,
+                factory=chosen_factory,
+                overwrite=overwrite,
+                on_duplicate=on_duplicate,
+                precision=s.precision,
+                batch_size=s.batch_size,
+                overlap=s.overlap_tokens,
+                progress=bar.update,
+            )
+            res = None
+            action = "built"
+    elapsed = time.perf_counter() - t0
+    info = r.info()
+    added = res.added if res is not None else info["documents"]
+    summary = {
+        "index": str(path),
+        "action": action,
+        "added": added,
+        "passages_added": res.passages if res is not None else info["passages"],
+        "skipped_empty": stats.skipped_empty,
+        "skipped_duplicate": res.skipped_duplicate if res is not None else 0,
+        "replaced": res.replaced if res is not None else 0,
+        "replaced_encoding": stats.replaced_encoding,
+        "documents": info["documents"],
+        "passages": info["passages"],
+        "factory": info["factory"],
+        "model": info["model"],
+        "seconds": round(elapsed, 3),
+        "docs_per_second": round(added / elapsed, 1) if elapsed > 0 else None,
+    }
+    if as_json:
+        _echo_json(summary)
+        return
+    click.echo(
+        f"{action} {path}: +{summary['added']} documents ({summary['passages_added']} passages) in {elapsed:.1f}s"
+        f" — now {info['documents']} documents, {info['passages']} passages, {info['factory']}, model {info['model']}"
+    )
+    if stats.skipped_empty:
+        click.echo(f"skipped {stats.skipped_empty} empty lines", err=True)
+    if summary["skipped_duplicate"]:
+        click.echo(f"skipped {summary['skipped_duplicate']} documents whose id was already indexed", err=True)
+    if stats.replaced_encoding:
+        click.echo(f"replaced invalid UTF-8 on {stats.replaced_encoding} lines", err=True)
+
+
+def _count_lines(corpus: tuple[str, ...]) -> int | None:
+    """Line count of plain files for the progress bar total (None for stdin / compressed input)."""
+    total = 0
+    for c in corpus:
+        if c == "-" or c.endswith(".gz"):
+            return None
+        try:
+            with open(c, "rb") as fh:
+                total += sum(buf.count(b"\n") for buf in iter(lambda: fh.read(1 << 20), b""))
+        except OSError:
+            return None
+    return total
+
+
+class _Progress:
+    """A progress bar on stderr (only when stderr is a terminal, so logs and pipes stay clean)."""
+
+    def __init__(self, total: int | None, desc: str) -> None:
+        self.bar: Any = None
+        if sys.stderr.isatty() and os.environ.get("TASE_SEARCH_NO_PROGRESS") != "1":
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=desc, unit="doc", file=sys.stderr, dynamic_ncols=True)
+            except ImportError:  # pragma: no cover
+                self.bar = None
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# --------------------------------------------------------------------------- query
+def _parse_filters(filters: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for f in filters:
+        if "=" not in f:
+            raise click.BadParameter(
+                f"{f!r} is not key=value (e.g. --filter topic=spor)", param_hint="--filter"
+            )
+        key, value = f.split("=", 1)
+        if not key.strip():
+            raise click.BadParameter(f"{f!r} has an empty key", param_hint="--filter")
+        out[key.strip()] = value
+    return out
+
+
+@main.command("query", context_settings=CONTEXT)
+@click.argument("text", nargs=-1, required=True)
+@_index_option
+@_root_option
+@_model_option
+@click.option(
+    "-k", "--top-k", "k", type=int, default=10, show_default=True, help="How many documents per query."
+)
+@click.option(
+    "--filter",
+    "-f",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Keep documents whose metadata KEY equals VALUE (repeatable; all must match).",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines: one object per hit (with 'query').")
+@click.option(
+    "--full", is_flag=True, help="Print whole documents instead of the matching passage, shortened."
+)
+@_precision_option
+def query_cmd(
+    text: tuple[str, ...],
+    index: str | None,
+    root: str | None,
+    model: str | None,
+    k: int,
+    filters: tuple[str, ...],
+    as_json: bool,
+    full: bool,
+    precision: str | None,
+) -> None:
+    """Search an index with one or more queries, in Turkish or English.
+
+    Each TEXT is one query. '-' reads queries from stdin, one per line, answering each as it
+    arrives with the model loaded once (for many queries or an interactive loop).
+
+    \b
+    Examples:
+      tase-search query "futbol maçı" --index haberler -k 5
+      tase-search query "football match" "hava durumu" --index haberler --json
+      tase-search query "maç sonucu" --filter topic=spor --index demo
+      printf 'futbol\\nweather tomorrow\\n' | tase-search query - --index haberler --json
+    """
+    from .retriever import Retriever
+
+    if k < 1:
+        raise click.BadParameter(f"{k} is not valid: give a whole number >= 1", param_hint="-k")
+    if text.count("-") and len(text) > 1:
+        raise click.UsageError("give either query texts or '-' (stdin), not both")
+    flt = _parse_filters(filters)
+    s = _settings(model=model, precision=precision, index_root=root)
+    path = _index_path(index, root)
+    r = Retriever.load(path, model=model, precision=s.precision)
+    if text == ("-",):
+        r.encoder  # noqa: B018 - load once before the first line arrives
+        for line in sys.stdin:
+            q = line.rstrip("\n")
+            if not q.strip():
+                continue
+            _print_hits(q, r.search(q, k=k, filter=flt), as_json, full)
+            sys.stdout.flush()
+        return
+    for q in text:
+        if not q.strip():
+            raise click.BadParameter("a query is empty: give some text to search for", param_hint="TEXT")
+    results = r.search(list(text), k=k, filter=flt)
+    for q, hits in zip(text, results):
+        _print_hits(q, hits, as_json, full)
+
+
+def _print_hits(q: str, hits: list[Any], as_json: bool, full: bool) -> None:
+    if as_json:
+        for h in hits:
+            _echo_json({"query": q, **h.to_dict()})
+        return
+    width = shutil.get_terminal_size((110, 20)).columns
+    click.echo(click.style(f"query: {q}", bold=True))
+    if not hits:
+        click.echo("  (no results)")
+        return
+    idw = max(2, max(len(h.id) for h in hits))
+    for h in hits:
+        body = h.text if full else h.passage.text
+        body = " ".join(body.split())
+        part = f" [{h.passage.index + 1}/{h.passage.count}]" if h.passage.count > 1 else ""
+        prefix = f"  {h.rank:>2}  {h.score:6.3f}  {h.id:<{idw}}{part}  "
+        room = max(20, width - len(prefix))
+        if not full and len(body) > room:
+            body = body[: room - 1] + "…"
+        click.echo(prefix + body)
+
+
+# --------------------------------------------------------------------------- info / delete
+@main.command("info", context_settings=CONTEXT)
+@_index_option
+@_root_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info_cmd(index: str | None, root: str | None, as_json: bool) -> None:
+    """Show what an index holds: documents, passages, model, index type, size, versions.
+
+    \b
+    Examples:
+      tase-search info --index haberler
+      tase-search info --index ./indexes/haberler --json
+    """
+    from .retriever import Retriever
+
+    info = Retriever.load(_index_path(index, root)).info()
+    if as_json:
+        _echo_json(info)
+        return
+    rows = [
+        ("path", info["path"]),
+        ("documents", info["documents"]),
+        ("passages", info["passages"]),
+        ("model", f"{info['model']} (weights {info['model_fingerprint'][:12]})"),
+        ("dimension", info["dimension"]),
+        ("index type", f"{info['factory']} ({info['index_type']}, {info['metric']})"),
+        ("search params", info["search_params"] or "-"),
+        ("size on disk", _human_bytes(info["bytes_on_disk"])),
+        ("generation", info["generation"]),
+        ("created", info["created"]),
+        ("updated", info["updated"]),
+        ("sources", ", ".join(f"{k or '-'} ({v})" for k, v in info["sources"].items()) or "-"),
+    ]
+    if info["tombstones"]:
+        rows.insert(3, ("deleted, pending", info["tombstones"]))
+    for key, val in rows:
+        click.echo(f"{key:>16}  {val}")
+
+
+def _human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@main.command("delete", context_settings=CONTEXT)
+@click.argument("ids", nargs=-1, required=True)
+@_index_option
+@_root_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def delete_cmd(ids: tuple[str, ...], index: str | None, root: str | None, as_json: bool) -> None:
+    """Delete documents by id. '-' reads ids from stdin, one per line.
+
+    \b
+    Examples:
+      tase-search delete 17 42 --index haberler
+      tase-search query "eski haber" --index haberler --json | jq -r .id | tase-search delete - --index haberler
+    """
+    from .retriever import Retriever
+
+    wanted = [line.strip() for line in sys.stdin if line.strip()] if ids == ("-",) else list(ids)
+    r = Retriever.load(_index_path(index, root))
+    deleted = r.delete(wanted)
+    missing = sorted(set(wanted) - set(deleted))
+    if as_json:
+        _echo_json(
+            {"index": str(r.path), "deleted": deleted, "missing": missing, "documents": r.manifest.documents}
+        )
+        return
+    click.echo(f"deleted {len(deleted)} documents from {r.path}; {r.manifest.documents} remain")
+    if missing:
+        click.echo(f"not found: {', '.join(missing[:20])}{' …' if len(missing) > 20 else ''}", err=True)
+
+
+# --------------------------------------------------------------------------- models / demo
+@main.command("models", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, one per model.")
+def models_cmd(as_json: bool) -> None:
+    """List the registered model names (usable with --model).
+
+    \b
+    Example:
+      tase-search models
+    """
+    from .models import DEFAULT_MODEL, list_models
+
+    for e in list_models():
+        if as_json:
+            _echo_json(
+                {
+                    "name": e.name,
+                    "default": e.name == DEFAULT_MODEL,
+                    "hub_id": e.hub_id,
+                    "description": e.description,
+                }
+            )
+        else:
+            mark = "*" if e.name == DEFAULT_MODEL else " "
+            click.echo(f"{mark} {e.name:<20} {e.description}")
+
+
+@main.command("demo", context_settings=CONTEXT)
+@click.option(
+    "--index",
+    "index",
+    default=None,
+    metavar="DIR",
+    help="Where to build the demo index (default ./indexes/demo).",
+)
+@_model_option
+@click.option("-k", "k", type=click.IntRange(1, 50), default=3, show_default=True, help="Hits per query.")
+def demo_cmd(index: str | None, model: str | None, k: int) -> None:
+    """Build an index over the bundled Turkish demo corpus and run a few Turkish and English queries.
+
+    \b
+    Example:
+      tase-search demo
+      tase-search query "deprem" --index demo     # then ask your own questions
+    """
+    from .readers import read_corpus
+    from .retriever import Retriever
+
+    s = _settings(model=model)
+    path = _index_path(index or "demo", None)
+    data = resources.files("tase_search") / "data"
+    with resources.as_file(data / "demo_tr.jsonl") as jsonl, resources.as_file(data / "demo_tr.txt") as txt:
+        docs = list(read_corpus(str(jsonl))) + list(read_corpus(str(txt)))
+    queries = [
+        q.strip() for q in (data / "demo_queries.txt").read_text(encoding="utf-8").splitlines() if q.strip()
+    ]
+    t0 = time.perf_counter()
+    r = Retriever.build(docs, model=s.model, path=path, overwrite=True, precision=s.precision)
+    click.echo(
+        f"built {path}: {r.manifest.documents} documents, {r.manifest.rows} passages, model {r.manifest.model.id} "
+        f"({time.perf_counter() - t0:.1f}s)\n"
+    )
+    for q, hits in zip(queries, r.search(queries, k=k)):
+        _print_hits(q, hits, False, False)
+        click.echo()
+    click.echo(f'try your own: tase-search query "İstanbul\'da tarihi yerler" --index {index or "demo"}')
+
+
+def _register_optional() -> None:
+    """Training and evaluation commands live in their own modules (still light to import)."""
+    try:
+        from .cli_eval import eval_group
+
+        main.add_command(eval_group, "eval")
+    except ImportError:  # pragma: no cover - module missing in a partial install
+        pass
+    try:
+        from .cli_train import train
+
+        main.add_command(train, "train")
+    except ImportError:  # pragma: no cover
+        pass
+
+
+_register_optional()

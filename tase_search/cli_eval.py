@@ -1,0 +1,412 @@
+"""``tase-search eval ...``: the evaluation commands (attached to the main CLI with ``add_command``).
+
+Only click and the standard library are imported at module level; numpy, torch and
+sentence-transformers are imported inside the commands so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import PRECISIONS
+from .errors import TaseSearchError
+
+__all__ = ["eval_group", "load_encoder"]
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def load_encoder(spec: str, *, precision: str, batch_size: int, device: str = "cpu") -> Any:
+    """Load the encoder a command evaluates (tests replace this with a fake)."""
+    from .encoder import Encoder
+
+    return Encoder.load(spec, precision=precision, batch_size=batch_size, device=device)
+
+
+def _settings(model: str | None, precision: str | None, batch_size: int | None) -> Any:
+    from .config import load_settings
+
+    return load_settings(model=model, precision=precision, batch_size=batch_size)
+
+
+def _encoder(model: str | None, precision: str | None, batch_size: int | None) -> Any:
+    s = _settings(model, precision, batch_size)
+    return load_encoder(s.model, precision=s.precision, batch_size=s.batch_size, device=s.device)
+
+
+def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TaseSearchError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def _encoder_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--batch-size",
+        type=click.IntRange(1, 65536),
+        default=None,
+        help="Texts per encoder batch (default: settings, 64).",
+    )(fn)
+    fn = click.option(
+        "--precision",
+        type=click.Choice(PRECISIONS),
+        default=None,
+        help="auto = bf16 on CPUs with native bf16, else fp32 (default: settings, auto).",
+    )(fn)
+    return fn
+
+
+_model_option = click.option(
+    "--model",
+    "-m",
+    default=None,
+    metavar="MODEL",
+    help="Registered name, model directory or hub id (default: settings, 'default').",
+)
+_json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object instead of a table."
+)
+_limit_option = click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=None,
+    help="Use only the first N rows/questions (a quick check).",
+)
+
+
+def _emit_json(obj: dict[str, Any]) -> None:
+    from .evaluation import jsonable
+
+    click.echo(json.dumps(jsonable(obj), ensure_ascii=False, indent=2))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if value != value else f"{value:.4f}"
+    return str(value)
+
+
+def _metrics_table(columns: dict[str, dict[str, Any]]) -> str:
+    """Aligned text table: one row per metric, one column per task."""
+    names: list[str] = []
+    for metrics in columns.values():
+        names.extend(k for k in metrics if k not in names)
+    rows = [["metric", *columns]]
+    rows += [[n, *(_fmt(m.get(n, "-")) for m in columns.values())] for n in names]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _report(as_json: bool, header: dict[str, Any], tasks: dict[str, dict[str, Any]]) -> None:
+    if as_json:
+        _emit_json({**header, "tasks": tasks})
+        return
+    info = ", ".join(f"{k} {v}" for k, v in header.items() if k != "seconds")
+    click.echo(f"{info} ({header['seconds']:.1f}s)")
+    click.echo(_metrics_table(tasks))
+
+
+@click.group("eval", context_settings=CONTEXT_SETTINGS)
+def eval_group() -> None:
+    """Evaluate an encoder: translation retrieval, the Tasviret check, STS, question -> paragraph.
+
+    \b
+    Examples:
+      tase-search eval report --data /path/to/data -m all-minilm-l6-v2 -m runs/stage1
+      tase-search eval tasviret tasviret-test-dev.tsv --plot tasviret.png
+      tase-search eval retrieval --bitext tatoeba-dev-tur-eng.tsv --json
+    """
+
+
+@eval_group.command("tasviret", context_settings=CONTEXT_SETTINGS)
+@click.argument("captions", type=click.Path(dir_okay=False, path_type=Path))
+@_model_option
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a PNG histogram of both cosine distributions (needs matplotlib).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed for the random different-image pairs."
+)
+@_limit_option
+@_json_option
+@_encoder_options
+@_handle_errors
+def tasviret_cmd(
+    captions: Path,
+    model: str | None,
+    plot: Path | None,
+    seed: int,
+    limit: int | None,
+    as_json: bool,
+    precision: str | None,
+    batch_size: int | None,
+) -> None:
+    """Same-image caption pairs vs random pairs: mean cosines, gap, ROC-AUC, caption R@1.
+
+    CAPTIONS is a TSV with a header row and columns image_id, caption (two or more captions per
+    image), e.g. TasvirEt.
+
+    \b
+    Example:
+      tase-search eval tasviret tasviret/tasviret-test-dev.tsv -m all-minilm-l6-v2 --plot hist.png
+    """
+    from .evaluation import evaluate_tasviret
+
+    enc = _encoder(model, precision, batch_size)
+    t0 = time.perf_counter()
+    metrics = evaluate_tasviret(enc, captions, seed=seed, plot=str(plot) if plot else None, limit=limit)
+    header = {"model": enc.model_id, "file": str(captions), "seconds": round(time.perf_counter() - t0, 3)}
+    _report(as_json, header, {"tasviret": metrics})
+
+
+@eval_group.command("retrieval", context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--bitext",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Bitext TSV (columns tr, en): translation retrieval tr->en and en->tr.",
+)
+@click.option(
+    "--squad",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQuAD v1.1 JSON (e.g. TQuAD): question -> paragraph retrieval.",
+)
+@click.option(
+    "--aligned",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --squad: a SQuAD file with the same question ids whose questions are the queries.",
+)
+@click.option(
+    "--queries",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Queries TSV (columns id, text); needs --corpus and --qrels.",
+)
+@click.option(
+    "--corpus",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Corpus TSV (columns id, text).",
+)
+@click.option(
+    "--qrels",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Qrels TSV (columns query_id, doc_id[, score]).",
+)
+@_model_option
+@_limit_option
+@_json_option
+@_encoder_options
+@_handle_errors
+def retrieval_cmd(
+    bitext: Path | None,
+    squad: Path | None,
+    aligned: Path | None,
+    queries: Path | None,
+    corpus: Path | None,
+    qrels: Path | None,
+    model: str | None,
+    limit: int | None,
+    as_json: bool,
+    precision: str | None,
+    batch_size: int | None,
+) -> None:
+    """Retrieval metrics (recall@1/5/10, MRR@10, nDCG@10) by exact search.
+
+    Give exactly one source: --bitext FILE, --squad FILE [--aligned FILE], or
+    --queries Q.tsv --corpus C.tsv --qrels R.tsv. Bitext tasks also report accuracy (= recall@1).
+
+    \b
+    Examples:
+      tase-search eval retrieval --bitext bitext/dev/tatoeba-dev-tur-eng.tsv
+      tase-search eval retrieval --squad tquad/dev-v0.1.json --json
+      tase-search eval retrieval --queries q.tsv --corpus c.tsv --qrels r.tsv -m runs/stage2
+    """
+    custom = [queries, corpus, qrels]
+    sources = sum([bitext is not None, squad is not None, any(p is not None for p in custom)])
+    if sources != 1:
+        raise click.UsageError("give exactly one of --bitext, --squad, or --queries/--corpus/--qrels")
+    if aligned is not None and squad is None:
+        raise click.UsageError("--aligned only goes with --squad")
+    if any(p is not None for p in custom) and not all(p is not None for p in custom):
+        raise click.UsageError("--queries, --corpus and --qrels go together: give all three")
+    if limit is not None and bitext is None and squad is None:
+        raise click.UsageError("--limit applies to --bitext and --squad")
+
+    from .evaluation import bitext_tasks, evaluate_task, load_qrels_files, squad_task
+
+    if bitext is not None:
+        tasks, source = bitext_tasks(bitext, limit=limit), str(bitext)
+    elif squad is not None:
+        tasks = [squad_task(squad, aligned, limit=limit)]
+        source = str(squad) + (f" + {aligned}" if aligned else "")
+    else:
+        assert queries is not None and corpus is not None and qrels is not None
+        tasks, source = [load_qrels_files(queries, corpus, qrels, name=queries.stem)], str(queries)
+    enc = _encoder(model, precision, batch_size)
+    t0 = time.perf_counter()
+    results = {t.name: evaluate_task(enc, t) for t in tasks}
+    header = {"model": enc.model_id, "file": source, "seconds": round(time.perf_counter() - t0, 3)}
+    _report(as_json, header, results)
+
+
+@eval_group.command("sts", context_settings=CONTEXT_SETTINGS)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_model_option
+@_limit_option
+@_json_option
+@_encoder_options
+@_handle_errors
+def sts_cmd(
+    file: Path,
+    model: str | None,
+    limit: int | None,
+    as_json: bool,
+    precision: str | None,
+    batch_size: int | None,
+) -> None:
+    """Spearman and Pearson correlation of cosine similarity with gold similarity scores.
+
+    FILE is a TSV with a header row and columns score, sentence1, sentence2 (e.g. STSb-TR).
+
+    \b
+    Example:
+      tase-search eval sts stsb-tr/dev.tsv -m all-minilm-l6-v2
+    """
+    from .evaluation import evaluate_sts
+
+    enc = _encoder(model, precision, batch_size)
+    t0 = time.perf_counter()
+    metrics = evaluate_sts(enc, file, limit=limit)
+    header = {"model": enc.model_id, "file": str(file), "seconds": round(time.perf_counter() - t0, 3)}
+    _report(as_json, header, {"sts": metrics})
+
+
+@eval_group.command("report", context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--data",
+    "data_root",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data folder laid out like the shared data (bitext/dev/, tasviret/, stsb-tr/, tquad/).",
+)
+@click.option(
+    "--model",
+    "-m",
+    "models",
+    multiple=True,
+    metavar="MODEL",
+    help="Model to evaluate; repeat to compare models side by side (default: settings).",
+)
+@click.option(
+    "--task",
+    "-t",
+    "tasks",
+    multiple=True,
+    metavar="TASK",
+    help="Run only this task (repeatable; a prefix such as 'tatoeba-dev' selects a group).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the full results as JSON here.",
+)
+@click.option(
+    "--markdown",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the markdown table here.",
+)
+@click.option(
+    "--all-metrics", is_flag=True, help="Show every metric in the table, not just the headline ones."
+)
+@_limit_option
+@_json_option
+@_encoder_options
+@_handle_errors
+def report_cmd(
+    data_root: Path,
+    models: tuple[str, ...],
+    tasks: tuple[str, ...],
+    out: Path | None,
+    markdown: Path | None,
+    all_metrics: bool,
+    limit: int | None,
+    as_json: bool,
+    precision: str | None,
+    batch_size: int | None,
+) -> None:
+    """Run the dev suite for one or more models and print a side-by-side table.
+
+    Tasks: tatoeba-dev and newstest2018 translation retrieval (both ways, accuracy), tasviret
+    (gap, auc), stsb-tr (spearman), tquad (question -> paragraph ndcg@10, recall@10) and
+    english-check (English -> English ndcg@10, to see whether English survives Turkish training).
+
+    \b
+    Example:
+      tase-search eval report --data /work/shared/data -m all-minilm-l6-v2 -m runs/stage1 \\
+          --out runs/dev.json --markdown runs/dev.md
+    """
+    from .evaluation import format_table, jsonable, run_suite
+
+    s = _settings(models[0] if models else None, precision, batch_size)
+    specs = list(models) or [s.model]
+
+    def load(spec: str) -> Any:
+        return load_encoder(spec, precision=s.precision, batch_size=s.batch_size, device=s.device)
+
+    def progress(line: str) -> None:
+        click.echo(line, err=True)
+
+    results = run_suite(
+        specs,
+        data_root,
+        tasks=list(tasks) or None,
+        precision=s.precision,
+        limit=limit,
+        batch_size=s.batch_size,
+        load=load,
+        progress=progress,
+    )
+    table = format_table(results, all_metrics=all_metrics)
+    try:
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(
+                json.dumps(jsonable(results), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+            )
+        if markdown is not None:
+            markdown.parent.mkdir(parents=True, exist_ok=True)
+            markdown.write_text(table + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"could not write results: {exc}") from exc
+    if as_json:
+        _emit_json(results)
+    else:
+        click.echo(table)

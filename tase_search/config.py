@@ -1,0 +1,96 @@
+"""Settings with one precedence chain: CLI flag > environment (TASE_SEARCH_*) > config file > default.
+
+The config file is TOML at ``$TASE_SEARCH_CONFIG`` or ``~/.config/tase-search/config.toml``; keys are the
+field names below. Settings are frozen so one resolved value flows through a whole command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+ENV_PREFIX = "TASE_SEARCH_"
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def _default_index_root() -> str:
+    return "indexes"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for a command or a Retriever."""
+
+    model: str = "default"
+    index_root: str = field(default_factory=_default_index_root)
+    batch_size: int = 64
+    precision: str = "auto"  # auto: bf16 where the CPU supports it, else fp32
+    device: str = "cpu"
+    overlap_tokens: int = 32  # passage overlap when long documents are split
+    max_seq_length: int = 0  # 0: the model's own limit
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.batch_size < 1 or self.batch_size > 65536:
+            raise InputError(f"batch size {self.batch_size} is out of range: use 1..65536")
+        if self.overlap_tokens < 0:
+            raise InputError(f"overlap {self.overlap_tokens} must be >= 0")
+        if self.max_seq_length < 0:
+            raise InputError(f"max_seq_length {self.max_seq_length} must be >= 0 (0 = the model's limit)")
+
+
+def _config_file() -> Path:
+    env = os.environ.get(ENV_PREFIX + "CONFIG")
+    if env:
+        return Path(env)
+    return Path.home() / ".config" / "tase-search" / "config.toml"
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        import tomllib  # py311+
+    except ModuleNotFoundError:  # pragma: no cover - py310
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        with path.open("rb") as fh:
+            return dict(tomllib.load(fh))
+    except Exception as exc:  # noqa: BLE001 - any parse error is a user error here
+        raise InputError(f"config file {path} could not be read: {exc}") from exc
+
+
+def _coerce(name: str, raw: Any, typ: Any) -> Any:
+    if typ in (int, "int"):
+        try:
+            return int(raw)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"setting {name}={raw!r} is not an integer") from exc
+    return str(raw)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Resolve settings: ``overrides`` (non-None, from flags) > env > config file > defaults."""
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+    for key, val in _read_file(_config_file()).items():
+        if key not in fields:
+            raise InputError(f"unknown key {key!r} in config file; valid keys: {', '.join(fields)}")
+        values[key] = val
+    for name in fields:
+        env = os.environ.get(ENV_PREFIX + name.upper())
+        if env is not None and env != "":
+            values[name] = env
+    for name, val in overrides.items():
+        if name not in fields:
+            raise TypeError(f"unknown setting {name!r}")
+        if val is not None:
+            values[name] = val
+    coerced = {k: _coerce(k, v, fields[k].type) for k, v in values.items()}
+    return Settings(**coerced)

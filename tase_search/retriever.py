@@ -1,0 +1,806 @@
+"""Retriever: build, load, add to, delete from and search an index. The only place the pieces meet.
+
+    >>> from tase_search import Retriever
+    >>> r = Retriever.build(["Galatasaray maçı 2-1 kazandı.", "Yarın İstanbul'da yağmur bekleniyor."],
+    ...                     path="indexes/demo")                      # doctest: +SKIP
+    >>> r.search("football match", k=1)[0].text                      # doctest: +SKIP
+    'Galatasaray maçı 2-1 kazandı.'
+
+An index is a directory: ``manifest.json`` (the commit point) and immutable generation
+directories ``gen-NNNNNN/`` holding ``vectors.faiss`` and ``docs.sqlite``. A write builds the
+next generation in a temporary directory under the writer lock and publishes it by atomically
+replacing the manifest, so a crash, Ctrl-C or full disk at any point leaves the previous index
+loadable and intact, and readers never see half-written state.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .encoder import Encoder
+from .errors import IndexCorrupt, IndexNotFound, InputError
+from .readers import Document
+from .store.docs import DocStore
+from .store.lock import WriterLock, fsync_dir
+from .store.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    ModelInfo,
+    check_compatible,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
+from .store.vectors import choose_factory, get_backend, validate_factory
+from .text import clean_document
+
+DOCS_FILE = "docs.sqlite"
+TMP_PREFIX = ".tmp-gen-"
+CHUNK_DOCS = 2048
+MAX_K = 10_000
+ON_DUPLICATE = ("error", "skip", "replace")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+DocLike = str | Document | Mapping[str, Any]
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class PassageRef:
+    """Which part of the document matched: passage ``index`` of ``count``, characters ``start:end``."""
+
+    index: int
+    count: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a document and the passage of it that matched best."""
+
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any]
+    passage: PassageRef
+    source: str | None = None
+    rank: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "id": self.id,
+            "score": round(float(self.score), 6),
+            "text": self.text,
+            "metadata": self.metadata,
+            "source": self.source,
+            "passage": {
+                "index": self.passage.index,
+                "count": self.passage.count,
+                "start": self.passage.start,
+                "end": self.passage.end,
+                "text": self.passage.text,
+            },
+        }
+
+
+@dataclass
+class AddResult:
+    """What an add did."""
+
+    added: int = 0
+    passages: int = 0
+    skipped_duplicate: int = 0
+    replaced: int = 0
+    skipped_empty: int = 0
+    seconds: float = 0.0
+    ids: list[str] = field(default_factory=list, repr=False)
+
+
+# ----------------------------------------------------------------------------- paths
+def resolve_index_path(
+    name_or_path: str | os.PathLike[str] | None, root: str | os.PathLike[str] = "indexes"
+) -> Path:
+    """An index name lives under ``root``; anything with a path separator (or ``.``) is a path."""
+    if name_or_path is None or str(name_or_path) == "":
+        name_or_path = "default"
+    s = str(name_or_path)
+    if isinstance(name_or_path, Path) or os.sep in s or s.startswith(".") or s.startswith("~"):
+        return Path(s).expanduser()
+    if not _NAME_RE.match(s):
+        raise InputError(
+            f"index name {s!r} is not valid: use letters, digits, '.', '_' and '-' (or give a path with a '/')"
+        )
+    return Path(root).expanduser() / s
+
+
+def _generation_dirs(index_dir: Path) -> list[Path]:
+    return sorted(p for p in index_dir.glob("gen-*") if p.is_dir())
+
+
+# ----------------------------------------------------------------------------- retriever
+class Retriever:
+    """Semantic search over one index directory."""
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        *,
+        encoder: Encoder | None = None,
+        model: str | None = None,
+        precision: str = "auto",
+        batch_size: int = 64,
+    ) -> None:
+        self.path = Path(path)
+        self.manifest = manifest
+        self._encoder = encoder
+        self._model_spec = model
+        self._precision = precision
+        self._batch_size = batch_size
+        self._vectors: Any = None
+        self._docs: DocStore | None = None
+        self._deny: np.ndarray | None = None
+        if encoder is not None:
+            self._check(encoder)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def build(
+        cls,
+        docs: Iterable[DocLike],
+        model: str | Encoder = "default",
+        path: str | os.PathLike[str] | None = None,
+        *,
+        factory: str | None = None,
+        backend: str = "faiss",
+        overwrite: bool = False,
+        overlap: int = 32,
+        on_duplicate: str = "error",
+        precision: str = "auto",
+        batch_size: int = 64,
+        progress: Callable[[int], None] | None = None,
+    ) -> Retriever:
+        """Create a new index at ``path`` (default ``indexes/default``) from ``docs``.
+
+        ``docs`` are strings, :class:`Document` objects or dicts with ``text`` (and optional ``id``;
+        other keys become metadata). ``factory`` forces a FAISS factory string (``"HNSW32,Flat"``);
+        by default the type follows the corpus size (Flat, then HNSW, then IVF).
+        """
+        index_dir = resolve_index_path(path)
+        encoder = (
+            Encoder.load(model, precision=precision, batch_size=batch_size)
+            if isinstance(model, str)
+            else model
+        )
+        _check_not_foreign(index_dir)
+        if (index_dir / MANIFEST_NAME).exists() and not overwrite:
+            raise InputError(
+                f"an index already exists at {index_dir}; add to it with Retriever.load(...).add(...) "
+                "(CLI: tase-search index appends), or pass overwrite=True (--overwrite) to replace it"
+            )
+        if factory:
+            get_backend(backend)
+            if backend == "faiss":
+                validate_factory(factory)
+        manifest = Manifest(
+            model=ModelInfo(
+                id=encoder.model_id,
+                fingerprint=encoder.fingerprint,
+                dimension=encoder.dimension,
+                max_seq_length=encoder.max_seq_length,
+            ),
+            factory=factory or "Flat",
+            index_type="custom" if factory else "auto",
+            backend=backend,
+            overlap_tokens=overlap,
+        )
+        r = cls(index_dir, manifest, encoder=encoder)
+        r._write(
+            lambda store, vectors, m: r._ingest(docs, store, vectors, on_duplicate, progress), fresh=True
+        )
+        return r
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        model: str | Encoder | None = None,
+        precision: str = "auto",
+        batch_size: int = 64,
+    ) -> Retriever:
+        """Open an existing index. The model defaults to the one recorded in its manifest.
+
+        The encoder is loaded lazily (``info`` needs none) and checked against the manifest's
+        weights fingerprint before the first query or write.
+        """
+        index_dir = resolve_index_path(path)
+        manifest = _read_existing(index_dir)
+        if model is not None and not isinstance(model, str):  # an Encoder (or any EncoderLike)
+            return cls(index_dir, manifest, encoder=model, precision=precision, batch_size=batch_size)
+        return cls(index_dir, manifest, model=model, precision=precision, batch_size=batch_size)
+
+    @classmethod
+    def exists(cls, path: str | os.PathLike[str] | None) -> bool:
+        return (resolve_index_path(path) / MANIFEST_NAME).is_file()
+
+    # ------------------------------------------------------------------ encoder
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            spec = self._model_spec or self.manifest.model.id
+            enc = Encoder.load(spec, precision=self._precision, batch_size=self._batch_size)
+            self._check(enc)
+            self._encoder = enc
+        return self._encoder
+
+    def _check(self, encoder: Encoder) -> None:
+        check_compatible(
+            self.manifest,
+            model_id=encoder.model_id,
+            fingerprint=encoder.fingerprint,
+            dimension=encoder.dimension,
+        )
+
+    # ------------------------------------------------------------------ reading
+    def _open(self) -> None:
+        """Open the current generation's files (retrying if a writer replaces it meanwhile)."""
+        if self._vectors is not None:
+            return
+        for attempt in range(5):
+            gen_dir = self.path / self.manifest.generation_dir
+            try:
+                self._open_generation(gen_dir)
+                return
+            except FileNotFoundError:
+                if attempt == 4:
+                    raise IndexCorrupt(f"generation {gen_dir} named by the manifest is missing") from None
+                time.sleep(0.05 * (attempt + 1))
+                self.manifest = _read_existing(self.path)
+
+    def _open_generation(self, gen_dir: Path) -> None:
+        m = self.manifest
+        backend = get_backend(m.backend)
+        vec_path = gen_dir / ("vectors" + backend.suffix)
+        if not gen_dir.is_dir():
+            raise FileNotFoundError(gen_dir)
+        for name, info in m.files.items():
+            p = gen_dir / name
+            if not p.is_file():
+                raise IndexCorrupt(
+                    f"index file {p} is missing; the index is damaged (run `tase-search verify`)"
+                )
+            if p.stat().st_size != info.get("bytes"):
+                raise IndexCorrupt(
+                    f"index file {p} has {p.stat().st_size} bytes, the manifest says {info.get('bytes')}; "
+                    "the index is damaged (run `tase-search verify`)"
+                )
+        docs = DocStore(gen_dir / DOCS_FILE, readonly=True)
+        vectors = backend.load(vec_path, m.factory, m.model.dimension, m.search_params)
+        if vectors.ntotal != m.rows + m.tombstones:
+            docs.close()
+            raise IndexCorrupt(
+                f"vector index holds {vectors.ntotal} rows but the manifest says {m.rows + m.tombstones}; damaged"
+            )
+        tomb = docs.tombstones()
+        self._deny = np.asarray(tomb, dtype=np.int64) if tomb else None
+        self._vectors, self._docs = vectors, docs
+
+    def refresh(self) -> bool:
+        """Pick up a newer generation written by another process; True if it changed."""
+        newest = _read_existing(self.path)
+        if newest.generation == self.manifest.generation:
+            return False
+        self.close()
+        self.manifest = newest
+        if self._encoder is not None:
+            self._check(self._encoder)
+        return True
+
+    def close(self) -> None:
+        if self._docs is not None:
+            self._docs.close()
+        self._docs, self._vectors, self._deny = None, None, None
+
+    def __enter__(self) -> Retriever:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.manifest.documents
+
+    # ------------------------------------------------------------------ search
+    def search(
+        self,
+        query: str | Sequence[str],
+        k: int = 10,
+        filter: Mapping[str, str] | None = None,  # noqa: A002 - the natural name for users
+    ) -> list[Hit] | list[list[Hit]]:
+        """Top-``k`` documents for a query (a list of hits) or for each of several queries.
+
+        ``filter`` keeps documents whose metadata field equals the value (``{"topic": "spor"}``);
+        the keys ``id`` and ``source`` match those columns. One hit per document: its best passage.
+        """
+        single = isinstance(query, str)
+        queries = [query] if single else list(query)
+        if not queries:
+            return []
+        for i, q in enumerate(queries):
+            if not isinstance(q, str):
+                raise InputError(f"query #{i} is {type(q).__name__}, not str")
+            if not q.strip():
+                raise InputError("query is empty: give some text to search for")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InputError(f"k={k!r} is not valid: give a whole number >= 1")
+        k = min(k, MAX_K)
+        encoder = self.encoder
+        self._open()
+        qv = encoder.encode_query([clean_document(q) for q in queries])
+        results = self._search_vectors(qv, k, filter)
+        return results[0] if single else results
+
+    def _search_vectors(
+        self,
+        qv: np.ndarray,
+        k: int,
+        filter: Mapping[str, str] | None,  # noqa: A002
+    ) -> list[list[Hit]]:
+        assert self._vectors is not None and self._docs is not None
+        allow = None
+        if filter:
+            allow = np.asarray(self._docs.pids_matching(_normalize_filter(filter)), dtype=np.int64)
+            if len(allow) == 0:
+                return [[] for _ in range(len(qv))]
+        total = self._vectors.ntotal
+        if total == 0:
+            return [[] for _ in range(len(qv))]
+        n_docs = self.manifest.documents if allow is None else len(allow)
+        want = min(k, n_docs)
+        k_search = min(total, max(k * 2, k + 8))
+        while True:
+            scores, ids = self._vectors.search(qv, k_search, allow=allow, deny=self._deny)
+            grouped = [self._group(scores[i], ids[i]) for i in range(len(qv))]
+            if all(len(g) >= want for g in grouped) or k_search >= total:
+                break
+            k_search = min(total, k_search * 4)
+        wanted = sorted({pid for g in grouped for pid, _ in g[:k]})
+        stored = self._docs.fetch(wanted)
+        out: list[list[Hit]] = []
+        for g in grouped:
+            hits = []
+            for pid, score in g:
+                sp = stored.get(pid)
+                if sp is None:
+                    continue
+                hits.append(
+                    Hit(
+                        id=sp.doc_id,
+                        score=float(score),
+                        text=sp.text,
+                        metadata=sp.metadata,
+                        source=sp.source,
+                        rank=len(hits) + 1,
+                        passage=PassageRef(sp.index, sp.count, sp.start, sp.end, sp.text[sp.start : sp.end]),
+                    )
+                )
+                if len(hits) == k:
+                    break
+            out.append(hits)
+        return out
+
+    def _group(self, scores: np.ndarray, ids: np.ndarray) -> list[tuple[int, float]]:
+        """Best passage per document, in score order (documents are resolved later by passage id)."""
+        assert self._docs is not None
+        seen_docs: dict[int, None] = {}
+        out = []
+        valid = [(int(i), float(s)) for i, s in zip(ids, scores) if i >= 0]
+        doc_of = self._doc_keys([i for i, _ in valid])
+        for pid, score in valid:
+            dk = doc_of.get(pid)
+            if dk is None or dk in seen_docs:
+                continue
+            seen_docs[dk] = None
+            out.append((pid, score))
+        return out
+
+    def _doc_keys(self, pids: list[int]) -> dict[int, int]:
+        assert self._docs is not None
+        out: dict[int, int] = {}
+        for i in range(0, len(pids), 500):
+            chunk = pids[i : i + 500]
+            q = "SELECT pid, doc_key FROM passages WHERE pid IN (%s)" % ",".join("?" * len(chunk))
+            out.update(self._docs.conn.execute(q, chunk).fetchall())
+        return out
+
+    # ------------------------------------------------------------------ writing
+    def add(
+        self,
+        docs: Iterable[DocLike],
+        *,
+        on_duplicate: str = "error",
+        progress: Callable[[int], None] | None = None,
+    ) -> AddResult:
+        """Append documents (only the new ones are embedded). Duplicate ids: error, skip or replace."""
+        if on_duplicate not in ON_DUPLICATE:
+            raise InputError(f"on_duplicate={on_duplicate!r} is not one of {', '.join(ON_DUPLICATE)}")
+        self.encoder  # noqa: B018 - load and check before taking the lock
+        return self._write(
+            lambda store, vectors, m: self._ingest(docs, store, vectors, on_duplicate, progress)
+        )
+
+    def delete(self, ids: Iterable[str]) -> list[str]:
+        """Delete documents by id; returns the ids that were present (missing ids are ignored)."""
+        wanted = [str(i) for i in ids]
+        if not wanted:
+            return []
+
+        def mutate(store: DocStore, vectors: Any, m: Manifest) -> list[str]:
+            deleted, pids = store.delete(wanted)
+            if pids and not vectors.remove(np.asarray(pids, dtype=np.int64)):
+                store.add_tombstones(pids)
+            return deleted
+
+        return self._write(mutate)
+
+    def _write(self, mutate: Callable[[DocStore, Any, Manifest], Any], *, fresh: bool = False) -> Any:
+        index_dir = self.path
+        index_dir.mkdir(parents=True, exist_ok=True)
+        with WriterLock(index_dir):
+            _remove_stale_temporaries(index_dir)
+            if fresh:
+                old = None
+                base = self.manifest
+            else:
+                old = _read_existing(index_dir)
+                base = old
+                if self._encoder is not None:
+                    check_compatible(
+                        old,
+                        model_id=self._encoder.model_id,
+                        fingerprint=self._encoder.fingerprint,
+                        dimension=self._encoder.dimension,
+                    )
+            if fresh and (index_dir / MANIFEST_NAME).exists():
+                base = _bump_past(base, read_manifest_safe(index_dir))
+            gen = base.generation + 1
+            tmp = index_dir / f"{TMP_PREFIX}{gen:06d}-{os.getpid()}"
+            backend = get_backend(base.backend)
+            vec_name = "vectors" + backend.suffix
+            tmp.mkdir()
+            try:
+                if old is not None:
+                    src = index_dir / old.generation_dir
+                    shutil.copyfile(src / DOCS_FILE, tmp / DOCS_FILE)
+                    vectors = backend.load(
+                        src / vec_name, old.factory, old.model.dimension, old.search_params
+                    )
+                else:
+                    vectors = backend.create(base.factory, base.model.dimension, base.search_params)
+                store = DocStore(tmp / DOCS_FILE)
+                try:
+                    store.begin()
+                    result = mutate(store, vectors, base)
+                    vectors, factory = self._maybe_retype(base, vectors, store)
+                    tombstones = len(store.tombstones())
+                    n_docs, n_passages = store.counts()
+                    store.commit()
+                finally:
+                    store.rollback()
+                    store.close()
+                vectors.save(tmp / vec_name)
+                files = {}
+                for name in (DOCS_FILE, vec_name):
+                    p = tmp / name
+                    with open(p, "rb") as fh:
+                        os.fsync(fh.fileno())
+                    files[name] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+                fsync_dir(tmp)
+                manifest = base.bumped(
+                    generation=gen,
+                    rows=n_passages,
+                    documents=n_docs,
+                    tombstones=tombstones,
+                    factory=factory,
+                    search_params=getattr(vectors, "search_params", ""),
+                    files=files,
+                )
+                final = index_dir / manifest.generation_dir
+                if final.exists():  # left by a writer killed between rename and manifest: never published
+                    shutil.rmtree(final)
+                os.rename(tmp, final)
+                fsync_dir(index_dir)
+                write_manifest(index_dir, manifest)  # the commit point
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            self.close()
+            self.manifest = manifest
+            keep = {manifest.generation_dir, old.generation_dir if old else ""}
+            for d in _generation_dirs(index_dir):
+                if d.name not in keep:
+                    shutil.rmtree(d, ignore_errors=True)
+        return result
+
+    def _maybe_retype(self, m: Manifest, vectors: Any, store: DocStore) -> tuple[Any, str]:
+        """Under ``auto``, move to the index type the corpus size calls for (without re-embedding).
+
+        Also compacts away tombstones once they exceed a fifth of the rows.
+        """
+        n = vectors.ntotal
+        tomb = store.tombstones()
+        wanted = (
+            choose_factory(n - len(tomb)) if m.index_type == "auto" and m.backend == "faiss" else m.factory
+        )
+        grow = _size_class(wanted) > _size_class(m.factory)
+        compact = len(tomb) > 0 and len(tomb) * 5 > n
+        if not grow and not compact:
+            return vectors, m.factory
+        factory = wanted if grow else m.factory
+        ids, vecs = vectors.reconstruct_all()
+        if tomb:
+            keep = ~np.isin(ids, np.asarray(tomb, dtype=np.int64))
+            ids, vecs = ids[keep], vecs[keep]
+            store.clear_tombstones()
+        new = get_backend(m.backend).create(factory, m.model.dimension, "")
+        if new.needs_training:
+            sample = vecs[np.random.default_rng(0).permutation(len(vecs))[: 256 * 1024]]
+            new.train(sample)
+        for i in range(0, len(ids), 65536):
+            new.add(vecs[i : i + 65536], ids[i : i + 65536])
+        return new, factory
+
+    def _ingest(
+        self,
+        docs: Iterable[DocLike],
+        store: DocStore,
+        vectors: Any,
+        on_duplicate: str,
+        progress: Callable[[int], None] | None,
+    ) -> AddResult:
+        if on_duplicate not in ON_DUPLICATE:
+            raise InputError(f"on_duplicate={on_duplicate!r} is not one of {', '.join(ON_DUPLICATE)}")
+        t0 = time.perf_counter()
+        res = AddResult()
+        encoder = self.encoder
+        auto_id = store.next_auto_id()
+        pending_train: list[tuple[np.ndarray, np.ndarray]] = []
+        overlap = self.manifest.overlap_tokens
+        for chunk in _chunks(_as_documents(docs, res), CHUNK_DOCS):
+            rows, ids_in_chunk = [], set()
+            explicit = [d.id for d in chunk if d.id is not None]
+            existing = store.existing_ids(explicit) if explicit else set()
+            for d in chunk:
+                doc_id = d.id
+                if doc_id is None:
+                    while True:
+                        doc_id = str(auto_id)
+                        auto_id += 1
+                        if doc_id not in ids_in_chunk and not store.existing_ids([doc_id]):
+                            break
+                elif doc_id in existing or doc_id in ids_in_chunk:
+                    if on_duplicate == "error":
+                        raise InputError(
+                            f"document id {doc_id!r} ({d.source}:{d.line}) is already in the index or repeated "
+                            "in the input; choose --on-duplicate skip or replace, or give unique ids"
+                        )
+                    if on_duplicate == "skip":
+                        res.skipped_duplicate += 1
+                        continue
+                    if doc_id in ids_in_chunk:  # replace an earlier row of this same chunk
+                        rows = [r for r in rows if r[0] != doc_id]
+                    else:
+                        _, pids = store.delete([doc_id])
+                        if pids and not vectors.remove(np.asarray(pids, dtype=np.int64)):
+                            store.add_tombstones(pids)
+                        existing.discard(doc_id)
+                    res.replaced += 1
+                ids_in_chunk.add(doc_id)
+                rows.append((doc_id, d))
+            if not rows:
+                continue
+            parts = [encoder.split_passages(d.text, overlap=overlap) for _, d in rows]
+            texts = [d.text[p.start : p.end] for (_, d), ps in zip(rows, parts) for p in ps]
+            emb = encoder.encode_document(texts, progress=None)
+            pids = store.insert(
+                [(doc_id, d.text, d.metadata, d.source, d.line) for doc_id, d in rows],
+                [[(p.index, p.count, p.start, p.end) for p in ps] for ps in parts],
+                store.next_pid(),
+                next_auto_id=auto_id,
+            )
+            ids_arr = np.asarray(pids, dtype=np.int64)
+            if vectors.needs_training:
+                pending_train.append((emb, ids_arr))
+            else:
+                vectors.add(emb, ids_arr)
+            res.added += len(rows)
+            res.passages += len(texts)
+            res.ids.extend(doc_id for doc_id, _ in rows)
+            if progress is not None:
+                progress(len(chunk))
+        if pending_train:
+            allv = np.concatenate([e for e, _ in pending_train])
+            alli = np.concatenate([i for _, i in pending_train])
+            try:
+                vectors.train(allv)
+            except RuntimeError as exc:
+                raise InputError(
+                    f"index type {self.manifest.factory!r} could not be trained on {len(allv)} vectors ({exc}); "
+                    "use a smaller IVF list count or the automatic index type"
+                ) from exc
+            vectors.add(allv, alli)
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    # ------------------------------------------------------------------ info
+    def info(self) -> dict[str, Any]:
+        """What the index holds (no model is loaded)."""
+        m = self.manifest
+        gen_dir = self.path / m.generation_dir
+        size = sum(p.stat().st_size for p in gen_dir.iterdir() if p.is_file()) if gen_dir.is_dir() else 0
+        sources: list[tuple[str, int]] = []
+        try:
+            store = DocStore(gen_dir / DOCS_FILE, readonly=True)
+            try:
+                sources = store.sources()
+            finally:
+                store.close()
+        except IndexCorrupt:
+            pass
+        return {
+            "path": str(self.path),
+            "documents": m.documents,
+            "passages": m.rows,
+            "tombstones": m.tombstones,
+            "model": m.model.id,
+            "model_fingerprint": m.model.fingerprint,
+            "dimension": m.model.dimension,
+            "max_seq_length": m.model.max_seq_length,
+            "metric": m.metric,
+            "normalized": m.model.normalized,
+            "backend": m.backend,
+            "factory": m.factory,
+            "index_type": m.index_type,
+            "search_params": m.search_params,
+            "generation": m.generation,
+            "bytes_on_disk": size,
+            "created": m.created,
+            "updated": m.updated,
+            "format_version": m.format_version,
+            "versions": m.versions,
+            "sources": dict(sources),
+        }
+
+    def get(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Stored documents by id (missing ids are left out)."""
+        self._open()
+        assert self._docs is not None
+        return self._docs.get_documents([str(i) for i in ids])
+
+
+# ----------------------------------------------------------------------------- helpers
+def _size_class(factory: str) -> int:
+    if factory.startswith("IVF") or ",IVF" in factory:
+        return 2
+    if "HNSW" in factory:
+        return 1
+    return 0
+
+
+def _read_existing(index_dir: Path) -> Manifest:
+    try:
+        return read_manifest(index_dir)
+    except FileNotFoundError:
+        hint = ""
+        if index_dir.is_dir() and any(index_dir.iterdir()):
+            hint = " (the directory exists but has no manifest.json: not an index, or never finished)"
+        raise IndexNotFound(
+            f"no index at {index_dir}{hint}; build one with `tase-search index CORPUS --index {index_dir}`"
+        ) from None
+
+
+def read_manifest_safe(index_dir: Path) -> Manifest | None:
+    try:
+        return read_manifest(index_dir)
+    except Exception:  # noqa: BLE001 - only used to keep generation numbers increasing
+        return None
+
+
+def _bump_past(base: Manifest, existing: Manifest | None) -> Manifest:
+    from dataclasses import replace
+
+    if existing is None:
+        return base
+    return replace(base, generation=max(base.generation, existing.generation))
+
+
+def _check_not_foreign(index_dir: Path) -> None:
+    """Refuse to turn a directory with unrelated files (a typo'd --index ~/Documents) into an index."""
+    if not index_dir.exists():
+        return
+    if not index_dir.is_dir():
+        raise InputError(f"{index_dir} exists and is not a directory; choose another --index")
+    ours = (MANIFEST_NAME, ".lock", "gen-", TMP_PREFIX, ".manifest.json.tmp-")
+    foreign = [p.name for p in index_dir.iterdir() if not p.name.startswith(ours)]
+    if foreign:
+        raise InputError(
+            f"{index_dir} is not empty and is not a tase-search index (it holds {', '.join(sorted(foreign)[:3])}); "
+            "choose a new directory or an index name"
+        )
+
+
+def _remove_stale_temporaries(index_dir: Path) -> None:
+    """Temporary generations left by killed writers (we hold the lock, so none is in progress)."""
+    for p in index_dir.glob(TMP_PREFIX + "*"):
+        shutil.rmtree(p, ignore_errors=True)
+    for p in index_dir.glob(".manifest.json.tmp-*"):
+        p.unlink(missing_ok=True)
+
+
+def _chunks(it: Iterable[Document], n: int) -> Iterator[list[Document]]:
+    buf: list[Document] = []
+    for x in it:
+        buf.append(x)
+        if len(buf) >= n:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _as_documents(docs: Iterable[DocLike], res: AddResult) -> Iterator[Document]:
+    if isinstance(docs, (str, bytes)):
+        raise InputError("docs must be a list or iterable of documents, not a single string")
+    for i, d in enumerate(docs):
+        if isinstance(d, Document):
+            doc = d
+        elif isinstance(d, str):
+            doc = Document(id=None, text=d, metadata={}, source="<python>", line=i + 1)
+        elif isinstance(d, Mapping):
+            if "text" not in d or not isinstance(d["text"], str):
+                raise InputError(f"document #{i} has no string 'text' field (keys: {', '.join(map(str, d))})")
+            meta = {str(k): v for k, v in d.items() if k not in ("text", "id")}
+            doc_id = d.get("id")
+            doc = Document(
+                id=None if doc_id is None else str(doc_id),
+                text=d["text"],
+                metadata=meta,
+                source="<python>",
+                line=i + 1,
+            )
+        else:
+            raise InputError(f"document #{i} is {type(d).__name__}; give str, dict with 'text', or Document")
+        text = clean_document(doc.text)
+        if not text:
+            res.skipped_empty += 1
+            continue
+        if doc.id is not None and not str(doc.id).strip():
+            raise InputError(f"document #{i} ({doc.source}:{doc.line}) has an empty id")
+        if text != doc.text:
+            doc = Document(id=doc.id, text=text, metadata=doc.metadata, source=doc.source, line=doc.line)
+        yield doc
+
+
+def _normalize_filter(filter: Mapping[str, str]) -> dict[str, str]:  # noqa: A002
+    out = {}
+    for key, value in filter.items():
+        if not isinstance(key, str) or not key:
+            raise InputError(f"filter key {key!r} must be a non-empty string")
+        out[key] = str(value)
+    return out
+
+
+__all__ = ["AddResult", "Hit", "PassageRef", "Retriever", "resolve_index_path"]

@@ -1,0 +1,358 @@
+"""Vector index backends behind one small Protocol, with a name registry.
+
+``faiss`` is the real backend (any FAISS factory string, wrapped in ``IDMap2`` so vector ids
+are passage ids); ``numpy`` is exact brute force, used as the reference in differential tests
+and handy for tiny indexes. Vectors are unit-length, so inner product == cosine.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import IndexCorrupt, InputError
+
+#: Corpus sizes (vectors) at which ``auto`` moves to the next index type.
+FLAT_MAX = 50_000
+HNSW_MAX = 5_000_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 96
+IVF_NPROBE = 32
+
+_FACTORY_RE = re.compile(r"^[A-Za-z0-9_,.=x]+$")
+
+
+def choose_factory(n_vectors: int) -> str:
+    """Pick the index type for a corpus size: exact Flat, then HNSW, then IVF with 8-bit codes."""
+    if n_vectors < FLAT_MAX:
+        return "Flat"
+    if n_vectors < HNSW_MAX:
+        return f"HNSW{HNSW_M},Flat"
+    nlist = 2 ** int(round(math.log2(4 * math.sqrt(n_vectors))))
+    return f"IVF{nlist},SQ8"
+
+
+def default_search_params(factory: str) -> str:
+    params = []
+    if "HNSW" in factory:
+        params.append(f"efSearch={HNSW_EF_SEARCH}")
+    if factory.startswith("IVF") or ",IVF" in factory:
+        params.append(f"nprobe={IVF_NPROBE}")
+    return ",".join(params)
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """What the store needs from a vector index."""
+
+    factory: str
+    dimension: int
+
+    @property
+    def ntotal(self) -> int: ...
+
+    @property
+    def needs_training(self) -> bool: ...
+
+    def train(self, vectors: np.ndarray) -> None: ...
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None: ...
+
+    def remove(self, ids: np.ndarray) -> bool:
+        """Remove ids; False when this index type cannot remove (the store then keeps tombstones)."""
+        ...
+
+    def search(
+        self, queries: np.ndarray, k: int, *, allow: np.ndarray | None = None, deny: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k inner products. ``allow``/``deny``: id arrays restricting the candidates. ids -1 = none."""
+        ...
+
+    def reconstruct_all(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of everything stored: used to change index type without re-embedding."""
+        ...
+
+    def save(self, path: Path) -> None: ...
+
+
+# --------------------------------------------------------------------------- FAISS
+class FaissIndex:
+    """A FAISS index (``IDMap2`` around the factory string), inner-product metric."""
+
+    suffix = ".faiss"
+
+    def __init__(self, index: object, factory: str, dimension: int, search_params: str = "") -> None:
+        self.index = index
+        self.factory = factory
+        self.dimension = dimension
+        self.search_params = search_params or default_search_params(factory)
+        self._apply_params()
+
+    @classmethod
+    def create(cls, factory: str, dimension: int, search_params: str = "") -> FaissIndex:
+        import faiss
+
+        validate_factory(factory)
+        try:
+            inner = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as exc:
+            raise InputError(
+                f"FAISS factory string {factory!r} was refused by FAISS: {_faiss_msg(exc)}. "
+                "Examples: Flat, HNSW32,Flat, IVF1024,Flat, IVF1024,SQ8, OPQ16,IVF1024,PQ16"
+            ) from exc
+        if "HNSW" in factory:
+            hnsw = _find_hnsw(inner)
+            if hnsw is not None:
+                hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        return cls(faiss.IndexIDMap2(inner), factory, dimension, search_params)
+
+    @classmethod
+    def load(cls, path: Path, factory: str, dimension: int, search_params: str = "") -> FaissIndex:
+        import faiss
+
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as exc:
+            raise IndexCorrupt(
+                f"vector index {path} could not be read ({_faiss_msg(exc)}); the index is damaged"
+            ) from exc
+        if index.d != dimension:
+            raise IndexCorrupt(f"vector index {path} has dimension {index.d}, manifest says {dimension}")
+        return cls(index, factory, dimension, search_params)
+
+    def _apply_params(self) -> None:
+        import faiss
+
+        if self.search_params:
+            try:
+                faiss.ParameterSpace().set_index_parameters(self.index, self.search_params)
+            except RuntimeError as exc:
+                raise InputError(
+                    f"search parameters {self.search_params!r} do not apply to {self.factory}"
+                ) from exc
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def needs_training(self) -> bool:
+        return not self.index.is_trained
+
+    def train(self, vectors: np.ndarray) -> None:
+        self.index.train(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        self.index.add_with_ids(
+            np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64)
+        )
+
+    def remove(self, ids: np.ndarray) -> bool:
+        import faiss
+
+        if len(ids) == 0:
+            return True
+        sel = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+        try:
+            self.index.remove_ids(sel)
+        except RuntimeError:
+            return False
+        return True
+
+    def search(
+        self, queries: np.ndarray, k: int, *, allow: np.ndarray | None = None, deny: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        k = max(1, min(k, max(self.ntotal, 1)))
+        if allow is None and deny is None:
+            scores, ids = self.index.search(q, k)
+            return scores, ids
+        keep: list[object] = []
+        sel: object | None = None
+        if allow is not None:
+            arr = np.ascontiguousarray(allow, dtype=np.int64)
+            keep.append(arr)
+            sel = faiss.IDSelectorBatch(arr)
+            keep.append(sel)
+        if deny is not None and len(deny):
+            arr = np.ascontiguousarray(deny, dtype=np.int64)
+            keep.append(arr)
+            dsel = faiss.IDSelectorBatch(arr)
+            keep.append(dsel)
+            notsel = faiss.IDSelectorNot(dsel)
+            keep.append(notsel)
+            if sel is None:
+                sel = notsel
+            else:
+                both = faiss.IDSelectorAnd(sel, notsel)
+                keep.append(both)
+                sel = both
+        params = self._params_with(sel)
+        scores, ids = self.index.search(q, k, params=params)
+        del keep
+        return scores, ids
+
+    def _params_with(self, sel: object | None) -> object:
+        import faiss
+
+        inner = faiss.downcast_index(self.index.index)
+        kwargs = dict(p.split("=") for p in self.search_params.split(",") if p)
+        if "HNSW" in self.factory and isinstance(inner, faiss.IndexHNSW):
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = int(kwargs.get("efSearch", HNSW_EF_SEARCH))
+        elif hasattr(faiss, "IndexIVF") and isinstance(_ivf_of(inner), faiss.IndexIVF):
+            params = faiss.SearchParametersIVF()
+            params.nprobe = int(kwargs.get("nprobe", IVF_NPROBE))
+        else:
+            params = faiss.SearchParameters()
+        params.sel = sel
+        return params
+
+    def reconstruct_all(self) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
+        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        inner = faiss.downcast_index(self.index.index)
+        ivf = _ivf_of(inner)
+        if ivf is not None:
+            ivf.make_direct_map()
+        vecs = (
+            inner.reconstruct_n(0, inner.ntotal)
+            if inner.ntotal
+            else np.zeros((0, self.dimension), np.float32)
+        )
+        return ids, np.asarray(vecs, dtype=np.float32)
+
+    def save(self, path: Path) -> None:
+        import faiss
+
+        faiss.write_index(self.index, str(path))
+
+
+def _find_hnsw(index: object) -> object | None:
+    import faiss
+
+    idx = faiss.downcast_index(index)
+    return getattr(idx, "hnsw", None)
+
+
+def _ivf_of(index: object) -> object | None:
+    import faiss
+
+    try:
+        return faiss.extract_index_ivf(index)
+    except (RuntimeError, AttributeError):
+        return None
+
+
+def _faiss_msg(exc: Exception) -> str:
+    msg = str(exc).strip().splitlines()
+    for line in msg:
+        if "Error" in line or "error" in line:
+            return line.strip()[:200]
+    return (msg[-1] if msg else repr(exc))[:200]
+
+
+def validate_factory(factory: str) -> None:
+    if not factory or not _FACTORY_RE.match(factory):
+        raise InputError(
+            f"FAISS factory string {factory!r} is not valid; examples: Flat, HNSW32,Flat, IVF1024,SQ8"
+        )
+    if factory.startswith("IDMap"):
+        raise InputError("leave out IDMap/IDMap2 from the factory string: tase-search adds it")
+
+
+# --------------------------------------------------------------------------- NumPy
+class NumpyIndex:
+    """Exact brute-force search in NumPy: the reference implementation for differential tests."""
+
+    suffix = ".npz"
+
+    def __init__(
+        self, dimension: int, ids: np.ndarray | None = None, vectors: np.ndarray | None = None
+    ) -> None:
+        self.factory = "numpy"
+        self.dimension = dimension
+        self.ids = np.zeros(0, np.int64) if ids is None else ids.astype(np.int64)
+        self.vectors = np.zeros((0, dimension), np.float32) if vectors is None else vectors.astype(np.float32)
+
+    @classmethod
+    def create(cls, factory: str, dimension: int, search_params: str = "") -> NumpyIndex:
+        return cls(dimension)
+
+    @classmethod
+    def load(cls, path: Path, factory: str, dimension: int, search_params: str = "") -> NumpyIndex:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls(dimension, data["ids"], data["vectors"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise IndexCorrupt(f"vector file {path} could not be read ({exc}); the index is damaged") from exc
+
+    @property
+    def ntotal(self) -> int:
+        return int(len(self.ids))
+
+    @property
+    def needs_training(self) -> bool:
+        return False
+
+    def train(self, vectors: np.ndarray) -> None:
+        return None
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        self.vectors = np.concatenate([self.vectors, np.asarray(vectors, np.float32)])
+        self.ids = np.concatenate([self.ids, np.asarray(ids, np.int64)])
+
+    def remove(self, ids: np.ndarray) -> bool:
+        keep = ~np.isin(self.ids, ids)
+        self.ids, self.vectors = self.ids[keep], self.vectors[keep]
+        return True
+
+    def search(
+        self, queries: np.ndarray, k: int, *, allow: np.ndarray | None = None, deny: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        q = np.asarray(queries, np.float32)
+        mask = np.ones(len(self.ids), bool)
+        if allow is not None:
+            mask &= np.isin(self.ids, allow)
+        if deny is not None:
+            mask &= ~np.isin(self.ids, deny)
+        ids, vecs = self.ids[mask], self.vectors[mask]
+        k = max(1, k)
+        scores = q @ vecs.T if len(ids) else np.zeros((len(q), 0), np.float32)
+        out_s = np.full((len(q), k), -np.inf, np.float32)
+        out_i = np.full((len(q), k), -1, np.int64)
+        n = min(k, len(ids))
+        if n:
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+            out_s[:, :n] = np.take_along_axis(scores, top, axis=1)
+            out_i[:, :n] = ids[top]
+        return out_s, out_i
+
+    def reconstruct_all(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.ids.copy(), self.vectors.copy()
+
+    def save(self, path: Path) -> None:
+        with open(path, "wb") as fh:
+            np.savez(fh, ids=self.ids, vectors=self.vectors)
+
+
+BACKENDS: dict[str, type] = {"faiss": FaissIndex, "numpy": NumpyIndex}
+
+
+def get_backend(name: str) -> type:
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise InputError(
+            f"vector backend {name!r} is unknown; choose one of {', '.join(sorted(BACKENDS))}"
+        ) from None
