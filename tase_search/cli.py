@@ -425,12 +425,12 @@ def _print_hits(q: str, hits: list[Any], as_json: bool, full: bool) -> None:
     if not hits:
         click.echo("  (no results)")
         return
-    idw = max(2, max(len(h.id) for h in hits))
-    for h in hits:
+    labels = [h.id + (f" [{h.passage.index + 1}/{h.passage.count}]" if h.passage.count > 1 else "") for h in hits]
+    idw = max(2, max(len(x) for x in labels))
+    for h, label in zip(hits, labels):
         body = h.text if full else h.passage.text
         body = " ".join(body.split())
-        part = f" [{h.passage.index + 1}/{h.passage.count}]" if h.passage.count > 1 else ""
-        prefix = f"  {h.rank:>2}  {h.score:6.3f}  {h.id:<{idw}}{part}  "
+        prefix = f"  {h.rank:>2}  {h.score:6.3f}  {label:<{idw}}  "
         room = max(20, width - len(prefix))
         if not full and len(body) > room:
             body = body[: room - 1] + "…"
@@ -512,6 +512,36 @@ def delete_cmd(ids: tuple[str, ...], index: str | None, root: str | None, as_jso
     click.echo(f"deleted {len(deleted)} documents from {r.path}; {r.manifest.documents} remain")
     if missing:
         click.echo(f"not found: {', '.join(missing[:20])}{' …' if len(missing) > 20 else ''}", err=True)
+
+
+@main.command("verify", context_settings=CONTEXT)
+@click.argument("index_arg", metavar="INDEX", required=False)
+@_index_option
+@_root_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def verify_cmd(index_arg: str | None, index: str | None, root: str | None, as_json: bool) -> None:
+    """Check an index deeply: checksums, SQLite integrity, FAISS/SQLite/manifest agreement.
+
+    Exits 1 and lists the problems when anything is wrong.
+
+    \b
+    Examples:
+      tase-search verify haberler
+      tase-search verify ./indexes/haberler --json
+    """
+    from .store.verify import verify_index
+
+    rep = verify_index(_index_path(index_arg or index, root))
+    if as_json:
+        _echo_json(rep.to_dict())
+    else:
+        for c in rep.checked:
+            click.echo(f"  ok    {c}")
+        for p in rep.problems:
+            click.echo(f"  FAIL  {p}")
+        click.echo(f"{rep.path}: {'OK' if rep.ok else 'CORRUPT'}")
+    if not rep.ok:
+        sys.exit(1)
 
 
 # --------------------------------------------------------------------------- models / demo

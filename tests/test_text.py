@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tase_search.text import casefold_tr, clean_document, nfc, normalize_for_model, turkish_lower, turkish_upper
+from tase_search.text import (
+    casefold_tr,
+    clean_document,
+    nfc,
+    normalize_for_model,
+    turkish_lower,
+    turkish_upper,
+)
 
 DOT = "\u0307"
 TR_LOWER = "abcçdefgğhıijklmnoöprsştuüvyzqwx"
@@ -115,7 +122,13 @@ def test_turkish_letters_case_insensitively_equal(text: str) -> None:
 # ------------------------------------------------------------------------------- casefold
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("SPOR", "spor"), ("İstanbul", "istanbul"), ("IŞIK", "ışık"), ("Straße", "STRASSE"), ("i\u0307zmir", "İZMİR")],
+    [
+        ("SPOR", "spor"),
+        ("İstanbul", "istanbul"),
+        ("IŞIK", "ışık"),
+        ("Straße", "STRASSE"),
+        ("i\u0307zmir", "İZMİR"),
+    ],
 )
 def test_casefold_tr_matches(a: str, b: str) -> None:
     assert casefold_tr(a) == casefold_tr(b)
