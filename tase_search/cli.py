@@ -6,6 +6,7 @@ Heavy modules (torch, faiss, sentence-transformers) are imported inside commands
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -40,13 +41,40 @@ class _Group(click.Group):
         except TaseSearchError as exc:
             raise click.ClickException(str(exc)) from exc
         except KeyboardInterrupt:
-            click.echo(
-                "\ninterrupted: nothing was changed (the index is as it was before this command)", err=True
-            )
+            click.echo("\n" + _interrupted_message(ctx), err=True)
             sys.exit(130)
         except BrokenPipeError:  # `tase-search query ... | head`
             sys.stderr.close()
             sys.exit(0)
+        except OSError as exc:  # disk full, permission denied, ...: the index is left as it was
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from exc
+        except OSError as exc:  # a file or directory we could not create, read or write
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from exc
+
+
+_WRITE_KEY = "tase_search.write"
+
+
+def _generation(path: Path) -> int | None:
+    try:
+        return int(json.loads((path / "manifest.json").read_text(encoding="utf-8"))["generation"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _note_write(path: Path) -> None:
+    """Remember an index's generation before writing to it, so Ctrl-C can say which state it is in."""
+    click.get_current_context().meta[_WRITE_KEY] = (path, _generation(path))
+
+
+def _interrupted_message(ctx: click.Context) -> str:
+    path, before = ctx.meta.get(_WRITE_KEY, (None, None))
+    after = _generation(path) if path is not None else None
+    if path is not None and after is not None and after != before:
+        return f"interrupted after the write was saved: {path} holds the new version (generation {after})"
+    return "interrupted: nothing was changed (the index is as it was before this command)"
 
 
 def _index_option(f: Any) -> Any:
@@ -99,6 +127,14 @@ def _index_path(index: str | None, root: str | None) -> Path:
 
     s = _settings(index_root=root)
     return resolve_index_path(index or os.environ.get("TASE_SEARCH_INDEX") or "default", s.index_root)
+
+
+def _text_arg(s: str) -> str:
+    """Undecodable bytes in argv/stdin arrive as lone surrogates (which cannot be printed or stored): U+FFFD."""
+    try:
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # other lone surrogates (not from undecodable bytes)
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in s)
 
 
 def _echo_json(obj: Any) -> None:
@@ -229,7 +265,14 @@ def index_cmd(
                 stats=stats,
             )
 
+    stream = docs()
+    first = next(stream, None)  # read (and check) the input before loading a model or touching the index
+    if first is None:
+        empty = f" ({stats.skipped_empty} empty lines skipped)" if stats.skipped_empty else ""
+        raise click.ClickException(f"no documents in {', '.join(corpus)}{empty}: nothing to index")
+    all_docs = itertools.chain([first], stream)
     total = _count_lines(corpus)
+    _note_write(path)
     t0 = time.perf_counter()
     with _Progress(total, "indexing") as bar:
         if Retriever.exists(path) and not overwrite:
@@ -239,11 +282,11 @@ def index_cmd(
                     err=True,
                 )
             r = Retriever.load(path, model=model, precision=s.precision, batch_size=s.batch_size)
-            res = r.add(docs(), on_duplicate=on_duplicate, progress=bar.update)
+            res = r.add(all_docs, on_duplicate=on_duplicate, progress=bar.update)
             action = "appended to"
         else:
             r = Retriever.build(
-                docs(),
+                all_docs,
                 model=s.model,
                 path=path,
                 factory=chosen_factory,
@@ -389,26 +432,28 @@ def query_cmd(
       printf 'futbol\\nweather tomorrow\\n' | tase-search query - --index haberler --json
     """
     from .retriever import Retriever
+    from .text import clean_document
 
     if k < 1:
         raise click.BadParameter(f"{k} is not valid: give a whole number >= 1", param_hint="-k")
     if text.count("-") and len(text) > 1:
         raise click.UsageError("give either query texts or '-' (stdin), not both")
-    flt = _parse_filters(filters)
+    flt = {_text_arg(key): _text_arg(value) for key, value in _parse_filters(filters).items()}
+    text = tuple(_text_arg(t) for t in text)
     s = _settings(model=model, precision=precision, index_root=root)
     path = _index_path(index, root)
     r = Retriever.load(path, model=model, precision=s.precision)
     if text == ("-",):
         r.encoder  # noqa: B018 - load once before the first line arrives
         for line in sys.stdin:
-            q = line.rstrip("\n")
-            if not q.strip():
+            q = _text_arg(line.rstrip("\n"))
+            if not clean_document(q):  # blank, or only control characters
                 continue
             _print_hits(q, r.search(q, k=k, filter=flt), as_json, full)
             sys.stdout.flush()
         return
     for q in text:
-        if not q.strip():
+        if not clean_document(q):
             raise click.BadParameter("a query is empty: give some text to search for", param_hint="TEXT")
     results = r.search(list(text), k=k, filter=flt)
     for q, hits in zip(text, results):
@@ -501,7 +546,10 @@ def delete_cmd(ids: tuple[str, ...], index: str | None, root: str | None, as_jso
     from .retriever import Retriever
 
     wanted = [line.strip() for line in sys.stdin if line.strip()] if ids == ("-",) else list(ids)
-    r = Retriever.load(_index_path(index, root))
+    wanted = [_text_arg(i) for i in wanted]
+    path = _index_path(index, root)
+    r = Retriever.load(path)
+    _note_write(path)
     deleted = r.delete(wanted)
     missing = sorted(set(wanted) - set(deleted))
     if as_json:

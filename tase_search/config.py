@@ -83,14 +83,24 @@ def load_settings(**overrides: Any) -> Settings:
         if key not in fields:
             raise InputError(f"unknown key {key!r} in config file; valid keys: {', '.join(fields)}")
         values[key] = val
+    from_env: dict[str, str] = {}
     for name in fields:
         env = os.environ.get(ENV_PREFIX + name.upper())
         if env is not None and env != "":
             values[name] = env
+            from_env[name] = env
     for name, val in overrides.items():
         if name not in fields:
             raise TypeError(f"unknown setting {name!r}")
         if val is not None:
             values[name] = val
-    coerced = {k: _coerce(k, v, fields[k].type) for k, v in values.items()}
-    return Settings(**coerced)
+    env_note = ", ".join(
+        f"{ENV_PREFIX}{k.upper()}={v!r}" for k, v in from_env.items() if values.get(k) is v
+    )
+    try:
+        coerced = {k: _coerce(k, v, fields[k].type) for k, v in values.items()}
+        return Settings(**coerced)
+    except InputError as exc:
+        if not env_note:
+            raise
+        raise InputError(f"{exc} (from the environment: {env_note})") from None

@@ -39,5 +39,9 @@ class IndexLocked(IndexError_):
     """Another process is writing to this index."""
 
 
+class IndexWriteError(IndexError_):
+    """A write could not be completed (disk full, no permission, I/O error); the index is as it was."""
+
+
 class DataError(TaseSearchError):
     """Training or evaluation data is missing, empty or malformed (names file and line)."""

@@ -15,9 +15,12 @@ loadable and intact, and readers never see half-written state.
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from .encoder import Encoder
-from .errors import IndexCorrupt, IndexNotFound, InputError
+from .errors import IndexCorrupt, IndexNotFound, IndexWriteError, InputError, TaseSearchError
 from .readers import Document
 from .store.docs import DocStore
-from .store.lock import WriterLock, fsync_dir
+from .store.lock import WriterLock, fault_point, fsync_dir
 from .store.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -48,6 +51,9 @@ TMP_PREFIX = ".tmp-gen-"
 CHUNK_DOCS = 2048
 MAX_K = 10_000
 ON_DUPLICATE = ("error", "skip", "replace")
+#: Loading checks file sizes and row counts always, and recomputes the SHA-256 of the index files
+#: when together they are at most this big (about 50 ms); larger indexes: ``tase-search verify``.
+VERIFY_ON_LOAD_BYTES = 64 << 20
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 DocLike = str | Document | Mapping[str, Any]
@@ -256,19 +262,31 @@ class Retriever:
 
     # ------------------------------------------------------------------ reading
     def _open(self) -> None:
-        """Open the current generation's files (retrying if a writer replaces it meanwhile)."""
+        """Open the current generation's files.
+
+        A writer may publish newer generations and remove this one while we open it: files then
+        vanish mid-open, and we retry with the newest manifest. A failure while the manifest still
+        names the same generation is real damage and is raised (:class:`IndexCorrupt`).
+        """
         if self._vectors is not None:
             return
-        for attempt in range(5):
+        for attempt in range(10):
             gen_dir = self.path / self.manifest.generation_dir
             try:
                 self._open_generation(gen_dir)
                 return
-            except FileNotFoundError:
-                if attempt == 4:
-                    raise IndexCorrupt(f"generation {gen_dir} named by the manifest is missing") from None
-                time.sleep(0.05 * (attempt + 1))
-                self.manifest = _read_existing(self.path)
+            except (FileNotFoundError, IndexCorrupt) as exc:
+                newest = _read_existing(self.path)
+                if newest.generation == self.manifest.generation or attempt == 9:
+                    if isinstance(exc, IndexCorrupt):
+                        raise
+                    raise IndexCorrupt(
+                        f"generation {gen_dir} named by the manifest is missing; the index is damaged "
+                        "(run `tase-search verify`)"
+                    ) from None
+                self.manifest = newest
+                if self._encoder is not None:
+                    self._check(self._encoder)
 
     def _open_generation(self, gen_dir: Path) -> None:
         m = self.manifest
@@ -287,8 +305,19 @@ class Retriever:
                     f"index file {p} has {p.stat().st_size} bytes, the manifest says {info.get('bytes')}; "
                     "the index is damaged (run `tase-search verify`)"
                 )
+        if sum(int(i.get("bytes") or 0) for i in m.files.values()) <= VERIFY_ON_LOAD_BYTES:
+            for name, info in m.files.items():  # small index: a full checksum costs milliseconds
+                if sha256_file(gen_dir / name) != info.get("sha256"):
+                    raise IndexCorrupt(
+                        f"index file {gen_dir / name} does not match its checksum in the manifest; "
+                        "the index is damaged (run `tase-search verify`)"
+                    )
         docs = DocStore(gen_dir / DOCS_FILE, readonly=True)
-        vectors = backend.load(vec_path, m.factory, m.model.dimension, m.search_params)
+        try:
+            vectors = backend.load(vec_path, m.factory, m.model.dimension, m.search_params)
+        except BaseException:
+            docs.close()
+            raise
         if vectors.ntotal != m.rows + m.tombstones:
             docs.close()
             raise IndexCorrupt(
@@ -342,7 +371,7 @@ class Retriever:
         for i, q in enumerate(queries):
             if not isinstance(q, str):
                 raise InputError(f"query #{i} is {type(q).__name__}, not str")
-            if not q.strip():
+            if not clean_document(q):  # blank, or only control characters
                 raise InputError("query is empty: give some text to search for")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InputError(f"k={k!r} is not valid: give a whole number >= 1")
@@ -444,7 +473,7 @@ class Retriever:
 
     def delete(self, ids: Iterable[str]) -> list[str]:
         """Delete documents by id; returns the ids that were present (missing ids are ignored)."""
-        wanted = [str(i) for i in ids]
+        wanted = [_scrub(str(i)) for i in ids]
         if not wanted:
             return []
 
@@ -461,6 +490,7 @@ class Retriever:
         index_dir.mkdir(parents=True, exist_ok=True)
         with WriterLock(index_dir):
             _remove_stale_temporaries(index_dir)
+            fault_point("locked")
             if fresh:
                 old = None
                 base = self.manifest
@@ -480,8 +510,8 @@ class Retriever:
             tmp = index_dir / f"{TMP_PREFIX}{gen:06d}-{os.getpid()}"
             backend = get_backend(base.backend)
             vec_name = "vectors" + backend.suffix
-            tmp.mkdir()
             try:
+                tmp.mkdir()
                 if old is not None:
                     src = index_dir / old.generation_dir
                     shutil.copyfile(src / DOCS_FILE, tmp / DOCS_FILE)
@@ -490,6 +520,7 @@ class Retriever:
                     )
                 else:
                     vectors = backend.create(base.factory, base.model.dimension, base.search_params)
+                fault_point("copied")
                 store = DocStore(tmp / DOCS_FILE)
                 try:
                     store.begin()
@@ -497,11 +528,14 @@ class Retriever:
                     vectors, factory = self._maybe_retype(base, vectors, store)
                     tombstones = len(store.tombstones())
                     n_docs, n_passages = store.counts()
+                    fault_point("ingested")
                     store.commit()
                 finally:
                     store.rollback()
                     store.close()
+                fault_point("sqlite")
                 vectors.save(tmp / vec_name)
+                fault_point("faiss")
                 files = {}
                 for name in (DOCS_FILE, vec_name):
                     p = tmp / name
@@ -509,6 +543,7 @@ class Retriever:
                         os.fsync(fh.fileno())
                     files[name] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
                 fsync_dir(tmp)
+                fault_point("synced")
                 manifest = base.bumped(
                     generation=gen,
                     rows=n_passages,
@@ -523,16 +558,22 @@ class Retriever:
                     shutil.rmtree(final)
                 os.rename(tmp, final)
                 fsync_dir(index_dir)
+                fault_point("renamed")
                 write_manifest(index_dir, manifest)  # the commit point
-            except BaseException:
+            except BaseException as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
+                why = None if isinstance(exc, TaseSearchError) else _write_failure(exc)
+                if why is not None:
+                    raise IndexWriteError(f"could not write the new version of {index_dir}: {why}") from exc
                 raise
+            fault_point("committed")
             self.close()
             self.manifest = manifest
             keep = {manifest.generation_dir, old.generation_dir if old else ""}
             for d in _generation_dirs(index_dir):
                 if d.name not in keep:
                     shutil.rmtree(d, ignore_errors=True)
+            fault_point("cleaned")
         return result
 
     def _maybe_retype(self, m: Manifest, vectors: Any, store: DocStore) -> tuple[Any, str]:
@@ -604,8 +645,15 @@ class Retriever:
                         rows = [r for r in rows if r[0] != doc_id]
                     else:
                         _, pids = store.delete([doc_id])
-                        if pids and not vectors.remove(np.asarray(pids, dtype=np.int64)):
-                            store.add_tombstones(pids)
+                        gone = np.asarray(pids, dtype=np.int64)
+                        if pending_train and len(gone):  # its vectors still wait for training: drop them
+                            in_pending = np.isin(gone, np.concatenate([i for _, i in pending_train]))
+                            pending_train = [
+                                (e[keep], i[keep]) for e, i in pending_train for keep in [~np.isin(i, gone)]
+                            ]
+                            gone = gone[~in_pending]
+                        if len(gone) and not vectors.remove(gone):
+                            store.add_tombstones(gone.tolist())
                         existing.discard(doc_id)
                     res.replaced += 1
                 ids_in_chunk.add(doc_id)
@@ -688,7 +736,7 @@ class Retriever:
         """Stored documents by id (missing ids are left out)."""
         self._open()
         assert self._docs is not None
-        return self._docs.get_documents([str(i) for i in ids])
+        return self._docs.get_documents([_scrub(str(i)) for i in ids])
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -742,6 +790,33 @@ def _check_not_foreign(index_dir: Path) -> None:
         )
 
 
+def _write_failure(exc: BaseException) -> str | None:
+    """Describe a failed write that is the system's doing (full disk, permissions, I/O), else None.
+
+    The message says the index is unchanged: it is only used before the commit point.
+    """
+    full = "no space left on the device; free some space (a write needs room for a copy of the index)"
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            what = full
+        else:
+            what = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+    elif isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorname", "")
+        msg = str(exc).lower()
+        if code == "SQLITE_FULL" or "disk is full" in msg:
+            what = full
+        elif code.startswith(("SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")) or "i/o" in msg:
+            what = f"SQLite could not write ({exc})"
+        else:
+            return None
+    elif isinstance(exc, RuntimeError) and "write error" in str(exc):  # FAISS write_index
+        what = full if "No space left" in str(exc) else f"the vector index could not be saved ({exc})"
+    else:
+        return None
+    return what + "; the index is unchanged"
+
+
 def _remove_stale_temporaries(index_dir: Path) -> None:
     """Temporary generations left by killed writers (we hold the lock, so none is in progress)."""
     for p in index_dir.glob(TMP_PREFIX + "*"):
@@ -789,9 +864,30 @@ def _as_documents(docs: Iterable[DocLike], res: AddResult) -> Iterator[Document]
             continue
         if doc.id is not None and not str(doc.id).strip():
             raise InputError(f"document #{i} ({doc.source}:{doc.line}) has an empty id")
-        if text != doc.text:
-            doc = Document(id=doc.id, text=text, metadata=doc.metadata, source=doc.source, line=doc.line)
+        doc_id, meta, source = _scrub(doc.id), _scrub(doc.metadata), _scrub(doc.source)
+        try:
+            json.dumps(meta)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"document #{i} ({doc.source}:{doc.line}): metadata is not JSON-serialisable ({exc})"
+            ) from None
+        if text != doc.text or (doc_id, meta, source) != (doc.id, doc.metadata, doc.source):
+            doc = Document(id=doc_id, text=text, metadata=meta, source=source, line=doc.line)
         yield doc
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _scrub(value: Any) -> Any:
+    """Lone surrogates (JSON ``"\\ud800"`` escapes, undecodable file names) cannot be stored as UTF-8: U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATES.sub("\ufffd", value)
+    if isinstance(value, Mapping):
+        return {_scrub(str(k)): _scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v) for v in value]
+    return value
 
 
 def _normalize_filter(filter: Mapping[str, str]) -> dict[str, str]:  # noqa: A002
@@ -799,7 +895,7 @@ def _normalize_filter(filter: Mapping[str, str]) -> dict[str, str]:  # noqa: A00
     for key, value in filter.items():
         if not isinstance(key, str) or not key:
             raise InputError(f"filter key {key!r} must be a non-empty string")
-        out[key] = str(value)
+        out[_scrub(key)] = _scrub(str(value))
     return out
 
 

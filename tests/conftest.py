@@ -8,6 +8,7 @@ under a second per call and without network access.
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -17,6 +18,10 @@ os.environ["TASE_SEARCH_NO_PROGRESS"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny models on a small (often shared) CI machine: one intra-op thread is many times faster than
+# OpenMP threads spinning against each other. Set before torch is imported; subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 from fakes import FakeEncoder  # noqa: E402
 
@@ -53,10 +58,20 @@ def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
     except ImportError:  # sentence-transformers < 6
         from sentence_transformers.models import Pooling, Transformer  # type: ignore[no-redef]
 
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
     raw = out.parent / (out.name + "-hf")
     raw.mkdir(parents=True, exist_ok=True)
     vocab = write_tiny_vocab(raw / "vocab.txt")
-    tokenizer = BertTokenizerFast(vocab_file=str(raw / "vocab.txt"), do_lower_case=True, strip_accents=False)
+    vocab_arg = "vocab" if "vocab" in inspect.signature(BertTokenizerFast.__init__).parameters else "vocab_file"
+    tokenizer = BertTokenizerFast(
+        **{vocab_arg: str(raw / "vocab.txt")}, do_lower_case=True, strip_accents=False
+    )
+    assert len(tokenizer) == len(vocab), "the tiny vocabulary was not loaded"
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=len(vocab),

@@ -295,10 +295,11 @@ def test_squad_task_monolingual_and_aligned(tmp_path):
                 ],
             ),
             ("B", [("Ankara başkenttir.", [("q4", "Türkiye'nin başkenti?")])]),  # duplicate paragraph
+            ("C", [("Soru sorulmamış bir paragraf.", [])]),  # no questions: still a distractor
         ],
     )
     t = squad_task(tr)
-    assert t.corpus == ["Ankara başkenttir.", "İzmir bir liman kentidir."]
+    assert t.corpus == ["Ankara başkenttir.", "İzmir bir liman kentidir.", "Soru sorulmamış bir paragraf."]
     assert t.queries == ["Başkent neresi?", "Ankara nedir?", "Liman kenti hangisi?", "Türkiye'nin başkenti?"]
     assert t.qrels == [{0}, {0}, {1}, {0}]
     assert t.split_passages
@@ -328,7 +329,7 @@ def test_squad_task_monolingual_and_aligned(tmp_path):
     with pytest.raises(DataError, match="share question ids"):
         squad_task(tr, other)
     m = evaluate_task(FakeEncoder(dim=512), t)
-    assert 0.0 <= m["ndcg@10"] <= 1.0 and m["n_docs"] == 2 and m["n_passages"] == 2
+    assert 0.0 <= m["ndcg@10"] <= 1.0 and m["n_docs"] == 3 and m["n_passages"] == 3
 
 
 def test_squad_malformed(tmp_path):
@@ -493,6 +494,16 @@ def test_run_suite_and_table(tmp_path):
     sub = run_suite([FakeEncoder()], root, tasks=["tatoeba-dev", "stsb-tr"], limit=2)
     assert list(sub["tasks"]) == ["tatoeba-dev.tr-en", "tatoeba-dev.en-tr", "stsb-tr"]
     assert sub["models"]["fake"]["tasks"]["stsb-tr"]["metrics"]["n"] == 2
+
+
+def test_suite_shares_embeddings_between_roles_without_prompts(tmp_path):
+    root = make_data_root(tmp_path / "data")
+    plain, prompted = FakeEncoder(), FakeEncoder(model_id="prompted")
+    plain._prompts = {"query": "", "document": ""}  # like Encoder on a model without prompts
+    prompted._prompts = {"query": "query: ", "passage": "passage: "}
+    run_suite([plain, prompted], root, tasks=["tatoeba-dev"])
+    assert plain.calls == {"query": len(BITEXT_ROWS), "document": 0}  # tr == en strings in the toy file
+    assert prompted.calls == {"query": len(BITEXT_ROWS), "document": len(BITEXT_ROWS)}
 
 
 def test_jsonable_replaces_nan():

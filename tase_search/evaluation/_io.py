@@ -87,8 +87,12 @@ def read_tsv(
     return rows
 
 
-def read_squad(path: str | Path, *, what: str = "SQuAD JSON") -> list[dict[str, Any]]:
-    """Questions of a SQuAD v1.1 file as ``{"id", "question", "context", "title"}`` dicts, in file order."""
+def read_squad(path: str | Path, *, what: str = "SQuAD JSON") -> tuple[list[dict[str, Any]], list[str]]:
+    """``(questions, paragraphs)`` of a SQuAD v1.1 file, in file order.
+
+    Questions are ``{"id", "question", "context", "title"}`` dicts; paragraphs are every non-empty
+    context, including those without questions.
+    """
     p = check_file(path, what)
     try:
         doc = json.loads(p.read_text(encoding="utf-8-sig"))
@@ -97,10 +101,13 @@ def read_squad(path: str | Path, *, what: str = "SQuAD JSON") -> list[dict[str, 
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise DataError(f'{what} file {str(p)!r} has no top-level "data" list (expected SQuAD v1.1 format)')
     out: list[dict[str, Any]] = []
+    contexts: list[str] = []
     try:
         for ai, article in enumerate(doc["data"]):
             for pi, para in enumerate(article["paragraphs"]):
                 context = nfc(str(para["context"])).strip()
+                if context:
+                    contexts.append(context)
                 for qi, qa in enumerate(para["qas"]):
                     question = nfc(str(qa["question"])).strip()
                     if not question or not context:
@@ -121,4 +128,4 @@ def read_squad(path: str | Path, *, what: str = "SQuAD JSON") -> list[dict[str, 
         ) from exc
     if not out:
         raise DataError(f"{what} file {str(p)!r} contains no questions")
-    return out
+    return out, contexts

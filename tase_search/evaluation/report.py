@@ -158,12 +158,33 @@ def _check_files(root: Path, selected: Sequence[SuiteTask], suite: Sequence[Suit
     )
 
 
+def _roles_identical(encoder: Any) -> bool:
+    """True when ``encode_query`` and ``encode_document`` give the same vectors (no role prompts).
+
+    Mirrors :class:`tase_search.encoder.Encoder`: queries get the ``query`` prompt, documents the
+    ``document`` (or ``passage``) prompt. Unknown encoders are assumed to differ.
+    """
+    prompts = getattr(encoder, "_prompts", None)
+    if not isinstance(prompts, dict):
+        return False
+    return (prompts.get("query") or None) == (prompts.get("document") or prompts.get("passage") or None)
+
+
 class _CachingEncoder:
-    """Memoises embeddings per (role, text) across the tasks of one model run."""
+    """Memoises embeddings per (role, text) across the tasks of one model run.
+
+    When the encoder has no role prompts, queries and documents share one cache (translation
+    retrieval in both directions then encodes each sentence once).
+    """
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self._cache: dict[str, dict[str, np.ndarray]] = {"query": {}, "document": {}}
+        shared: dict[str, np.ndarray] = {}
+        self._cache: dict[str, dict[str, np.ndarray]] = (
+            {"query": shared, "document": shared}
+            if _roles_identical(inner)
+            else {"query": {}, "document": {}}
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

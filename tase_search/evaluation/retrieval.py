@@ -325,26 +325,26 @@ def squad_task(
 ) -> RetrievalTask:
     """Question -> paragraph retrieval from a SQuAD v1.1 JSON file (e.g. TQuAD).
 
-    The corpus is the distinct paragraphs of ``path``; each question's relevant document is its
-    own paragraph. With ``aligned_path`` (a SQuAD file in another language whose question ids
+    The corpus is the distinct paragraphs of ``path`` (those without questions too, as
+    distractors); each question's relevant document is its own paragraph. With ``aligned_path`` (a SQuAD file in another language whose question ids
     match, e.g. English SQuAD for Turkish TQuAD) the queries are the aligned file's questions and
     the corpus stays ``path``'s paragraphs: cross-lingual question -> paragraph retrieval. Questions
     whose id is missing from the aligned file are left out. Long paragraphs are split into
     passages at evaluation time (a paragraph scores as its best passage). ``limit`` keeps the
     first N questions (the corpus stays whole).
     """
-    items = read_squad(path, what="SQuAD JSON")
+    items, contexts = read_squad(path, what="SQuAD JSON")
     paras = _Interner()
-    para_of = {}
-    for it in items:
-        para_of[it["id"]] = paras(it["context"])
+    for ctx in contexts:
+        paras(ctx)
+    para_of = {it["id"]: paras.ids[it["context"]] for it in items}
     selected = items[:limit] if limit is not None else items
     if aligned_path is None:
         queries = [it["question"] for it in selected]
         qrels = [{para_of[it["id"]]} for it in selected]
         desc = f"question -> paragraph retrieval ({Path(path).name})"
     else:
-        other = {it["id"]: it["question"] for it in read_squad(aligned_path, what="aligned SQuAD JSON")}
+        other = {it["id"]: it["question"] for it in read_squad(aligned_path, what="aligned SQuAD JSON")[0]}
         queries, qrels = [], []
         for it in selected:
             if it["id"] in other:

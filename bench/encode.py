@@ -1,0 +1,285 @@
+#!/usr/bin/env python
+"""Encoder throughput and fidelity: tase-search's Encoder vs plain ``SentenceTransformer.encode``.
+
+The baseline is what a user would write without tase-search: ``model.encode(texts, batch_size=32)``
+in fp32 (sentence-transformers' defaults). The measured path is :class:`tase_search.encoder.Encoder`
+with ``precision="auto"`` (bf16 autocast where the CPU has native bf16, fp32 elsewhere) at the same
+batch size. Optional extra fast paths (``--extra``) are measured the same way so the shipped
+default can be picked by measurement.
+
+Timing is interleaved: the N sentences are cut into chunks and every path encodes every chunk,
+in rotating order, so a machine whose load changes during the run slows all paths alike. The
+result reports sentences/s of each path, the speed ratio against the baseline (from the summed
+times, and the median of the per-chunk ratios), the cosine between each path's embeddings and
+the fp32 ones, and, with ``--bitext-dev``, tr->en retrieval accuracy with each path.
+
+    python bench/encode.py /work/shared/data/corpus/ud-turkish-sentences.txt --n 2000 \
+        --bitext-dev /work/shared/data/bitext/dev/tatoeba-dev-tur-eng.tsv --out runs/bench/encode.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C  # noqa: E402
+
+BASELINE = "st-fp32"
+SHIPPED = "auto"
+#: Extra fast paths that can be measured with --extra (name: description).
+EXTRAS = {
+    "auto-b64": "Encoder, precision auto, batch size 64 (the library's default batch size)",
+    "auto-b128": "Encoder, precision auto, batch size 128",
+    "fp32-sorted": "Encoder forced to fp32 (isolates what precision buys from the rest of the path)",
+    "bf16-weights": "Encoder on a copy of the model cast to bf16 (no autocast; weights stored in bf16)",
+    "bf16-weights-b128": "as bf16-weights, batch size 128",
+    "int8-dynamic": "Encoder on torch dynamic int8 quantisation of the Linear layers (fp32 elsewhere)",
+    "compile": "Encoder (auto precision) on torch.compile(model) with dynamic shapes",
+}
+DEFAULT_EXTRAS = "auto-b128,bf16-weights"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("texts", nargs="?", default=None, help="Sentences: .txt (one per line), .tsv or .json. "
+                   "Default: the bundled demo corpus.")
+    p.add_argument("--n", type=int, default=10_000, help="How many sentences to encode per path (default 10000).")
+    p.add_argument("--model", default="default", help="Model spec (registered name, directory, hub id).")
+    p.add_argument("--batch-size", type=int, default=32, help="Batch size of the baseline and the shipped path.")
+    p.add_argument("--chunk", type=int, default=500, help="Sentences per interleaving step (default 500).")
+    p.add_argument(
+        "--extra",
+        default=DEFAULT_EXTRAS,
+        help=f"Comma-separated extra fast paths to measure ('' for none; 'all'). Known: {', '.join(EXTRAS)}.",
+    )
+    p.add_argument("--bitext-dev", default=None, help="TSV with tr and en columns: tr->en retrieval accuracy.")
+    p.add_argument("--dev-limit", type=int, default=None, help="Use only the first N dev pairs.")
+    C.add_common_args(p)
+    return p
+
+
+# ----------------------------------------------------------------------------- paths
+def _build_paths(model: Any, model_id: str, names: list[str], bs: int) -> dict[str, Callable[..., Any]]:
+    """name -> (encode(texts, role) -> np.ndarray). ``role`` is 'query' or 'document'."""
+    import numpy as np
+    import torch
+
+    from tase_search.encoder import Encoder
+
+    def st_encode(texts: list[str], role: str) -> np.ndarray:
+        return model.encode(
+            texts, batch_size=bs, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        ).astype(np.float32)
+
+    def enc_path(enc: Encoder, batch: int) -> Callable[..., Any]:
+        def f(texts: list[str], role: str) -> np.ndarray:
+            if role == "query":
+                return enc.encode_query(texts, batch_size=batch)
+            return enc.encode_document(texts, batch_size=batch)
+
+        return f
+
+    paths: dict[str, Callable[..., Any]] = {}
+    shared_auto = Encoder(model, model_id, precision="auto", batch_size=bs)
+    bf16_model = None
+    for name in names:
+        if name == BASELINE:
+            paths[name] = st_encode
+        elif name == SHIPPED:
+            paths[name] = enc_path(shared_auto, bs)
+        elif name == "auto-b64":
+            paths[name] = enc_path(shared_auto, 64)
+        elif name == "auto-b128":
+            paths[name] = enc_path(shared_auto, 128)
+        elif name == "fp32-sorted":
+            paths[name] = enc_path(Encoder(model, model_id, precision="fp32", batch_size=bs), bs)
+        elif name in ("bf16-weights", "bf16-weights-b128"):
+            if bf16_model is None:
+                bf16_model = copy.deepcopy(model).to(torch.bfloat16)
+            enc = Encoder(bf16_model, model_id, precision="fp32", batch_size=bs)
+            paths[name] = enc_path(enc, 128 if name.endswith("b128") else bs)
+        elif name == "int8-dynamic":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                q = torch.ao.quantization.quantize_dynamic(
+                    copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
+                )
+            paths[name] = enc_path(Encoder(q, model_id, precision="fp32", batch_size=bs), bs)
+        elif name == "compile":
+            m2 = copy.deepcopy(model)
+            m2[0].auto_model = torch.compile(m2[0].auto_model, dynamic=True)
+            paths[name] = enc_path(Encoder(m2, model_id, precision="auto", batch_size=bs), bs)
+        else:
+            raise SystemExit(f"unknown path {name!r}; known: {BASELINE}, {SHIPPED}, {', '.join(EXTRAS)}")
+    return paths
+
+
+# ----------------------------------------------------------------------------- metric
+def _tr_en_accuracy(encode: Callable[..., Any], pairs: list[tuple[str, str]]) -> dict[str, float]:
+    """Each Turkish sentence's translation must be the top hit among all English sentences (and back)."""
+    import numpy as np
+
+    tr = [a for a, _ in pairs]
+    en = [b for _, b in pairs]
+    qv = encode(tr, "query")
+    dv = encode(en, "document")
+    sims = qv @ dv.T
+    top = sims.argmax(axis=1)
+    en_arr = np.asarray(en, dtype=object)
+    tr_en = float(np.mean(en_arr[top] == en_arr))  # a duplicate English sentence counts as a hit
+    qv2 = encode(en, "query")
+    dv2 = encode(tr, "document")
+    top2 = (qv2 @ dv2.T).argmax(axis=1)
+    tr_arr = np.asarray(tr, dtype=object)
+    en_tr = float(np.mean(tr_arr[top2] == tr_arr))
+    return {"tr_en_accuracy": round(100 * tr_en, 2), "en_tr_accuracy": round(100 * en_tr, 2)}
+
+
+# ----------------------------------------------------------------------------- main
+def run(argv: list[str] | None = None) -> dict[str, Any]:
+    args = _parser().parse_args(argv)
+    if args.quick:
+        args.n = min(args.n, 64)
+        args.chunk = min(args.chunk, 32)
+        args.dev_limit = min(args.dev_limit or 40, 40)
+    import numpy as np
+    import torch
+
+    from tase_search.encoder import cpu_supports_bf16, load_sentence_transformer, resolve_precision
+    from tase_search.models import resolve
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    machine = C.machine_facts()
+    if args.texts:
+        texts, source = C.read_texts(args.texts), str(args.texts)
+    else:
+        texts, source = C.default_texts()
+    texts = C.cycle_to(texts, args.n)
+
+    extras = [] if not args.extra else (list(EXTRAS) if args.extra == "all" else args.extra.split(","))
+    names = [BASELINE, SHIPPED] + [e for e in (x.strip() for x in extras) if e and e not in (BASELINE, SHIPPED)]
+
+    model_id, location = resolve(args.model)
+    t0 = time.perf_counter()
+    model = load_sentence_transformer(location)
+    load_s = time.perf_counter() - t0
+    paths = _build_paths(model, model_id, names, args.batch_size)
+
+    # warm-up: first calls create kernels (oneDNN) and tokenizer caches; not part of the timing
+    warm = texts[: min(len(texts), 2 * args.batch_size)]
+    for f in paths.values():
+        f(warm, "document")
+
+    seconds = {n: 0.0 for n in names}
+    chunk_ratios: dict[str, list[float]] = {n: [] for n in names}
+    embs: dict[str, list[Any]] = {n: [] for n in names}
+    chunks = [texts[i : i + args.chunk] for i in range(0, len(texts), args.chunk)]
+    for ci, chunk in enumerate(chunks):
+        order = names if ci % 2 == 0 else names[::-1]  # A, B, ... then ..., B, A
+        took = {}
+        for n in order:
+            s = time.perf_counter()
+            e = paths[n](chunk, "document")
+            took[n] = time.perf_counter() - s
+            embs[n].append(e)
+        for n in names:
+            seconds[n] += took[n]
+            chunk_ratios[n].append(took[BASELINE] / took[n] if took[n] > 0 else float("nan"))
+
+    base = np.concatenate(embs[BASELINE])
+    results: dict[str, Any] = {}
+    for n in names:
+        e = np.concatenate(embs[n])
+        cos = np.sum(e * base, axis=1) / (np.linalg.norm(e, axis=1) * np.linalg.norm(base, axis=1))
+        results[n] = {
+            "description": "SentenceTransformer.encode, fp32, defaults" if n == BASELINE
+            else "tase-search Encoder, precision auto" if n == SHIPPED else EXTRAS.get(n, n),
+            "seconds": round(seconds[n], 3),
+            "sentences_per_second": round(len(texts) / seconds[n], 1) if seconds[n] else None,
+            "speedup_vs_baseline": round(seconds[BASELINE] / seconds[n], 3) if seconds[n] else None,
+            "speedup_median_of_chunks": round(C.median(chunk_ratios[n]), 3),
+            "cosine_vs_fp32": {
+                "min": round(float(cos.min()), 6),
+                "mean": round(float(cos.mean()), 6),
+                "max_deviation": round(float(1 - cos.min()), 6),
+                "mean_deviation": round(float(1 - cos.mean()), 6),
+            },
+        }
+
+    dev: dict[str, Any] | None = None
+    if args.bitext_dev:
+        rows = C.read_tsv(args.bitext_dev, ["tr", "en"])
+        pairs = [(r["tr"], r["en"]) for r in rows if r["tr"] and r["en"]]
+        if args.dev_limit:
+            pairs = pairs[: args.dev_limit]
+        dev = {"path": str(args.bitext_dev), "pairs": len(pairs)}
+        for n in names:
+            results[n]["dev"] = _tr_en_accuracy(paths[n], pairs)
+        b = results[BASELINE]["dev"]["tr_en_accuracy"]
+        for n in names:
+            results[n]["dev"]["tr_en_delta_points"] = round(results[n]["dev"]["tr_en_accuracy"] - b, 2)
+
+    shipped = results[SHIPPED]
+
+    def meets(r: dict[str, Any]) -> dict[str, bool | None]:
+        return {
+            "speedup>=3": bool(r["speedup_vs_baseline"] and r["speedup_vs_baseline"] >= 3),
+            "cosine_min>=0.99": r["cosine_vs_fp32"]["min"] >= 0.99,
+            "metric_within_0.5_points": (abs(r["dev"]["tr_en_delta_points"]) <= 0.5) if "dev" in r else None,
+        }
+
+    best = max(
+        (n for n in names if n != BASELINE and results[n]["cosine_vs_fp32"]["min"] >= 0.99),
+        key=lambda n: results[n]["speedup_vs_baseline"] or 0,
+        default=SHIPPED,
+    )
+    machine["torch_threads"] = torch.get_num_threads()
+    machine["bf16_native"] = cpu_supports_bf16()
+    result = {
+        "benchmark": "encode",
+        "machine": machine,
+        "config": {
+            "model": model_id,
+            "model_location": location,
+            "model_load_seconds": round(load_s, 2),
+            "texts": source,
+            "n": len(texts),
+            "mean_chars": round(sum(map(len, texts)) / len(texts), 1),
+            "batch_size": args.batch_size,
+            "chunk": args.chunk,
+            "chunks": len(chunks),
+            "auto_precision_resolves_to": resolve_precision("auto"),
+            "quick": args.quick,
+            "interleaving": "every path encodes every chunk; order alternates forward/backward per chunk",
+        },
+        "baseline": BASELINE,
+        "paths": results,
+        "dev": dev,
+        "shipped_meets_targets": meets(shipped),
+        "fastest_path_with_cosine>=0.99": best,
+    }
+    dev_txt = ""
+    if dev:
+        dev_txt = (
+            f", tr->en acc {shipped['dev']['tr_en_accuracy']} vs {results[BASELINE]['dev']['tr_en_accuracy']}"
+        )
+    summary = (
+        f"encode: {SHIPPED} {shipped['speedup_vs_baseline']}x vs ST fp32 "
+        f"({results[BASELINE]['sentences_per_second']} -> {shipped['sentences_per_second']} sent/s), "
+        f"cos min {shipped['cosine_vs_fp32']['min']}{dev_txt}; fastest with cos>=0.99: {best} "
+        f"{results[best]['speedup_vs_baseline']}x; load {machine['loadavg_before']}"
+    )
+    return C.finish(result, args.out, summary)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,343 @@
+#!/usr/bin/env python
+"""End to end: indexing a corpus with the CLI, and query latency cold (CLI) and warm (Retriever, stdin).
+
+Measured in one run:
+
+* **indexing**: ``tase-search index CORPUS --index TMP --overwrite --json`` in a subprocess
+  (documents/s as the CLI reports it, wall time including process start and model load, and the
+  child's peak RSS from ``wait4``) against pure ``Encoder.encode_document`` on the same texts in
+  this process, interleaved (index, encode, index, encode, ...). The ratio
+  ``index_docs_per_s / encode_docs_per_s`` is what indexing keeps of raw encoding speed
+  (target: >= 0.85, i.e. indexing within 15% of pure encoding).
+* **start-up**: ``tase-search --help``, ``tase-search info`` and a cold
+  ``tase-search query "..." --index X`` (process start to printed answer), several runs each,
+  median; plus which heavy modules ``--help`` imports, and ``python -c pass`` / ``import torch``
+  for reference.
+* **warm queries**: a long-lived ``Retriever`` (encode + search + fetch text, one query at a
+  time, p50/p99), and the CLI's stdin mode (``tase-search query - --index X``) fed many queries
+  (time per answer once the model is loaded).
+
+    python bench/end_to_end.py /work/shared/data/corpus/ud-turkish-sentences.txt --out runs/bench/e2e.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C  # noqa: E402
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("corpus", nargs="?", default=None, help="Corpus .txt (one document per line). "
+                   "Default: the bundled demo corpus.")
+    p.add_argument("--model", default="default", help="Model spec (default: the registry default).")
+    p.add_argument("--limit", type=int, default=None, help="Use only the first N lines of the corpus.")
+    p.add_argument("--rounds", type=int, default=2, help="Index/encode rounds, interleaved (default 2).")
+    p.add_argument("--cold-runs", type=int, default=5, help="Runs of each cold CLI command (default 5).")
+    p.add_argument("--warm-queries", type=int, default=300, help="Queries for the warm measurements.")
+    p.add_argument("--queries", default=None, help="Query texts (.txt lines or .tsv 'tr' column). "
+                   "Default: the demo queries, then corpus lines.")
+    p.add_argument("--batch-size", type=int, default=64, help="Encoding batch size (the CLI default, 64).")
+    p.add_argument("--workdir", default=None, help="Where to build the index (default: a temp directory).")
+    C.add_common_args(p)
+    return p
+
+
+def _cli() -> list[str]:
+    exe = Path(sys.executable).parent / "tase-search"
+    if exe.is_file():
+        return [str(exe)]
+    found = shutil.which("tase-search")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "import sys; from tase_search.cli import main; sys.exit(main())"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["TASE_SEARCH_NO_PROGRESS"] = "1"
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+# A small launcher between this (large, torch-loaded) process and each measured command: Linux
+# carries ru_maxrss over fork+exec, so a child forked from here would report our own peak RSS.
+# The launcher is small; the command it starts reports only its own peak, and the launcher times it.
+_LAUNCH = (
+    "import json, os, subprocess, sys, time\n"
+    "cmd = json.loads(sys.argv[1])\n"
+    "t0 = time.perf_counter()\n"
+    "p = subprocess.Popen(cmd)\n"
+    "_, status, ru = os.wait4(p.pid, 0)\n"
+    "dt = time.perf_counter() - t0\n"
+    "with open(sys.argv[2], 'w') as fh:\n"
+    "    json.dump({'seconds': dt, 'rc': os.waitstatus_to_exitcode(status), 'maxrss_kb': ru.ru_maxrss}, fh)\n"
+)
+
+
+def _run_child(cmd: list[str], stdin: str | None = None) -> dict[str, Any]:
+    """Run ``cmd``: wall seconds (process start to exit), exit code, stdout, stderr, own peak RSS."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".json") as rep:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCH, json.dumps(cmd), rep.name],
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=_env(),
+        )
+        if stdin is not None:
+            assert proc.stdin is not None
+            proc.stdin.write(stdin.encode("utf-8"))
+            proc.stdin.close()
+        proc.wait()
+        out.seek(0)
+        err.seek(0)
+        try:
+            info = json.loads(Path(rep.name).read_text() or "{}")
+        except ValueError:
+            info = {}
+        return {
+            "seconds": float(info.get("seconds", float("nan"))),
+            "rc": int(info.get("rc", proc.returncode or 1)),
+            "stdout": out.read().decode("utf-8", "replace"),
+            "stderr": err.read().decode("utf-8", "replace"),
+            "peak_rss_mb": round(info.get("maxrss_kb", 0) / 1024, 1),
+        }
+
+
+def _check(res: dict[str, Any], what: str) -> dict[str, Any]:
+    if res["rc"] != 0:
+        raise SystemExit(f"{what} failed (exit {res['rc']}):\n{res['stderr'][-3000:]}")
+    return res
+
+
+def _stdin_mode(cmd: list[str], queries: list[str]) -> dict[str, Any]:
+    """Feed all queries to ``query -`` at once; time each answer line as it arrives."""
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True,
+        encoding="utf-8",
+    )
+    t0 = time.perf_counter()
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("".join(q + "\n" for q in queries))
+    proc.stdin.close()
+    stamps = []
+    for line in proc.stdout:
+        if line.strip():
+            stamps.append(time.perf_counter() - t0)
+    proc.wait()
+    if proc.returncode != 0:
+        raise SystemExit(f"stdin query mode failed:\n{proc.stderr.read()[-3000:] if proc.stderr else ''}")
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    return {
+        "queries": len(queries),
+        "answers": len(stamps),
+        "first_answer_seconds": round(stamps[0], 3) if stamps else None,
+        "total_seconds": round(stamps[-1], 3) if stamps else None,
+        "per_query_after_first": C.percentiles_ms(gaps),
+        "queries_per_second_after_first": round(len(gaps) / (stamps[-1] - stamps[0]), 1) if len(stamps) > 1 else None,
+    }
+
+
+def _imports_of_help() -> dict[str, bool]:
+    code = (
+        "import sys, io, contextlib\n"
+        "from tase_search.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
+        "import json; print(json.dumps({m: m in sys.modules for m in "
+        "['numpy', 'torch', 'faiss', 'sentence_transformers', 'transformers', 'tqdm']}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
+    try:
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {}
+
+
+def run(argv: list[str] | None = None) -> dict[str, Any]:
+    args = _parser().parse_args(argv)
+    if args.quick:
+        args.limit = min(args.limit or 200, 200)
+        args.rounds = 1
+        args.cold_runs = 1
+        args.warm_queries = min(args.warm_queries, 10)
+    import numpy as np  # noqa: F401 - imported before timing anything
+
+    from tase_search.encoder import Encoder
+    from tase_search.readers import read_corpus
+    from tase_search.retriever import Retriever
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    machine = C.machine_facts()
+    own_tmp = None
+    if args.corpus:
+        corpus = Path(args.corpus)
+    elif C.DEMO_CORPUS.is_file():
+        corpus = C.DEMO_CORPUS
+    else:
+        corpus = None
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="tase-bench-e2e-"))
+    own_tmp = None if args.workdir else workdir
+    try:
+        if corpus is None:
+            corpus = workdir / "corpus.txt"
+            corpus.write_text("\n".join(C.FALLBACK_SENTENCES) + "\n", encoding="utf-8")
+        if args.limit:
+            lines = C.read_lines(corpus, args.limit)
+            corpus = workdir / "corpus-limited.txt"
+            corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        docs = list(read_corpus(str(corpus)))
+        texts = [d.text for d in docs]
+        index_dir = workdir / "index"
+        cli = _cli()
+        index_cmd = cli + ["index", str(corpus), "--index", str(index_dir), "--overwrite", "--json",
+                           "--batch-size", str(args.batch_size)]
+        if args.model != "default":
+            index_cmd += ["--model", args.model]
+
+        encoder = Encoder.load(args.model, precision="auto", batch_size=args.batch_size)
+        encoder.encode_document(texts[: 2 * args.batch_size])  # warm
+
+        index_runs, encode_runs = [], []
+        for _ in range(max(1, args.rounds)):
+            res = _check(_run_child(index_cmd), "tase-search index")
+            summary = json.loads(res["stdout"].strip().splitlines()[-1])
+            index_runs.append(
+                {
+                    "wall_seconds": round(res["seconds"], 3),
+                    "cli_seconds": summary["seconds"],
+                    "docs_per_second": summary["docs_per_second"],
+                    "documents": summary["documents"],
+                    "passages": summary["passages"],
+                    "factory": summary["factory"],
+                    "peak_rss_mb": res["peak_rss_mb"],
+                }
+            )
+            t0 = time.perf_counter()
+            encoder.encode_document(texts)
+            s = time.perf_counter() - t0
+            encode_runs.append({"seconds": round(s, 3), "docs_per_second": round(len(texts) / s, 1)})
+        idx_dps = C.median(r["docs_per_second"] for r in index_runs)
+        enc_dps = C.median(r["docs_per_second"] for r in encode_runs)
+        pair_ratios = [i["docs_per_second"] / e["docs_per_second"] for i, e in zip(index_runs, encode_runs)]
+
+        # ------------------------------------------------------------- cold CLI
+        if args.queries:
+            qp = Path(args.queries)
+            queries = (
+                [r["tr"] for r in C.read_tsv(qp, ["tr"]) if r["tr"]] if qp.suffix == ".tsv" else C.read_lines(qp)
+            )
+        elif C.DEMO_QUERIES.is_file():
+            queries = C.read_lines(C.DEMO_QUERIES)
+        else:
+            queries = []
+        # pad with corpus sentences cut short (a query-like prefix), so there are enough
+        queries = queries + [" ".join(t.split()[:6]) for t in texts if len(t.split()) >= 3]
+        queries = C.cycle_to(queries, args.warm_queries)
+        probe = queries[0]
+        cold: dict[str, list[float]] = {"python -c pass": [], "python -c 'import torch'": [],
+                                        "tase-search --help": [], "tase-search info": [],
+                                        "tase-search query": []}
+        query_rss = []
+        for _ in range(max(1, args.cold_runs)):
+            cold["python -c pass"].append(_check(_run_child([sys.executable, "-c", "pass"]), "python")["seconds"])
+            cold["python -c 'import torch'"].append(
+                _check(_run_child([sys.executable, "-c", "import torch"]), "import torch")["seconds"]
+            )
+            cold["tase-search --help"].append(_check(_run_child(cli + ["--help"]), "--help")["seconds"])
+            cold["tase-search info"].append(
+                _check(_run_child(cli + ["info", "--index", str(index_dir)]), "info")["seconds"]
+            )
+            r = _check(_run_child(cli + ["query", probe, "--index", str(index_dir), "-k", "5"]), "query")
+            cold["tase-search query"].append(r["seconds"])
+            query_rss.append(r["peak_rss_mb"])
+        cold_out = {k: {"median_seconds": round(C.median(v), 3), "runs": [round(x, 3) for x in v]}
+                    for k, v in cold.items()}
+        cold_out["tase-search query"]["peak_rss_mb"] = max(query_rss)
+
+        # ------------------------------------------------------------- warm
+        r = Retriever.load(index_dir, model=encoder)
+        r.search(queries[0], k=10)  # open files, warm kernels
+        lat, enc_lat = [], []
+        for q in queries:
+            t0 = time.perf_counter()
+            r.search(q, k=10)
+            lat.append(time.perf_counter() - t0)
+        for q in queries[: min(len(queries), 100)]:
+            t0 = time.perf_counter()
+            encoder.encode_query([q])
+            enc_lat.append(time.perf_counter() - t0)
+        r.close()
+        stdin = _stdin_mode(cli + ["query", "-", "--index", str(index_dir), "-k", "1", "--json"], queries)
+        warm = {
+            "retriever_search": C.percentiles_ms(lat),
+            "encode_query_only": C.percentiles_ms(enc_lat),
+            "cli_stdin": stdin,
+        }
+        p50_search = warm["retriever_search"]["p50_ms"]
+        p50_enc = warm["encode_query_only"]["p50_ms"]
+        warm["search_minus_encode_p50_ms"] = round(p50_search - p50_enc, 3)
+    finally:
+        if own_tmp is not None:
+            shutil.rmtree(own_tmp, ignore_errors=True)
+
+    machine["torch_threads"] = __import__("torch").get_num_threads()
+    result = {
+        "benchmark": "end_to_end",
+        "machine": machine,
+        "config": {
+            "corpus": str(args.corpus or C.DEMO_CORPUS),
+            "documents": len(texts),
+            "mean_chars": round(sum(map(len, texts)) / max(1, len(texts)), 1),
+            "model": encoder.model_id,
+            "precision": encoder.precision,
+            "batch_size": args.batch_size,
+            "rounds": args.rounds,
+            "cold_runs": args.cold_runs,
+            "warm_queries": len(queries),
+            "cli": cli,
+            "quick": args.quick,
+        },
+        "indexing": {
+            "cli_index_runs": index_runs,
+            "pure_encode_runs": encode_runs,
+            "index_docs_per_second": idx_dps,
+            "encode_docs_per_second": enc_dps,
+            "ratio_index_vs_encode": round(idx_dps / enc_dps, 3),
+            "ratio_per_round": [round(x, 3) for x in pair_ratios],
+            "target": "ratio >= 0.85 (indexing within 15% of pure encoding)",
+            "meets_target": idx_dps / enc_dps >= 0.85,
+        },
+        "cold_start": cold_out,
+        "help_imports": _imports_of_help(),
+        "warm": warm,
+    }
+    summary = (
+        f"end_to_end: index {idx_dps:.0f} docs/s vs encode {enc_dps:.0f} docs/s (ratio {idx_dps / enc_dps:.2f}); "
+        f"cold query {cold_out['tase-search query']['median_seconds']}s, --help {cold_out['tase-search --help']['median_seconds']}s, "
+        f"info {cold_out['tase-search info']['median_seconds']}s; warm search p50 {warm['retriever_search']['p50_ms']}ms "
+        f"p99 {warm['retriever_search']['p99_ms']}ms; stdin {stdin['queries_per_second_after_first']} q/s; "
+        f"load {machine['loadavg_before']}"
+    )
+    return C.finish(result, args.out, summary)
+
+
+if __name__ == "__main__":
+    run()

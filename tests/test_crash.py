@@ -1,0 +1,269 @@
+"""Crash safety: a writer killed (SIGKILL), interrupted (SIGINT) or failing at any step leaves the old index.
+
+The subprocess tests run the real ``tase-search index`` on an existing index and kill it once it has
+started writing its next generation (a ``.tmp-gen-*`` directory exists). The in-process tests inject
+a failure at each step of a write (encode, SQLite commit, vector save, fsync, rename, manifest write)
+with the cleanup disabled, which leaves exactly what a kill at that point would leave.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fakes import FakeEncoder
+
+import tase_search.retriever as retriever_mod
+import tase_search.store.lock as lock_mod
+import tase_search.store.vectors as vectors_mod
+from tase_search.cli import main
+from tase_search.retriever import TMP_PREFIX, Retriever
+from tase_search.store.manifest import read_manifest
+
+BASE = [
+    {"id": f"b{i}", "text": t, "topic": topic}
+    for i, (t, topic) in enumerate(
+        [
+            ("Galatasaray maçı yarın İstanbul'da oynanacak.", "spor"),
+            ("Fenerbahçe futbol maçı 3-0 bitti.", "spor"),
+            ("Yarın İzmir'de yağmur var, hava soğuk.", "hava"),
+            ("Ankara'da bugün hava güzel ve ılık.", "hava"),
+            ("Öğrenciler okulda bilgisayar dersi aldı.", "okul"),
+            ("Kedi ve köpek bahçede uyudu.", "hayvan"),
+        ]
+    )
+]
+QUERIES = ["futbol maçı", "hava yağmur", "kedi"]
+BIG_DOCS = 30_000  # enough that encoding takes a while after the temporary generation appears
+
+
+def state(path: Path, enc: object) -> tuple:
+    """Everything a reader can observe: manifest generation and counts, stored documents, answers."""
+    m = read_manifest(path)
+    con = sqlite3.connect(f"file:{path / m.generation_dir / 'docs.sqlite'}?mode=ro", uri=True)
+    docs = con.execute("SELECT id, text, metadata FROM documents ORDER BY id").fetchall()
+    con.close()
+    r = Retriever.load(path, model=enc)  # type: ignore[arg-type]
+    hits = [[(h.id, round(h.score, 5)) for h in hs] for hs in r.search(QUERIES, k=4)]
+    r.close()
+    return (m.generation, m.documents, m.rows, m.tombstones, m.files, docs, hits)
+
+
+def temporaries(path: Path) -> list[str]:
+    return [p.name for p in path.iterdir() if p.name.startswith((TMP_PREFIX, ".manifest.json.tmp-"))]
+
+
+# ================================================================================ subprocess kills
+def _script() -> list[str]:
+    exe = Path(sys.executable).parent / "tase-search"
+    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "tase_search.cli"]
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASE_SEARCH_")}
+    env.update(
+        TASE_SEARCH_PRECISION="fp32",
+        TASE_SEARCH_NO_PROGRESS="1",
+        TASE_SEARCH_CONFIG=str(tmp / "no-config.toml"),
+        HF_HUB_OFFLINE="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def big_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("crash") / "big.txt"
+    words = "futbol maç hava yağmur kedi köpek okul müzik şehir ekonomi çay kahve ışık iğne".split()
+    rng = random.Random(0)
+    with p.open("w", encoding="utf-8") as fh:
+        for i in range(BIG_DOCS):
+            fh.write(f"belge {i} " + " ".join(rng.choice(words) for _ in range(6)) + "\n")
+    return p
+
+
+@pytest.fixture(scope="module")
+def base_index(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: object) -> Path:
+    path = tmp_path_factory.mktemp("crash-base") / "idx"
+    r = Retriever.build(BASE, model=tiny_encoder, path=path)  # type: ignore[arg-type]
+    r.add([{"id": "ek", "text": "Ekonomi haberleri geldi."}])  # generation 2, with a previous one kept
+    return path
+
+
+@pytest.fixture
+def index_copy(base_index: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "idx"
+    shutil.copytree(base_index, dst)
+    return dst
+
+
+def _start_and_wait_for_write(path: Path, corpus: Path, tmp: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [*_script(), "index", str(corpus), "--index", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp),
+    )
+    deadline = time.monotonic() + 240
+    while not temporaries(path):
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"index exited ({proc.returncode}) before it started writing:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("index never started writing")
+        time.sleep(0.005)
+    return proc
+
+
+def _kill_mid_write(path: Path, corpus: Path, tmp: Path, delay: float) -> None:
+    proc = _start_and_wait_for_write(path, corpus, tmp)
+    time.sleep(delay)
+    assert proc.poll() is None, "the index run finished before it could be killed: use a bigger corpus"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(
+    "seed", [0, 1, *[pytest.param(s, marks=pytest.mark.slow) for s in range(2, 12)]]
+)
+def test_sigkill_mid_write_keeps_old_index(
+    index_copy: Path, big_corpus: Path, tmp_path: Path, tiny_encoder: object, seed: int
+) -> None:
+    before = state(index_copy, tiny_encoder)
+    delay = 0.0 if seed == 0 else random.Random(seed).uniform(0.05, 0.6)
+    _kill_mid_write(index_copy, big_corpus, tmp_path, delay)
+    assert state(index_copy, tiny_encoder) == before  # exactly the old index, still searchable
+    assert Retriever.load(index_copy, model=tiny_encoder).info()["documents"] == before[1]  # type: ignore[arg-type]
+    # the next writer succeeds and clears what the killed one left
+    more = tmp_path / "more.txt"
+    more.write_text("kilitten sonra yeni belge\nbir tane daha\n", encoding="utf-8")
+    res = CliRunner(env=_env(tmp_path)).invoke(main, ["index", str(more), "--index", str(index_copy)])
+    assert res.exit_code == 0, res.output
+    m = read_manifest(index_copy)
+    assert (m.generation, m.documents) == (before[0] + 1, before[1] + 2)
+    assert not temporaries(index_copy)
+    assert sorted(p.name for p in index_copy.iterdir() if p.name.startswith("gen-")) == [
+        f"gen-{before[0]:06d}",
+        f"gen-{m.generation:06d}",
+    ]
+
+
+def test_sigint_mid_write(index_copy: Path, big_corpus: Path, tmp_path: Path, tiny_encoder: object) -> None:
+    before = state(index_copy, tiny_encoder)
+    proc = _start_and_wait_for_write(index_copy, big_corpus, tmp_path)
+    time.sleep(0.1)
+    assert proc.poll() is None, "the index run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not temporaries(index_copy)
+    assert state(index_copy, tiny_encoder) == before
+
+
+# ================================================================================ injected failures
+class Killed(BaseException):
+    """Stands in for the process dying (not an Exception, so nothing catches it on the way)."""
+
+
+def _die(*_a: object, **_k: object) -> None:
+    raise Killed
+
+
+def _die_on_call(n: int, real: Callable[..., object]) -> Callable[..., object]:
+    calls = {"n": 0}
+
+    def f(*a: object, **k: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise Killed
+        return real(*a, **k)
+
+    return f
+
+
+POINTS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
+    "encode": lambda mp: mp.setattr(FakeEncoder, "encode_document", _die),
+    "sqlite-commit": lambda mp: mp.setattr(retriever_mod.DocStore, "commit", _die),
+    "vector-save": lambda mp: mp.setattr(vectors_mod.FaissIndex, "save", _die),
+    "fsync-temp": lambda mp: mp.setattr(retriever_mod, "fsync_dir", _die),
+    "rename": lambda mp: mp.setattr(retriever_mod.os, "rename", _die),
+    "after-rename": lambda mp: mp.setattr(retriever_mod, "fsync_dir", _die_on_call(2, lock_mod.fsync_dir)),
+    "manifest-write": lambda mp: mp.setattr(retriever_mod, "write_manifest", _die),
+    "manifest-replace": lambda mp: mp.setattr(lock_mod.os, "replace", _die),
+}
+
+
+@pytest.mark.parametrize("factory", [None, "HNSW32,Flat"])
+@pytest.mark.parametrize("point", list(POINTS))
+def test_failure_at_each_step_keeps_old_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str, factory: str | None
+) -> None:
+    path = tmp_path / "idx"
+    enc = FakeEncoder()
+    r = Retriever.build(BASE, model=enc, path=path, factory=factory)
+    r.add([{"id": "ek", "text": "Ekonomi haberleri geldi."}])
+    before = state(path, enc)
+    with monkeypatch.context() as mp:
+        POINTS[point](mp)
+        mp.setattr(retriever_mod.shutil, "rmtree", lambda *a, **k: None)  # a killed process cleans nothing
+        for write in (lambda: r.add([{"id": "yeni", "text": "Yeni belge."}]), lambda: r.delete(["b1"])):
+            with pytest.raises(Killed):
+                write()
+            assert state(path, FakeEncoder()) == before
+    # what is left on disk does not bother the next writer, which tidies up
+    r2 = Retriever.load(path, model=FakeEncoder())
+    r2.add([{"id": "yeni", "text": "Yeni belge."}])
+    r2.delete(["b1"])
+    m = read_manifest(path)
+    assert (m.generation, m.documents) == (before[0] + 2, before[1])
+    assert not temporaries(path)
+    assert sorted(p.name for p in path.iterdir() if p.name.startswith("gen-")) == [
+        f"gen-{m.generation - 1:06d}",
+        f"gen-{m.generation:06d}",
+    ]
+    hits = r2.search("Yeni belge.", k=10)
+    assert hits[0].id == "yeni" and "b1" not in [h.id for h in hits]
+
+
+def test_failure_after_commit_gives_new_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "idx"
+    r = Retriever.build(BASE, model=FakeEncoder(), path=path)
+    with monkeypatch.context() as mp:
+        mp.setattr(retriever_mod, "_generation_dirs", _die)  # dies while removing old generations
+        with pytest.raises(Killed):
+            r.add([{"id": "yeni", "text": "Yeni belge."}])
+    r2 = Retriever.load(path, model=FakeEncoder())
+    assert r2.manifest.generation == 2 and r2.search("Yeni belge.", k=1)[0].id == "yeni"
+
+
+def test_disk_full_in_cli_is_a_clean_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_encoder: object, base_index: Path
+) -> None:
+    path = tmp_path / "idx"
+    shutil.copytree(base_index, path)
+    before = state(path, tiny_encoder)
+    more = tmp_path / "more.txt"
+    more.write_text("yeni belge\n", encoding="utf-8")
+
+    def full(*_a: object, **_k: object) -> None:
+        raise OSError(28, "No space left on device", str(path / "x"))
+
+    monkeypatch.setattr(vectors_mod.FaissIndex, "save", full)
+    res = CliRunner(env=_env(tmp_path)).invoke(main, ["index", str(more), "--index", str(path)])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    assert "No space left on device" in res.output and "Traceback" not in res.output
+    assert not temporaries(path)
+    assert state(path, tiny_encoder) == before

@@ -1,0 +1,557 @@
+"""Retriever: build, load, search, add, delete, retype; mostly with the fake encoder, some with the tiny model."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes import FakeEncoder
+
+import tase_search.retriever as retriever_mod
+import tase_search.store.vectors as vectors_mod
+from tase_search.errors import IndexCorrupt, IndexMismatch, IndexNotFound, InputError
+from tase_search.readers import Document
+from tase_search.retriever import TMP_PREFIX, Hit, Retriever, resolve_index_path
+from tase_search.store.manifest import read_manifest, sha256_file
+
+CORPUS = [
+    {"id": "spor1", "text": "Galatasaray maçı 2-1 kazandı, taraftarlar sevindi.", "topic": "spor"},
+    {"id": "spor2", "text": "Fenerbahçe deplasmanda berabere kaldı.", "topic": "spor"},
+    {"id": "spor3", "text": "Milli takım futbol maçı için İzmir'e gitti.", "topic": "spor"},
+    {"id": "hava1", "text": "Yarın İstanbul'da yağmur bekleniyor.", "topic": "hava"},
+    {"id": "hava2", "text": "Ankara'da hava güneşli ve ılık olacak.", "topic": "hava"},
+    {"id": "eko1", "text": "Merkez bankası faiz kararını açıkladı.", "topic": "ekonomi"},
+    {"id": "eko2", "text": "Enflasyon verileri beklentinin altında geldi.", "topic": "ekonomi"},
+    {"id": "bilim1", "text": "Deprem bölgesinde yeni ölçümler yapıldı.", "topic": "bilim", "year": 2023},
+]
+
+
+def build(path: Path, enc: FakeEncoder, docs: list | None = None, **kw: object) -> Retriever:
+    return Retriever.build(CORPUS if docs is None else docs, model=enc, path=path, **kw)
+
+
+def ids_of(hits: list[Hit]) -> list[str]:
+    return [h.id for h in hits]
+
+
+def gen_files(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir())
+
+
+def assert_consistent(path: Path) -> None:
+    """Manifest counts agree with the SQLite store and the FAISS index; checksums match."""
+    import faiss
+
+    m = read_manifest(path)
+    gen = path / m.generation_dir
+    con = sqlite3.connect(gen / "docs.sqlite")
+    docs = con.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+    passages = con.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+    tomb = con.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0]
+    orphans = con.execute(
+        "SELECT COUNT(*) FROM passages p LEFT JOIN documents d ON d.doc_key = p.doc_key WHERE d.id IS NULL"
+    ).fetchone()[0]
+    con.close()
+    assert (m.documents, m.rows, m.tombstones, orphans) == (docs, passages, tomb, 0)
+    index = faiss.read_index(str(gen / "vectors.faiss"))
+    assert index.ntotal == m.rows + m.tombstones
+    for name, info in m.files.items():
+        assert (gen / name).stat().st_size == info["bytes"]
+        assert sha256_file(gen / name) == info["sha256"]
+    # only the current generation (and at most the previous one) is kept; no temporaries
+    assert not [p for p in path.iterdir() if p.name.startswith(TMP_PREFIX)]
+    assert len([p for p in path.iterdir() if p.name.startswith("gen-")]) <= 2
+
+
+# ============================================================================ build / search
+def test_build_and_search(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    r = build(tmp_path / "idx", fake_encoder)
+    assert len(r) == 8
+    assert r.manifest.generation == 1 and r.manifest.factory == "Flat" and r.manifest.index_type == "auto"
+    hits = r.search("Yarın İstanbul'da yağmur bekleniyor.", k=3)
+    assert isinstance(hits, list) and len(hits) == 3
+    top = hits[0]
+    assert top.id == "hava1"
+    assert top.score == pytest.approx(1.0, abs=1e-5)
+    assert top.text == "Yarın İstanbul'da yağmur bekleniyor."
+    assert top.metadata == {"topic": "hava"}
+    assert top.source == "<python>"
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert all(isinstance(h.score, float) and -1.0001 <= h.score <= 1.0001 for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    p = top.passage
+    assert (p.index, p.count, p.start, p.end, p.text) == (0, 1, 0, len(top.text), top.text)
+    d = top.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert d["passage"]["count"] == 1 and d["rank"] == 1 and d["id"] == "hava1"
+    assert_consistent(tmp_path / "idx")
+
+
+def test_load_and_search_same_results(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    r = build(tmp_path / "idx", fake_encoder)
+    before = [(h.id, h.score) for h in r.search("futbol maçı", k=5)]
+    r2 = Retriever.load(tmp_path / "idx", model=FakeEncoder())
+    assert [(h.id, h.score) for h in r2.search("futbol maçı", k=5)] == before
+    assert Retriever.exists(tmp_path / "idx") and not Retriever.exists(tmp_path / "nope")
+
+
+def test_input_kinds(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    docs = [
+        "düz metin belge",
+        Document(id="d1", text="bir Document nesnesi", metadata={"k": "v"}, source="x.jsonl", line=3),
+        {"text": "sözlük belge", "id": 42, "lang": "tr"},
+        "   ",  # empty: skipped
+    ]
+    r = Retriever.build(docs, model=fake_encoder, path=tmp_path / "idx")
+    assert len(r) == 3
+    got = {d["id"]: d for d in r.get(["d1", "42", "1", "missing"])}
+    assert set(got) == {"d1", "42", "1"}  # the string got an automatic id
+    assert got["d1"]["source"] == "x.jsonl" and got["d1"]["line"] == 3 and got["d1"]["metadata"] == {"k": "v"}
+    assert got["42"]["metadata"] == {"lang": "tr"}
+    # automatic ids continue after a reload and never collide with explicit ones
+    r.add([{"id": "2", "text": "açık id iki"}, "otomatik bir", "otomatik iki"])
+    ids = {d["id"] for d in r.get([str(i) for i in range(10)])}
+    assert ids == {"1", "2", "3", "4"}
+    assert len(r) == 6
+
+
+@pytest.mark.parametrize(
+    ("docs", "match"),
+    [
+        ("a single string", "not a single string"),
+        ([{"id": "x"}], "no string 'text'"),
+        ([{"text": 5}], "no string 'text'"),
+        ([3.5], "float"),
+        ([{"id": "  ", "text": "boş id"}], "empty id"),
+    ],
+)
+def test_bad_documents(tmp_path: Path, fake_encoder: FakeEncoder, docs: object, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        Retriever.build(docs, model=fake_encoder, path=tmp_path / "idx")  # type: ignore[arg-type]
+    assert not Retriever.exists(tmp_path / "idx")
+    assert not [p for p in (tmp_path / "idx").iterdir() if p.name != ".lock"]
+
+
+def test_filter(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    r = build(tmp_path / "idx", fake_encoder)
+    hits = r.search("Galatasaray maçı", k=10, filter={"topic": "hava"})
+    assert sorted(ids_of(hits)) == ["hava1", "hava2"]
+    assert r.search("maç", k=10, filter={"topic": "yok"}) == []
+    assert ids_of(r.search("maç", filter={"id": "eko2"})) == ["eko2"]
+    assert ids_of(r.search("maç", filter={"year": 2023})) == ["bilim1"]  # values compare as text
+    assert ids_of(r.search("maç", filter={"topic": "spor", "id": "spor2"})) == ["spor2"]
+    assert ids_of(r.search("maç", filter={"source": "<python>"}, k=20)) != []
+    with pytest.raises(InputError):
+        r.search("maç", filter={"a.b": "x"})
+    with pytest.raises(InputError):
+        r.search("maç", filter={"": "x"})
+
+
+def test_multiple_queries(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    r = build(tmp_path / "idx", fake_encoder)
+    qs = ["Fenerbahçe deplasmanda berabere kaldı.", "Enflasyon verileri beklentinin altında geldi."]
+    res = r.search(qs, k=2)
+    assert len(res) == 2 and all(len(h) == 2 for h in res)
+    assert [h[0].id for h in res] == ["spor2", "eko2"]
+    # same answers as one at a time
+    assert [ids_of(h) for h in res] == [ids_of(r.search(q, k=2)) for q in qs]
+    assert r.search([], k=3) == []
+    assert r.search(("tuple query",), k=1)[0][0].id
+    with pytest.raises(InputError, match="query #1"):
+        r.search(["ok", 5], k=1)  # type: ignore[list-item]
+
+
+def test_k_bounds(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    r = build(tmp_path / "idx", fake_encoder)
+    assert len(r.search("maç", k=1000)) == 8
+    assert len(set(ids_of(r.search("maç", k=1000)))) == 8  # one hit per document
+    for bad in (0, -1, True, 2.5, "3"):
+        with pytest.raises(InputError, match="k="):
+            r.search("maç", k=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("q", ["", "   ", "\n\t"])
+def test_empty_query(tmp_path: Path, fake_encoder: FakeEncoder, q: str) -> None:
+    r = build(tmp_path / "idx", fake_encoder)
+    with pytest.raises(InputError, match="empty"):
+        r.search(q)
+    with pytest.raises(InputError, match="empty"):
+        r.search(["fine", q])
+
+
+def test_empty_index(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    r = Retriever.build(["", "  "], model=fake_encoder, path=tmp_path / "idx")
+    assert len(r) == 0 and r.search("bir şey", k=5) == []
+    assert r.search(["a", "b"], k=5) == [[], []]
+    r.add(["şimdi bir belge var"])
+    assert ids_of(r.search("belge", k=5)) == ["1"]
+
+
+# ============================================================================ append / duplicates
+def test_append_embeds_only_new_documents(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    r = build(tmp_path / "idx", fake_encoder)
+    assert fake_encoder.calls["document"] == 8
+    new = [{"id": "yeni1", "text": "Yeni bir kedi haberi."}, {"id": "yeni2", "text": "Köpek parkta koştu."}]
+    res = r.add(new)
+    assert (res.added, res.passages, res.skipped_duplicate, res.replaced) == (2, 2, 0, 0)
+    assert res.ids == ["yeni1", "yeni2"]
+    assert fake_encoder.calls["document"] == 10
+    assert r.manifest.generation == 2 and len(r) == 10
+    # from a fresh load too
+    enc2 = FakeEncoder()
+    r2 = Retriever.load(tmp_path / "idx", model=enc2)
+    r2.add([{"id": "yeni3", "text": "Kuşlar göç etti."}])
+    assert enc2.calls["document"] == 1
+    assert r2.search("Kuşlar göç etti.", k=1)[0].id == "yeni3"
+    assert r2.search("Galatasaray maçı 2-1 kazandı, taraftarlar sevindi.", k=1)[0].id == "spor1"
+    assert_consistent(tmp_path / "idx")
+
+
+def test_duplicate_ids_in_input(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    docs = [{"id": "a", "text": "ilk metin"}, {"id": "b", "text": "ikinci"}, {"id": "a", "text": "son metin"}]
+    with pytest.raises(InputError, match="'a'"):
+        Retriever.build(docs, model=fake_encoder, path=tmp_path / "e")
+    assert not Retriever.exists(tmp_path / "e")
+    r = Retriever.build(docs, model=fake_encoder, path=tmp_path / "s", on_duplicate="skip")
+    assert r.get(["a"])[0]["text"] == "ilk metin" and len(r) == 2
+    r = Retriever.build(docs, model=fake_encoder, path=tmp_path / "r", on_duplicate="replace")
+    assert r.get(["a"])[0]["text"] == "son metin" and len(r) == 2
+    assert_consistent(tmp_path / "r")
+    with pytest.raises(InputError, match="on_duplicate"):
+        Retriever.build(docs, model=fake_encoder, path=tmp_path / "x", on_duplicate="merge")
+
+
+@pytest.mark.parametrize("factory", [None, "HNSW32,Flat"])
+def test_duplicate_ids_on_append(tmp_path: Path, fake_encoder: FakeEncoder, factory: str | None) -> None:
+    path = tmp_path / "idx"
+    r = build(path, fake_encoder, factory=factory)
+    dup = [{"id": "hava1", "text": "Hava bugün karlı ve soğuk."}, {"id": "yeni", "text": "Yeni belge."}]
+    gen = r.manifest.generation
+    with pytest.raises(InputError, match="'hava1'"):
+        r.add(dup)
+    assert read_manifest(path).generation == gen and len(Retriever.load(path, model=fake_encoder)) == 8
+    res = r.add(dup, on_duplicate="skip")
+    assert (res.added, res.skipped_duplicate) == (1, 1)
+    assert r.get(["hava1"])[0]["text"] == "Yarın İstanbul'da yağmur bekleniyor."
+    res = r.add([{"id": "hava1", "text": "Hava bugün karlı ve soğuk.", "topic": "kar"}], on_duplicate="replace")
+    assert (res.added, res.replaced) == (1, 1)
+    assert r.get(["hava1"])[0]["metadata"] == {"topic": "kar"}
+    hits = r.search("Yarın İstanbul'da yağmur bekleniyor.", k=20)
+    assert len(hits) == 9 and len(set(ids_of(hits))) == 9
+    assert next(h for h in hits if h.id == "hava1").text == "Hava bugün karlı ve soğuk."
+    assert r.search("Hava bugün karlı ve soğuk.", k=1)[0].score == pytest.approx(1.0, abs=1e-5)
+    assert_consistent(path)
+
+
+def test_replace_across_chunks_with_training_index(
+    tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replaced document whose vectors still wait for IVF training must not leave orphan vectors."""
+    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 4)
+    docs = [{"id": str(i % 15), "text": f"belge numara {i} kelime{i}"} for i in range(20)]
+    path = tmp_path / "idx"
+    r = Retriever.build(docs, model=fake_encoder, path=path, factory="IVF4,Flat", on_duplicate="replace")
+    assert len(r) == 15
+    assert_consistent(path)
+    r2 = Retriever.load(path, model=FakeEncoder())
+    assert r2.search("belge numara 19 kelime19", k=1)[0].id == "4"
+    assert "belge numara 4 kelime4" not in [h.text for h in r2.search("kelime4", k=15)]
+
+
+def test_ivf_too_few_vectors_to_train(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    with pytest.raises(InputError, match="could not be trained"):
+        build(tmp_path / "idx", fake_encoder, factory="IVF64,Flat")
+    assert not Retriever.exists(tmp_path / "idx")
+    # the directory is still usable for a build
+    build(tmp_path / "idx", fake_encoder)
+
+
+def test_custom_factory_recorded(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    r = build(tmp_path / "idx", fake_encoder, factory="HNSW16,Flat")
+    assert (r.manifest.factory, r.manifest.index_type, r.manifest.search_params) == (
+        "HNSW16,Flat",
+        "custom",
+        f"efSearch={vectors_mod.HNSW_EF_SEARCH}",
+    )
+    assert r.search("Deprem bölgesinde yeni ölçümler yapıldı.", k=1)[0].id == "bilim1"
+    with pytest.raises(InputError):
+        build(tmp_path / "bad", fake_encoder, factory="NotAFactory")
+    with pytest.raises(InputError):
+        build(tmp_path / "bad2", fake_encoder, backend="annoy", factory="Flat")
+
+
+def test_numpy_backend(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    r = build(tmp_path / "np", fake_encoder, backend="numpy")
+    f = build(tmp_path / "fa", fake_encoder)
+    q = "Milli takım futbol maçı"
+    a, b = r.search(q, k=8), f.search(q, k=8)
+    assert [round(h.score, 5) for h in a] == [round(h.score, 5) for h in b]  # ties may come in any order
+    assert a[0].id == b[0].id == "spor3" and sorted(ids_of(a)) == sorted(ids_of(b))
+    r.delete(["spor3"])
+    assert "spor3" not in ids_of(Retriever.load(tmp_path / "np", model=fake_encoder).search(q, k=8))
+
+
+# ============================================================================ delete
+@pytest.mark.parametrize("factory", [None, "HNSW32,Flat"])
+def test_delete_never_returns_deleted(tmp_path: Path, fake_encoder: FakeEncoder, factory: str | None) -> None:
+    path = tmp_path / "idx"
+    docs = [{"id": f"d{i}", "text": f"belge {i} konu{i % 4} kelime{i}", "g": str(i % 3)} for i in range(30)]
+    r = build(path, fake_encoder, docs, factory=factory)
+    gone = [f"d{i}" for i in (1, 4, 9, 16, 25)]
+    assert r.delete(gone + ["nope"]) == gone
+    m = read_manifest(path)
+    assert m.documents == 25 and m.rows == 25
+    assert m.tombstones == (5 if factory else 0)  # HNSW cannot remove: tombstones (5/30 <= 1/5)
+    for rr in (r, Retriever.load(path, model=FakeEncoder())):
+        for i in (1, 4, 9, 16, 25):
+            hits = rr.search(f"belge {i} konu{i % 4} kelime{i}", k=30)
+            assert len(hits) == 25 and not set(ids_of(hits)) & set(gone)
+            assert not set(ids_of(rr.search("belge", k=5, filter={"g": str(i % 3)}))) & set(gone)
+    assert r.get(gone) == []
+    assert_consistent(path)
+    # past a fifth of the rows, the tombstones are compacted away
+    more = [f"d{i}" for i in (2, 3, 5)]
+    r.delete(more)
+    m = read_manifest(path)
+    assert (m.documents, m.rows, m.tombstones) == (22, 22, 0)
+    hits = r.search("belge 3 konu3 kelime3", k=30)
+    assert len(hits) == 22 and not set(ids_of(hits)) & set(gone + more)
+    assert_consistent(path)
+    assert r.delete([]) == []
+
+
+def test_delete_everything(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    r = build(tmp_path / "idx", fake_encoder)
+    r.delete([d["id"] for d in CORPUS])
+    assert len(r) == 0 and r.search("maç", k=3) == []
+    assert_consistent(tmp_path / "idx")
+
+
+# ============================================================================ auto retype
+def test_auto_retype_flat_to_hnsw_to_ivf(
+    tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vectors_mod, "FLAT_MAX", 10)
+    monkeypatch.setattr(vectors_mod, "HNSW_MAX", 40)
+    path = tmp_path / "idx"
+    docs = [{"id": f"d{i}", "text": f"belge {i} kelime{i} konu{i % 5}"} for i in range(60)]
+    r = build(path, fake_encoder, docs[:6])
+    assert r.manifest.factory == "Flat"
+    calls = fake_encoder.calls["document"]
+    r.add(docs[6:12])  # 12 >= 10: HNSW, without re-embedding the first six
+    assert fake_encoder.calls["document"] == calls + 6
+    m = read_manifest(path)
+    assert (m.factory, m.index_type, m.search_params) == ("HNSW32,Flat", "auto", "efSearch=96")
+    assert_consistent(path)
+    for i in (0, 7, 11):
+        assert r.search(docs[i]["text"], k=1)[0].id == f"d{i}"
+    r.add(docs[12:45])  # 45 >= 40: IVF
+    m = read_manifest(path)
+    assert m.factory.startswith("IVF") and m.factory.endswith(",SQ8") and "nprobe" in m.search_params
+    assert_consistent(path)
+    r2 = Retriever.load(path, model=FakeEncoder())
+    assert len(r2.search("belge", k=100)) == 45
+    assert r2.search(docs[30]["text"], k=1)[0].id == "d30"
+    # a custom factory is never retyped
+    c = build(tmp_path / "custom", fake_encoder, docs[:30], factory="Flat")
+    assert c.manifest.factory == "Flat" and c.manifest.index_type == "custom"
+
+
+def test_build_past_threshold_starts_as_hnsw(
+    tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vectors_mod, "FLAT_MAX", 5)
+    r = build(tmp_path / "idx", fake_encoder)
+    assert r.manifest.factory == "HNSW32,Flat"
+    assert r.search("Ankara'da hava güneşli ve ılık olacak.", k=1)[0].id == "hava2"
+
+
+# ============================================================================ errors / paths
+def test_other_model_is_refused(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    path = tmp_path / "idx"
+    build(path, fake_encoder)
+    with pytest.raises(IndexMismatch) as e:
+        Retriever.load(path, model=FakeEncoder(model_id="baska-model"))
+    assert "'fake'" in str(e.value) and "'baska-model'" in str(e.value)
+    with pytest.raises(IndexMismatch, match="dimension"):
+        Retriever.load(path, model=FakeEncoder(dim=32))
+    r = Retriever(path, read_manifest(path), encoder=None)
+    r._encoder = FakeEncoder(model_id="baska-model")  # an encoder swapped in behind the check
+    with pytest.raises(IndexMismatch):
+        r.add(["yeni"])
+    assert read_manifest(path).generation == 1
+
+
+def test_index_not_found(tmp_path: Path) -> None:
+    with pytest.raises(IndexNotFound, match="no index at"):
+        Retriever.load(tmp_path / "nope")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "x").write_text("x")
+    with pytest.raises(IndexNotFound, match="no manifest"):
+        Retriever.load(tmp_path / "half")
+
+
+def test_build_refuses_foreign_directory(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    docs_dir = tmp_path / "Documents"
+    docs_dir.mkdir()
+    (docs_dir / "tez.docx").write_bytes(b"important")
+    with pytest.raises(InputError, match="not a tase-search index"):
+        build(docs_dir, fake_encoder)
+    with pytest.raises(InputError, match="not a tase-search index"):
+        build(docs_dir, fake_encoder, overwrite=True)
+    assert gen_files(docs_dir) == ["tez.docx"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="not a directory"):
+        build(tmp_path / "file", fake_encoder)
+
+
+def test_build_over_existing_index(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    path = tmp_path / "idx"
+    build(path, fake_encoder)
+    with pytest.raises(InputError, match="already exists"):
+        build(path, fake_encoder, docs=["başka"])
+    assert read_manifest(path).generation == 1
+    r = build(path, FakeEncoder(model_id="yeni-model"), docs=["tamamen yeni"], overwrite=True)
+    m = read_manifest(path)
+    assert m.generation == 2 and m.documents == 1 and m.model.id == "yeni-model"
+    assert gen_files(path) == [".lock", "gen-000002", "manifest.json"]
+    assert ids_of(r.search("yeni", k=5)) == ["1"]
+
+
+def test_corrupt_generation_detected(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    path = tmp_path / "idx"
+    build(path, fake_encoder)
+    vec = path / "gen-000001" / "vectors.faiss"
+    vec.write_bytes(vec.read_bytes()[:-10])
+    with pytest.raises(IndexCorrupt, match="bytes"):
+        Retriever.load(path, model=fake_encoder).search("maç")
+
+
+def test_resolve_index_path(tmp_path: Path) -> None:
+    assert resolve_index_path("haberler", root=tmp_path) == tmp_path / "haberler"
+    assert resolve_index_path(None, root=tmp_path) == tmp_path / "default"
+    assert resolve_index_path(tmp_path / "x") == tmp_path / "x"
+    assert resolve_index_path("./rel/idx") == Path("./rel/idx")
+    for bad in ("kötü isim", "-x", "a b", "x" * 200):
+        with pytest.raises(InputError, match="not valid"):
+            resolve_index_path(bad)
+
+
+def test_refresh_and_old_readers(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    path = tmp_path / "idx"
+    writer = build(path, fake_encoder)
+    reader = Retriever.load(path, model=FakeEncoder())
+    assert len(reader.search("maç", k=20)) == 8  # opened generation 1
+    writer.add([{"id": "n1", "text": "Yeni maç haberi."}])
+    writer.add([{"id": "n2", "text": "Bir maç daha."}])  # generation 1 is now removed from disk
+    assert len(reader.search("maç", k=20)) == 8  # still serves its open generation
+    assert reader.refresh() is True and reader.refresh() is False
+    assert len(reader.search("maç", k=20)) == 10
+    info = reader.info()
+    assert (info["documents"], info["generation"], info["model"]) == (10, 3, "fake")
+    assert info["sources"] == {"<python>": 10} and info["bytes_on_disk"] > 0
+
+
+# ============================================================================ Turkish text
+def test_turkish_text_round_trips(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    texts = {
+        "t1": "İstanbul'da ılık bir sabah; IĞDIR, Şişli ve Çağlayan.",
+        "t2": "ığüşöç İĞÜŞÖÇ — “tırnak” ve ‘tek’ … €",
+        "t3": unicodedata.normalize("NFD", "Şırnak'ta kış"),  # decomposed input is stored composed
+    }
+    r = Retriever.build(
+        [{"id": k, "text": v, "şehir": "Iğdır"} for k, v in texts.items()], model=fake_encoder, path=tmp_path / "i"
+    )
+    r2 = Retriever.load(tmp_path / "i", model=FakeEncoder())
+    for k, v in texts.items():
+        stored = r2.get([k])[0]
+        assert stored["text"] == unicodedata.normalize("NFC", v)
+        assert stored["metadata"] == {"şehir": "Iğdır"}
+    hit = r2.search("İstanbul'da ılık", k=1)[0]
+    assert hit.id == "t1" and hit.text == texts["t1"] and hit.passage.text == texts["t1"]
+    assert ids_of(r2.search("kış", filter={"şehir": "Iğdır"}, k=5))
+    assert r2.search("Şırnak'ta kış", k=1)[0].id == "t3"  # NFC query finds the NFD-input document
+
+
+# ============================================================================ tiny real model
+LONG = (
+    "İstanbul'da bugün yağmur var ve hava çok güzel değil. "
+    "Galatasaray maçı yarın Ankara'da oynanacak, öğrenciler okuldan sonra maça gidecek. "
+    "Bilgisayar ve yazılım dersleri için yeni bir okul açıldı. "
+    "Kedi ve köpek şarkı dinledi, çay ve kahve içildi. "
+    "Deprem sonrası ekonomi toparlanıyor, şehir yeniden kuruluyor. "
+    "İzmir'de 2024 yılında 37 yeni park yapıldı; Fenerbahçe 3-0 kazandı. "
+    "Müzik festivali 19 Mayıs'ta başlayacak, ışık gösterisi olacak. "
+    "Iğdır ve Şırnak'ta kış erken geldi, yollar 8 saat kapalı kaldı."
+)
+
+
+def test_long_documents_split_into_passages(tmp_path: Path, tiny_encoder: object) -> None:
+    docs = [
+        {"id": "uzun", "text": LONG.strip()},
+        {"id": "kisa", "text": "Kedi çay içti."},
+        {"id": "orta", "text": "Galatasaray maçı İstanbul'da."},
+    ]
+    r = Retriever.build(docs, model=tiny_encoder, path=tmp_path / "idx")  # type: ignore[arg-type]
+    m = r.manifest
+    assert m.documents == 3 and m.rows > 3 and m.model.max_seq_length == 32
+    hits = r.search("Galatasaray maçı", k=3)
+    assert sorted(ids_of(hits)) == ["kisa", "orta", "uzun"]  # one hit per document
+    long_hit = next(h for h in hits if h.id == "uzun")
+    text = LONG.strip()
+    assert long_hit.text == text
+    p = long_hit.passage
+    assert p.count == m.rows - 2 and 0 <= p.index < p.count
+    assert 0 <= p.start < p.end <= len(text) and p.text == text[p.start : p.end] and len(p.text) < len(text)
+    # the passages cover the whole document, in order, overlapping
+    parts = tiny_encoder.split_passages(text, overlap=m.overlap_tokens)  # type: ignore[attr-defined]
+    assert parts[0].start == 0 and parts[-1].end == len(text)
+    assert all(a.start < b.start <= a.end for a, b in zip(parts, parts[1:]))
+    assert [x.index for x in parts] == list(range(len(parts))) and {x.count for x in parts} == {len(parts)}
+    # each passage is findable: querying with a passage's own text returns the document and that passage
+    third = parts[len(parts) // 2]
+    hit = r.search(text[third.start : third.end], k=1)[0]
+    assert hit.id == "uzun" and hit.passage.index == third.index
+    assert hit.score == pytest.approx(1.0, abs=1e-4)
+    short = next(h for h in hits if h.id == "kisa").passage
+    assert (short.index, short.count, short.start, short.end) == (0, 1, 0, len("Kedi çay içti."))
+
+
+def test_tiny_model_end_to_end(tmp_path: Path, tiny_encoder: object, tiny_model_dir: Path) -> None:
+    path = tmp_path / "idx"
+    r = Retriever.build(CORPUS, model=tiny_encoder, path=path)  # type: ignore[arg-type]
+    m = read_manifest(path)
+    assert m.model.id == str(tiny_model_dir.resolve()) and m.model.dimension == 32
+    assert m.model.fingerprint == tiny_encoder.fingerprint  # type: ignore[attr-defined]
+    q = "Yarın İstanbul'da yağmur bekleniyor."
+    hits = r.search(q, k=3)
+    assert hits[0].id == "hava1" and hits[0].score == pytest.approx(1.0, abs=1e-4)
+    # loading by the manifest's model id (a path) gives the same vectors and answers
+    r2 = Retriever.load(path, precision="fp32")
+    hits2 = r2.search(q, k=3)
+    assert [(h.id, round(h.score, 4)) for h in hits2] == [(h.id, round(h.score, 4)) for h in hits]
+    r2.add([{"id": "yeni", "text": "Kedi ve köpek parkta."}])
+    r2.delete(["eko1"])
+    r3 = Retriever.load(path, model=tiny_encoder)  # type: ignore[arg-type]
+    assert r3.search("Kedi ve köpek parkta.", k=1)[0].id == "yeni"
+    assert "eko1" not in ids_of(r3.search("Merkez bankası faiz kararını açıkladı.", k=20))
+    assert len(r3) == 8
+    assert_consistent(path)
+    emb = tiny_encoder.encode_query(["İĞNE ışık", "iğne ışık"])  # type: ignore[attr-defined]
+    assert emb.dtype == np.float32 and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(emb[0], emb[1], atol=1e-5)  # the tokenizer lowercases; İ folds to i, not i + U+0307
+
+
+def test_tiny_model_other_weights_refused(
+    tmp_path: Path, tiny_encoder: object, other_tiny_model_dir: Path
+) -> None:
+    path = tmp_path / "idx"
+    Retriever.build(CORPUS[:3], model=tiny_encoder, path=path)  # type: ignore[arg-type]
+    r = Retriever.load(path, model=str(other_tiny_model_dir), precision="fp32")
+    with pytest.raises(IndexMismatch) as e:
+        r.search("maç")
+    assert str(other_tiny_model_dir.resolve()) in str(e.value)

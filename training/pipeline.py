@@ -1,0 +1,754 @@
+"""Config-driven, staged training of sentence encoders on sentence-transformers' trainer.
+
+A YAML config names a base model, an optional vocabulary extension, an optional frozen teacher,
+and a list of stages; each stage trains on one or more tasks (a dataset + a loss) at once with
+sentence-transformers' multi-dataset trainer. Why this shape: the paper (arXiv 2311.09748) is two
+MNRL stages (translation pairs, then NLI); what works on a 2-core CPU with only small public data
+is a multi-task stage mixing translation alignment, distillation from an English teacher and
+Turkish semantic tasks - both are configs of this one runner (``configs/paper.yaml``,
+``configs/tase-minilm-tr.yaml``).
+
+Usage::
+
+    python -m training.pipeline training/configs/tase-minilm-tr.yaml --set data_root=/work/shared/data
+    tase-search train training/configs/paper.yaml --output runs/paper --max-steps 100
+
+Every run writes ``run.json`` in its output directory (config, sha256 of each data file, package
+versions, timings, pairs/s, eval results) and the final model as fp16 safetensors in ``model/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import glob
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tase_search.errors import DataError, InputError, ModelError
+
+from . import data as tdata
+
+log = logging.getLogger("training")
+
+__all__ = [
+    "apply_overrides",
+    "build_loss",
+    "build_task_dataset",
+    "export_fp16",
+    "load_config",
+    "main",
+    "resolve_vars",
+    "train",
+]
+
+DEFAULTS: dict[str, Any] = {
+    "name": "model",
+    "seed": 42,
+    "precision": "auto",  # auto | bf16 | fp32
+    "threads": None,
+    "max_seq_length": 128,
+    "save_max_seq_length": None,  # None: keep the base model's
+    "teacher": None,
+    "vocab": None,
+    "eval": None,
+    "stages": [],
+}
+STAGE_DEFAULTS: dict[str, Any] = {
+    "epochs": 1.0,
+    "max_steps": None,
+    "batch_size": 32,
+    "lr": 2e-5,
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "scheduler": "linear",
+    "sampler": "proportional",  # proportional | round_robin
+    "bucket_batches": 32,
+    "save_steps": 500,
+    "save_total_limit": 2,
+    "logging_steps": 25,
+    "max_seq_length": None,
+}
+
+
+# --------------------------------------------------------------------------- config
+def _parse_value(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(config: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key=value`` overrides; keys are dotted (``stages.0.lr=1e-5``), values parsed as YAML."""
+    cfg = copy.deepcopy(config)
+    for item in overrides:
+        if "=" not in item:
+            raise InputError(f"override {item!r} must look like key=value (e.g. data_root=/data)")
+        key, _, raw = item.partition("=")
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise InputError(f"override {item!r} has an empty key")
+        cur: Any = cfg
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(cur, list):
+                if not part.isdigit() or int(part) >= len(cur):
+                    raise InputError(f"override {item!r}: {part!r} is not an index of a {len(cur)}-item list")
+                if last:
+                    cur[int(part)] = _parse_value(raw)
+                else:
+                    cur = cur[int(part)]
+            elif isinstance(cur, dict):
+                if last:
+                    cur[part] = _parse_value(raw)
+                else:
+                    if cur.get(part) is None:
+                        cur[part] = {}
+                    cur = cur[part]
+            else:
+                raise InputError(f"override {item!r}: {'.'.join(parts[:i])} is not a mapping or list")
+    return cfg
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def resolve_vars(config: dict[str, Any]) -> dict[str, Any]:
+    """Substitute ``${name}`` in strings with top-level scalar config values (``${data_root}``), and ``~``."""
+    scalars = {k: str(v) for k, v in config.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
+
+    def sub(obj: Any) -> Any:
+        if isinstance(obj, str):
+            def repl(m: re.Match[str]) -> str:
+                if m.group(1) not in scalars:
+                    raise InputError(f"config uses ${{{m.group(1)}}} but defines no top-level {m.group(1)!r}")
+                return scalars[m.group(1)]
+
+            for _ in range(5):  # variables may refer to variables
+                new = _VAR.sub(repl, obj)
+                if new == obj:
+                    break
+                obj = new
+            return obj
+        if isinstance(obj, dict):
+            return {k: sub(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [sub(v) for v in obj]
+        return obj
+
+    return sub(config)
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Read a YAML config, apply ``--set`` overrides, fill defaults and resolve ``${vars}``."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"config {str(p)!r} not found")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"{p}: invalid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InputError(f"{p}: a config must be a mapping")
+    cfg = {**DEFAULTS, **apply_overrides(raw, overrides)}
+    cfg = resolve_vars(cfg)
+    if not cfg.get("base_model"):
+        raise InputError(f"{p}: 'base_model' is required")
+    if not cfg["stages"]:
+        raise InputError(f"{p}: no stages")
+    stages = []
+    for i, st in enumerate(cfg["stages"]):
+        if not isinstance(st, dict) or not st.get("tasks"):
+            raise InputError(f"{p}: stage {i} has no tasks")
+        unknown = set(st) - set(STAGE_DEFAULTS) - {"name", "tasks"}
+        if unknown:
+            raise InputError(f"{p}: stage {i} has unknown keys {sorted(unknown)}")
+        stage = {**STAGE_DEFAULTS, "name": f"stage{i + 1}", **st}
+        for j, task in enumerate(stage["tasks"]):
+            if not isinstance(task, dict) or "data" not in task or "loss" not in task:
+                raise InputError(f"{p}: stage {i} task {j} needs 'data' and 'loss'")
+            task.setdefault("name", f"task{j + 1}")
+        stages.append(stage)
+    cfg["stages"] = stages
+    return cfg
+
+
+# --------------------------------------------------------------------------- data
+def _expand(paths: str | Sequence[str]) -> list[str]:
+    items = [paths] if isinstance(paths, str) else list(paths)
+    out: list[str] = []
+    for item in items:
+        item = os.path.expanduser(str(item))
+        hits = sorted(glob.glob(item)) if any(c in item for c in "*?[") else [item]
+        if not hits:
+            raise DataError(f"{item}: no file matches (check data_root)")
+        out.extend(hits)
+    return out
+
+
+def data_files(spec: dict[str, Any]) -> list[str]:
+    """The local files a data spec reads (for run.json checksums)."""
+    if "paths" in spec:
+        return _expand(spec["paths"])
+    if "path" in spec:
+        return _expand(spec["path"])
+    return []
+
+
+def build_task_dataset(spec: dict[str, Any]) -> Any:
+    """A data spec from the config → ``datasets.Dataset``.
+
+    Types: ``pairs`` (paths, columns[, names]), ``sts`` (path: s1, s2, score/5), ``sts_pairs`` (path,
+    min_score), ``squad`` (path, target paragraph|sentence, max_chars), ``nli_tr`` (hub; part
+    triplets|pairs|all), ``parallel_hub`` (hub_id, source, target[, config, split]). Common keys:
+    ``limit`` (keep the first N rows), ``repeat`` (float: >1 upsamples, <1 subsamples, seeded).
+    """
+    kind = spec.get("type")
+    limit = spec.get("limit")
+    if kind == "pairs":
+        ds = tdata.read_pairs(
+            data_files(spec), spec.get("columns", ["tr", "en"]), names=spec.get("names"), limit=limit
+        )
+    elif kind == "sts":
+        ds = tdata.read_sts(spec["path"], limit=limit)
+    elif kind == "sts_pairs":
+        ds = tdata.sts_positive_pairs(spec["path"], min_score=float(spec.get("min_score", 4.0)))
+    elif kind == "squad":
+        ds = tdata.read_squad(
+            spec["path"], target=spec.get("target", "paragraph"), max_chars=spec.get("max_chars"), limit=limit
+        )
+    elif kind == "nli_tr":
+        parts = tdata.load_nli_tr(
+            spec.get("configs", ["snli_tr", "multinli_tr"]),
+            split=spec.get("split", "train"),
+            hub_id=spec.get("hub_id", "boun-tabi/nli_tr"),
+            hard_negatives=bool(spec.get("hard_negatives", True)),
+            limit=limit,
+        )
+        part = spec.get("part", "all")
+        if part == "all":
+            from datasets import concatenate_datasets
+
+            # triplets keep their hard negative; entailment pairs without one become (anchor, positive)
+            ds = parts.get("triplets")
+            if "pairs" in parts:
+                pairs = parts["pairs"]
+                ds = pairs if ds is None else concatenate_datasets([ds.select_columns(["anchor", "positive"]), pairs])
+        elif part in parts:
+            ds = parts[part]
+        else:
+            raise DataError(f"nli_tr: no {part!r} examples (have {sorted(parts)})")
+    elif kind == "parallel_hub":
+        ds = tdata.load_parallel_hub(
+            spec["hub_id"],
+            spec.get("source", "tr"),
+            spec.get("target", "en"),
+            config=spec.get("config"),
+            split=spec.get("split", "train"),
+            limit=limit,
+        )
+    else:
+        raise InputError(f"unknown data type {kind!r} (pairs, sts, sts_pairs, squad, nli_tr, parallel_hub)")
+    repeat = float(spec.get("repeat", 1.0))
+    if repeat != 1.0:
+        ds = _resample(ds, repeat, seed=int(spec.get("seed", 0)))
+    return ds
+
+
+def _resample(ds: Any, factor: float, seed: int) -> Any:
+    import numpy as np
+    from datasets import concatenate_datasets
+
+    if factor <= 0:
+        raise InputError(f"repeat must be > 0, got {factor}")
+    whole = int(factor)
+    parts = [ds] * whole
+    frac = factor - whole
+    if frac > 0:
+        rng = np.random.default_rng(seed)
+        idx = sorted(rng.choice(len(ds), size=max(1, int(round(frac * len(ds)))), replace=False).tolist())
+        parts.append(ds.select(idx))
+    return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+
+
+def _text_columns(ds: Any) -> list[str]:
+    return [c for c in ds.column_names if c not in ("label", "score") and isinstance(ds[0][c], str)]
+
+
+def normalize_dataset(ds: Any, lowercase: bool) -> Any:
+    """Apply the encoder's own input normalisation (NFC; İ→i for lowercasing tokenizers) to every text column,
+    so training sees exactly what ``Encoder`` feeds the model at search time."""
+    from tase_search.text import normalize_for_model
+
+    cols = _text_columns(ds)
+
+    def fn(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        return {c: [normalize_for_model(t, lowercase=lowercase) for t in batch[c]] for c in cols}
+
+    return ds.map(fn, batched=True, batch_size=2000, desc=None)
+
+
+def tokenizer_lowercases(tok: Any) -> bool:
+    """Same rule as :attr:`tase_search.encoder.Encoder.lowercases`."""
+    if getattr(tok, "do_lower_case", False):
+        return True
+    try:
+        return tok("A")["input_ids"] == tok("a")["input_ids"]
+    except Exception:  # noqa: BLE001
+        return False
+
+
+# --------------------------------------------------------------------------- precision / models
+def resolve_training_precision(precision: str) -> str:
+    """``auto`` → bf16 when the CPU runs it natively (2x faster MiniLM training here), else fp32."""
+    from tase_search.encoder import cpu_supports_bf16
+
+    if precision not in ("auto", "bf16", "fp32"):
+        raise InputError(f"precision {precision!r} must be auto, bf16 or fp32")
+    if precision == "auto":
+        return "bf16" if cpu_supports_bf16() else "fp32"
+    return precision
+
+
+def load_model(spec: str) -> Any:
+    """Load a base/teacher model by registered name, directory or hub id (T5 → encoder-only + mean)."""
+    from tase_search.encoder import load_sentence_transformer
+    from tase_search.models import resolve
+
+    _, location = resolve(spec)
+    return load_sentence_transformer(location)
+
+
+def teacher_embeddings(teacher: Any, texts: list[str], precision: str, batch_size: int = 128) -> Any:
+    """Teacher embeddings (float32 numpy) computed once, length-sorted, under inference mode (+ bf16)."""
+    import contextlib
+
+    import numpy as np
+    import torch
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    teacher.eval()
+    with torch.inference_mode(), ctx:
+        emb = teacher.encode(
+            [texts[i] for i in order], batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+    out = np.zeros_like(emb, dtype=np.float32)
+    out[order] = emb.astype(np.float32)
+    return out
+
+
+def add_teacher_labels(ds: Any, teacher: Any, column: str, precision: str, cache: dict[str, Any]) -> Any:
+    """Add ``label`` = teacher embedding of ``column`` (cached by text across tasks)."""
+    import numpy as np
+
+    texts = ds[column]
+    todo = list(dict.fromkeys(t for t in texts if t not in cache))
+    if todo:
+        emb = teacher_embeddings(teacher, todo, precision)
+        for t, v in zip(todo, emb, strict=True):
+            cache[t] = v
+    labels = np.stack([cache[t] for t in texts]).astype(np.float32)
+    if "label" in ds.column_names:
+        ds = ds.remove_columns("label")
+    return ds.add_column("label", list(labels))
+
+
+# --------------------------------------------------------------------------- losses
+LOSS_TYPES = ("mnrl", "mnrl_symmetric", "cached_mnrl", "mse", "cosent", "align_distill")
+
+
+def build_loss(spec: dict[str, Any], model: Any) -> Any:
+    """A loss spec → loss module. ``align_distill`` (training.losses) = symmetric MNRL + teacher MSE in one pass."""
+    from sentence_transformers import losses
+
+    kind = spec.get("type")
+    scale = float(spec.get("scale", 20.0))
+    if kind == "mnrl":
+        return losses.MultipleNegativesRankingLoss(model, scale=scale)
+    if kind == "mnrl_symmetric":
+        return losses.MultipleNegativesSymmetricRankingLoss(model, scale=scale)
+    if kind == "cached_mnrl":
+        return losses.CachedMultipleNegativesRankingLoss(
+            model, scale=scale, mini_batch_size=int(spec.get("mini_batch_size", 32))
+        )
+    if kind == "mse":
+        return losses.MSELoss(model)
+    if kind == "cosent":
+        return losses.CoSENTLoss(model, scale=float(spec.get("scale", 20.0)))
+    if kind == "align_distill":
+        from .losses import AlignDistillLoss
+
+        return AlignDistillLoss(
+            model,
+            scale=scale,
+            mnrl_weight=float(spec.get("mnrl_weight", 1.0)),
+            mse_weight=float(spec.get("mse_weight", 1.0)),
+            symmetric=bool(spec.get("symmetric", True)),
+        )
+    raise InputError(f"unknown loss {kind!r}: choose from {', '.join(LOSS_TYPES)}")
+
+
+def _needs_teacher(loss_spec: dict[str, Any]) -> bool:
+    return loss_spec.get("type") in ("mse", "align_distill") and loss_spec.get("mse_weight", 1.0) != 0
+
+
+# --------------------------------------------------------------------------- export
+def export_fp16(model_dir: str | Path, out_dir: str | Path) -> Path:
+    """Copy a saved SentenceTransformer to ``out_dir`` with its weights as fp16 safetensors.
+
+    Only model files are copied (no optimizer states, checkpoints, trainer files): the result is
+    what ships. fp16 halves the size; inference upcasts to fp32/bf16 on load, and the values
+    round-trip to within fp16 precision.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    src, dst = Path(model_dir), Path(out_dir)
+    if not (src / "modules.json").is_file():
+        raise ModelError(f"{src}: not a sentence-transformers model directory (no modules.json)")
+    if dst.exists():
+        shutil.rmtree(dst)
+    skip = {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "training_args.bin"}
+    for path in src.rglob("*"):
+        rel = path.relative_to(src)
+        if path.is_dir() or rel.parts[0].startswith("checkpoint-") or path.name in skip:
+            continue
+        out = dst / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".safetensors":
+            tensors = load_file(str(path))
+            half = {
+                k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous() for k, v in tensors.items()
+            }
+            save_file(half, str(out), metadata={"format": "pt"})
+        elif path.suffix == ".bin" and path.name == "pytorch_model.bin":
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            save_file(
+                {k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous() for k, v in state.items()},
+                str(out.with_name("model.safetensors")),
+                metadata={"format": "pt"},
+            )
+        else:
+            shutil.copy2(path, out)
+    cfg = dst / "config.json"
+    if cfg.is_file():
+        obj = json.loads(cfg.read_text())
+        obj["torch_dtype"] = "float16"
+        if "dtype" in obj:
+            obj["dtype"] = "float16"
+        cfg.write_text(json.dumps(obj, indent=2) + "\n")
+    return dst
+
+
+# --------------------------------------------------------------------------- run bookkeeping
+def package_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in (
+        "tase-search", "sentence-transformers", "transformers", "torch", "tokenizers", "datasets", "accelerate",
+    ):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    tmp.replace(path)
+
+
+def _progress_callback(stage_name: str, batch_size: int) -> Any:
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        """One line per logging step: loss, step/total, pairs/s and ETA (the tqdm bar is unreadable in a log file)."""
+
+        def __init__(self) -> None:
+            self.t0 = time.perf_counter()
+            self.step0: int | None = None
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            if not logs or "loss" not in logs:
+                return
+            if self.step0 is None:
+                self.step0 = 0
+            el = time.perf_counter() - self.t0
+            done = state.global_step - self.step0
+            rate = done / el if el > 0 else 0.0
+            eta = (state.max_steps - state.global_step) / rate if rate > 0 else float("nan")
+            print(
+                f"[{stage_name}] step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f} "
+                f"lr {logs.get('learning_rate', 0):.2e} {rate * batch_size:.1f} pairs/s "
+                f"elapsed {el / 60:.1f} min eta {eta / 60:.1f} min",
+                flush=True,
+            )
+
+    return Progress()
+
+
+# --------------------------------------------------------------------------- training
+def _run_stage(
+    model: Any,
+    stage: dict[str, Any],
+    cfg: dict[str, Any],
+    stage_dir: Path,
+    precision: str,
+    teacher: Any,
+    teacher_cache: dict[str, Any],
+    *,
+    resume: bool,
+    max_steps: int | None,
+) -> dict[str, Any]:
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import MultiDatasetBatchSamplers
+
+    info: dict[str, Any] = {"name": stage["name"], "tasks": {}}
+    t_data = time.perf_counter()
+    lowercase = tokenizer_lowercases(model.tokenizer)
+    datasets: dict[str, Any] = {}
+    loss_fns: dict[str, Any] = {}
+    for task in stage["tasks"]:
+        ds = normalize_dataset(build_task_dataset(task["data"]), lowercase)
+        if _needs_teacher(task["loss"]):
+            if teacher is None:
+                raise InputError(f"task {task['name']!r} uses loss {task['loss']['type']!r} but the config has no teacher")
+            column = task["loss"].get("teacher_column") or _text_columns(ds)[-1]
+            if column not in ds.column_names:
+                raise InputError(f"task {task['name']!r}: teacher_column {column!r} not in {ds.column_names}")
+            t0 = time.perf_counter()
+            ds = add_teacher_labels(ds, teacher, column, precision, teacher_cache)
+            info.setdefault("teacher_seconds", 0.0)
+            info["teacher_seconds"] += time.perf_counter() - t0
+        datasets[task["name"]] = ds
+        loss_fns[task["name"]] = build_loss(task["loss"], model)
+        info["tasks"][task["name"]] = {"rows": len(ds), "columns": ds.column_names, "loss": task["loss"]}
+        print(f"[{stage['name']}] task {task['name']}: {len(ds)} rows {ds.column_names} loss {task['loss']['type']}",
+              flush=True)
+    info["data_seconds"] = round(time.perf_counter() - t_data, 1)
+
+    # a partial of a module-level class: the trainer pickles its args into every checkpoint
+    sampler = functools.partial(tdata.BucketedNoDuplicatesBatchSampler, bucket_batches=int(stage["bucket_batches"]))
+
+    steps = max_steps if max_steps else stage.get("max_steps")
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(stage_dir / "checkpoints"),
+        num_train_epochs=float(stage["epochs"]),
+        max_steps=int(steps) if steps else -1,
+        per_device_train_batch_size=int(stage["batch_size"]),
+        learning_rate=float(stage["lr"]),
+        warmup_steps=float(stage["warmup_ratio"]),  # a float < 1 is a ratio of the total steps
+        weight_decay=float(stage["weight_decay"]),
+        lr_scheduler_type=stage["scheduler"],
+        bf16=precision == "bf16",
+        use_cpu=True,
+        seed=int(cfg["seed"]),
+        data_seed=int(cfg["seed"]),
+        batch_sampler=sampler,
+        multi_dataset_batch_sampler=(
+            MultiDatasetBatchSamplers.ROUND_ROBIN
+            if stage["sampler"] == "round_robin"
+            else MultiDatasetBatchSamplers.PROPORTIONAL
+        ),
+        save_strategy="steps",
+        save_steps=int(stage["save_steps"]),
+        save_total_limit=int(stage["save_total_limit"]),
+        logging_steps=int(stage["logging_steps"]),
+        report_to="none",
+        dataloader_num_workers=0,
+        disable_tqdm=not sys.stderr.isatty(),
+    )
+    train_ds = datasets if len(datasets) > 1 else next(iter(datasets.values()))
+    loss = loss_fns if len(loss_fns) > 1 else next(iter(loss_fns.values()))
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        loss=loss,
+        callbacks=[_progress_callback(stage["name"], int(stage["batch_size"]))],
+    )
+    ckpts = sorted((stage_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    resume_from = str(ckpts[-1]) if (resume and ckpts) else None
+    if resume_from:
+        print(f"[{stage['name']}] resuming from {resume_from}", flush=True)
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    secs = time.perf_counter() - t0
+    steps_done = int(trainer.state.global_step)
+    info.update(
+        {
+            "train_seconds": round(secs, 1),
+            "steps": steps_done,
+            "rows_seen": steps_done * int(stage["batch_size"]),
+            "pairs_per_second": round(steps_done * int(stage["batch_size"]) / secs, 2) if secs > 0 else None,
+            "train_loss": float(getattr(result, "training_loss", float("nan"))),
+            "resumed_from": resume_from,
+            "log_history": trainer.state.log_history[-50:],
+        }
+    )
+    return info
+
+
+def train(
+    config: dict[str, Any],
+    output: str | Path | None = None,
+    *,
+    resume: bool = False,
+    max_steps: int | None = None,
+) -> Path:
+    """Run every stage of ``config``; return the exported fp16 model directory (``OUTPUT/model``).
+
+    ``resume`` skips finished stages (their ``stage-N/model`` exists) and continues the current
+    one from its latest checkpoint. ``max_steps`` caps every stage (smoke runs).
+    """
+    import torch
+
+    t_start = time.perf_counter()
+    out = Path(output or config.get("output") or f"runs/{config['name']}")
+    out.mkdir(parents=True, exist_ok=True)
+    if config.get("threads"):
+        torch.set_num_threads(int(config["threads"]))
+    precision = resolve_training_precision(str(config["precision"]))
+    torch.manual_seed(int(config["seed"]))
+    run: dict[str, Any] = {
+        "name": config["name"],
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": config,
+        "precision": precision,
+        "threads": torch.get_num_threads(),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "versions": package_versions(),
+        "data_files": {},
+        "stages": [],
+    }
+    specs = [t["data"] for s in config["stages"] for t in s["tasks"]]
+    if config.get("vocab"):
+        specs += list(config["vocab"].get("sources", [])) + ([config["vocab"]["english_probe"]]
+                                                            if config["vocab"].get("english_probe") else [])
+    for spec in specs:
+        for f in data_files(spec):
+            if f not in run["data_files"]:
+                tdata._check_file(Path(f))
+                run["data_files"][f] = tdata.file_sha256(f)
+    run_path = out / "run.json"
+    _write_json(run_path, run)
+
+    # ---- base model (+ vocabulary extension)
+    base_location = config["base_model"]
+    vocab_cfg = config.get("vocab") or {}
+    if vocab_cfg.get("extend"):
+        vdir = out / "vocab-extended"
+        if not (resume and (vdir / "modules.json").is_file()):
+            from .vocab import extend_model_vocab
+            from tase_search.models import resolve
+
+            t0 = time.perf_counter()
+            texts: list[str] = []
+            for spec in vocab_cfg.get("sources", []):
+                ds = build_task_dataset(spec)
+                for c in _text_columns(ds):
+                    texts.extend(ds[c])
+            probe: list[str] = []
+            if vocab_cfg.get("english_probe"):
+                ds = build_task_dataset(vocab_cfg["english_probe"])
+                probe = ds[_text_columns(ds)[-1]][:2000]
+            report = extend_model_vocab(
+                resolve(base_location)[1],
+                vdir,
+                texts,
+                english_probe=probe,
+                vocab_size=int(vocab_cfg.get("vocab_size", 16000)),
+                max_new=int(vocab_cfg.get("max_new", 8000)),
+                min_frequency=int(vocab_cfg.get("min_frequency", 3)),
+            )
+            run["vocab"] = {**report.as_dict(), "seconds": round(time.perf_counter() - t0, 1)}
+            print(f"vocabulary extended: {run['vocab']}", flush=True)
+        base_location = str(vdir)
+    model = load_model(base_location)
+    save_len = config.get("save_max_seq_length") or model.max_seq_length
+    teacher = load_model(config["teacher"]) if config.get("teacher") else None
+    teacher_cache: dict[str, Any] = {}
+
+    for i, stage in enumerate(config["stages"], 1):
+        stage_dir = out / f"stage-{i}"
+        done = stage_dir / "model"
+        if resume and (done / "modules.json").is_file():
+            print(f"[{stage['name']}] already finished, loading {done}", flush=True)
+            model = load_model(str(done))
+            continue
+        model.max_seq_length = int(stage.get("max_seq_length") or config["max_seq_length"])
+        info = _run_stage(
+            model, stage, config, stage_dir, precision, teacher, teacher_cache, resume=resume, max_steps=max_steps
+        )
+        model.max_seq_length = int(save_len)
+        model.save(str(done))
+        run["stages"].append(info)
+        _write_json(run_path, run)
+        print(f"[{stage['name']}] done in {info['train_seconds'] / 60:.1f} min, "
+              f"{info['pairs_per_second']} pairs/s -> {done}", flush=True)
+
+    final = out / "stage-{}".format(len(config["stages"])) / "model"
+    model_dir = export_fp16(final, out / "model")
+    run["model_dir"] = str(model_dir)
+    run["train_seconds"] = round(sum(s.get("train_seconds", 0) for s in run["stages"]), 1)
+    eval_cfg = config.get("eval") or {}
+    if eval_cfg.get("data_root"):
+        from tase_search.evaluation import format_table, jsonable, run_suite
+
+        t0 = time.perf_counter()
+        specs = [*eval_cfg.get("compare", []), str(model_dir)]
+        res = run_suite(specs, eval_cfg["data_root"], tasks=eval_cfg.get("tasks"), limit=eval_cfg.get("limit"),
+                        progress=lambda line: print(line, flush=True))
+        run["eval"] = jsonable(res)
+        run["eval_seconds"] = round(time.perf_counter() - t0, 1)
+        print(format_table(res), flush=True)
+    run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    run["total_seconds"] = round(time.perf_counter() - t_start, 1)
+    _write_json(run_path, run)
+    return model_dir
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.pipeline CONFIG [--output DIR] [--set k=v ...] [--resume] [--max-steps N]``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m training.pipeline", description=__doc__.split("\n")[0])
+    ap.add_argument("config")
+    ap.add_argument("--output")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--max-steps", type=int)
+    ns = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        cfg = load_config(ns.config, ns.overrides)
+        path = train(cfg, ns.output, resume=ns.resume, max_steps=ns.max_steps)
+    except (InputError, DataError, ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"model written to {path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
