@@ -115,7 +115,9 @@ def _build_paths(model: Any, model_id: str, names: list[str], bs: int) -> dict[s
             paths[name] = enc_path(Encoder(q, model_id, precision="fp32", batch_size=bs), bs)
         elif name == "compile":
             m2 = copy.deepcopy(model)
-            m2[0].auto_model = torch.compile(m2[0].auto_model, dynamic=True)
+            tr = m2[0]
+            attr = "model" if isinstance(getattr(tr, "model", None), torch.nn.Module) else "auto_model"
+            setattr(tr, attr, torch.compile(getattr(tr, attr), dynamic=True))  # ST >= 6: .model
             paths[name] = enc_path(Encoder(m2, model_id, precision="auto", batch_size=bs), bs)
         else:
             raise SystemExit(f"unknown path {name!r}; known: {BASELINE}, {SHIPPED}, {', '.join(EXTRAS)}")

@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", default=None, help="Query texts (.txt lines or .tsv 'tr' column). "
                    "Default: the demo queries, then corpus lines.")
     p.add_argument("--batch-size", type=int, default=64, help="Encoding batch size (the CLI default, 64).")
+    p.add_argument("--no-reference", action="store_true",
+                   help="Skip the reference start-up times (python, import torch, import sentence_transformers).")
     p.add_argument("--workdir", default=None, help="Where to build the index (default: a temp directory).")
     C.add_common_args(p)
     return p
@@ -65,8 +67,13 @@ def _cli() -> list[str]:
     return [sys.executable, "-c", "import sys; from tase_search.cli import main; sys.exit(main())"]
 
 
+_THREADS: int | None = None
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
+    if _THREADS:  # --threads: the CLI children get the same thread count as this process
+        env["OMP_NUM_THREADS"] = str(_THREADS)
     env["TASE_SEARCH_NO_PROGRESS"] = "1"
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
@@ -175,18 +182,20 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         args.rounds = 1
         args.cold_runs = 1
         args.warm_queries = min(args.warm_queries, 10)
+        args.no_reference = True
     import numpy as np  # noqa: F401 - imported before timing anything
 
     from tase_search.encoder import Encoder
     from tase_search.readers import read_corpus
     from tase_search.retriever import Retriever
 
+    global _THREADS
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+        _THREADS = args.threads
     machine = C.machine_facts()
-    own_tmp = None
     if args.corpus:
         corpus = Path(args.corpus)
     elif C.DEMO_CORPUS.is_file():
@@ -213,9 +222,12 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             index_cmd += ["--model", args.model]
 
         encoder = Encoder.load(args.model, precision="auto", batch_size=args.batch_size)
-        encoder.encode_document(texts[: 2 * args.batch_size])  # warm
+        # the passages the index will hold (long documents are split to fit the model)
+        overlap = 32
+        passages = [d.text[p.start : p.end] for d in docs for p in encoder.split_passages(d.text, overlap=overlap)]
+        encoder.encode_document(passages[: 2 * args.batch_size])  # warm
 
-        index_runs, encode_runs = [], []
+        index_runs, build_runs, encode_runs = [], [], []
         for _ in range(max(1, args.rounds)):
             res = _check(_run_child(index_cmd), "tase-search index")
             summary = json.loads(res["stdout"].strip().splitlines()[-1])
@@ -231,12 +243,18 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                 }
             )
             t0 = time.perf_counter()
-            encoder.encode_document(texts)
+            encoder.encode_document(passages)
             s = time.perf_counter() - t0
-            encode_runs.append({"seconds": round(s, 3), "docs_per_second": round(len(texts) / s, 1)})
+            encode_runs.append({"seconds": round(s, 3), "docs_per_second": round(len(docs) / s, 1)})
+            t0 = time.perf_counter()
+            Retriever.build(docs, model=encoder, path=workdir / "index-inprocess", overwrite=True, overlap=overlap)
+            s = time.perf_counter() - t0
+            build_runs.append({"seconds": round(s, 3), "docs_per_second": round(len(docs) / s, 1)})
         idx_dps = C.median(r["docs_per_second"] for r in index_runs)
+        bld_dps = C.median(r["docs_per_second"] for r in build_runs)
         enc_dps = C.median(r["docs_per_second"] for r in encode_runs)
         pair_ratios = [i["docs_per_second"] / e["docs_per_second"] for i, e in zip(index_runs, encode_runs)]
+        build_ratios = [b["docs_per_second"] / e["docs_per_second"] for b, e in zip(build_runs, encode_runs)]
 
         # ------------------------------------------------------------- cold CLI
         if args.queries:
@@ -253,14 +271,16 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         queries = C.cycle_to(queries, args.warm_queries)
         probe = queries[0]
         cold: dict[str, list[float]] = {"python -c pass": [], "python -c 'import torch'": [],
+                                        "python -c 'import sentence_transformers'": [],
                                         "tase-search --help": [], "tase-search info": [],
                                         "tase-search query": []}
         query_rss = []
+        if args.no_reference:
+            cold = {k: v for k, v in cold.items() if k.startswith("tase-search")}
         for _ in range(max(1, args.cold_runs)):
-            cold["python -c pass"].append(_check(_run_child([sys.executable, "-c", "pass"]), "python")["seconds"])
-            cold["python -c 'import torch'"].append(
-                _check(_run_child([sys.executable, "-c", "import torch"]), "import torch")["seconds"]
-            )
+            for code in ([] if args.no_reference else ["pass", "import torch", "import sentence_transformers"]):
+                key = "python -c pass" if code == "pass" else f"python -c '{code}'"
+                cold[key].append(_check(_run_child([sys.executable, "-c", code]), key)["seconds"])
             cold["tase-search --help"].append(_check(_run_child(cli + ["--help"]), "--help")["seconds"])
             cold["tase-search info"].append(
                 _check(_run_child(cli + ["info", "--index", str(index_dir)]), "info")["seconds"]
@@ -316,21 +336,30 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             "quick": args.quick,
         },
         "indexing": {
+            "passages": len(passages),
             "cli_index_runs": index_runs,
+            "inprocess_build_runs": build_runs,
             "pure_encode_runs": encode_runs,
-            "index_docs_per_second": idx_dps,
+            "cli_docs_per_second": idx_dps,
+            "inprocess_build_docs_per_second": bld_dps,
             "encode_docs_per_second": enc_dps,
-            "ratio_index_vs_encode": round(idx_dps / enc_dps, 3),
-            "ratio_per_round": [round(x, 3) for x in pair_ratios],
+            "ratio_cli_vs_encode": round(idx_dps / enc_dps, 4),
+            "ratio_cli_per_round": [round(x, 3) for x in pair_ratios],
+            "ratio_build_vs_encode": round(bld_dps / enc_dps, 3),
+            "ratio_build_per_round": [round(x, 3) for x in build_ratios],
+            "notes": "cli: `tase-search index` as the CLI reports it (its clock starts before the model "
+            "loads, so it includes loading); build: Retriever.build with the already-loaded encoder; "
+            "encode: Encoder.encode_document on the same passages. Runs interleaved cli, encode, build.",
             "target": "ratio >= 0.85 (indexing within 15% of pure encoding)",
-            "meets_target": idx_dps / enc_dps >= 0.85,
+            "meets_target": {"cli": idx_dps / enc_dps >= 0.85, "build": bld_dps / enc_dps >= 0.85},
         },
         "cold_start": cold_out,
         "help_imports": _imports_of_help(),
         "warm": warm,
     }
     summary = (
-        f"end_to_end: index {idx_dps:.0f} docs/s vs encode {enc_dps:.0f} docs/s (ratio {idx_dps / enc_dps:.2f}); "
+        f"end_to_end: CLI index {idx_dps:.0f} docs/s, in-process build {bld_dps:.0f}, pure encode {enc_dps:.0f} "
+        f"(ratios {idx_dps / enc_dps:.2f} / {bld_dps / enc_dps:.2f}); "
         f"cold query {cold_out['tase-search query']['median_seconds']}s, --help {cold_out['tase-search --help']['median_seconds']}s, "
         f"info {cold_out['tase-search info']['median_seconds']}s; warm search p50 {warm['retriever_search']['p50_ms']}ms "
         f"p99 {warm['retriever_search']['p99_ms']}ms; stdin {stdin['queries_per_second_after_first']} q/s; "

@@ -54,8 +54,11 @@ def _loop(index: Path, seconds: float, log: Path, seed: int, batch: int) -> int:
                 else:  # replace: same ids, new text
                     ids = rng.sample(sorted(present), min(len(present), rng.randint(1, 3)))
                     docs = [
-                        {"id": i, "text": f"belge {i} yeniden {rng.choice(['futbol', 'kedi', 'borsa'])} {nxt}",
-                         "topic": rng.choice(["spor", "hava"])}
+                        {
+                            "id": i,
+                            "text": f"belge {i} yeniden {rng.choice(['futbol', 'kedi', 'borsa'])} {nxt}",
+                            "topic": rng.choice(["spor", "hava"]),
+                        }
                         for i in ids
                     ]
                     nxt += 1
@@ -81,7 +84,10 @@ def _all_docs(r: object) -> list[tuple[str, str, dict]]:
     db = r.path / m.generation_dir / "docs.sqlite"  # type: ignore[attr-defined]
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return [(i, t, json.loads(meta)) for i, t, meta in conn.execute("SELECT id, text, metadata FROM documents")]
+        return [
+            (i, t, json.loads(meta))
+            for i, t, meta in conn.execute("SELECT id, text, metadata FROM documents")
+        ]
     finally:
         conn.close()
 
@@ -111,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.op in ("build", "overwrite"):
             docs = make_docs(a.n, prefix=a.prefix, start=a.start, seed=a.seed)
-            r = Retriever.build(docs, model=enc, path=a.index, factory=a.factory, overwrite=a.op == "overwrite")
+            r = Retriever.build(
+                docs, model=enc, path=a.index, factory=a.factory, overwrite=a.op == "overwrite"
+            )
         elif a.op == "add":
             r = Retriever.load(a.index, model=enc)
             r.add(make_docs(a.n, prefix=a.prefix, start=a.start, seed=a.seed))

@@ -106,7 +106,9 @@ def leftovers(index_dir: Path) -> list[str]:
     """Temporary files a finished (or cleaned-up) write must not leave behind."""
     if not index_dir.is_dir():
         return []
-    return sorted(p.name for p in index_dir.iterdir() if p.name.startswith((".tmp-gen-", ".manifest.json.tmp-")))
+    return sorted(
+        p.name for p in index_dir.iterdir() if p.name.startswith((".tmp-gen-", ".manifest.json.tmp-"))
+    )
 
 
 def phase_on_disk(index_dir: Path, old_gen: int | None) -> str:
@@ -186,7 +188,9 @@ def check_state(
     return {"ok": not problems, "state": state, "problems": problems}
 
 
-def check_next_write(index_dir: Path, encoder: Any, fresh_docs: list[dict[str, Any]] | None = None) -> list[str]:
+def check_next_write(
+    index_dir: Path, encoder: Any, fresh_docs: list[dict[str, Any]] | None = None
+) -> list[str]:
     """The next writer must succeed (stale lock and temporaries are no obstacle) and leave no temporaries."""
     from tase_search.retriever import Retriever
     from tase_search.store.verify import verify_index

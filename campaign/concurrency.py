@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,9 @@ def reader_main(index: Path, seconds: float, out: Path, seed: int, reload_every:
     with open(out, "w", encoding="utf-8") as fh:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            q = rng.choice(QUERIES) + (" " + rng.choice(["yarın", "bugün", "maç"]) if rng.random() < 0.3 else "")
+            q = rng.choice(QUERIES) + (
+                " " + rng.choice(["yarın", "bugün", "maç"]) if rng.random() < 0.3 else ""
+            )
             k = rng.randint(1, 12)
             flt = {"topic": rng.choice(TOPICS)} if rng.random() < 0.2 else None
             try:
@@ -65,7 +68,11 @@ def reader_main(index: Path, seconds: float, out: Path, seed: int, reload_every:
                     "hits": [[h.id, h.score, h.text] for h in hits],
                 }
             except Exception as exc:  # noqa: BLE001 - every error is a finding
-                rec = {"error": f"{type(exc).__name__}: {exc}"}
+                where = traceback.extract_tb(exc.__traceback__)[-3:]
+                rec = {
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "where": [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in where],
+                }
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
             n += 1
     return 0
@@ -113,7 +120,7 @@ def check_reads(log: Path, outs: list[Path], *, exact: bool = True) -> dict[str,
                 if "error" in rec:
                     errors += 1
                     if len(examples) < 10:
-                        examples.append(rec["error"])
+                        examples.append(f"{rec['error']} at {' < '.join(reversed(rec.get('where', [])))}")
                     continue
                 served += 1
                 bad = _check_one(rec, states, enc, dvec, clean_document, exact)
@@ -207,27 +214,57 @@ def run_concurrency(
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     ix = work / "ix"
-    Retriever.build(make_docs(docs, prefix="c", seed=seed), model=fake_encoder(), path=ix, factory=factory,
-                    overwrite=True).close()
+    Retriever.build(
+        make_docs(docs, prefix="c", seed=seed), model=fake_encoder(), path=ix, factory=factory, overwrite=True
+    ).close()
     env = _env()
     log = work / "writer.jsonl"
     t0 = time.monotonic()
     writer = subprocess.Popen(
-        [sys.executable, "-m", "campaign.apiwriter", "loop", str(ix), "--seconds", str(seconds), "--log", str(log),
-         "--seed", str(seed)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "campaign.apiwriter",
+            "loop",
+            str(ix),
+            "--seconds",
+            str(seconds),
+            "--log",
+            str(log),
+            "--seed",
+            str(seed),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     outs = [work / f"reader-{i}.jsonl" for i in range(readers)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "campaign.concurrency", "reader", str(ix), "--seconds", str(seconds),
-             "--out", str(o), "--seed", str(seed * 100 + i)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "campaign.concurrency",
+                "reader",
+                str(ix),
+                "--seconds",
+                str(seconds),
+                "--out",
+                str(o),
+                "--seed",
+                str(seed * 100 + i),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         for i, o in enumerate(outs)
     ]
     counts: dict[str, Any] = {
-        "refused_with_pid": 0, "refused_without_pid": 0, "acquired_while_idle": 0, "refused_unclear": []
+        "refused_with_pid": 0,
+        "refused_without_pid": 0,
+        "acquired_while_idle": 0,
+        "refused_unclear": [],
     }
     stop = threading.Event()
     th = threading.Thread(target=_probe_lock, args=(ix, writer.pid, stop, counts), daemon=True)
@@ -261,7 +298,9 @@ def run_concurrency(
         "writer_refused_by_probe": wstat.get("refused", 0),
         "lock_probe": {k: (v if not isinstance(v, list) else len(v)) for k, v in counts.items()},
         "final_verify_ok": rep.ok,
-        "problems": problems + res["examples"] + [f"unclear lock message: {m}" for m in counts["refused_unclear"]],
+        "problems": problems
+        + res["examples"]
+        + [f"unclear lock message: {m}" for m in counts["refused_unclear"]],
     }
 
 
@@ -284,8 +323,12 @@ def stale_lock_check(work: Path, point: str = "ingested") -> dict[str, Any]:
     Retriever.build(make_docs(50, prefix="s"), model=fake_encoder(), path=ix, overwrite=True).close()
     env = _env()
     w = [sys.executable, "-m", "campaign.apiwriter"]
-    first = subprocess.Popen([*w, "add", str(ix), "--n", "5", "--prefix", "x"], env={**env, "TASE_SEARCH_FAULT": f"{point}:stop"},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = subprocess.Popen(
+        [*w, "add", str(ix), "--n", "5", "--prefix", "x"],
+        env={**env, "TASE_SEARCH_FAULT": f"{point}:stop"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     problems: list[str] = []
     deadline = time.monotonic() + 60
     while not _stopped(first.pid) and time.monotonic() < deadline and first.poll() is None:
@@ -293,14 +336,20 @@ def stale_lock_check(work: Path, point: str = "ingested") -> dict[str, Any]:
     if not _stopped(first.pid):
         first.kill()
         return {"ok": False, "problems": ["the first writer never reached the stop point"]}
-    second = subprocess.run([*w, "delete", str(ix), "s1"], env=env, capture_output=True, text=True, timeout=120)
+    second = subprocess.run(
+        [*w, "delete", str(ix), "s1"], env=env, capture_output=True, text=True, timeout=120
+    )
     refused = second.returncode == 3 and f"locked by PID {first.pid}" in second.stderr
     if not refused:
-        problems.append(f"second writer not refused with the PID (exit {second.returncode}): {second.stderr[-300:]}")
+        problems.append(
+            f"second writer not refused with the PID (exit {second.returncode}): {second.stderr[-300:]}"
+        )
     os.kill(first.pid, signal.SIGKILL)
     first.communicate()
     stale = {"lock_file_pid": (ix / ".lock").read_text().strip(), "temporaries": leftovers(ix)}
-    third = subprocess.run([*w, "delete", str(ix), "s1"], env=env, capture_output=True, text=True, timeout=120)
+    third = subprocess.run(
+        [*w, "delete", str(ix), "s1"], env=env, capture_output=True, text=True, timeout=120
+    )
     if third.returncode != 0:
         problems.append(f"writer after the stale lock failed ({third.returncode}): {third.stderr[-300:]}")
     if leftovers(ix):

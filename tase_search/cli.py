@@ -49,9 +49,6 @@ class _Group(click.Group):
         except OSError as exc:  # disk full, permission denied, ...: the index is left as it was
             where = f" ({exc.filename})" if exc.filename else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from exc
-        except OSError as exc:  # a file or directory we could not create, read or write
-            where = f": {exc.filename}" if exc.filename else ""
-            raise click.ClickException(f"{exc.strerror or exc}{where}") from exc
 
 
 _WRITE_KEY = "tase_search.write"

@@ -39,10 +39,12 @@ class Settings:
             raise InputError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.batch_size < 1 or self.batch_size > 65536:
             raise InputError(f"batch size {self.batch_size} is out of range: use 1..65536")
-        if self.overlap_tokens < 0:
-            raise InputError(f"overlap {self.overlap_tokens} must be >= 0")
-        if self.max_seq_length < 0:
-            raise InputError(f"max_seq_length {self.max_seq_length} must be >= 0 (0 = the model's limit)")
+        if not 0 <= self.overlap_tokens <= 65536:
+            raise InputError(f"overlap {self.overlap_tokens} is out of range: use 0..65536")
+        if not 0 <= self.max_seq_length <= 65536:
+            raise InputError(
+                f"max_seq_length {self.max_seq_length} is out of range: use 0..65536 (0 = the model's limit)"
+            )
 
 
 def _config_file() -> Path:
@@ -94,9 +96,7 @@ def load_settings(**overrides: Any) -> Settings:
             raise TypeError(f"unknown setting {name!r}")
         if val is not None:
             values[name] = val
-    env_note = ", ".join(
-        f"{ENV_PREFIX}{k.upper()}={v!r}" for k, v in from_env.items() if values.get(k) is v
-    )
+    env_note = ", ".join(f"{ENV_PREFIX}{k.upper()}={v!r}" for k, v in from_env.items() if values.get(k) is v)
     try:
         coerced = {k: _coerce(k, v, fields[k].type) for k, v in values.items()}
         return Settings(**coerced)

@@ -94,6 +94,9 @@ def load_sentence_transformer(
             f"could not load model {location!r}: {exc}. A hub id needs network access "
             "(or a warm Hugging Face cache); offline, use a registered name or a local directory."
         ) from exc
+    except Exception as exc:  # custom code refused, pickled weights refused, broken files: the model's fault
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ModelError(f"could not load model {location!r}: {type(exc).__name__}: {first[:300]}") from exc
 
 
 def _quiet_transformers() -> None:

@@ -67,7 +67,9 @@ def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
     raw = out.parent / (out.name + "-hf")
     raw.mkdir(parents=True, exist_ok=True)
     vocab = write_tiny_vocab(raw / "vocab.txt")
-    vocab_arg = "vocab" if "vocab" in inspect.signature(BertTokenizerFast.__init__).parameters else "vocab_file"
+    vocab_arg = (
+        "vocab" if "vocab" in inspect.signature(BertTokenizerFast.__init__).parameters else "vocab_file"
+    )
     tokenizer = BertTokenizerFast(
         **{vocab_arg: str(raw / "vocab.txt")}, do_lower_case=True, strip_accents=False
     )

@@ -137,7 +137,9 @@ def unchanged(index_dir: Path, tiny_encoder: object) -> Callable[[], None]:
 
 
 # ============================================================================ help / version
-@pytest.mark.parametrize("cmd", [[], ["index"], ["query"], ["info"], ["delete"], ["models"], ["demo"]])
+@pytest.mark.parametrize(
+    "cmd", [[], ["index"], ["query"], ["info"], ["delete"], ["verify"], ["models"], ["demo"]]
+)
 def test_help(runner: CliRunner, cmd: list[str]) -> None:
     res = ok(run(runner, *cmd, "-h"))
     assert "Usage:" in res.output
@@ -189,14 +191,32 @@ def test_index_query_info_delete(
     # append (with the model from the manifest) and a second file format
     more = tmp_path / "more.tsv"
     more.write_text("doc_id\tbody\tlang\nyeni1\tYeni kedi haberi.\ttr\nyeni2\tYeni köpek haberi.\ttr\n")
-    res = ok(run(runner, "index", more, "--index", path, "--text-column", "body", "--id-column", "doc_id", "--json"))
+    res = ok(
+        run(
+            runner, "index", more, "--index", path, "--text-column", "body", "--id-column", "doc_id", "--json"
+        )
+    )
     (summary,) = json_lines(res.stdout)
     assert (summary["action"], summary["added"], summary["documents"]) == ("appended to", 2, len(CORPUS) + 2)
     # --on-duplicate
-    fails(run(runner, "index", more, "--index", path, "--text-column", "body", "--id-column", "doc_id"), "yeni1")
+    fails(
+        run(runner, "index", more, "--index", path, "--text-column", "body", "--id-column", "doc_id"), "yeni1"
+    )
     res = ok(
-        run(runner, "index", more, "--index", path, "--text-column", "body", "--id-column", "doc_id",
-            "--on-duplicate", "skip", "--json")
+        run(
+            runner,
+            "index",
+            more,
+            "--index",
+            path,
+            "--text-column",
+            "body",
+            "--id-column",
+            "doc_id",
+            "--on-duplicate",
+            "skip",
+            "--json",
+        )
     )
     assert json_lines(res.stdout)[0]["skipped_duplicate"] == 2
 
@@ -215,7 +235,9 @@ def test_index_query_info_delete(
     assert json_lines(res.stdout)[0]["documents"] == 1
 
 
-def test_named_index_under_root(runner: CliRunner, corpus_file: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_named_index_under_root(
+    runner: CliRunner, corpus_file: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "root"
     ok(run(runner, "index", corpus_file, "--index", "haberler", "--root", root, "--model", tiny_model_dir))
     assert Retriever.exists(root / "haberler")
@@ -225,10 +247,14 @@ def test_named_index_under_root(runner: CliRunner, corpus_file: Path, tiny_model
 
 
 def test_stdin(runner: CliRunner, index_dir: Path) -> None:
-    res = ok(run(runner, "index", "-", "--index", index_dir, "--json", input="stdin belgesi bir\n\nstdin iki\n"))
+    res = ok(
+        run(runner, "index", "-", "--index", index_dir, "--json", input="stdin belgesi bir\n\nstdin iki\n")
+    )
     (summary,) = json_lines(res.stdout)
     assert (summary["added"], summary["skipped_empty"]) == (2, 1)
-    res = ok(run(runner, "query", "-", "--index", index_dir, "--json", "-k", "2", input=f"{QUERY}\n\n  \nhava\n"))
+    res = ok(
+        run(runner, "query", "-", "--index", index_dir, "--json", "-k", "2", input=f"{QUERY}\n\n  \nhava\n")
+    )
     hits = json_lines(res.stdout)
     assert [h["query"] for h in hits] == [QUERY, QUERY, "hava", "hava"]
     stored = Retriever.load(index_dir).get(["1", "2"])
@@ -242,11 +268,28 @@ def test_filter(runner: CliRunner, index_dir: Path) -> None:
     res = ok(run(runner, "query", QUERY, "--index", index_dir, "--filter", "topic=hava", "--json"))
     hits = json_lines(res.stdout)
     assert sorted(h["id"] for h in hits) == ["hava1", "hava2"]
-    res = ok(run(runner, "query", QUERY, "--index", index_dir, "-f", "topic=spor", "-f", "id=spor2", "--json"))
+    res = ok(
+        run(runner, "query", QUERY, "--index", index_dir, "-f", "topic=spor", "-f", "id=spor2", "--json")
+    )
     assert [h["id"] for h in json_lines(res.stdout)] == ["spor2"]
     res = ok(run(runner, "query", QUERY, "--index", index_dir, "-f", "topic=yok"))
     assert "(no results)" in res.output
     assert ok(run(runner, "query", QUERY, "--index", index_dir, "-f", "topic=yok", "--json")).stdout == ""
+
+
+def test_verify(runner: CliRunner, index_dir: Path) -> None:
+    res = ok(run(runner, "verify", index_dir))
+    assert "OK" in res.output and "FAIL" not in res.output
+    (rep,) = json_lines(ok(run(runner, "verify", "--index", index_dir, "--json")).stdout)
+    assert rep["ok"] is True
+    gen = index_dir / read_manifest(index_dir).generation_dir
+    data = bytearray((gen / "vectors.faiss").read_bytes())
+    data[-1] ^= 0xFF  # same size, other bytes: only the checksum can tell
+    (gen / "vectors.faiss").write_bytes(bytes(data))
+    res = run(runner, "verify", index_dir)
+    assert res.exit_code == 1 and "FAIL" in res.output and "CORRUPT" in res.output
+    assert "Traceback" not in res.output
+    fails(run(runner, "query", QUERY, "--index", index_dir), "damaged")
 
 
 def test_models(runner: CliRunner) -> None:
@@ -264,7 +307,7 @@ def test_demo(runner: CliRunner, tiny_model_dir: Path, tmp_path: Path) -> None:
 
 def test_encoding_errors_replace(runner: CliRunner, index_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.txt"
-    bad.write_bytes("iyi satır\nkötü ".encode() + b"\xff" + " bayt\n".encode())
+    bad.write_bytes("iyi satır\nkötü ".encode() + b"\xff" + b" bayt\n")
     res = ok(run(runner, "index", bad, "--index", index_dir, "--encoding-errors", "replace", "--json"))
     (summary,) = json_lines(res.stdout)
     assert (summary["added"], summary["replaced_encoding"]) == (2, 1)
@@ -315,7 +358,9 @@ def test_bad_corpus_leaves_index_unchanged(
     unchanged()
 
 
-def test_bad_corpus_on_new_index_creates_nothing(runner: CliRunner, tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_bad_corpus_on_new_index_creates_nothing(
+    runner: CliRunner, tmp_path: Path, tiny_model_dir: Path
+) -> None:
     for name, data, extra, needles in BAD_CORPORA[:-2]:
         f = _write(tmp_path, name, data)
         new = tmp_path / f"new-{name}"
@@ -329,10 +374,16 @@ def test_bad_corpus_on_new_index_creates_nothing(runner: CliRunner, tmp_path: Pa
     [
         (["index", "/nonexistent/corpus.txt"], ["does not exist"]),
         (["index", "-", "-"], ["only once"]),
-        (["index", "{corpus}", "--factory", "HNSW32,Flat", "--index-type", "hnsw"], ["either --index-type or --factory"]),
+        (
+            ["index", "{corpus}", "--factory", "HNSW32,Flat", "--index-type", "hnsw"],
+            ["either --index-type or --factory"],
+        ),
         (["index", "{corpus}", "--index-type", "annoy"], ["annoy"]),
         (["index", "{corpus}", "--batch-size", "0"], ["batch-size"]),
-        (["index", "{corpus}", "--model", "{other_model}"], ["was built with model", "{tiny_model}", "{other_model}"]),
+        (
+            ["index", "{corpus}", "--model", "{other_model}"],
+            ["was built with model", "{tiny_model}", "{other_model}"],
+        ),
         (["index", "{corpus}", "--model", "/no/such/model"], ["/no/such/model"]),
         (["query", "-k", "0", "maç"], ["-k", "0"]),
         (["query", "-k", "-1", "maç"], ["-k", "-1"]),
@@ -362,7 +413,9 @@ def test_bad_arguments(
 ) -> None:
     def fill(s: str) -> str:
         return s.format(
-            corpus=corpus_file, tiny_model=tiny_model_dir.resolve(), other_model=other_tiny_model_dir.resolve()
+            corpus=corpus_file,
+            tiny_model=tiny_model_dir.resolve(),
+            other_model=other_tiny_model_dir.resolve(),
         )
 
     fails(run(runner, *[fill(a) for a in args], "--index", index_dir), *[fill(n) for n in needles])
@@ -374,7 +427,9 @@ def test_invalid_factory_on_new_index(
     runner: CliRunner, corpus_file: Path, tiny_model_dir: Path, tmp_path: Path, factory: str
 ) -> None:
     new = tmp_path / "new"
-    res = fails(run(runner, "index", corpus_file, "--index", new, "--model", tiny_model_dir, "--factory", factory))
+    res = fails(
+        run(runner, "index", corpus_file, "--index", new, "--model", tiny_model_dir, "--factory", factory)
+    )
     assert "factory" in res.output or "trained" in res.output
     assert not Retriever.exists(new)
 
@@ -386,11 +441,16 @@ def test_missing_index(runner: CliRunner, tmp_path: Path) -> None:
     assert not missing.exists()
 
 
-def test_foreign_directory_refused(runner: CliRunner, corpus_file: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_foreign_directory_refused(
+    runner: CliRunner, corpus_file: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
     home = tmp_path / "Documents"
     home.mkdir()
     (home / "tez.docx").write_bytes(b"x")
-    fails(run(runner, "index", corpus_file, "--index", home, "--model", tiny_model_dir), "not a tase-search index")
+    fails(
+        run(runner, "index", corpus_file, "--index", home, "--model", tiny_model_dir),
+        "not a tase-search index",
+    )
     assert sorted(p.name for p in home.iterdir()) == ["tez.docx"]
 
 
@@ -436,7 +496,10 @@ def test_console_script_fast_paths(workdir: Path, tmp_path: Path) -> None:
     assert out.returncode == 0 and "Usage:" in out.stdout
     out = subprocess.run(
         [*_script(), "query", "maç", "--index", str(tmp_path / "nope")],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert out.returncode == 1 and "Error: no index at" in out.stderr and "Traceback" not in out.stderr
     assert out.stdout == ""

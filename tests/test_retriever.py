@@ -237,7 +237,9 @@ def test_duplicate_ids_on_append(tmp_path: Path, fake_encoder: FakeEncoder, fact
     res = r.add(dup, on_duplicate="skip")
     assert (res.added, res.skipped_duplicate) == (1, 1)
     assert r.get(["hava1"])[0]["text"] == "Yarın İstanbul'da yağmur bekleniyor."
-    res = r.add([{"id": "hava1", "text": "Hava bugün karlı ve soğuk.", "topic": "kar"}], on_duplicate="replace")
+    res = r.add(
+        [{"id": "hava1", "text": "Hava bugün karlı ve soğuk.", "topic": "kar"}], on_duplicate="replace"
+    )
     assert (res.added, res.replaced) == (1, 1)
     assert r.get(["hava1"])[0]["metadata"] == {"topic": "kar"}
     hits = r.search("Yarın İstanbul'da yağmur bekleniyor.", k=20)
@@ -463,8 +465,10 @@ def test_turkish_text_round_trips(tmp_path: Path, fake_encoder: FakeEncoder) -> 
         "t2": "ığüşöç İĞÜŞÖÇ — “tırnak” ve ‘tek’ … €",
         "t3": unicodedata.normalize("NFD", "Şırnak'ta kış"),  # decomposed input is stored composed
     }
-    r = Retriever.build(
-        [{"id": k, "text": v, "şehir": "Iğdır"} for k, v in texts.items()], model=fake_encoder, path=tmp_path / "i"
+    Retriever.build(
+        [{"id": k, "text": v, "şehir": "Iğdır"} for k, v in texts.items()],
+        model=fake_encoder,
+        path=tmp_path / "i",
     )
     r2 = Retriever.load(tmp_path / "i", model=FakeEncoder())
     for k, v in texts.items():

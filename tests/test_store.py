@@ -172,7 +172,13 @@ def test_docstore_insert_fetch(tmp_path: Path) -> None:
     c = got[103]
     assert (c.doc_id, c.index, c.count, c.start, c.end) == ("c", 1, 2, 3, 10)
     assert s.get_documents(["c", "zz", "a"]) == [
-        {"id": "c", "text": "uzun belge", "metadata": {"topic": "spor", "etiket": "İĞŞ"}, "source": "other.txt", "line": 1},
+        {
+            "id": "c",
+            "text": "uzun belge",
+            "metadata": {"topic": "spor", "etiket": "İĞŞ"},
+            "source": "other.txt",
+            "line": 1,
+        },
         {
             "id": "a",
             "text": "Galatasaray maçı kazandı.",
@@ -391,7 +397,12 @@ def test_flat_equals_numpy_with_selectors(diff_data: tuple[np.ndarray, np.ndarra
     rng = np.random.default_rng(4)
     allow = rng.choice(ids, 150, replace=False)
     deny = rng.choice(ids, 200, replace=False)
-    for kw in ({"allow": allow}, {"deny": deny}, {"allow": allow, "deny": deny}, {"deny": np.zeros(0, np.int64)}):
+    for kw in (
+        {"allow": allow},
+        {"deny": deny},
+        {"allow": allow, "deny": deny},
+        {"deny": np.zeros(0, np.int64)},
+    ):
         fr = f.search(queries, 20, **kw)
         _assert_same_results(fr, n.search(queries, 20, **kw))
         got = set(fr[1][fr[1] >= 0].tolist())

@@ -283,6 +283,8 @@ def read_squad(
                 if target == "sentence":
                     answers = qa.get("answers") or []
                     start = answers[0].get("answer_start") if answers else None
+                    if isinstance(start, str) and start.strip().isdigit():  # TQuAD stores it as a string
+                        start = int(start)
                     if not isinstance(start, int):
                         continue
                     pos = next((ctx[a:b].strip() for a, b in spans if a <= start < b), None)

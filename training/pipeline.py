@@ -78,6 +78,7 @@ STAGE_DEFAULTS: dict[str, Any] = {
     "save_total_limit": 2,
     "logging_steps": 25,
     "max_seq_length": None,
+    "time_budget_minutes": None,  # stop the stage (and save) after this much training time
 }
 
 
@@ -86,9 +87,15 @@ def _parse_value(text: str) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string; a learning rate is meant
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def apply_overrides(config: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -369,20 +376,49 @@ def add_teacher_labels(ds: Any, teacher: Any, column: str, precision: str, cache
     return ds.add_column("label", list(labels))
 
 
+def _load_teacher_cache(path: Path, teacher: str | None) -> dict[str, Any]:
+    """Teacher embeddings saved by an earlier run/stage of this output dir (minutes of CPU on 60k texts)."""
+    import numpy as np
+
+    if not teacher or not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as z:
+        if str(z["teacher"]) != str(teacher):
+            return {}
+        return dict(zip(z["texts"].tolist(), z["emb"], strict=True))
+
+
+def _save_teacher_cache(path: Path, teacher: str | None, cache: dict[str, Any]) -> None:
+    import numpy as np
+
+    texts = list(cache)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, teacher=np.array(str(teacher)), texts=np.array(texts), emb=np.stack([cache[t] for t in texts]))
+    tmp.replace(path)
+
+
 # --------------------------------------------------------------------------- losses
 LOSS_TYPES = ("mnrl", "mnrl_symmetric", "cached_mnrl", "mse", "cosent", "align_distill")
 
 
 def build_loss(spec: dict[str, Any], model: Any) -> Any:
     """A loss spec → loss module. ``align_distill`` (training.losses) = symmetric MNRL + teacher MSE in one pass."""
-    from sentence_transformers import losses
+    try:
+        from sentence_transformers.sentence_transformer import losses
+    except ImportError:  # pragma: no cover - sentence-transformers < 6
+        from sentence_transformers import losses  # type: ignore[no-redef]
 
     kind = spec.get("type")
     scale = float(spec.get("scale", 20.0))
     if kind == "mnrl":
         return losses.MultipleNegativesRankingLoss(model, scale=scale)
     if kind == "mnrl_symmetric":
-        return losses.MultipleNegativesSymmetricRankingLoss(model, scale=scale)
+        try:  # sentence-transformers >= 6: the symmetric loss is an option of MNRL
+            return losses.MultipleNegativesRankingLoss(
+                model, scale=scale, directions=("query_to_doc", "doc_to_query"), partition_mode="per_direction"
+            )
+        except TypeError:
+            return losses.MultipleNegativesSymmetricRankingLoss(model, scale=scale)
     if kind == "cached_mnrl":
         return losses.CachedMultipleNegativesRankingLoss(
             model, scale=scale, mini_batch_size=int(spec.get("mini_batch_size", 32))
@@ -448,10 +484,11 @@ def export_fp16(model_dir: str | Path, out_dir: str | Path) -> Path:
             shutil.copy2(path, out)
     cfg = dst / "config.json"
     if cfg.is_file():
+        # Declare float32: transformers loads with dtype="auto" from the config, and fp16 weights on CPU
+        # are slow and break bf16 autocast (layer_norm on mixed dtypes); declared fp32, they are upcast on load.
         obj = json.loads(cfg.read_text())
-        obj["torch_dtype"] = "float16"
-        if "dtype" in obj:
-            obj["dtype"] = "float16"
+        obj.pop("torch_dtype", None)
+        obj["dtype"] = "float32"
         cfg.write_text(json.dumps(obj, indent=2) + "\n")
     return dst
 
@@ -477,7 +514,7 @@ def _write_json(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
-def _progress_callback(stage_name: str, batch_size: int) -> Any:
+def _progress_callback(stage_name: str, batch_size: int, budget_minutes: float | None = None) -> Any:
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
@@ -487,13 +524,22 @@ def _progress_callback(stage_name: str, batch_size: int) -> Any:
             self.t0 = time.perf_counter()
             self.step0: int | None = None
 
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.t0 = time.perf_counter()
+            self.step0 = state.global_step
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            # A wall-clock budget: CPU speed varies with load, so a step count cannot promise a deadline.
+            if budget_minutes and time.perf_counter() - self.t0 > budget_minutes * 60:
+                print(f"[{stage_name}] time budget of {budget_minutes} min reached at step {state.global_step}",
+                      flush=True)
+                control.should_training_stop = True
+
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
             if not logs or "loss" not in logs:
                 return
-            if self.step0 is None:
-                self.step0 = 0
             el = time.perf_counter() - self.t0
-            done = state.global_step - self.step0
+            done = state.global_step - (self.step0 or 0)
             rate = done / el if el > 0 else 0.0
             eta = (state.max_steps - state.global_step) / rate if rate > 0 else float("nan")
             print(
@@ -584,7 +630,7 @@ def _run_stage(
         args=args,
         train_dataset=train_ds,
         loss=loss,
-        callbacks=[_progress_callback(stage["name"], int(stage["batch_size"]))],
+        callbacks=[_progress_callback(stage["name"], int(stage["batch_size"]), stage.get("time_budget_minutes"))],
     )
     ckpts = sorted((stage_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     resume_from = str(ckpts[-1]) if (resume and ckpts) else None
@@ -650,6 +696,14 @@ def train(
                 tdata._check_file(Path(f))
                 run["data_files"][f] = tdata.file_sha256(f)
     run_path = out / "run.json"
+    previous: dict[str, Any] = {}
+    if resume and run_path.is_file():
+        try:
+            previous = json.loads(run_path.read_text())
+        except json.JSONDecodeError:
+            previous = {}
+        run["previous_runs"] = [*previous.get("previous_runs", []), {
+            k: previous.get(k) for k in ("started", "finished", "config", "total_seconds")}]
     _write_json(run_path, run)
 
     # ---- base model (+ vocabulary extension)
@@ -658,8 +712,9 @@ def train(
     if vocab_cfg.get("extend"):
         vdir = out / "vocab-extended"
         if not (resume and (vdir / "modules.json").is_file()):
-            from .vocab import extend_model_vocab
             from tase_search.models import resolve
+
+            from .vocab import extend_model_vocab
 
             t0 = time.perf_counter()
             texts: list[str] = []
@@ -686,7 +741,7 @@ def train(
     model = load_model(base_location)
     save_len = config.get("save_max_seq_length") or model.max_seq_length
     teacher = load_model(config["teacher"]) if config.get("teacher") else None
-    teacher_cache: dict[str, Any] = {}
+    teacher_cache = _load_teacher_cache(out / "teacher-cache.npz", config.get("teacher"))
 
     for i, stage in enumerate(config["stages"], 1):
         stage_dir = out / f"stage-{i}"
@@ -694,12 +749,17 @@ def train(
         if resume and (done / "modules.json").is_file():
             print(f"[{stage['name']}] already finished, loading {done}", flush=True)
             model = load_model(str(done))
+            # keep the finished stage's record (timings, pairs/s) from the earlier run
+            old = [s for s in previous.get("stages", []) if s.get("name") == stage["name"]]
+            run["stages"].append({**(old[-1] if old else {"name": stage["name"]}), "skipped_on_resume": True})
             continue
         model.max_seq_length = int(stage.get("max_seq_length") or config["max_seq_length"])
         info = _run_stage(
             model, stage, config, stage_dir, precision, teacher, teacher_cache, resume=resume, max_steps=max_steps
         )
         model.max_seq_length = int(save_len)
+        if teacher_cache:
+            _save_teacher_cache(out / "teacher-cache.npz", config.get("teacher"), teacher_cache)
         model.save(str(done))
         run["stages"].append(info)
         _write_json(run_path, run)

@@ -61,7 +61,10 @@ class DocStore:
             if not self.path.is_file():
                 raise IndexCorrupt(f"document store {self.path} is missing; the index is damaged")
             uri = f"file:{self.path}?mode=ro"
-            self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            try:
+                self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            except sqlite3.OperationalError as exc:  # vanished since the check (a writer's cleanup)
+                raise IndexCorrupt(f"document store {self.path} could not be opened ({exc})") from exc
         else:
             self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self.conn.execute("PRAGMA journal_mode=DELETE")

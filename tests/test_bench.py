@@ -1,0 +1,140 @@
+"""The benchmark scripts in bench/ run at tiny sizes and report what they promise (no timing asserts).
+
+Each script is imported from its path and its ``run(argv)`` called in-process (the index benchmark
+still starts one worker process per index type, which is what it measures), with the tiny random
+model from conftest so nothing needs the network or the real model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+MACHINE_KEYS = {"date", "host_cpus", "usable_cpus", "cpu_model", "cpu_flags", "versions", "loadavg_before",
+                "loadavg_after", "torch_threads"}
+
+
+def _load(name: str) -> ModuleType:
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("bench-data")
+    words = "futbol maç yağmur hava deprem ekonomi şehir kedi köpek okul çay müzik".split()
+    lines = [f"{words[i % len(words)]} {words[(i * 7) % len(words)]} bir {words[(i * 3) % len(words)]} {i}"
+             for i in range(120)]
+    p = d / "corpus.txt"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+@pytest.fixture(scope="module")
+def bitext(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("bench-bitext") / "dev.tsv"
+    rows = [("kedi ve köpek", "cat and dog"), ("yarın yağmur", "rain tomorrow"), ("okul müzik", "school music"),
+            ("futbol maçı", "football match"), ("şehir hava", "city weather")]
+    p.write_text("tr\ten\n" + "".join(f"{a}\t{b}\n" for a, b in rows), encoding="utf-8")
+    return p
+
+
+def test_encode_quick(tiny_model_dir: Path, corpus: Path, bitext: Path, tmp_path: Path,
+                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "encode.json"
+    res = _load("encode").run([str(corpus), "--quick", "--n", "40", "--chunk", "20", "--model", str(tiny_model_dir),
+                               "--extra", "bf16-weights", "--bitext-dev", str(bitext), "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(res))
+    assert MACHINE_KEYS <= set(res["machine"])
+    assert res["config"]["n"] == 40
+    assert set(res["paths"]) == {"st-fp32", "auto", "bf16-weights"}
+    for p in res["paths"].values():
+        assert p["sentences_per_second"] > 0 and p["speedup_vs_baseline"] > 0
+        assert 0.9 <= p["cosine_vs_fp32"]["min"] <= 1.0001
+        assert 0 <= p["dev"]["tr_en_accuracy"] <= 100
+    assert res["paths"]["st-fp32"]["cosine_vs_fp32"]["min"] > 0.9999  # the baseline against itself
+    assert set(res["shipped_meets_targets"]) == {"speedup>=3", "cosine_min>=0.99", "metric_within_0.5_points"}
+    assert "encode:" in capsys.readouterr().err
+
+
+def test_index_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    res = _load("index").run(["--quick", "--n", "600", "--nq", "20", "--texts", str(corpus),
+                              "--model", str(tiny_model_dir), "--cache-dir", str(tmp_path / "cache"),
+                              "--types", "flat,hnsw,ivf-sq8", "--out", str(tmp_path / "index.json")])
+    assert MACHINE_KEYS <= set(res["machine"])
+    assert res["config"]["n"] == 600
+    data = res["data"]
+    assert data["real_vectors"] + data["synthetic_vectors"] == 600
+    assert data["synthetic_vectors"] > 0 and data["synthetic_construction"]
+    assert data["queries"] == 20
+    by_type = {r["type"]: r for r in res["indexes"]}
+    assert set(by_type) == {"flat", "hnsw", "ivf-sq8"}
+    for r in by_type.values():
+        assert "error" not in r, r.get("error")
+        assert r["build_seconds"] >= 0 and r["bytes_on_disk"] > 0 and r["rss_mb"]["peak"] > 0
+        for s in r["search"]:
+            assert {"params", "latency", "latency_omp1", "batch_qps", "recall@10"} <= set(s)
+            assert s["latency"]["p50_ms"] <= s["latency"]["p99_ms"]
+    assert by_type["flat"]["search"][0]["recall@10"] == 1.0  # exact search is its own ground truth
+    assert [s["params"] for s in by_type["hnsw"]["search"]] == ["efSearch=16", "efSearch=64"]
+    assert by_type["ivf-sq8"]["factory"].startswith("IVF") and by_type["ivf-sq8"]["bytes_per_vector"] < \
+        by_type["flat"]["bytes_per_vector"]
+    assert res["hnsw_efsearch_pick"]["shipped_default"] > 0
+    assert "efSearch_one_thread" in res["hnsw_efsearch_pick"]
+    # a second run reuses the cached embeddings
+    again = _load("index").run(["--quick", "--n", "600", "--nq", "20", "--texts", str(corpus),
+                                "--model", str(tiny_model_dir), "--cache-dir", str(tmp_path / "cache"),
+                                "--types", "flat"])
+    assert again["data"]["real_vectors"] == data["real_vectors"]
+    assert len(list((tmp_path / "cache").glob("emb-*.npy"))) == 2  # one document block, one query block
+
+
+def test_end_to_end_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    res = _load("end_to_end").run([str(corpus), "--quick", "--limit", "30", "--warm-queries", "5",
+                                   "--model", str(tiny_model_dir), "--out", str(tmp_path / "e2e.json")])
+    assert MACHINE_KEYS <= set(res["machine"])
+    ix = res["indexing"]
+    assert ix["cli_index_runs"][0]["documents"] == 30
+    assert ix["ratio_cli_vs_encode"] >= 0 and ix["ratio_build_vs_encode"] > 0
+    assert ix["cli_index_runs"][0]["peak_rss_mb"] > 0
+    assert {"tase-search --help", "tase-search info", "tase-search query"} <= set(res["cold_start"])
+    assert res["help_imports"].get("torch") is False  # --help must stay light
+    warm = res["warm"]
+    assert warm["retriever_search"]["n"] == 5
+    assert warm["cli_stdin"]["answers"] == 5
+
+
+def test_single_query_search_uses_one_faiss_thread_and_restores(fake_encoder, tmp_path: Path) -> None:
+    """The change bench/index.py motivated: a lone query runs FAISS single-threaded, same answers."""
+    import faiss
+
+    from tase_search import retriever as R
+
+    docs = [f"futbol maç {i} yağmur hava {i % 7} şehir {i % 13}" for i in range(300)]
+    r = R.Retriever.build(docs, model=fake_encoder, path=tmp_path / "idx", factory="HNSW32,Flat")
+    seen: list[int] = []
+    r._open()
+    inner_search = r._vectors.search
+
+    def spy(*a, **kw):  # noqa: ANN002, ANN003
+        seen.append(faiss.omp_get_max_threads())
+        return inner_search(*a, **kw)
+
+    r._vectors.search = spy
+    before = faiss.omp_get_max_threads()
+    one = r.search("futbol maç 5 yağmur", k=5)
+    both = r.search(["futbol maç 5 yağmur", "şehir hava"], k=5)
+    assert [h.id for h in one] == [h.id for h in both[0]]
+    assert seen[0] == 1 and faiss.omp_get_max_threads() == before
+    assert seen[-1] == before  # a batch keeps every thread

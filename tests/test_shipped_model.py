@@ -1,0 +1,53 @@
+"""Golden vectors for the shipped default model: catches silent changes to weights, tokenizer or pooling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+GOLDEN = Path(__file__).parent / "golden" / "default-model.json"
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict:
+    return json.loads(GOLDEN.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    from tase_search.encoder import Encoder
+
+    return Encoder.load("default", precision="fp32")
+
+
+def test_default_model_is_the_golden_one(encoder, golden):
+    assert encoder.model_id == golden["model_id"]
+    assert encoder.dimension == golden["dimension"]
+    assert encoder.fingerprint == golden["fingerprint"]
+
+
+def test_golden_vectors_fp32(encoder, golden):
+    got = encoder.encode_document(golden["sentences"])
+    want = np.asarray(golden["vectors"], dtype=np.float32)
+    np.testing.assert_allclose(got, want, atol=2e-4)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_bf16_path_stays_close_to_fp32(encoder, golden):
+    from tase_search.encoder import Encoder
+
+    fast = Encoder(encoder.model, encoder.model_id, precision="bf16")
+    got = fast.encode_document(golden["sentences"])
+    want = np.asarray(golden["vectors"], dtype=np.float32)
+    cos = (got * want).sum(axis=1)
+    assert cos.min() > 0.99
+
+
+def test_cross_lingual_sanity(encoder):
+    q = encoder.encode_query(["futbol maçı", "football match"])
+    d = encoder.encode_document(["Takım maçı 2-1 kazandı ve kupayı aldı.", "Yarın hava yağmurlu ve soğuk olacak."])
+    s = q @ d.T
+    assert s[0, 0] > s[0, 1] and s[1, 0] > s[1, 1]

@@ -1,0 +1,510 @@
+"""Offline tests for training/: loaders, hub row handling, sampler, config, tiny training runs, fp16 export.
+
+Models are built in the test from configs (random init, 32-d, 2 layers) with tokenizers trained
+here on a few sentences, so nothing is downloaded and every test takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sentence_transformers")
+pytest.importorskip("yaml")
+datasets = pytest.importorskip("datasets")
+
+from tase_search.errors import DataError, InputError  # noqa: E402
+from training import data as tdata  # noqa: E402
+from training import pipeline  # noqa: E402
+
+CORPUS = [
+    "Merhaba, nasılsın?",
+    "Hello, how are you?",
+    "Kırmızı şapkalı kız çiçek topluyor.",
+    "The girl in the red hat is picking flowers.",
+    "Bugün hava çok güzel.",
+    "The weather is very nice today.",
+    "Kedi masanın üstünde uyuyor.",
+    "The cat is sleeping on the table.",
+    "Yarın İstanbul'a gideceğim.",
+    "I will go to Istanbul tomorrow.",
+    "Bu kitabı okudun mu?",
+    "Did you read this book?",
+]
+PAIRS = list(zip(CORPUS[0::2], CORPUS[1::2], strict=True))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _tsv(path: Path, header: str, rows: list[tuple[str, ...]]) -> Path:
+    return _write(path, header + "\n" + "".join("\t".join(r) + "\n" for r in rows))
+
+
+# --------------------------------------------------------------------------- loaders
+def test_read_pairs_tsv_csv_jsonl(tmp_path: Path) -> None:
+    tsv = _tsv(tmp_path / "a.tsv", "tr\ten", PAIRS + [PAIRS[0]])
+    ds = tdata.read_pairs(tsv, ["tr", "en"])
+    assert ds.column_names == ["tr", "en"]
+    assert len(ds) == len(PAIRS)  # the duplicate row is dropped
+    csvf = _write(tmp_path / "b.csv", 'src,tgt\n"a, quoted",b\nc,d\n')
+    ds = tdata.read_pairs(csvf, ["src", "tgt"], names=["anchor", "positive"])
+    assert ds[0] == {"anchor": "a, quoted", "positive": "b"}
+    jl = _write(tmp_path / "c.jsonl", json.dumps({"q": "x", "p": "y"}) + "\n\n" + json.dumps({"q": "z", "p": "w"}) + "\n")
+    assert len(tdata.read_pairs(jl, ["q", "p"])) == 2
+    both = tdata.read_pairs([tsv, tsv], ["tr", "en"], dedup=False)
+    assert len(both) == 2 * (len(PAIRS) + 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("empty.tsv", "", "empty"),
+        ("header_only.tsv", "tr\ten\n", "no data rows"),
+        ("missing_col.tsv", "tr\tde\nx\ty\n", ":1: header"),
+        ("fields.tsv", "tr\ten\na\tb\nc\td\te\n", ":3: expected 2 TSV fields"),
+        ("empty_field.tsv", "tr\ten\na\tb\nc\t \n", ":3: field 'en' is empty"),
+        ("bad.jsonl", '{"tr": "a", "en": "b"}\n{"tr": \n', ":2: invalid JSON"),
+        ("nofield.jsonl", '{"tr": "a"}\n', ":1: field 'en'"),
+    ],
+)
+def test_read_pairs_errors_name_file_and_line(tmp_path: Path, name: str, content: str, needle: str) -> None:
+    path = _write(tmp_path / name, content)
+    with pytest.raises(DataError) as err:
+        tdata.read_pairs(path, ["tr", "en"])
+    assert str(path) in str(err.value)
+    assert needle in str(err.value)
+
+
+def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not found"):
+        tdata.read_pairs(tmp_path / "nope.tsv")
+    with pytest.raises(DataError, match="format"):
+        tdata.read_pairs(_write(tmp_path / "x.txt", "a\n"))
+
+
+def test_sts_loaders(tmp_path: Path) -> None:
+    path = _tsv(tmp_path / "sts.tsv", "score\tsentence1\tsentence2",
+                [("5.0", "a", "b"), ("1.0", "c", "d"), ("4.2", "e", "f")])
+    ds = tdata.read_sts(path)
+    assert ds.column_names == ["sentence1", "sentence2", "score"]
+    assert ds["score"] == pytest.approx([1.0, 0.2, 0.84])
+    pos = tdata.sts_positive_pairs(path, min_score=4.0)
+    assert pos["anchor"] == ["a", "e"]
+    bad = _tsv(tmp_path / "bad.tsv", "score\tsentence1\tsentence2", [("x", "a", "b")])
+    with pytest.raises(DataError, match="not a number"):
+        tdata.read_sts(bad)
+    with pytest.raises(DataError, match="outside"):
+        tdata.read_sts(_tsv(tmp_path / "big.tsv", "score\tsentence1\tsentence2", [("7", "a", "b")]))
+
+
+def _squad(tmp_path: Path) -> Path:
+    ctx = "Ankara Türkiye'nin başkentidir. İstanbul en kalabalık şehirdir. Nüfusu on beş milyondur."
+    obj = {"data": [{"title": "t", "paragraphs": [{"context": ctx, "qas": [
+        {"question": "Türkiye'nin başkenti neresidir?", "answers": [{"answer_start": 0, "text": "Ankara"}]},
+        {"question": "En kalabalık şehir hangisi?", "answers": [{"answer_start": "32", "text": "İstanbul"}]},
+    ]}]}]}
+    return _write(tmp_path / "squad.json", json.dumps(obj, ensure_ascii=False))
+
+
+def test_read_squad_paragraph_and_sentence(tmp_path: Path) -> None:
+    path = _squad(tmp_path)
+    para = tdata.read_squad(path)
+    assert len(para) == 2 and para[0]["positive"].startswith("Ankara")
+    sent = tdata.read_squad(path, target="sentence")
+    assert sent["positive"] == ["Ankara Türkiye'nin başkentidir.", "İstanbul en kalabalık şehirdir."]
+    cut = tdata.read_squad(path, max_chars=20)
+    assert len(cut[0]["positive"]) <= 20
+    with pytest.raises(DataError, match="SQuAD"):
+        tdata.read_squad(_write(tmp_path / "x.json", "[]"))
+    with pytest.raises(DataError, match="invalid JSON"):
+        tdata.read_squad(_write(tmp_path / "y.json", "{"))
+
+
+def test_split_sentences() -> None:
+    text = "Bir. İki! Üç? dört"
+    spans = tdata.split_sentences(text)
+    assert [text[a:b] for a, b in spans] == ["Bir.", "İki!", "Üç? dört"]
+
+
+# --------------------------------------------------------------------------- hub rows
+NLI_ROWS = [
+    {"premise": "Bir adam koşuyor.", "hypothesis": "Bir kişi hareket ediyor.", "label": 0},
+    {"premise": "Bir adam koşuyor.", "hypothesis": "Adam uyuyor.", "label": 2},
+    {"premise": "Bir adam koşuyor.", "hypothesis": "Adam yarışta.", "label": 1},
+    {"premise": "Çocuk top oynuyor.", "hypothesis": "Bir çocuk oynuyor.", "label": 0},
+    {"premise": "Kadın şarkı söylüyor.", "hypothesis": "Kadın sessiz.", "label": 2},
+    {"premise": "Etiketsiz.", "hypothesis": "Altın etiket yok.", "label": -1},
+]
+
+
+def test_nli_rows_to_examples() -> None:
+    triplets, pairs = tdata.nli_rows_to_examples(NLI_ROWS)
+    assert triplets == [("Bir adam koşuyor.", "Bir kişi hareket ediyor.", "Adam uyuyor.")]
+    assert pairs == [("Çocuk top oynuyor.", "Bir çocuk oynuyor.")]
+    triplets, pairs = tdata.nli_rows_to_examples(NLI_ROWS, hard_negatives=False)
+    assert not triplets and len(pairs) == 2
+
+
+def test_load_nli_tr_with_fixture_loader() -> None:
+    calls = []
+
+    def loader(hub_id: str, config: str, split: str) -> object:
+        calls.append((hub_id, config, split))
+        return datasets.Dataset.from_list(NLI_ROWS if config == "snli_tr" else NLI_ROWS[3:4])
+
+    out = tdata.load_nli_tr(loader=loader)
+    assert calls == [("boun-tabi/nli_tr", "snli_tr", "train"), ("boun-tabi/nli_tr", "multinli_tr", "train")]
+    assert out["triplets"].column_names == ["anchor", "positive", "negative"]
+    assert len(out["triplets"]) == 1 and len(out["pairs"]) == 1  # the repeated pair is deduplicated
+
+    def failing(*_a: object, **_k: object) -> object:
+        raise ConnectionError("offline")
+
+    with pytest.raises(DataError, match="network"):
+        tdata.load_nli_tr(loader=failing)
+
+
+def test_parallel_rows_nested_and_flat() -> None:
+    rows = [
+        {"translation": {"tr": "Merhaba", "en": "Hello"}},
+        {"translation": {"tr": "Merhaba", "en": "Hello"}},
+        {"translation": {"tr": "", "en": "Empty"}},
+        {"translation": {"tr": "x" * 50, "en": "long"}},
+    ]
+    assert tdata.parallel_rows_to_pairs(rows, "translation.tr", "translation.en", max_chars=40) == [
+        ("Merhaba", "Hello")
+    ]
+    ds = tdata.load_parallel_hub(
+        "some/corpus", "translation.tr", "translation.en",
+        loader=lambda *a, **k: datasets.Dataset.from_list(rows),
+    )
+    assert ds.column_names == ["tr", "en"] and len(ds) == 2
+    flat = tdata.load_parallel_hub(
+        "x/y", "src", "tgt", loader=lambda *a, **k: datasets.Dataset.from_list([{"src": "a", "tgt": "b"}])
+    )
+    assert flat[0] == {"src": "a", "tgt": "b"}
+
+
+# --------------------------------------------------------------------------- sampler
+def test_sampler_no_duplicates_and_buckets() -> None:
+    texts = [f"s{i} " + "x " * (i % 50) for i in range(400)]
+    anchors = texts + texts[:100]  # 100 anchors appear twice
+    positives = [t + "!" for t in texts] + [f"other {i}" for i in range(100)]
+    ds = datasets.Dataset.from_dict({"anchor": anchors, "positive": positives})
+    sampler = tdata.BucketedNoDuplicatesBatchSampler(ds, batch_size=16, drop_last=False, bucket_batches=4)
+    batches = list(sampler)
+    assert len(batches) == len(sampler)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(len(ds)))  # every row exactly once
+    for b in batches:
+        seen = [t for i in b for t in (anchors[i], positives[i])]
+        assert len(seen) == len(set(seen)), "a text repeats inside a batch"
+    # bucketing: the length spread inside a batch is far below the spread of the data
+    spread = [max(len(anchors[i]) for i in b) - min(len(anchors[i]) for i in b) for b in batches if len(b) > 1]
+    assert sum(spread) / len(spread) < 0.5 * (max(map(len, anchors)) - min(map(len, anchors)))
+    # a new epoch reshuffles, the same epoch repeats
+    first = list(sampler)
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+
+
+def test_sampler_ignores_label_column() -> None:
+    ds = datasets.Dataset.from_dict({"a": ["x", "y", "z"], "b": ["p", "q", "r"], "label": [[0.1], [0.1], [0.1]]})
+    batches = list(tdata.BucketedNoDuplicatesBatchSampler(ds, batch_size=3, drop_last=False))
+    assert batches and sorted(batches[0]) == [0, 1, 2]
+
+
+# --------------------------------------------------------------------------- config
+def test_config_overrides_and_vars(tmp_path: Path) -> None:
+    cfg_path = _write(tmp_path / "c.yaml", """
+name: t
+data_root: /nowhere
+base_model: some-model
+stages:
+  - tasks:
+      - data: {type: pairs, paths: ["${data_root}/bitext/*.tsv"]}
+        loss: {type: mnrl}
+""")
+    cfg = pipeline.load_config(cfg_path, ["data_root=/data", "stages.0.lr=1e-4", "stages.0.batch_size=8", "extra.x=1"])
+    st = cfg["stages"][0]
+    assert st["tasks"][0]["data"]["paths"] == ["/data/bitext/*.tsv"]
+    assert st["lr"] == pytest.approx(1e-4) and st["batch_size"] == 8 and st["epochs"] == 1.0
+    assert cfg["extra"] == {"x": 1} and st["name"] == "stage1" and st["tasks"][0]["name"] == "task1"
+    with pytest.raises(InputError, match="key=value"):
+        pipeline.load_config(cfg_path, ["novalue"])
+    with pytest.raises(InputError, match="index"):
+        pipeline.load_config(cfg_path, ["stages.3.lr=1"])
+    with pytest.raises(InputError, match="not found"):
+        pipeline.load_config(tmp_path / "missing.yaml")
+    bad = _write(tmp_path / "bad.yaml", "name: t\nbase_model: m\nstages:\n  - {lr: 1, tasks: [{data: {}, loss: {}}], bogus: 1}\n")
+    with pytest.raises(InputError, match="unknown keys"):
+        pipeline.load_config(bad)
+    undefined = _write(tmp_path / "u.yaml", "base_model: ${nope}\nstages: [{tasks: [{data: {}, loss: {}}]}]\n")
+    with pytest.raises(InputError, match="nope"):
+        pipeline.load_config(undefined)
+
+
+def test_shipped_configs_parse(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1] / "training" / "configs"
+    paper = pipeline.load_config(root / "paper.yaml", ["data_root=/d"])
+    assert paper["base_model"] == "flan-t5-small"
+    s1, s2 = paper["stages"]
+    assert (s1["epochs"], s1["batch_size"], s1["lr"]) == (3.5, 32, 1e-5)
+    assert (s2["epochs"], s2["batch_size"], s2["lr"]) == (1.2, 16, 1e-4)
+    assert s1["tasks"][0]["data"]["paths"] == ["/d/bitext/train/*.tsv"]
+    assert s2["tasks"][0]["data"]["type"] == "nli_tr"
+    ship = pipeline.load_config(root / "tase-minilm-tr.yaml", ["data_root=/d"])
+    assert all("/d/" in json.dumps(t["data"]) for t in ship["stages"][0]["tasks"])
+    assert "dev" not in json.dumps(ship["stages"]).replace("/dev/null", "")  # never trains on dev files
+
+
+# --------------------------------------------------------------------------- tiny models
+def _tiny_tokenizer(kind: str) -> object:
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if kind == "bert":
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tok.train_from_iterator(CORPUS * 3, trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials))
+        from tokenizers.processors import TemplateProcessing
+
+        tok.post_processor = TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+            special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+        )
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+            mask_token="[MASK]", model_max_length=64,
+        )
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.train_from_iterator(
+        CORPUS * 3, trainers.UnigramTrainer(vocab_size=120, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>")
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=64
+    )
+
+
+def _tiny_model_dir(tmp_path: Path, kind: str) -> Path:
+    out = tmp_path / f"tiny-{kind}"
+    tok = _tiny_tokenizer(kind)
+    if kind == "bert":
+        from transformers import BertConfig, BertModel
+
+        cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64)
+        model = BertModel(cfg)
+    else:
+        from transformers import T5Config, T5EncoderModel
+
+        cfg = T5Config(vocab_size=len(tok), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
+                       pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+        model = T5EncoderModel(cfg)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def _tiny_config(tmp_path: Path, base: Path, extra_tasks: str = "", teacher: str = "") -> Path:
+    _tsv(tmp_path / "bitext.tsv", "tr\ten", PAIRS * 2)
+    _tsv(tmp_path / "sts.tsv", "score\tsentence1\tsentence2",
+         [("5", PAIRS[0][0], CORPUS[4]), ("1", CORPUS[6], CORPUS[8]), ("3", CORPUS[2], CORPUS[10])])
+    return _write(tmp_path / "tiny.yaml", f"""
+name: tiny
+data_root: {tmp_path}
+base_model: {base}
+{teacher}
+precision: fp32
+threads: 1
+max_seq_length: 32
+stages:
+  - name: s1
+    batch_size: 4
+    lr: 1.0e-3
+    max_steps: 3
+    save_steps: 2
+    logging_steps: 1
+    tasks:
+      - name: bitext
+        data: {{type: pairs, paths: ["${{data_root}}/bitext.tsv"], columns: [tr, en]}}
+        loss: {{type: mnrl_symmetric}}
+{extra_tasks}
+""")
+
+
+def _trained_changes(base: Path, out: Path) -> None:
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from tase_search.encoder import load_sentence_transformer
+
+    before = load_sentence_transformer(str(base)).encode(CORPUS[:2])
+    after = SentenceTransformer(str(out / "model"), device="cpu").encode(CORPUS[:2])
+    assert after.shape == before.shape
+    assert not np.allclose(before, after, atol=1e-4)
+
+
+def test_tiny_bert_trains_multitask_and_writes_run_json(tmp_path: Path) -> None:
+    base = _tiny_model_dir(tmp_path, "bert")
+    extra = """      - name: sts
+        data: {type: sts, path: "${data_root}/sts.tsv"}
+        loss: {type: cosent}
+      - name: distill
+        data: {type: pairs, paths: ["${data_root}/bitext.tsv"], columns: [tr, en]}
+        loss: {type: align_distill, teacher_column: en, mse_weight: 2.0}
+"""
+    cfg = pipeline.load_config(_tiny_config(tmp_path, base, extra, teacher=f"teacher: {base}"))
+    out = pipeline.train(cfg, tmp_path / "run")
+    assert (out / "model.safetensors").is_file() and (out / "modules.json").is_file()
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["stages"][0]["steps"] == 3 and run["stages"][0]["pairs_per_second"] > 0
+    assert set(run["stages"][0]["tasks"]) == {"bitext", "sts", "distill"}
+    assert any(f.endswith("bitext.tsv") and len(h) == 64 for f, h in run["data_files"].items())
+    assert run["versions"]["sentence-transformers"] and run["config"]["name"] == "tiny"
+    assert (tmp_path / "run" / "stage-1" / "checkpoints").is_dir()
+    assert not any(p.name.startswith("checkpoint-") for p in out.iterdir())
+    cache = pipeline._load_teacher_cache(tmp_path / "run" / "teacher-cache.npz", str(base))
+    assert set(cache) == {en for _, en in PAIRS}  # teacher embeddings reusable by --resume
+    assert pipeline._load_teacher_cache(tmp_path / "run" / "teacher-cache.npz", "other-teacher") == {}
+    _trained_changes(base, tmp_path / "run")
+
+
+def test_tiny_t5_encoder_trains(tmp_path: Path) -> None:
+    base = _tiny_model_dir(tmp_path, "t5")
+    cfg = pipeline.load_config(_tiny_config(tmp_path, base))
+    pipeline.train(cfg, tmp_path / "run")
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(tmp_path / "run" / "model"), device="cpu")
+    assert type(model[0].auto_model).__name__ == "T5EncoderModel"
+    _trained_changes(base, tmp_path / "run")
+
+
+def test_resume_skips_finished_stage(tmp_path: Path) -> None:
+    base = _tiny_model_dir(tmp_path, "bert")
+    cfg = pipeline.load_config(_tiny_config(tmp_path, base))
+    pipeline.train(cfg, tmp_path / "run")
+    pipeline.train(cfg, tmp_path / "run", resume=True)  # stage model exists: skipped, export redone
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["stages"][0]["skipped_on_resume"] and run["stages"][0]["steps"] == 3  # record kept
+    assert len(run["previous_runs"]) == 1
+
+
+def test_resume_from_checkpoint(tmp_path: Path) -> None:
+    base = _tiny_model_dir(tmp_path, "bert")
+    cfg = pipeline.load_config(_tiny_config(tmp_path, base), ["stages.0.max_steps=4"])
+    pipeline.train(cfg, tmp_path / "run", max_steps=2)  # stops at step 2 with checkpoint-2
+    import shutil
+
+    shutil.rmtree(tmp_path / "run" / "stage-1" / "model")  # pretend the stage was interrupted
+    pipeline.train(cfg, tmp_path / "run", resume=True)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["stages"][-1]["resumed_from"].endswith("checkpoint-2")
+    assert run["stages"][-1]["steps"] == 4
+
+
+def test_missing_data_fails_before_training(tmp_path: Path) -> None:
+    base = _tiny_model_dir(tmp_path, "bert")
+    cfg = pipeline.load_config(_tiny_config(tmp_path, base), ["data_root=/definitely/not/here"])
+    with pytest.raises(DataError, match="not/here"):
+        pipeline.train(cfg, tmp_path / "run")
+
+
+def test_export_fp16_round_trip(tmp_path: Path) -> None:
+    import numpy as np
+    from safetensors.torch import load_file
+    from sentence_transformers import SentenceTransformer
+
+    from tase_search.encoder import load_sentence_transformer
+
+    base = _tiny_model_dir(tmp_path, "bert")
+    model = load_sentence_transformer(str(base))
+    model.save(str(tmp_path / "fp32"))
+    (tmp_path / "fp32" / "checkpoint-5").mkdir()
+    (tmp_path / "fp32" / "optimizer.pt").write_bytes(b"x")
+    out = pipeline.export_fp16(tmp_path / "fp32", tmp_path / "fp16")
+    tensors = load_file(str(out / "model.safetensors"))
+    assert all(str(t.dtype) == "torch.float16" for t in tensors.values() if t.is_floating_point())
+    assert not (out / "checkpoint-5").exists() and not (out / "optimizer.pt").exists()
+    a = model.encode(CORPUS)
+    b = SentenceTransformer(str(out), device="cpu").encode(CORPUS)
+    assert np.allclose(a, b, atol=2e-2)
+    with pytest.raises(Exception, match="modules.json"):
+        pipeline.export_fp16(tmp_path, tmp_path / "x")
+
+
+def test_build_loss_unknown_and_cached() -> None:
+    with pytest.raises(InputError, match="unknown loss"):
+        pipeline.build_loss({"type": "nope"}, model=None)
+
+
+# --------------------------------------------------------------------------- vocab
+def test_extend_wordpiece_keeps_old_ids_and_adds_letters() -> None:
+    from training.vocab import extend_wordpiece
+
+    tj = {
+        "normalizer": {"type": "BertNormalizer", "lowercase": True, "strip_accents": None},
+        "model": {"type": "WordPiece", "vocab": {"[PAD]": 0, "[UNK]": 1, "the": 2, "##s": 3}},
+    }
+    new, added = extend_wordpiece(tj, ["[PAD]", "kırmızı", "##lar", "the", "ş"], max_new=1000)
+    vocab = new["model"]["vocab"]
+    assert vocab["the"] == 2 and vocab["##s"] == 3
+    assert {"kırmızı", "##lar", "ş", "##ş", "ı", "##ı"} <= set(added)
+    assert sorted(vocab.values()) == list(range(len(vocab)))
+    assert new["normalizer"]["type"] == "Sequence"
+    assert new["normalizer"]["normalizers"][1]["strip_accents"] is False
+    assert tj["normalizer"]["strip_accents"] is None  # input untouched
+
+
+def test_extend_model_vocab_tiny(tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from training.vocab import extend_model_vocab
+
+    base = _tiny_model_dir(tmp_path, "bert")
+    turkish = CORPUS[0::2] * 5 + ["Kırmızı kırmızı kırmızılar şapkalar şapkalı"] * 10
+    report = extend_model_vocab(base, tmp_path / "ext", turkish, english_probe=CORPUS[1::2], vocab_size=400,
+                                max_new=300, min_frequency=1)
+    assert report.added > 0 and report.new_size == report.old_size + report.added
+    model = SentenceTransformer(str(tmp_path / "ext"), device="cpu")
+    assert model[0].auto_model.get_input_embeddings().weight.shape[0] == report.new_size
+    assert "[UNK]" not in model.tokenizer.tokenize("İstanbul şapkalı")
+    assert report.tr_tokens_after <= report.tr_tokens_before
+
+
+# --------------------------------------------------------------------------- CLI
+def test_cli_train_help_and_errors(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tase_search.cli_train import train
+
+    runner = CliRunner()
+    res = runner.invoke(train, ["-h"])
+    assert res.exit_code == 0 and "Example" in res.output and "--set" in res.output
+    res = runner.invoke(train, [str(tmp_path / "missing.yaml")])
+    assert res.exit_code != 0 and "not found" in res.output
+    bad = _write(tmp_path / "c.yaml", "name: x\nbase_model: m\nstages: [{tasks: [{data: {}, loss: {}}]}]\n")
+    res = runner.invoke(train, [str(bad), "--set", "oops"])
+    assert res.exit_code != 0 and "key=value" in res.output
+
+
+def test_cli_train_runs_tiny_config(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tase_search.cli_train import train
+
+    base = _tiny_model_dir(tmp_path, "bert")
+    cfg = _tiny_config(tmp_path, base)
+    res = CliRunner().invoke(train, [str(cfg), "--output", str(tmp_path / "run"), "--max-steps", "1"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "run" / "model" / "modules.json").is_file()
