@@ -98,6 +98,17 @@ def _reset(ix: Path, base: Path | None) -> None:
         shutil.copytree(base, ix)
 
 
+def _let_children_see_ctrl_c() -> None:
+    """A process started in the background by a non-interactive shell ignores SIGINT, and so would
+    the writers it starts (an ignored signal stays ignored across exec): Ctrl-C trials would then
+    test nothing. A handler (unlike SIG_IGN) is reset to the default in children, so install one."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        except ValueError:  # not the main thread: leave it (the Ctrl-C checks below will say so)
+            pass
+
+
 def _cli() -> list[str]:
     exe = Path(sys.executable).with_name("tase-search")
     if exe.is_file():
@@ -121,6 +132,7 @@ class KillCampaign:
         self.work = Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.driver = driver
+        _let_children_see_ctrl_c()
         self.rng = random.Random(seed)
         self.ix = self.work / "ix"
         self.env = dict(os.environ)
@@ -188,15 +200,23 @@ class KillCampaign:
     def _calibrate(self, op: Op) -> None:
         """Run once unkilled: the new state, and how long the whole run and the write take."""
         _reset(self.ix, op.base)
+        old_gen = generation(self.ix)
         t0 = time.monotonic()
         proc = subprocess.Popen(op.argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         t_tmp = self._wait_for_write(proc)
+        t_commit = None
+        while t_tmp is not None and proc.poll() is None:  # until the manifest is replaced
+            if generation(self.ix) != old_gen:
+                t_commit = time.monotonic()
+                break
+            time.sleep(0.001)
         _, err = proc.communicate(timeout=600)
         t1 = time.monotonic()
         if proc.returncode != 0:
             raise RuntimeError(f"calibration of {op.name} failed ({proc.returncode}): {err.decode()[-2000:]}")
         op.t_total = t1 - t0
-        op.t_write = max(0.005, t1 - (t_tmp if t_tmp is not None else t1))
+        # the write proper: temporary generation appears .. manifest replaced (not interpreter exit)
+        op.t_write = max(0.005, (t_commit or t1) - (t_tmp if t_tmp is not None else t1))
         op.new = snapshot(self.ix)
 
     def _wait_for_write(self, proc: subprocess.Popen[bytes]) -> float | None:
@@ -231,7 +251,7 @@ class KillCampaign:
                 if self._wait_for_write(proc) is None:
                     proc.communicate()
                     return None
-                delay = self.rng.uniform(0, op.t_write)
+                delay = self.rng.uniform(0, 1.1 * op.t_write)  # a tenth lands just after the commit
             try:
                 proc.wait(timeout=delay)
                 proc.communicate()
@@ -245,6 +265,8 @@ class KillCampaign:
         rc = proc.returncode
         if sig == signal.SIGKILL and rc != -signal.SIGKILL:
             return None if not fault else self._record(op, fault, rc, err, [f"not killed (exit {rc})"])
+        if sig == signal.SIGINT and rc == 0:  # finished before the signal arrived (or ignored it)
+            return None if not fault else self._record(op, fault, rc, err, ["Ctrl-C was ignored (exit 0)"])
         phase = fault or (phase_on_disk(self.ix, old_gen) if sig == signal.SIGKILL else phase_at_signal)
         problems: list[str] = []
         if sig == signal.SIGINT:
@@ -273,10 +295,10 @@ class KillCampaign:
         problems = []
         if "Traceback" in err:
             problems.append("Ctrl-C printed a traceback: " + err[-500:])
-        # 130: interrupted inside the command (the normal case). Around it: 0 (it had just finished),
-        # 1 (click's "Aborted!" while parsing arguments), -SIGINT (Python's own exit for a Ctrl-C that
-        # arrives after the command returned, during interpreter shutdown: the shell shows 130 too).
-        if rc not in (0, 1, 130, -signal.SIGINT):
+        # 130: interrupted inside the command (the normal case). Around it: 1 (click's "Aborted!"
+        # while parsing arguments), -SIGINT (Python's own exit for a Ctrl-C that arrives after the
+        # command returned, during interpreter shutdown: the shell shows 130 too).
+        if rc not in (1, 130, -signal.SIGINT):
             problems.append(f"Ctrl-C exit status {rc} (expected 130)")
         if rc == 130 and "interrupted" not in err:
             problems.append("Ctrl-C without a message")
@@ -333,7 +355,7 @@ class KillCampaign:
                 log(
                     f"kill {stats.tried}/{kills} {rec['op']:<9} {rec['phase']:<45} {'ok' if rec['ok'] else 'FAIL'}"
                 )
-        j = 0
+        j = not_interrupted = 0
         while int_stats.tried < interrupts:
             o = ops[j % len(ops)]
             j += 1
@@ -342,6 +364,9 @@ class KillCampaign:
             else:
                 rec = self.trial(o, when="write", sig=signal.SIGINT)
             if rec is None:
+                not_interrupted += 1
+                if not_interrupted > 20 * interrupts + 50:
+                    raise RuntimeError("the writers keep finishing before Ctrl-C; is SIGINT ignored?")
                 continue
             int_stats.add(rec)
             if log:
@@ -354,6 +379,7 @@ class KillCampaign:
             "kills": stats.to_dict(),
             "interrupts": int_stats.to_dict(),
             "finished_before_kill": not_killed,
+            "finished_before_ctrl_c": not_interrupted,
             "op_seconds": {k: round(v.t_total, 2) for k, v in self.ops.items()},
             "write_seconds": {k: round(v.t_write, 3) for k, v in self.ops.items()},
             "seconds": round(time.monotonic() - t0, 1),

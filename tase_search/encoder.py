@@ -5,12 +5,20 @@ Wraps sentence-transformers so the rest of tase-search sees one small surface:
 product, which is what the index store assumes). Inputs are NFC-normalised, batched in
 length order (padding is the dominant cost on CPU), and run under bf16 autocast on CPUs
 with native bf16 (AVX512-BF16 / AMX), fp32 elsewhere.
+
+For inference, a plain sentence-transformers directory (Transformer -> mean/cls/max Pooling ->
+optional Normalize, safetensors weights) is rebuilt on transformers alone by
+:class:`LightSentenceModel`: importing sentence-transformers costs seconds (it pulls in sklearn
+and more) on every cold ``tase-search query``. Anything else loads through sentence-transformers;
+``TASE_SEARCH_LOADER=st|light|auto`` (or ``Encoder.load(loader=...)``) overrides the choice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -131,23 +139,519 @@ def _plain_checkpoint(location: str, *, device: str, trust_remote_code: bool) ->
     return SentenceTransformer(modules=[tr, pool], device=device)
 
 
+# ----------------------------------------------------------------------------- light loader
+#: Values of ``TASE_SEARCH_LOADER`` / ``Encoder.load(loader=...)``: ``auto`` uses the light loader when
+#: the model directory allows it and sentence-transformers otherwise; ``st`` always uses
+#: sentence-transformers; ``light`` requires the light loader (a ModelError says why it cannot).
+LOADERS = ("auto", "st", "light")
+LOADER_ENV = "TASE_SEARCH_LOADER"
+
+_LIGHT_POOLING_MODES = ("mean", "cls", "max")
+# sentence-transformers' pre-v5 boolean pooling keys, in its concatenation order.
+_LEGACY_POOLING_KEYS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+# Encoder-decoder checkpoints: sentence-transformers loads only the encoder. The T5 family is
+# reproduced here; the other types it special-cases stay with it.
+_T5_MODEL_TYPES = frozenset({"t5", "mt5", "umt5"})
+_T5_ENCODERS = (
+    ("T5Config", "T5EncoderModel"),
+    ("MT5Config", "MT5EncoderModel"),
+    ("UMT5Config", "UMT5EncoderModel"),
+)
+_ST_SPECIAL_MODEL_TYPES = frozenset(
+    {
+        "longt5", "udop", "prophetnet", "switch_transformers", "blenderbot", "blenderbot-small",
+        "m2m_100", "pegasus", "pegasus_x", "moonshine", "whisper", "marian", "t5gemma", "t5gemma2",
+        "t5gemma2_text",
+    }
+)  # fmt: skip
+_TEXT_MODALITY = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
+_LEGACY_SBERT_CONFIGS = (
+    "sentence_roberta_config.json", "sentence_distilbert_config.json", "sentence_camembert_config.json",
+    "sentence_albert_config.json", "sentence_xlm-roberta_config.json", "sentence_xlnet_config.json",
+)  # fmt: skip
+# Files that make sentence-transformers load a processor (multimodal) instead of a bare tokenizer,
+# or a PEFT adapter instead of plain weights.
+_NOT_PLAIN_TEXT_FILES = (
+    "adapter_config.json", "processor_config.json", "preprocessor_config.json",
+    "video_preprocessor_config.json",
+)  # fmt: skip
+_KWARGS_KEYS = (
+    "model_args",
+    "tokenizer_args",
+    "config_args",
+    "model_kwargs",
+    "processor_kwargs",
+    "config_kwargs",
+)
+# Feature keys that are sentence-transformers bookkeeping, never model inputs.
+_NON_MODEL_FEATURES = frozenset(
+    {"modality", "prompt_length", "num_images_per_sample", "num_videos_per_sample"}
+)
+_FORWARD_SAFETY_NET = frozenset(
+    {"input_ids", "attention_mask", "token_type_ids", "inputs_embeds", "return_dict"}
+)
+
+
+def loader_choice(loader: str | None = None) -> str:
+    """The loader to use: the argument, else ``$TASE_SEARCH_LOADER``, else ``auto``."""
+    value = loader if loader is not None else os.environ.get(LOADER_ENV, "")
+    value = (value or "auto").strip().lower()
+    if value not in LOADERS:
+        where = "loader" if loader is not None else LOADER_ENV
+        raise InputError(f"{where} {value!r} is not one of {', '.join(LOADERS)}")
+    return value
+
+
+@dataclass(frozen=True)
+class LightLayout:
+    """What :class:`LightSentenceModel` needs from a plain sentence-transformers directory."""
+
+    root: Path
+    transformer_dir: Path
+    max_seq_length: int | None
+    do_lower_case: bool
+    pooling_mode: str
+    embedding_dimension: int
+    normalize: bool
+    prompts: dict[str, str]
+
+
+def _read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _st_class(ref: Any, name: str) -> bool:
+    """``ref`` is a sentence-transformers class called ``name`` (any of its module paths, old or new)."""
+    return (
+        isinstance(ref, str) and ref.startswith("sentence_transformers.") and ref.rsplit(".", 1)[-1] == name
+    )
+
+
+def _sub_dir(root: Path, rel: Any) -> Path | None:
+    if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
+        return None
+    return root / rel if rel else root
+
+
+def _empty_kwargs(value: Any) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, dict) and not {k for k in value if k != "trust_remote_code"}
+
+
+def inspect_light_layout(location: str | os.PathLike[str]) -> tuple[LightLayout | None, str]:
+    """``(layout, "")`` when ``location`` is a directory the light loader reproduces exactly, else
+    ``(None, reason)``. Reads a few JSON files; imports nothing heavy."""
+    try:
+        return _inspect_light_layout(Path(location))
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:  # unreadable or odd JSON
+        return None, f"unreadable model files ({type(exc).__name__}: {exc})"
+
+
+def _inspect_light_layout(root: Path) -> tuple[LightLayout | None, str]:
+    if not root.is_dir():
+        return None, "not a local directory"
+    if not (root / "modules.json").is_file():
+        return None, "no modules.json"
+    modules = _read_json(root / "modules.json")
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        return None, "modules.json is not a list of modules"
+    types = [m.get("type") for m in modules]
+    if not (
+        len(modules) in (2, 3)
+        and _st_class(types[0], "Transformer")
+        and _st_class(types[1], "Pooling")
+        and (len(modules) == 2 or _st_class(types[2], "Normalize"))
+    ):
+        return None, f"modules {types} are not Transformer -> Pooling [-> Normalize]"
+    tdir = _sub_dir(root, modules[0].get("path", ""))
+    pdir = _sub_dir(root, modules[1].get("path", ""))
+    ndir = _sub_dir(root, modules[2].get("path", "")) if len(modules) == 3 else root
+    if tdir is None or pdir is None or ndir is None or not tdir.is_dir():
+        return None, "a module path is not a subdirectory"
+    if len(modules) == 3 and (ndir / "config.json").is_file() and ndir != tdir:
+        norm = _read_json(ndir / "config.json")
+        if (
+            not isinstance(norm, dict)
+            or set(norm) - {"module_input_name", "module_output_name"}
+            or norm.get("module_input_name", "sentence_embedding") != "sentence_embedding"
+            or norm.get("module_output_name") not in ("sentence_embedding", None)
+        ):
+            return None, f"Normalize config {norm!r} is not the sentence-embedding default"
+
+    # -- the Transformer module
+    sbert: dict[str, Any] = {}
+    if (tdir / "sentence_bert_config.json").is_file():
+        sbert = _read_json(tdir / "sentence_bert_config.json")
+    elif any((tdir / name).is_file() for name in _LEGACY_SBERT_CONFIGS):
+        return None, "legacy sentence_*_config.json"
+    if not isinstance(sbert, dict):
+        return None, "sentence_bert_config.json is not an object"
+    for key, value in sbert.items():
+        ok = {
+            "max_seq_length": value is None
+            or (isinstance(value, int) and not isinstance(value, bool) and value > 0),
+            "do_lower_case": isinstance(value, bool),
+            "transformer_task": value == "feature-extraction",
+            "modality_config": value == _TEXT_MODALITY,
+            "module_output_name": value == "token_embeddings",
+            "unpad_inputs": value in (None, False),
+            "processing_kwargs": not value,
+            "query_length": value is None,
+            "document_length": value is None,
+            "query_expansion": value is None,
+        }.get(key, key in _KWARGS_KEYS and _empty_kwargs(value))
+        if not ok:
+            return None, f"sentence_bert_config.json sets {key}={value!r}"
+    if not (tdir / "config.json").is_file():
+        return None, "no config.json"
+    config = _read_json(tdir / "config.json")
+    if not isinstance(config, dict):
+        return None, "config.json is not an object"
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        return None, "config.json has no model_type"
+    if "auto_map" in config:
+        return None, "config.json maps custom code (auto_map)"
+    if config.get("quantization_config"):
+        return None, "quantized weights"
+    if model_type in _ST_SPECIAL_MODEL_TYPES or (
+        config.get("is_encoder_decoder") and model_type not in _T5_MODEL_TYPES
+    ):
+        return None, f"encoder-decoder model type {model_type!r}"
+    if not ((tdir / "model.safetensors").is_file() or (tdir / "model.safetensors.index.json").is_file()):
+        return None, "weights are not safetensors"
+    for name in _NOT_PLAIN_TEXT_FILES:
+        if (tdir / name).exists():
+            return None, f"{name} present"
+    if (tdir / "tokenizer_config.json").is_file():
+        tok_cfg = _read_json(tdir / "tokenizer_config.json")
+        if not isinstance(tok_cfg, dict) or "auto_map" in tok_cfg or tok_cfg.get("processor_class"):
+            return None, "tokenizer_config.json names custom code or a processor"
+
+    # -- the Pooling module
+    if not (pdir / "config.json").is_file():
+        return None, "no pooling config"
+    pool = dict(_read_json(pdir / "config.json"))
+    legacy = [k for k in _LEGACY_POOLING_KEYS if k in pool]
+    if legacy and "pooling_mode" not in pool:
+        modes = tuple(mode for key, mode in _LEGACY_POOLING_KEYS.items() if pool.get(key)) or ("mean",)
+        pool["pooling_mode"] = modes[0] if len(modes) == 1 else list(modes)
+    for key in legacy:
+        del pool[key]
+    if "word_embedding_dimension" in pool:
+        pool.setdefault("embedding_dimension", pool.pop("word_embedding_dimension"))
+    unknown = set(pool) - {"embedding_dimension", "pooling_mode", "include_prompt"}
+    if unknown:
+        return None, f"pooling config sets {sorted(unknown)}"
+    mode = pool.get("pooling_mode", "mean")
+    if isinstance(mode, list) and len(mode) == 1:
+        mode = mode[0]
+    if mode not in _LIGHT_POOLING_MODES:
+        return None, f"pooling mode {mode!r}"
+    if pool.get("include_prompt", True) is not True:
+        return None, "pooling excludes the prompt"
+    dim = pool.get("embedding_dimension")
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
+        return None, "pooling config has no embedding dimension"
+
+    # -- model-level settings
+    prompts: dict[str, str] = {}
+    if (root / "config_sentence_transformers.json").is_file():
+        top = _read_json(root / "config_sentence_transformers.json")
+        if not isinstance(top, dict):
+            return None, "config_sentence_transformers.json is not an object"
+        for key, value in top.items():
+            ok = {
+                "__version__": True,
+                "model_type": value == "SentenceTransformer",
+                "prompts": isinstance(value, dict),
+                "default_prompt_name": True,  # only SentenceTransformer.encode reads it; Encoder does not
+                "similarity_fn_name": True,
+                "truncate_dim": value is None,
+            }.get(key, False)
+            if not ok:
+                return None, f"config_sentence_transformers.json sets {key}={value!r}"
+        prompts = {k: v for k, v in (top.get("prompts") or {}).items() if isinstance(v, str)}
+
+    return (
+        LightLayout(
+            root=root,
+            transformer_dir=tdir,
+            max_seq_length=sbert.get("max_seq_length"),
+            do_lower_case=bool(sbert.get("do_lower_case", False)),
+            pooling_mode=mode,
+            embedding_dimension=dim,
+            normalize=len(modules) == 3,
+            prompts=prompts,
+        ),
+        "",
+    )
+
+
+class LightSentenceModel:
+    """A sentence-transformers Transformer -> Pooling [-> Normalize] stack on transformers alone.
+
+    Inference only, and only the surface :class:`Encoder` uses: ``tokenizer``, ``max_seq_length``,
+    ``device``, ``eval()``, ``state_dict()``, ``preprocess(texts)``, ``__call__(features)`` ->
+    ``{"sentence_embedding": ...}``, ``get_sentence_embedding_dimension()`` and ``prompts``. Loading
+    mirrors sentence-transformers 6 step for step (AutoConfig with ``use_cache`` off, AutoModel or the
+    T5 encoder, AutoTokenizer with ``model_max_length`` from ``sentence_bert_config.json`` or capped at
+    ``max_position_embeddings``, a Lowercase normalizer for ``do_lower_case``) and pooling is its
+    Pooling code, so vectors agree with it. Never trusts remote code. Training keeps using
+    :func:`load_sentence_transformer`.
+    """
+
+    def __init__(
+        self,
+        auto_model: Any,
+        tokenizer: Any,
+        *,
+        pooling_mode: str = "mean",
+        embedding_dimension: int | None = None,
+        normalize: bool = False,
+        prompts: dict[str, str] | None = None,
+    ) -> None:
+        if pooling_mode not in _LIGHT_POOLING_MODES:
+            raise ValueError(f"pooling mode {pooling_mode!r} is not one of {_LIGHT_POOLING_MODES}")
+        self.auto_model = auto_model
+        self.tokenizer = tokenizer
+        self.pooling_mode = pooling_mode
+        self.normalize = normalize
+        self.prompts: dict[str, str] = dict(prompts or {})
+        cfg = auto_model.config
+        self._dimension = int(embedding_dimension or getattr(cfg, "hidden_size", None) or cfg.d_model)
+        params = inspect.signature(auto_model.forward).parameters
+        takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        self._forward_params = None if takes_kwargs else set(params) | _FORWARD_SAFETY_NET
+
+    @classmethod
+    def load(cls, location: str | os.PathLike[str], *, device: str = "cpu") -> LightSentenceModel:
+        """Load a directory that :func:`inspect_light_layout` accepts (ModelError otherwise)."""
+        layout, reason = inspect_light_layout(location)
+        if layout is None:
+            raise ModelError(f"model {str(location)!r} cannot use the light loader: {reason}")
+        return cls.from_layout(layout, device=device)
+
+    @classmethod
+    def from_layout(cls, layout: LightLayout, *, device: str = "cpu") -> LightSentenceModel:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import transformers
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        _quiet_transformers()
+        where = str(layout.transformer_dir)
+        no_code = {"trust_remote_code": False, "local_files_only": True}
+        config = AutoConfig.from_pretrained(where, **no_code)
+        _use_cache_off(config)
+        model_cls = AutoModel
+        for config_name, class_name in _T5_ENCODERS:  # the isinstance tests sentence-transformers makes
+            if isinstance(config, getattr(transformers, config_name)):
+                model_cls = getattr(transformers, class_name)
+                break
+        auto_model = model_cls.from_pretrained(where, config=config, **no_code)
+        tok_kwargs: dict[str, Any] = dict(no_code)
+        if layout.max_seq_length is not None:
+            tok_kwargs["model_max_length"] = layout.max_seq_length
+        tokenizer = AutoTokenizer.from_pretrained(where, **tok_kwargs)
+        mpe = getattr(config, "max_position_embeddings", None)
+        if layout.max_seq_length is None and mpe is not None and mpe != -1:
+            tokenizer.model_max_length = min(tokenizer.model_max_length, mpe)
+        if layout.do_lower_case:
+            _add_lowercase(tokenizer)
+        auto_model.to(device)
+        auto_model.eval()
+        return cls(
+            auto_model,
+            tokenizer,
+            pooling_mode=layout.pooling_mode,
+            embedding_dimension=layout.embedding_dimension,
+            normalize=layout.normalize,
+            prompts=layout.prompts,
+        )
+
+    # ---------------------------------------------------------------- surface
+    @property
+    def max_seq_length(self) -> int:
+        return self.tokenizer.model_max_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self.tokenizer.model_max_length = value
+
+    @property
+    def device(self) -> Any:
+        return self.auto_model.device
+
+    def eval(self) -> LightSentenceModel:
+        self.auto_model.eval()
+        return self
+
+    def to(self, device: Any) -> LightSentenceModel:
+        self.auto_model.to(device)
+        return self
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The transformers model's own state dict (no sentence-transformers ``0.model.`` prefix)."""
+        return self.auto_model.state_dict(*args, **kwargs)
+
+    def parameters(self, recurse: bool = True) -> Iterator[Any]:
+        return self.auto_model.parameters(recurse)
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self._dimension
+
+    get_embedding_dimension = get_sentence_embedding_dimension
+
+    def preprocess(self, texts: Sequence[str]) -> dict[str, Any]:
+        """Tokenize like sentence-transformers: pad to the longest, truncate at ``max_seq_length``."""
+        enc = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation="longest_first",
+            max_length=self.max_seq_length,
+            return_tensors="pt",
+        )
+        return dict(enc)
+
+    tokenize = preprocess
+
+    def __call__(self, features: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        kwargs = {
+            k: v
+            for k, v in features.items()
+            if k not in _NON_MODEL_FEATURES and (self._forward_params is None or k in self._forward_params)
+        }
+        kwargs["return_dict"] = True
+        tokens = self.auto_model(**kwargs)["last_hidden_state"]
+        mask = features.get("attention_mask")
+        if mask is None or mask.size(-1) != tokens.size(1):
+            mask = torch.ones(tokens.shape[:-1], device=tokens.device, dtype=torch.int64)
+        emb = _pool(tokens, mask, self.pooling_mode)
+        if self.normalize:
+            emb = torch.nn.functional.normalize(emb, p=2, dim=-1)
+        return {**features, "token_embeddings": tokens, "sentence_embedding": emb}
+
+    forward = __call__
+
+    def __repr__(self) -> str:
+        return (
+            f"LightSentenceModel({type(self.auto_model).__name__}, pooling={self.pooling_mode}, "
+            f"normalize={self.normalize}, max_seq_length={self.max_seq_length}, dim={self._dimension})"
+        )
+
+
+def _pool(tokens: Any, mask: Any, mode: str) -> Any:
+    """sentence-transformers' Pooling (padded inputs, no prompt exclusion) for mean, cls and max."""
+    import torch
+
+    if mode == "cls":
+        first = mask.to(torch.int).argmax(dim=1)
+        index = first.unsqueeze(-1).unsqueeze(1).expand(-1, 1, tokens.shape[-1])
+        return torch.gather(tokens, 1, index).squeeze(1)
+    if mode == "max":
+        m = mask.unsqueeze(-1).expand_as(tokens).to(tokens.dtype)
+        return tokens.masked_fill(m == 0, float("-inf")).max(dim=1).values
+    acc = torch.float32 if tokens.dtype in (torch.float16, torch.bfloat16) else tokens.dtype
+    m = mask.unsqueeze(-1).to(tokens.dtype)
+    total = (tokens * m).sum(dim=1, dtype=acc)
+    count = torch.clamp(m.sum(dim=1, dtype=acc), min=1e-9)
+    mean = total / count
+    return mean.to(tokens.dtype) if tokens.dtype.is_floating_point else mean
+
+
+def _use_cache_off(config: Any) -> None:
+    """As sentence-transformers does: no KV cache, on the config and its sub-configs."""
+    if hasattr(config, "use_cache"):
+        config.use_cache = False
+    for name in getattr(config, "sub_configs", {}) or {}:
+        sub = getattr(config, name, None)
+        if sub is not None:
+            _use_cache_off(sub)
+
+
+def _add_lowercase(tokenizer: Any) -> None:
+    """``do_lower_case``: prepend a Lowercase normalizer unless the tokenizer already has one."""
+    if getattr(tokenizer, "is_fast", False):
+        from tokenizers.normalizers import Lowercase
+        from tokenizers.normalizers import Sequence as NormalizerSequence
+
+        normalizer = tokenizer.backend_tokenizer.normalizer
+        if isinstance(normalizer, Lowercase) or (
+            isinstance(normalizer, NormalizerSequence) and any(isinstance(n, Lowercase) for n in normalizer)
+        ):
+            return
+        parts: list[Any] = [Lowercase()]
+        if isinstance(normalizer, NormalizerSequence):
+            parts += list(normalizer)
+        elif normalizer is not None:
+            parts.append(normalizer)
+        tokenizer.backend_tokenizer.normalizer = NormalizerSequence(parts)
+    else:  # pragma: no cover - transformers v5 tokenizers are all fast
+        try:
+            tokenizer.do_lower_case = True
+        except AttributeError:
+            tokenizer.basic_tokenizer.do_lower_case = True
+
+
+# ------------------------------------------------------------------------------- fingerprint
+def canonical_parameters(model: Any) -> list[tuple[str, Any]]:
+    """The model's tensors keyed by the underlying transformers model's own names.
+
+    A :class:`LightSentenceModel` and a SentenceTransformer loaded from the same directory give the
+    same list: the Transformer module's ``0.model.`` (sentence-transformers 6) or ``0.auto_model.``
+    (older) prefix is dropped; other modules' tensors (a Dense layer, say) keep ``<index>.<name>``.
+    """
+    inner = getattr(model, "auto_model", None)
+    if inner is not None and hasattr(inner, "state_dict"):  # LightSentenceModel (or a bare Transformer)
+        return list(inner.state_dict().items())
+    named_children = getattr(model, "named_children", None)
+    children = list(named_children()) if callable(named_children) else []
+    if any(getattr(module, "auto_model", None) is not None for _, module in children):
+        items: list[tuple[str, Any]] = []
+        for name, module in children:
+            tr = getattr(module, "auto_model", None)
+            if tr is not None and hasattr(tr, "state_dict"):
+                items.extend(tr.state_dict().items())
+            else:
+                items.extend((f"{name}.{key}", value) for key, value in module.state_dict().items())
+        return items
+    return list(model.state_dict().items())
+
+
 def weights_fingerprint(model: Any) -> str:
     """A stable hash of the loaded parameters and the tokenizer vocabulary.
 
     Recorded in index manifests so an index is never searched with vectors from other weights
-    (same name, retrained model = different fingerprint). Hashes parameter bytes as loaded, so
-    fp16-on-disk and fp32 copies of the same weights agree.
+    (same name, retrained model = different fingerprint). Hashes the parameters as float16 (so
+    fp16-on-disk and fp32 copies of the same weights agree) under the transformers model's own
+    names (so the light loader and sentence-transformers agree, see :func:`canonical_parameters`).
+    The fp16 conversion is numpy's, single-threaded: torch's threaded one stalls on a busy CPU.
     """
     import torch
 
     h = hashlib.blake2b(digest_size=16)
     with torch.no_grad():
-        for name, tensor in sorted(model.state_dict().items()):
+        for name, tensor in sorted(canonical_parameters(model), key=lambda item: item[0]):
             h.update(name.encode())
-            t = tensor.detach().to("cpu")
-            if t.is_floating_point():
-                t = t.to(torch.float16)
-            h.update(t.contiguous().numpy().tobytes())
+            t = tensor.detach()
+            if t.device.type != "cpu":
+                t = t.cpu()
+            if t.is_floating_point() and t.dtype != torch.float16:
+                arr = t.to(torch.float32).numpy().astype(np.float16)  # round-to-nearest-even, as torch
+            else:
+                arr = t.numpy()
+            h.update(np.ascontiguousarray(arr))
     tok = getattr(model, "tokenizer", None)
     if tok is not None:
         h.update(str(len(tok)).encode())
@@ -193,7 +697,7 @@ class EncoderLike(Protocol):
 
 
 class Encoder:
-    """Encodes queries and documents with one sentence-transformers model.
+    """Encodes queries and documents with one sentence-transformers model (or its light twin).
 
     >>> enc = Encoder.load("default")                     # doctest: +SKIP
     >>> enc.encode_query(["futbol maçı"]).shape           # doctest: +SKIP
@@ -202,7 +706,7 @@ class Encoder:
 
     def __init__(
         self,
-        model: SentenceTransformer,
+        model: SentenceTransformer | LightSentenceModel,
         model_id: str,
         *,
         precision: str = "auto",
@@ -231,11 +735,45 @@ class Encoder:
         batch_size: int = 64,
         max_seq_length: int | None = None,
         trust_remote_code: bool = False,
+        loader: str | None = None,
     ) -> Encoder:
-        """Load by registered name, local directory or hub id (see :func:`tase_search.models.resolve`)."""
+        """Load by registered name, local directory or hub id (see :func:`tase_search.models.resolve`).
+
+        ``loader`` (default ``$TASE_SEARCH_LOADER``, else ``auto``): ``auto`` loads a plain
+        sentence-transformers directory with :class:`LightSentenceModel` (no sentence-transformers
+        import, seconds faster cold) and everything else with sentence-transformers; ``st`` always
+        uses sentence-transformers; ``light`` requires the light loader (ModelError saying why not).
+        Both give the same vectors and the same :attr:`fingerprint`.
+        """
+        choice = loader_choice(loader)
         model_id, location = resolve(spec)
-        model = load_sentence_transformer(location, device=device, trust_remote_code=trust_remote_code)
+        model: Any = None
+        if choice != "st":
+            layout, reason = inspect_light_layout(location)
+            if layout is not None and trust_remote_code:
+                layout, reason = None, "trust_remote_code was asked for"
+            if layout is None:
+                if choice == "light":
+                    raise ModelError(f"model {location!r} cannot use the light loader: {reason}")
+                log.debug("loading %s with sentence-transformers: %s", location, reason)
+            else:
+                try:
+                    model = LightSentenceModel.from_layout(layout, device=device)
+                except Exception as exc:  # broken files: let sentence-transformers load or explain
+                    if choice == "light":
+                        first = (str(exc).strip().splitlines() or [""])[0]
+                        raise ModelError(
+                            f"could not load model {location!r}: {type(exc).__name__}: {first[:300]}"
+                        ) from exc
+                    log.debug("light loader failed on %s (%s); using sentence-transformers", location, exc)
+        if model is None:
+            model = load_sentence_transformer(location, device=device, trust_remote_code=trust_remote_code)
         return cls(model, model_id, precision=precision, batch_size=batch_size, max_seq_length=max_seq_length)
+
+    @property
+    def loader(self) -> str:
+        """``light`` when the model is a :class:`LightSentenceModel`, else ``st``."""
+        return "light" if isinstance(self.model, LightSentenceModel) else "st"
 
     # -------------------------------------------------------------- properties
     @cached_property

@@ -385,7 +385,9 @@ def _load_teacher_cache(path: Path, teacher: str | None) -> dict[str, Any]:
     with np.load(path, allow_pickle=False) as z:
         if str(z["teacher"]) != str(teacher):
             return {}
-        return dict(zip(z["texts"].tolist(), z["emb"], strict=True))
+        raw = z["texts"]
+        texts = json.loads(raw.tobytes().decode("utf-8")) if raw.dtype == np.uint8 else raw.tolist()
+        return dict(zip(texts, z["emb"], strict=True))
 
 
 def _save_teacher_cache(path: Path, teacher: str | None, cache: dict[str, Any]) -> None:
@@ -393,7 +395,9 @@ def _save_teacher_cache(path: Path, teacher: str | None, cache: dict[str, Any]) 
 
     texts = list(cache)
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, teacher=np.array(str(teacher)), texts=np.array(texts), emb=np.stack([cache[t] for t in texts]))
+    # texts as one UTF-8 JSON blob: a numpy unicode array pads every text to the longest (GBs for 60k texts)
+    blob = np.frombuffer(json.dumps(texts, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
+    np.savez(tmp, teacher=np.array(str(teacher)), texts=blob, emb=np.stack([cache[t] for t in texts]))
     tmp.replace(path)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import ModelError
 
 #: The model used when none is named. One line to change when a better model ships.
-DEFAULT_MODEL = "all-minilm-l6-v2"
+DEFAULT_MODEL = "tase-minilm-tr"
 
 _HERE = Path(__file__).resolve().parent
 
@@ -43,6 +43,14 @@ def register(entry: ModelEntry) -> None:
     _REGISTRY[entry.name] = entry
 
 
+register(
+    ModelEntry(
+        name="tase-minilm-tr",
+        description="the shipped Turkish/English<->Turkish encoder (all-MiniLM-L6-v2 fine-tuned; 384-d; "
+        "card: tase_search/models/tase-minilm-tr/README.md)",
+        bundled="tase-minilm-tr",
+    )
+)
 register(
     ModelEntry(
         name="all-minilm-l6-v2",
