@@ -264,10 +264,20 @@ class KillCampaign:
         err = err_b.decode(errors="replace")
         rc = proc.returncode
         if sig == signal.SIGKILL and rc != -signal.SIGKILL:
-            return None if not fault else self._record(op, fault, rc, err, [f"not killed (exit {rc})"])
+            return (
+                None if not fault else self._record(op, f"at {fault}", rc, err, [f"not killed (exit {rc})"])
+            )
         if sig == signal.SIGINT and rc == 0:  # finished before the signal arrived (or ignored it)
-            return None if not fault else self._record(op, fault, rc, err, ["Ctrl-C was ignored (exit 0)"])
-        phase = fault or (phase_on_disk(self.ix, old_gen) if sig == signal.SIGKILL else phase_at_signal)
+            return (
+                None
+                if not fault
+                else self._record(op, f"at {fault}", rc, err, ["Ctrl-C was ignored (exit 0)"])
+            )
+        if fault:
+            phase = f"at {fault}"
+        else:
+            seen = phase_on_disk(self.ix, old_gen) if sig == signal.SIGKILL else phase_at_signal
+            phase = f"random delay {'from start' if when == 'start' else 'in write'}: {seen}"
         problems: list[str] = []
         if sig == signal.SIGINT:
             problems += self._check_interrupt(rc, err)

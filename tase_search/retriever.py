@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import re
 import shutil
@@ -901,7 +902,7 @@ def _as_documents(docs: Iterable[DocLike], res: AddResult) -> Iterator[Document]
             raise InputError(f"document #{i} ({doc.source}:{doc.line}) has an empty id")
         doc_id, meta, source = _scrub(doc.id), _scrub(doc.metadata), _scrub(doc.source)
         try:
-            json.dumps(meta)
+            json.dumps(meta, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise InputError(
                 f"document #{i} ({doc.source}:{doc.line}): metadata is not JSON-serialisable ({exc})"
@@ -915,9 +916,13 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def _scrub(value: Any) -> Any:
-    """Lone surrogates (JSON ``"\\ud800"`` escapes, undecodable file names) cannot be stored as UTF-8: U+FFFD."""
+    """Make a value storable: lone surrogates (JSON ``"\\ud800"`` escapes, undecodable file names) are not
+    UTF-8 and become U+FFFD; NaN and ±Infinity are not JSON (SQLite's JSON functions reject them) and
+    become null."""
     if isinstance(value, str):
         return _SURROGATES.sub("\ufffd", value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, Mapping):
         return {_scrub(str(k)): _scrub(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

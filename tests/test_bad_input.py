@@ -136,7 +136,9 @@ _DOC = st.one_of(
         {"text": st.one_of(ANY_TEXT, SCRIPTS)},
         optional={
             "id": st.one_of(ANY_TEXT, st.integers(), st.none(), st.booleans(), st.floats()),
-            "topic": st.one_of(ANY_TEXT, st.integers(), st.none(), st.lists(ANY_TEXT, max_size=2)),
+            "topic": st.one_of(
+                ANY_TEXT, st.integers(), st.none(), st.floats(), st.lists(ANY_TEXT, max_size=2)
+            ),
             "extra": st.recursive(
                 st.one_of(st.none(), st.booleans(), st.integers(), ANY_TEXT),
                 lambda inner: st.one_of(
@@ -166,9 +168,10 @@ def test_add_any_documents(index: Path, docs: list[Any], on_dup: str) -> None:
         else:
             stored = r.get(res.ids)
             assert len(stored) == len(set(res.ids))
-            for d in stored:  # everything stored is valid Unicode and prints as UTF-8 JSON
-                _utf8_json(d)
+            for d in stored:  # everything stored is valid Unicode and prints as strict UTF-8 JSON
+                json.dumps(d, ensure_ascii=False, allow_nan=False).encode("utf-8")
                 assert d["text"].strip()
+            r.search("futbol", k=3, filter={"topic": "spor"})  # metadata stays queryable
     _after_write(index, before, failed)
     if not failed:
         _restore(index)
@@ -302,6 +305,19 @@ def test_ten_megabyte_lines(tmp_path: Path, ext: str) -> None:
     r = Retriever.build(read_corpus(str(path)), model=FakeEncoder(), path=ix)
     assert sorted(len(d["text"]) for d in r.get(["1", "2"])) == [len("kısa satır"), len(body.strip())]
     assert verify_index(ix).ok
+
+
+def test_non_finite_metadata_becomes_null(tmp_path: Path) -> None:
+    """NaN/Infinity are not JSON: stored as null, and filtered search keeps working (it used to fail
+    with SQLite's 'malformed JSON' on every filtered query once such a row was in the index)."""
+    ix = tmp_path / "ix"
+    path = tmp_path / "c.jsonl"
+    path.write_text(
+        '{"text": "futbol", "topic": NaN, "x": [Infinity, 1]}\n{"text": "kedi", "topic": "spor"}\n'
+    )
+    r = Retriever.build(read_corpus(str(path)), model=FakeEncoder(), path=ix)
+    assert r.get(["1"])[0]["metadata"] == {"topic": None, "x": [None, 1]}
+    assert [h.id for h in r.search("futbol kedi", filter={"topic": "spor"})] == ["2"]
 
 
 def test_api_fuzz_campaign(tmp_path: Path) -> None:

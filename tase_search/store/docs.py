@@ -202,7 +202,10 @@ class DocStore:
             if key in ("id", "source"):
                 clauses.append(f"d.{key} = ?")
             else:
-                clauses.append("CAST(json_extract(d.metadata, ?) AS TEXT) = ?")
+                # json_valid: rows written before NaN was scrubbed hold non-JSON (NaN) and just do not match
+                clauses.append(
+                    "CAST(CASE WHEN json_valid(d.metadata) THEN json_extract(d.metadata, ?) END AS TEXT) = ?"
+                )
                 params.append(_json_path(key))
             params.append(value)
         q = "SELECT p.pid FROM passages p JOIN documents d ON d.doc_key = p.doc_key"
