@@ -668,6 +668,16 @@ class Passage:
     count: int
 
 
+def tokenizer_lowercases(tok: Any) -> bool:
+    """Whether a tokenizer lowercases its input (training and search must normalise alike)."""
+    if getattr(tok, "do_lower_case", False):
+        return True
+    try:
+        return tok("A")["input_ids"] == tok("a")["input_ids"]
+    except Exception:  # noqa: BLE001 - an odd tokenizer: assume it keeps case
+        return False
+
+
 @runtime_checkable
 class EncoderLike(Protocol):
     """What the index store needs from an encoder (tests use a deterministic fake)."""
@@ -802,13 +812,7 @@ class Encoder:
     @cached_property
     def lowercases(self) -> bool:
         """Whether the tokenizer lowercases (then İ is folded to i before it, see text.py)."""
-        tok = self.tokenizer
-        if getattr(tok, "do_lower_case", False):
-            return True
-        try:
-            return tok("A")["input_ids"] == tok("a")["input_ids"]
-        except Exception:  # noqa: BLE001
-            return False
+        return tokenizer_lowercases(self.tokenizer)
 
     # ---------------------------------------------------------------- encoding
     def encode_query(self, texts: str | Sequence[str], *, batch_size: int | None = None) -> np.ndarray:

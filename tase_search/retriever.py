@@ -126,12 +126,19 @@ def resolve_index_path(
         name_or_path = "default"
     s = str(name_or_path)
     if isinstance(name_or_path, Path) or os.sep in s or s.startswith(".") or s.startswith("~"):
-        return Path(s).expanduser()
+        return _expand(s)
     if not _NAME_RE.match(s):
         raise InputError(
             f"index name {s!r} is not valid: use letters, digits, '.', '_' and '-' (or give a path with a '/')"
         )
-    return Path(root).expanduser() / s
+    return _expand(str(root)) / s
+
+
+def _expand(path: str) -> Path:
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # "~nosuchuser": no home directory to expand to
+        raise InputError(f"cannot expand {path!r}: no such user's home directory") from None
 
 
 def _generation_dirs(index_dir: Path) -> list[Path]:

@@ -328,7 +328,9 @@ def test_api_fuzz_campaign(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ names and settings
 @settings(max_examples=300, deadline=None, database=None)
 @given(
-    name=st.one_of(ANY_TEXT, st.sampled_from(["..", "../x", "a/../../b", "~", "~root", ".hidden", "a" * 200]))
+    name=st.one_of(
+        ANY_TEXT, st.sampled_from(["..", "../x", "a/../../b", "~", "~root", "~0", ".hidden", "a" * 200])
+    )
 )
 def test_index_names_never_escape_the_root(tmp_path_factory: pytest.TempPathFactory, name: str) -> None:
     """A NAME lands inside the root or is refused; only a path (with '/', or starting with '.' or '~')

@@ -209,6 +209,11 @@ def test_bad_names_refused_or_stay_inside(name: str) -> None:
     assert os.path.normpath(p).startswith("/srv/indexes/")
 
 
+def test_unknown_user_home_is_a_clean_error() -> None:
+    with pytest.raises(InputError, match="no such user"):
+        resolve_index_path("~no-such-user-tase/x", "/srv/indexes")
+
+
 def test_cli_index_name_stays_under_root(tmp_path: Path) -> None:
     from click.testing import CliRunner
 

@@ -311,13 +311,10 @@ def normalize_dataset(ds: Any, lowercase: bool) -> Any:
 
 
 def tokenizer_lowercases(tok: Any) -> bool:
-    """Same rule as :attr:`tase_search.encoder.Encoder.lowercases`."""
-    if getattr(tok, "do_lower_case", False):
-        return True
-    try:
-        return tok("A")["input_ids"] == tok("a")["input_ids"]
-    except Exception:  # noqa: BLE001
-        return False
+    """Same rule as :attr:`tase_search.encoder.Encoder.lowercases` (one definition, in encoder.py)."""
+    from tase_search.encoder import tokenizer_lowercases as rule
+
+    return rule(tok)
 
 
 # --------------------------------------------------------------------------- precision / models
