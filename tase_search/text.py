@@ -63,7 +63,8 @@ def turkish_lower(text: str) -> str:
     the input, the trace of an earlier English lowercasing of İ, is folded to ``i`` too).
     """
     text = _fold_dotted_i(nfc(text))  # NFC first: "I" + U+0307 composes to "İ"
-    return nfc(text.translate(_TR_LOWER).lower())
+    # fold again after mapping: "İ" + U+0307 lowers to "i" + U+0307, which must not survive either
+    return nfc(_fold_dotted_i(text.translate(_TR_LOWER).lower()))
 
 
 def turkish_upper(text: str) -> str:
@@ -82,7 +83,7 @@ def casefold_tr(text: str) -> str:
     sigma), then NFC. Apply it to both sides of a comparison; it is not for display.
     """
     text = _fold_dotted_i(nfc(text))
-    return nfc(text.translate(_TR_LOWER).casefold())
+    return nfc(_fold_dotted_i(text.translate(_TR_LOWER).casefold()))
 
 
 def normalize_for_model(text: str, *, lowercase: bool) -> str:

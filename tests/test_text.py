@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tase_search.text import (
@@ -108,6 +108,7 @@ def test_casing_never_introduces_combining_dot(text: str) -> None:
 
 @PROFILE
 @given(tricky_text)
+@example("İ\u0307")  # found by CI: İ + combining dot lowered to i + dot, which a second pass folded
 def test_casing_is_idempotent(text: str) -> None:
     for fn in (turkish_lower, turkish_upper, casefold_tr):
         once = fn(text)
