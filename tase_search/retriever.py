@@ -458,22 +458,13 @@ class Retriever:
         seen_docs: dict[int, None] = {}
         out = []
         valid = [(int(i), float(s)) for i, s in zip(ids, scores) if i >= 0]
-        doc_of = self._doc_keys([i for i, _ in valid])
+        doc_of = self._docs.doc_keys([i for i, _ in valid])
         for pid, score in valid:
             dk = doc_of.get(pid)
             if dk is None or dk in seen_docs:
                 continue
             seen_docs[dk] = None
             out.append((pid, score))
-        return out
-
-    def _doc_keys(self, pids: list[int]) -> dict[int, int]:
-        assert self._docs is not None
-        out: dict[int, int] = {}
-        for i in range(0, len(pids), 500):
-            chunk = pids[i : i + 500]
-            q = "SELECT pid, doc_key FROM passages WHERE pid IN (%s)" % ",".join("?" * len(chunk))
-            out.update(self._docs.conn.execute(q, chunk).fetchall())
         return out
 
     # ------------------------------------------------------------------ writing

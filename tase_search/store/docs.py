@@ -182,6 +182,15 @@ class DocStore:
     def all_pids(self) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT pid FROM passages ORDER BY pid")]
 
+    def doc_keys(self, pids: Sequence[int]) -> dict[int, int]:
+        """Passage id -> document key, to keep one hit per document without fetching texts."""
+        out: dict[int, int] = {}
+        for i in range(0, len(pids), 500):
+            chunk = [int(p) for p in pids[i : i + 500]]
+            q = "SELECT pid, doc_key FROM passages WHERE pid IN (%s)" % ",".join("?" * len(chunk))
+            out.update(self.conn.execute(q, chunk).fetchall())
+        return out
+
     def fetch(self, pids: Sequence[int]) -> dict[int, StoredPassage]:
         out: dict[int, StoredPassage] = {}
         for i in range(0, len(pids), 500):
