@@ -508,3 +508,98 @@ def test_cli_train_runs_tiny_config(tmp_path: Path) -> None:
     res = CliRunner().invoke(train, [str(cfg), "--output", str(tmp_path / "run"), "--max-steps", "1"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "run" / "model" / "modules.json").is_file()
+
+
+# --------------------------------------------------------------------------- ablation
+def test_ablation_configs_equal_budget_and_differ_only_where_meant() -> None:
+    from training import ablate
+
+    cfgs = {r: ablate.load_row_config(r, "/d") for r in ablate.ROWS}
+    assert {ablate.step_budget(c) for c in cfgs.values()} == {240}
+    for c in cfgs.values():
+        assert c["base_model"] == "all-minilm-l6-v2" and c["question"]
+        assert (c["seed"], c["threads"], c["precision"], c["max_seq_length"], c["save_max_seq_length"]) == (
+            42, 1, "auto", 96, 256)
+        assert {(s["batch_size"], s["lr"]) for s in c["stages"]} == {(64, 5e-5)}
+        text = json.dumps(c["stages"])
+        assert "/d/" in text and "dev" not in text  # never trains on dev files
+    tasks = {r: [[t["name"] for t in s["tasks"]] for s in c["stages"]] for r, c in cfgs.items()}
+    assert tasks["both"] == tasks["stage1"] + tasks["stage2"] == tasks["both-distill"]
+    both, distill = cfgs["both"], cfgs["both-distill"]
+    assert both["stages"][1] == distill["stages"][1]  # the same stage 2
+    assert both["stages"][0]["tasks"][0]["loss"] == {"type": "mnrl_symmetric"}
+    assert distill["stages"][0]["tasks"][0]["loss"]["type"] == "align_distill"
+    assert both["stages"][0]["tasks"][0]["data"] == distill["stages"][0]["tasks"][0]["data"]
+    assert not both.get("teacher") and distill["teacher"] == "all-minilm-l6-v2"
+    # --max-steps re-splits the total budget in the configs' proportions
+    assert [s["max_steps"] for s in ablate.load_row_config("both", "/d", max_steps=2)["stages"]] == [1, 1]
+    assert [s["max_steps"] for s in ablate.load_row_config("stage2", "/d", max_steps=7)["stages"]] == [7]
+    with pytest.raises(InputError, match="no ablation row"):
+        ablate.load_row_config("nope", "/d")
+
+
+def _ablation_data_root(root: Path) -> Path:
+    """Tiny train + dev files in the shared data layout (only the dev tasks the test evaluates)."""
+    for sub in ("bitext/train", "bitext/dev", "stsb-tr", "tquad"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    _tsv(root / "bitext/train/tiny.tsv", "tr\ten", PAIRS)
+    _tsv(root / "bitext/dev/tatoeba-dev-tur-eng.tsv", "tr\ten", PAIRS[:4])
+    sts = [("5", PAIRS[0][0], CORPUS[4]), ("4.5", CORPUS[2], CORPUS[6]), ("1", CORPUS[6], CORPUS[8]),
+           ("3", CORPUS[2], CORPUS[10])]
+    _tsv(root / "stsb-tr/train.tsv", "score\tsentence1\tsentence2", sts)
+    _tsv(root / "stsb-tr/dev.tsv", "score\tsentence1\tsentence2", sts)
+    squad = _squad(root)
+    (root / "tquad/train-v0.1.json").write_bytes(squad.read_bytes())
+    squad.rename(root / "tquad/dev-v0.1.json")
+    return root
+
+
+def test_ablate_trains_rows_resumes_and_writes_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from training import ablate
+
+    base = _tiny_model_dir(tmp_path, "bert")
+    data = _ablation_data_root(tmp_path / "data")
+    out = tmp_path / "abl"
+    argv = ["--data-root", str(data), "--output", str(out), "--max-steps", "2", "--base-model", str(base),
+            "--teacher", str(base), "--set", "precision=fp32", "--set", "max_seq_length=32",
+            "--tasks", "tatoeba-dev,stsb-tr,tquad", "--limit", "4", "--table-out", str(tmp_path / "t.md"),
+            "--json-out", str(tmp_path / "t.json")]
+    assert ablate.main(argv) == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "t.json").read_text())
+    assert list(report["rows"]) == list(ablate.ROWS)
+    for row, info in report["rows"].items():
+        assert info["trained_now"] and info["steps"] == info["step_budget"] == 2, row
+        assert info["train_seconds"] > 0 and (out / row / "model" / "modules.json").is_file()
+    assert report["rows"]["both-distill"]["teacher_seconds"] > 0
+    assert list(report["eval"]["models"]) == ["base", *ablate.ROWS]
+    table = (tmp_path / "t.md").read_text()
+    head = next(line for line in table.splitlines() if line.startswith("| model"))
+    assert "tatoeba-dev.tr-en accuracy" in head and "stsb-tr spearman" in head and "tquad ndcg@10" in head
+    assert f"| base ({base}) | 0 | - |" in table and "| both-distill | 2 |" in table
+    assert "## Per task" in table  # format_table's task x model view follows
+    # a second session trains nothing and reuses the cached evaluations
+    capsys.readouterr()
+    assert ablate.main(argv) == 0
+    again = json.loads((tmp_path / "t.json").read_text())
+    assert not any(info["trained_now"] for info in again["rows"].values())
+    assert again["eval"]["models"] == report["eval"]["models"]
+    assert capsys.readouterr().out.count("evaluation reused") == 5
+    # a different budget in the same output is refused, not silently mixed
+    assert ablate.main([*argv[:4], "--max-steps", "4", *argv[6:]]) == 2
+    assert "2-step budget" in capsys.readouterr().err
+
+
+def test_ablate_missing_data_names_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from training import ablate
+
+    data = _ablation_data_root(tmp_path / "data")
+    (data / "tquad/train-v0.1.json").unlink()
+    (data / "stsb-tr/dev.tsv").unlink()
+    with pytest.raises(DataError) as err:
+        ablate.run_ablation(data, tmp_path / "abl", ["stage2"], tasks=["stsb-tr"])
+    msg = str(err.value)
+    assert str(data / "tquad/train-v0.1.json") in msg and str(data / "stsb-tr/dev.tsv") in msg
+    assert "laid out like the shared data folder" in msg and not (tmp_path / "abl").exists()
+    assert ablate.main(["--data-root", str(tmp_path / "none"), "--output", str(tmp_path / "abl"), "--no-eval"]) == 2
+    err_text = capsys.readouterr().err
+    assert "does not exist" in err_text and "bitext/train/*.tsv" in err_text
