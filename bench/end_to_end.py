@@ -17,14 +17,24 @@ Measured in one run:
   time, p50/p99), and the CLI's stdin mode (``tase-search query - --index X``) fed many queries
   (time per answer once the model is loaded).
 
+For large corpora (``bench/make_corpus.py`` writes 1,000,000 documents): ``--encode-sample N``
+measures pure encoding on a random sample of N documents instead of the whole corpus,
+``--no-inprocess-build`` skips the in-process ``Retriever.build`` (a second full indexing), and
+``--workdir DIR --skip-build`` measures start-up and queries against the index an earlier run left
+in ``DIR/index`` without indexing again. The CLI run's peak RSS is compared with the size of the
+index it wrote (``peak_rss_vs_index_bytes``; target < 2, meaningful at scale, where the model's
+own memory no longer dominates).
+
     python bench/end_to_end.py /work/shared/data/corpus/ud-turkish-sentences.txt --out runs/bench/e2e.json
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -52,7 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="Encoding batch size (the CLI default, 64).")
     p.add_argument("--no-reference", action="store_true",
                    help="Skip the reference start-up times (python, import torch, import sentence_transformers).")
-    p.add_argument("--workdir", default=None, help="Where to build the index (default: a temp directory).")
+    p.add_argument("--workdir", default=None, help="Where to build the index, kept afterwards "
+                   "(default: a temp directory, removed).")
+    p.add_argument("--skip-build", "--reuse-index", dest="skip_build", action="store_true",
+                   help="Do not index: measure start-up and queries against WORKDIR/index, built by an "
+                   "earlier run with the same --workdir.")
+    p.add_argument("--encode-sample", type=int, default=None, metavar="N",
+                   help="Measure pure encoding on a random sample of N documents (seed 0) instead of the "
+                   "whole corpus; documents/s are compared as rates.")
+    p.add_argument("--no-inprocess-build", action="store_true",
+                   help="Skip the in-process Retriever.build (a second full indexing of the corpus).")
     C.add_common_args(p)
     return p
 
@@ -175,6 +194,103 @@ def _imports_of_help() -> dict[str, bool]:
         return {}
 
 
+def _index_bytes(index_dir: Path) -> int:
+    from tase_search.retriever import Retriever
+
+    return int(Retriever.load(index_dir).info()["bytes_on_disk"])
+
+
+def _indexing(
+    args: argparse.Namespace, corpus: Path, workdir: Path, index_dir: Path, cli: list[str], encoder: Any,
+    overlap: int,
+) -> dict[str, Any]:
+    """CLI index runs, pure encoding (all documents or --encode-sample of them) and in-process builds,
+    interleaved per round."""
+    from tase_search.readers import read_corpus
+    from tase_search.retriever import Retriever
+
+    inprocess = not args.no_inprocess_build
+    docs = list(read_corpus(str(corpus)))
+    texts = [d.text for d in docs]
+    if not inprocess:
+        del docs  # only texts are needed from here on
+        docs = []
+    index_cmd = cli + ["index", str(corpus), "--index", str(index_dir), "--overwrite", "--json",
+                       "--batch-size", str(args.batch_size)]
+    if args.model != "default":
+        index_cmd += ["--model", args.model]
+    sample = texts
+    if args.encode_sample and args.encode_sample < len(texts):
+        sample = random.Random(0).sample(texts, args.encode_sample)
+    # the passages the index will hold for those documents (long documents are split to fit the model)
+    passages = [t[p.start : p.end] for t in sample for p in encoder.split_passages(t, overlap=overlap)]
+    encoder.encode_document(passages[: 2 * args.batch_size])  # warm
+
+    index_runs, build_runs, encode_runs = [], [], []
+    for _ in range(max(1, args.rounds)):
+        res = _check(_run_child(index_cmd), "tase-search index")
+        summary = json.loads(res["stdout"].strip().splitlines()[-1])
+        index_runs.append(
+            {
+                "wall_seconds": round(res["seconds"], 3),
+                "cli_seconds": summary["seconds"],
+                "docs_per_second": summary["docs_per_second"],
+                "documents": summary["documents"],
+                "passages": summary["passages"],
+                "factory": summary["factory"],
+                "peak_rss_mb": res["peak_rss_mb"],
+                "index_bytes": _index_bytes(index_dir),
+            }
+        )
+        t0 = time.perf_counter()
+        encoder.encode_document(passages)
+        s = time.perf_counter() - t0
+        encode_runs.append({"seconds": round(s, 3), "docs_per_second": round(len(sample) / s, 1)})
+        if inprocess:
+            t0 = time.perf_counter()
+            Retriever.build(docs, model=encoder, path=workdir / "index-inprocess", overwrite=True, overlap=overlap)
+            s = time.perf_counter() - t0
+            build_runs.append({"seconds": round(s, 3), "docs_per_second": round(len(docs) / s, 1)})
+    idx_dps = C.median(r["docs_per_second"] for r in index_runs)
+    enc_dps = C.median(r["docs_per_second"] for r in encode_runs)
+    bld_dps = C.median(r["docs_per_second"] for r in build_runs) if build_runs else None
+    pair_ratios = [i["docs_per_second"] / e["docs_per_second"] for i, e in zip(index_runs, encode_runs)]
+    build_ratios = [b["docs_per_second"] / e["docs_per_second"] for b, e in zip(build_runs, encode_runs)]
+    peak_mb = max(r["peak_rss_mb"] for r in index_runs)
+    index_bytes = index_runs[-1]["index_bytes"]
+    rss_ratio = round(peak_mb * 2**20 / index_bytes, 3) if index_bytes else None
+    return {
+        "_texts": texts,
+        "documents": len(texts),
+        "encode_sample_documents": len(sample),
+        "encode_sample_passages": len(passages),
+        "cli_index_runs": index_runs,
+        "inprocess_build_runs": build_runs,
+        "pure_encode_runs": encode_runs,
+        "cli_docs_per_second": idx_dps,
+        "inprocess_build_docs_per_second": bld_dps,
+        "encode_docs_per_second": enc_dps,
+        "ratio_cli_vs_encode": round(idx_dps / enc_dps, 4),
+        "ratio_cli_per_round": [round(x, 3) for x in pair_ratios],
+        "ratio_build_vs_encode": round(bld_dps / enc_dps, 3) if bld_dps else None,
+        "ratio_build_per_round": [round(x, 3) for x in build_ratios],
+        "cli_peak_rss_mb": peak_mb,
+        "index_bytes_on_disk": index_bytes,
+        "peak_rss_vs_index_bytes": rss_ratio,
+        "notes": "cli: `tase-search index` as the CLI reports it (its clock starts before the model "
+        "loads, so it includes loading); build: Retriever.build with the already-loaded encoder; "
+        "encode: Encoder.encode_document on the passages of the same documents (or of a random sample of "
+        "--encode-sample of them; documents/s compared as rates). Runs interleaved cli, encode, build. "
+        "peak_rss_vs_index_bytes: the CLI's peak RSS over the bytes of the index it wrote (FAISS + SQLite).",
+        "target": "ratio >= 0.85 (indexing within 15% of pure encoding); peak RSS < 2x the index size at scale",
+        "meets_target": {
+            "cli": idx_dps / enc_dps >= 0.85,
+            "build": None if bld_dps is None else bld_dps / enc_dps >= 0.85,
+            "peak_rss_below_2x_index": None if rss_ratio is None else rss_ratio < 2,
+        },
+    }
+
+
 def run(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parser().parse_args(argv)
     if args.quick:
@@ -183,6 +299,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         args.cold_runs = 1
         args.warm_queries = min(args.warm_queries, 10)
         args.no_reference = True
+    if args.skip_build and not args.workdir:
+        raise SystemExit("--skip-build needs --workdir DIR (the directory an earlier run indexed into)")
     import numpy as np  # noqa: F401 - imported before timing anything
 
     from tase_search.encoder import Encoder
@@ -204,6 +322,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         corpus = None
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="tase-bench-e2e-"))
     own_tmp = None if args.workdir else workdir
+    workdir.mkdir(parents=True, exist_ok=True)
     try:
         if corpus is None:
             corpus = workdir / "corpus.txt"
@@ -212,49 +331,22 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             lines = C.read_lines(corpus, args.limit)
             corpus = workdir / "corpus-limited.txt"
             corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        docs = list(read_corpus(str(corpus)))
-        texts = [d.text for d in docs]
         index_dir = workdir / "index"
         cli = _cli()
-        index_cmd = cli + ["index", str(corpus), "--index", str(index_dir), "--overwrite", "--json",
-                           "--batch-size", str(args.batch_size)]
-        if args.model != "default":
-            index_cmd += ["--model", args.model]
-
         encoder = Encoder.load(args.model, precision="auto", batch_size=args.batch_size)
-        # the passages the index will hold (long documents are split to fit the model)
         overlap = 32
-        passages = [d.text[p.start : p.end] for d in docs for p in encoder.split_passages(d.text, overlap=overlap)]
-        encoder.encode_document(passages[: 2 * args.batch_size])  # warm
-
-        index_runs, build_runs, encode_runs = [], [], []
-        for _ in range(max(1, args.rounds)):
-            res = _check(_run_child(index_cmd), "tase-search index")
-            summary = json.loads(res["stdout"].strip().splitlines()[-1])
-            index_runs.append(
-                {
-                    "wall_seconds": round(res["seconds"], 3),
-                    "cli_seconds": summary["seconds"],
-                    "docs_per_second": summary["docs_per_second"],
-                    "documents": summary["documents"],
-                    "passages": summary["passages"],
-                    "factory": summary["factory"],
-                    "peak_rss_mb": res["peak_rss_mb"],
-                }
-            )
-            t0 = time.perf_counter()
-            encoder.encode_document(passages)
-            s = time.perf_counter() - t0
-            encode_runs.append({"seconds": round(s, 3), "docs_per_second": round(len(docs) / s, 1)})
-            t0 = time.perf_counter()
-            Retriever.build(docs, model=encoder, path=workdir / "index-inprocess", overwrite=True, overlap=overlap)
-            s = time.perf_counter() - t0
-            build_runs.append({"seconds": round(s, 3), "docs_per_second": round(len(docs) / s, 1)})
-        idx_dps = C.median(r["docs_per_second"] for r in index_runs)
-        bld_dps = C.median(r["docs_per_second"] for r in build_runs)
-        enc_dps = C.median(r["docs_per_second"] for r in encode_runs)
-        pair_ratios = [i["docs_per_second"] / e["docs_per_second"] for i, e in zip(index_runs, encode_runs)]
-        build_ratios = [b["docs_per_second"] / e["docs_per_second"] for b, e in zip(build_runs, encode_runs)]
+        indexing: dict[str, Any]
+        if args.skip_build:
+            if not Retriever.exists(index_dir):
+                raise SystemExit(f"--skip-build: no index at {index_dir}; run once without it (same --workdir)")
+            # only enough of the corpus to pad the queries
+            texts = [d.text for d in itertools.islice(read_corpus(str(corpus)), max(1000, 4 * args.warm_queries))]
+            n_docs = Retriever.load(index_dir).info()["documents"]
+            indexing = {"skipped": True, "index": str(index_dir), "documents": n_docs}
+        else:
+            indexing = _indexing(args, corpus, workdir, index_dir, cli, encoder, overlap)
+            texts = indexing.pop("_texts")
+            n_docs = len(texts)
 
         # ------------------------------------------------------------- cold CLI
         if args.queries:
@@ -319,12 +411,13 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             shutil.rmtree(own_tmp, ignore_errors=True)
 
     machine["torch_threads"] = __import__("torch").get_num_threads()
+    ix = indexing if not indexing.get("skipped") else None
     result = {
         "benchmark": "end_to_end",
         "machine": machine,
         "config": {
             "corpus": str(args.corpus or C.DEMO_CORPUS),
-            "documents": len(texts),
+            "documents": n_docs,
             "mean_chars": round(sum(map(len, texts)) / max(1, len(texts)), 1),
             "model": encoder.model_id,
             "precision": encoder.precision,
@@ -334,33 +427,28 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             "warm_queries": len(queries),
             "cli": cli,
             "quick": args.quick,
+            "encode_sample": args.encode_sample,
+            "skip_build": args.skip_build,
+            "inprocess_build": not args.no_inprocess_build and not args.skip_build,
         },
-        "indexing": {
-            "passages": len(passages),
-            "cli_index_runs": index_runs,
-            "inprocess_build_runs": build_runs,
-            "pure_encode_runs": encode_runs,
-            "cli_docs_per_second": idx_dps,
-            "inprocess_build_docs_per_second": bld_dps,
-            "encode_docs_per_second": enc_dps,
-            "ratio_cli_vs_encode": round(idx_dps / enc_dps, 4),
-            "ratio_cli_per_round": [round(x, 3) for x in pair_ratios],
-            "ratio_build_vs_encode": round(bld_dps / enc_dps, 3),
-            "ratio_build_per_round": [round(x, 3) for x in build_ratios],
-            "notes": "cli: `tase-search index` as the CLI reports it (its clock starts before the model "
-            "loads, so it includes loading); build: Retriever.build with the already-loaded encoder; "
-            "encode: Encoder.encode_document on the same passages. Runs interleaved cli, encode, build.",
-            "target": "ratio >= 0.85 (indexing within 15% of pure encoding)",
-            "meets_target": {"cli": idx_dps / enc_dps >= 0.85, "build": bld_dps / enc_dps >= 0.85},
-        },
+        "indexing": indexing,
         "cold_start": cold_out,
         "help_imports": _imports_of_help(),
         "warm": warm,
     }
+    if ix is None:
+        head = f"end_to_end: indexing skipped ({n_docs} documents in {index_dir}); "
+    else:
+        bld = ix["inprocess_build_docs_per_second"]
+        head = (
+            f"end_to_end: CLI index {ix['cli_docs_per_second']:.0f} docs/s, "
+            f"in-process build {'-' if bld is None else f'{bld:.0f}'}, "
+            f"pure encode {ix['encode_docs_per_second']:.0f} (ratios {ix['ratio_cli_vs_encode']:.2f} / "
+            f"{'-' if bld is None else ix['ratio_build_vs_encode']}); peak RSS {ix['cli_peak_rss_mb']} MB = "
+            f"{ix['peak_rss_vs_index_bytes']}x the index; "
+        )
     summary = (
-        f"end_to_end: CLI index {idx_dps:.0f} docs/s, in-process build {bld_dps:.0f}, pure encode {enc_dps:.0f} "
-        f"(ratios {idx_dps / enc_dps:.2f} / {bld_dps / enc_dps:.2f}); "
-        f"cold query {cold_out['tase-search query']['median_seconds']}s, --help {cold_out['tase-search --help']['median_seconds']}s, "
+        head + f"cold query {cold_out['tase-search query']['median_seconds']}s, --help {cold_out['tase-search --help']['median_seconds']}s, "
         f"info {cold_out['tase-search info']['median_seconds']}s; warm search p50 {warm['retriever_search']['p50_ms']}ms "
         f"p99 {warm['retriever_search']['p99_ms']}ms; stdin {stdin['queries_per_second_after_first']} q/s; "
         f"load {machine['loadavg_before']}"

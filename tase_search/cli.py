@@ -107,9 +107,10 @@ def _model_option(f: Any) -> Any:
 def _precision_option(f: Any) -> Any:
     return click.option(
         "--precision",
-        type=click.Choice(["auto", "bf16", "fp32"]),
+        type=click.Choice(["auto", "bf16", "bf16-autocast", "fp32"]),
         default=None,
-        help="auto: bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX), else fp32. Env: TASE_SEARCH_PRECISION.",
+        help="auto: bf16 weights on CPUs with native bf16 (AVX512-BF16/AMX), else fp32; bf16-autocast: "
+        "fp32 weights under bf16 autocast (slower). Env: TASE_SEARCH_PRECISION.",
     )(f)
 
 

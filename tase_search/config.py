@@ -15,7 +15,9 @@ from typing import Any
 from .errors import InputError
 
 ENV_PREFIX = "TASE_SEARCH_"
-PRECISIONS = ("auto", "bf16", "fp32")
+#: ``auto``: bf16 weights where the CPU has native bf16, else fp32; ``bf16-autocast``: fp32 weights under
+#: bf16 autocast (the old default, slower); see :class:`tase_search.encoder.Encoder`.
+PRECISIONS = ("auto", "bf16", "bf16-autocast", "fp32")
 
 
 def _default_index_root() -> str:
@@ -29,7 +31,7 @@ class Settings:
     model: str = "default"
     index_root: str = field(default_factory=_default_index_root)
     batch_size: int = 64
-    precision: str = "auto"  # auto: bf16 where the CPU supports it, else fp32
+    precision: str = "auto"  # auto: bf16 weights where the CPU supports it, else fp32
     device: str = "cpu"
     overlap_tokens: int = 32  # passage overlap when long documents are split
     max_seq_length: int = 0  # 0: the model's own limit

@@ -3,8 +3,9 @@
 Wraps sentence-transformers so the rest of tase-search sees one small surface:
 ``encode_query`` / ``encode_document`` return L2-normalised float32 arrays (cosine == inner
 product, which is what the index store assumes). Inputs are NFC-normalised, batched in
-length order (padding is the dominant cost on CPU), and run under bf16 autocast on CPUs
-with native bf16 (AVX512-BF16 / AMX), fp32 elsewhere.
+length order (padding is the dominant cost on CPU), and run with the weights cast to bf16 on
+CPUs with native bf16 (AVX512-BF16 / AMX), fp32 elsewhere (see :class:`Encoder` for why bf16
+weights rather than autocast, and for the fingerprint and model-ownership rules that come with it).
 
 For inference, a plain sentence-transformers directory (Transformer -> mean/cls/max Pooling ->
 optional Normalize, safetensors weights) is rebuilt on transformers alone by
@@ -16,6 +17,7 @@ and more) on every cold ``tase-search query``. Anything else loads through sente
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import inspect
 import json
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 def cpu_supports_bf16() -> bool:
-    """True when this CPU runs bf16 matmuls natively (AVX512-BF16 or AMX), where autocast pays.
+    """True when this CPU runs bf16 matmuls natively (AVX512-BF16 or AMX), where bf16 pays.
 
     On CPUs without it bf16 is emulated and slower than fp32, so ``precision="auto"`` falls back.
     ``TASE_SEARCH_FORCE_NO_BF16=1`` forces the fallback (used by tests to cover both paths).
@@ -64,7 +66,12 @@ def cpu_supports_bf16() -> bool:
 
 
 def resolve_precision(precision: str) -> str:
-    """Map ``auto`` to ``bf16`` or ``fp32`` for this machine; validate the others."""
+    """Map ``auto`` to ``bf16`` or ``fp32`` for this machine; validate the others.
+
+    ``bf16`` (bf16 weights) and ``bf16-autocast`` (fp32 weights under bf16 autocast, the behaviour
+    before bf16 weights became the default) are taken as asked for, even on a CPU without native
+    bf16, where they run emulated and slower than fp32.
+    """
     if precision not in PRECISIONS:
         raise InputError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if precision == "auto":
@@ -658,6 +665,28 @@ def weights_fingerprint(model: Any) -> str:
     return h.hexdigest()
 
 
+def to_bf16(model: Any, *, copy_model: bool = True) -> Any:
+    """``model`` with its floating-point weights in bf16: a copy (default) or ``model`` itself, cast in place.
+
+    The copy never holds a second fp32 set of weights: each parameter is converted straight into
+    the copy (shared/tied parameters stay shared), then ``.to(bfloat16)`` converts the floating
+    buffers. The caller's model is left exactly as it was.
+    """
+    import torch
+
+    if not copy_model:
+        return model.to(torch.bfloat16)
+    memo: dict[int, Any] = {}
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.is_floating_point() and id(param) not in memo:
+                memo[id(param)] = torch.nn.Parameter(
+                    param.detach().to(torch.bfloat16, copy=True), requires_grad=param.requires_grad
+                )
+    clone = copy.deepcopy(model, memo)
+    return clone.to(torch.bfloat16)
+
+
 @dataclass(frozen=True)
 class Passage:
     """A slice of a document: ``text[start:end]`` (character offsets), number ``index`` of ``count``."""
@@ -709,6 +738,28 @@ class EncoderLike(Protocol):
 class Encoder:
     """Encodes queries and documents with one sentence-transformers model (or its light twin).
 
+    ``precision`` (see :func:`resolve_precision`): ``auto`` is ``bf16`` on CPUs with native bf16
+    (:func:`cpu_supports_bf16`) and ``fp32`` elsewhere; ``bf16`` runs the model with its weights
+    cast to bf16; ``bf16-autocast`` keeps fp32 weights under ``torch.autocast`` (the previous
+    default, kept for comparison); ``fp32`` is plain fp32.
+
+    Why bf16 weights and not autocast: autocast converts the fp32 weights to bf16 inside the
+    forward pass (at best once per encode call, from its cast cache) and casts every activation to
+    bf16 before each matmul and back to fp32 around the ops it runs in fp32; with the weights
+    stored in bf16 those per-op casts disappear and every op reads half the memory. On AVX512-BF16 without AMX, where bf16 peaks at about 2x fp32, this measured 2.13x and
+    1.91x plain fp32 ``SentenceTransformer.encode`` against 1.51x and 1.71x for autocast, with
+    embeddings at cosine >= 0.9998 to fp32 and tatoeba retrieval accuracy unchanged (within 0.1
+    point). Outputs are float32 either way (pooled in fp32, L2-normalised in fp32).
+
+    With bf16, :attr:`fingerprint` is computed from the weights *before* the cast (so costs a hash of
+    the weights at construction) and cached: an index built on a bf16 machine opens on an fp32
+    machine and vice versa. The model passed in is never modified by the cast: ``copy_model=True``
+    (the default) casts a copy and leaves the caller's model in fp32 (its ``eval()`` mode and
+    ``max_seq_length`` are set on whichever model the encoder runs, as before);
+    :meth:`load` passes ``copy_model=False`` for the model it loaded itself, casting it in place.
+    Training never goes through :class:`Encoder` (it loads with :func:`load_sentence_transformer`,
+    fp32 master weights under the trainer's own autocast).
+
     >>> enc = Encoder.load("default")                     # doctest: +SKIP
     >>> enc.encode_query(["futbol maçı"]).shape           # doctest: +SKIP
     (1, 384)
@@ -722,13 +773,18 @@ class Encoder:
         precision: str = "auto",
         batch_size: int = 64,
         max_seq_length: int | None = None,
+        copy_model: bool = True,
     ) -> None:
-        self.model = model
         self.model_id = model_id
         self.precision = resolve_precision(precision)
         if batch_size < 1:
             raise InputError(f"batch size {batch_size} must be >= 1")
         self.batch_size = batch_size
+        if self.precision == "bf16":
+            # The fingerprint names the weights as loaded (fp32 or fp16 on disk), not their bf16 cast.
+            self.__dict__["fingerprint"] = weights_fingerprint(model)
+            model = to_bf16(model, copy_model=copy_model)
+        self.model = model
         if max_seq_length:
             model.max_seq_length = max_seq_length
         self.model.eval()
@@ -778,7 +834,14 @@ class Encoder:
                     log.debug("light loader failed on %s (%s); using sentence-transformers", location, exc)
         if model is None:
             model = load_sentence_transformer(location, device=device, trust_remote_code=trust_remote_code)
-        return cls(model, model_id, precision=precision, batch_size=batch_size, max_seq_length=max_seq_length)
+        return cls(
+            model,
+            model_id,
+            precision=precision,
+            batch_size=batch_size,
+            max_seq_length=max_seq_length,
+            copy_model=False,  # ours: cast in place, no second copy of the weights
+        )
 
     @property
     def loader(self) -> str:
@@ -788,6 +851,7 @@ class Encoder:
     # -------------------------------------------------------------- properties
     @cached_property
     def fingerprint(self) -> str:
+        """:func:`weights_fingerprint` of the model's weights as loaded (before any bf16 cast)."""
         return weights_fingerprint(self.model)
 
     @property
@@ -831,10 +895,11 @@ class Encoder:
         return self._encode(_as_list(texts), prompt, batch_size=batch_size, progress=progress)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """The autocast context for this encoder's precision (a no-op for fp32)."""
+        """The autocast context for this encoder's precision: bf16 autocast for ``bf16-autocast``,
+        a no-op otherwise (``bf16`` runs bf16 weights directly, ``fp32`` plain fp32)."""
         import torch
 
-        if self.precision == "bf16":
+        if self.precision == "bf16-autocast":
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 

@@ -34,6 +34,7 @@ import numpy as np
 from .encoder import Encoder
 from .errors import IndexCorrupt, IndexNotFound, IndexWriteError, InputError, TaseSearchError
 from .readers import Document
+from .store import vectors as _vec
 from .store.docs import DocStore
 from .store.lock import WriterLock, fault_point, fsync_dir
 from .store.manifest import (
@@ -115,6 +116,16 @@ class AddResult:
     skipped_empty: int = 0
     seconds: float = 0.0
     ids: list[str] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class _Slot:
+    """The vector index a write is filling and its factory string. A write may swap in another type
+    mid-way (an ``auto`` index outgrowing Flat), so the index travels in this holder, never in a local
+    that would keep the old one (and a second copy of every vector) alive."""
+
+    vectors: Any
+    factory: str
 
 
 # ----------------------------------------------------------------------------- paths
@@ -223,9 +234,7 @@ class Retriever:
             overlap_tokens=overlap,
         )
         r = cls(index_dir, manifest, encoder=encoder)
-        r._write(
-            lambda store, vectors, m: r._ingest(docs, store, vectors, on_duplicate, progress), fresh=True
-        )
+        r._write(lambda store, slot, m: r._ingest(docs, store, slot, m, on_duplicate, progress), fresh=True)
         return r
 
     @classmethod
@@ -479,9 +488,7 @@ class Retriever:
         if on_duplicate not in ON_DUPLICATE:
             raise InputError(f"on_duplicate={on_duplicate!r} is not one of {', '.join(ON_DUPLICATE)}")
         self.encoder  # noqa: B018 - load and check before taking the lock
-        return self._write(
-            lambda store, vectors, m: self._ingest(docs, store, vectors, on_duplicate, progress)
-        )
+        return self._write(lambda store, slot, m: self._ingest(docs, store, slot, m, on_duplicate, progress))
 
     def delete(self, ids: Iterable[str]) -> list[str]:
         """Delete documents by id; returns the ids that were present (missing ids are ignored)."""
@@ -489,15 +496,15 @@ class Retriever:
         if not wanted:
             return []
 
-        def mutate(store: DocStore, vectors: Any, m: Manifest) -> list[str]:
+        def mutate(store: DocStore, slot: _Slot, m: Manifest) -> list[str]:
             deleted, pids = store.delete(wanted)
-            if pids and not vectors.remove(np.asarray(pids, dtype=np.int64)):
+            if pids and not slot.vectors.remove(np.asarray(pids, dtype=np.int64)):
                 store.add_tombstones(pids)
             return deleted
 
         return self._write(mutate)
 
-    def _write(self, mutate: Callable[[DocStore, Any, Manifest], Any], *, fresh: bool = False) -> Any:
+    def _write(self, mutate: Callable[[DocStore, _Slot, Manifest], Any], *, fresh: bool = False) -> Any:
         index_dir = self.path
         index_dir.mkdir(parents=True, exist_ok=True)
         with WriterLock(index_dir):
@@ -527,17 +534,22 @@ class Retriever:
                 if old is not None:
                     src = index_dir / old.generation_dir
                     shutil.copyfile(src / DOCS_FILE, tmp / DOCS_FILE)
-                    vectors = backend.load(
-                        src / vec_name, old.factory, old.model.dimension, old.search_params
+                    slot = _Slot(
+                        backend.load(src / vec_name, old.factory, old.model.dimension, old.search_params),
+                        old.factory,
                     )
                 else:
-                    vectors = backend.create(base.factory, base.model.dimension, base.search_params)
+                    slot = _Slot(
+                        backend.create(base.factory, base.model.dimension, base.search_params), base.factory
+                    )
                 fault_point("copied")
                 store = DocStore(tmp / DOCS_FILE)
                 try:
                     store.begin()
-                    result = mutate(store, vectors, base)
-                    vectors, factory = self._maybe_retype(base, vectors, store)
+                    result = mutate(store, slot, base)
+                    self._maybe_retype(base, slot, store)
+                    vectors, factory = slot.vectors, slot.factory
+                    slot.vectors = None
                     tombstones = len(store.tombstones())
                     n_docs, n_passages = store.counts()
                     fault_point("ingested")
@@ -588,50 +600,100 @@ class Retriever:
             fault_point("cleaned")
         return result
 
-    def _maybe_retype(self, m: Manifest, vectors: Any, store: DocStore) -> tuple[Any, str]:
+    def _maybe_retype(self, m: Manifest, slot: _Slot, store: DocStore) -> None:
         """Under ``auto``, move to the index type the corpus size calls for (without re-embedding).
 
-        Also compacts away tombstones once they exceed a fifth of the rows.
+        Also compacts away tombstones once they exceed a fifth of the rows. A build or a large add
+        has usually changed type already, while it ingested (:meth:`_grow_if_due`).
         """
-        n = vectors.ntotal
+        n = slot.vectors.ntotal
         tomb = store.tombstones()
         wanted = (
-            choose_factory(n - len(tomb)) if m.index_type == "auto" and m.backend == "faiss" else m.factory
+            choose_factory(n - len(tomb)) if m.index_type == "auto" and m.backend == "faiss" else slot.factory
         )
-        grow = _size_class(wanted) > _size_class(m.factory)
+        grow = _size_class(wanted) > _size_class(slot.factory)
         compact = len(tomb) > 0 and len(tomb) * 5 > n
         if not grow and not compact:
-            return vectors, m.factory
-        factory = wanted if grow else m.factory
-        ids, vecs = vectors.reconstruct_all()
-        if tomb:
-            keep = ~np.isin(ids, np.asarray(tomb, dtype=np.int64))
-            ids, vecs = ids[keep], vecs[keep]
-            store.clear_tombstones()
+            return
+        self._retype(m, slot, store, wanted if grow else slot.factory, tomb)
+
+    def _grow_if_due(self, m: Manifest, slot: _Slot, store: DocStore) -> None:
+        """During an ingest into an ``auto`` index: change type as soon as the size calls for it, so a
+        large build fills its final type (HNSW) instead of a Flat copy of everything re-typed at the end."""
+        if m.index_type != "auto" or m.backend != "faiss":
+            return
+        wanted = choose_factory(slot.vectors.ntotal - store.tombstone_count())
+        if _size_class(wanted) > _size_class(slot.factory):
+            self._retype(m, slot, store, wanted, store.tombstones())
+
+    def _retype(self, m: Manifest, slot: _Slot, store: DocStore, factory: str, tomb: Sequence[int]) -> None:
+        """Replace ``slot``'s index by a ``factory`` one holding the same rows minus tombstones.
+
+        Rows move in slices of ``MOVE_BATCH`` (reconstructed from the old index, added to the new one),
+        so the peak is the two indexes, never a third full copy of the vectors; a type that needs
+        training is trained first on a random sample of ``TRAIN_SAMPLE`` rows.
+        """
+        old = slot.vectors
+        drop = np.asarray(tomb, dtype=np.int64)
+        batch = _vec.MOVE_BATCH
         new = get_backend(m.backend).create(factory, m.model.dimension, "")
         if new.needs_training:
-            sample = vecs[np.random.default_rng(0).permutation(len(vecs))[: 256 * 1024]]
-            new.train(sample)
-        for i in range(0, len(ids), 65536):
-            new.add(vecs[i : i + 65536], ids[i : i + 65536])
-        return new, factory
+            new.train(_training_sample(old, drop, _vec.TRAIN_SAMPLE, batch))
+        for ids, vecs in old.iter_rows(batch):
+            if len(drop):
+                keep = ~np.isin(ids, drop)
+                ids, vecs = ids[keep], vecs[keep]
+            new.add(vecs, ids)
+        if len(drop):
+            store.clear_tombstones()
+        slot.vectors, slot.factory = new, factory
+        del old
+
+    def _train_and_add(self, slot: _Slot, held: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Train ``slot``'s index once on the held-back vectors, then add them. Empties ``held`` as it
+        copies, so the vectors are in memory once (plus one chunk)."""
+        n = sum(len(i) for _, i in held)
+        allv = np.empty((n, held[0][0].shape[1]), dtype=np.float32)
+        alli = np.empty(n, dtype=np.int64)
+        pos = 0
+        while held:
+            e, i = held.pop(0)
+            allv[pos : pos + len(i)], alli[pos : pos + len(i)] = e, i
+            pos += len(i)
+            del e, i
+        try:
+            slot.vectors.train(allv)
+        except RuntimeError as exc:
+            raise InputError(
+                f"index type {slot.factory!r} could not be trained on {n} vectors ({exc}); "
+                "use a smaller IVF list count or the automatic index type"
+            ) from exc
+        slot.vectors.add(allv, alli)
 
     def _ingest(
         self,
         docs: Iterable[DocLike],
         store: DocStore,
-        vectors: Any,
+        slot: _Slot,
+        m: Manifest,
         on_duplicate: str,
         progress: Callable[[int], None] | None,
     ) -> AddResult:
+        """Embed and store ``docs``, streaming their vectors into ``slot``'s index chunk by chunk.
+
+        An index that needs training holds back vectors only until it has ``TRAIN_SAMPLE`` of them
+        (or the input ends), trains once and adds everything after that directly. An ``auto`` index
+        changes type as soon as it outgrows the current one (:meth:`_grow_if_due`).
+        """
         if on_duplicate not in ON_DUPLICATE:
             raise InputError(f"on_duplicate={on_duplicate!r} is not one of {', '.join(ON_DUPLICATE)}")
         t0 = time.perf_counter()
         res = AddResult()
         encoder = self.encoder
         auto_id = store.next_auto_id()
-        pending_train: list[tuple[np.ndarray, np.ndarray]] = []
-        overlap = self.manifest.overlap_tokens
+        held: list[tuple[np.ndarray, np.ndarray]] = []  # vectors waiting for the index to be trained
+        held_rows = 0
+        overlap = m.overlap_tokens
         for chunk in _chunks(_as_documents(docs, res), CHUNK_DOCS):
             rows, ids_in_chunk = [], set()
             explicit = [d.id for d in chunk if d.id is not None]
@@ -658,13 +720,12 @@ class Retriever:
                     else:
                         _, pids = store.delete([doc_id])
                         gone = np.asarray(pids, dtype=np.int64)
-                        if pending_train and len(gone):  # its vectors still wait for training: drop them
-                            in_pending = np.isin(gone, np.concatenate([i for _, i in pending_train]))
-                            pending_train = [
-                                (e[keep], i[keep]) for e, i in pending_train for keep in [~np.isin(i, gone)]
-                            ]
-                            gone = gone[~in_pending]
-                        if len(gone) and not vectors.remove(gone):
+                        if held and len(gone):  # its vectors still wait for training: drop them
+                            in_held = np.isin(gone, np.concatenate([i for _, i in held]))
+                            held = [(e[keep], i[keep]) for e, i in held for keep in [~np.isin(i, gone)]]
+                            held_rows = sum(len(i) for _, i in held)
+                            gone = gone[~in_held]
+                        if len(gone) and not slot.vectors.remove(gone):
                             store.add_tombstones(gone.tolist())
                         existing.discard(doc_id)
                     res.replaced += 1
@@ -682,26 +743,24 @@ class Retriever:
                 next_auto_id=auto_id,
             )
             ids_arr = np.asarray(pids, dtype=np.int64)
-            if vectors.needs_training:
-                pending_train.append((emb, ids_arr))
+            if slot.vectors.needs_training:
+                held.append((emb, ids_arr))
+                held_rows += len(ids_arr)
+                del emb
+                if held_rows >= _vec.TRAIN_SAMPLE:
+                    self._train_and_add(slot, held)
+                    held_rows = 0
             else:
-                vectors.add(emb, ids_arr)
+                slot.vectors.add(emb, ids_arr)
+                del emb
+                self._grow_if_due(m, slot, store)
             res.added += len(rows)
             res.passages += len(texts)
             res.ids.extend(doc_id for doc_id, _ in rows)
             if progress is not None:
                 progress(len(chunk))
-        if pending_train:
-            allv = np.concatenate([e for e, _ in pending_train])
-            alli = np.concatenate([i for _, i in pending_train])
-            try:
-                vectors.train(allv)
-            except RuntimeError as exc:
-                raise InputError(
-                    f"index type {self.manifest.factory!r} could not be trained on {len(allv)} vectors ({exc}); "
-                    "use a smaller IVF list count or the automatic index type"
-                ) from exc
-            vectors.add(allv, alli)
+        if held:
+            self._train_and_add(slot, held)
         res.seconds = time.perf_counter() - t0
         return res
 
@@ -752,6 +811,23 @@ class Retriever:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _training_sample(vectors: Any, drop: np.ndarray, size: int, batch: int) -> np.ndarray:
+    """Up to ``size`` rows of ``vectors`` drawn at random (seed 0), leaving out ids in ``drop``, read in
+    one pass of ``batch``-row slices."""
+    n = vectors.ntotal
+    take = np.sort(np.random.default_rng(0).permutation(n)[:size]) if n > size else None
+    parts = []
+    for start, (ids, vecs) in zip(range(0, n, batch), vectors.iter_rows(batch)):
+        if take is not None:
+            lo, hi = np.searchsorted(take, [start, start + len(ids)])
+            ids, vecs = ids[take[lo:hi] - start], vecs[take[lo:hi] - start]
+        if len(drop):
+            keep = ~np.isin(ids, drop)
+            vecs = vecs[keep]
+        parts.append(vecs)
+    return np.concatenate(parts) if parts else np.zeros((0, getattr(vectors, "dimension", 0)), np.float32)
+
+
 def _size_class(factory: str) -> int:
     if factory.startswith("IVF") or ",IVF" in factory:
         return 2

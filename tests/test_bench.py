@@ -54,11 +54,11 @@ def test_encode_quick(tiny_model_dir: Path, corpus: Path, bitext: Path, tmp_path
                       capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "encode.json"
     res = _load("encode").run([str(corpus), "--quick", "--n", "40", "--chunk", "20", "--model", str(tiny_model_dir),
-                               "--extra", "bf16-weights", "--bitext-dev", str(bitext), "--out", str(out)])
+                               "--extra", "autocast,bf16-weights", "--bitext-dev", str(bitext), "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(res))
     assert MACHINE_KEYS <= set(res["machine"])
     assert res["config"]["n"] == 40
-    assert set(res["paths"]) == {"st-fp32", "auto", "bf16-weights"}
+    assert set(res["paths"]) == {"st-fp32", "auto", "autocast", "bf16-weights"}
     for p in res["paths"].values():
         assert p["sentences_per_second"] > 0 and p["speedup_vs_baseline"] > 0
         assert 0.9 <= p["cosine_vs_fp32"]["min"] <= 1.0001
@@ -115,6 +115,28 @@ def test_end_to_end_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) ->
     assert warm["cli_stdin"]["answers"] == 5
 
 
+def test_end_to_end_sampled_encode_then_reuse_index(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    """The large-corpus options: encode a sample, skip the in-process build, then query the kept index."""
+    e2e = _load("end_to_end")
+    work = tmp_path / "work"
+    common = [str(corpus), "--quick", "--limit", "40", "--warm-queries", "3", "--model", str(tiny_model_dir),
+              "--workdir", str(work)]
+    res = e2e.run(common + ["--encode-sample", "10", "--no-inprocess-build"])
+    ix = res["indexing"]
+    assert ix["documents"] == 40 and ix["encode_sample_documents"] == 10
+    assert ix["cli_index_runs"][0]["documents"] == 40 and ix["inprocess_build_runs"] == []
+    assert ix["ratio_cli_vs_encode"] > 0 and ix["ratio_build_vs_encode"] is None
+    assert ix["index_bytes_on_disk"] > 0 and ix["peak_rss_vs_index_bytes"] > 0
+    assert (work / "index" / "manifest.json").is_file() and not (work / "index-inprocess").exists()
+    manifest = (work / "index" / "manifest.json").read_bytes()
+    again = e2e.run(common + ["--skip-build"])
+    assert again["indexing"] == {"skipped": True, "index": str(work / "index"), "documents": 40}
+    assert again["warm"]["retriever_search"]["n"] == 3
+    assert (work / "index" / "manifest.json").read_bytes() == manifest  # not rebuilt
+    with pytest.raises(SystemExit, match="--workdir"):
+        e2e.run([str(corpus), "--skip-build"])
+
+
 def test_single_query_search_uses_one_faiss_thread_and_restores(fake_encoder, tmp_path: Path) -> None:
     """The change bench/index.py motivated: a lone query runs FAISS single-threaded, same answers."""
     import faiss
@@ -138,3 +160,36 @@ def test_single_query_search_uses_one_faiss_thread_and_restores(fake_encoder, tm
     assert [h.id for h in one] == [h.id for h in both[0]]
     assert seen[0] == 1 and faiss.omp_get_max_threads() == before
     assert seen[-1] == before  # a batch keeps every thread
+
+
+def test_make_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """N distinct documents: the real sentences first (from .txt, a .tsv's tr column, TQuAD paragraphs),
+    then combinations; the same arguments write the same file."""
+    txt = tmp_path / "ud.txt"
+    txt.write_text("Kedi bahçede uyuyor.\nYarın İstanbul'da yağmur bekleniyor.\n\nKedi bahçede uyuyor.\n", "utf-8")
+    tsv = tmp_path / "bitext.tsv"
+    tsv.write_text('tr\ten\nOkul yarın açılıyor.\tSchool opens tomorrow.\n"Bir ""alıntı"" cümlesi."\tA quote.\n',
+                   "utf-8")
+    tquad = tmp_path / "tquad.json"
+    para = "Dr. Ahmet Bey 1950 yılında doğdu. Ankara'da tıp okudu! Sonra İzmir'e taşındı."
+    tquad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": para, "qas": []}]}]}), "utf-8")
+    real = {"Kedi bahçede uyuyor.", "Yarın İstanbul'da yağmur bekleniyor.", "Okul yarın açılıyor.",
+            'Bir "alıntı" cümlesi.', "Dr. Ahmet Bey 1950 yılında doğdu.", "Ankara'da tıp okudu!",
+            "Sonra İzmir'e taşındı."}
+    out = tmp_path / "corpus.txt"
+    mc = _load("make_corpus")
+    res = mc.run([str(txt), str(tsv), str(tquad), "--output", str(out), "--n", "40", "--seed", "3"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == res
+    lines = out.read_text("utf-8").splitlines()
+    assert len(lines) == res["count"] == res["unique"] == 40 and len(set(lines)) == 40
+    assert set(lines[:7]) == real and not set(lines[7:]) & real
+    assert res["kinds"]["real"] == 7 and res["kinds"]["pair"] + res["kinds"]["splice"] == 33
+    assert res["mean_chars"] == round(sum(map(len, lines)) / 40, 1)
+    assert [s["sentences"] for s in res["sources"]] == [2, 2, 3]
+    again = tmp_path / "again.txt"
+    mc.run([str(txt), str(tsv), str(tquad), "--output", str(again), "--n", "40", "--seed", "3"])
+    assert again.read_bytes() == out.read_bytes()
+    few = mc.run([str(txt), "--output", str(tmp_path / "few.txt"), "--n", "1"])
+    assert few["count"] == 1 and (tmp_path / "few.txt").read_text("utf-8").strip() in real
+    with pytest.raises(SystemExit, match="distinct"):  # 2 sentences cannot make 1,000 documents
+        mc.run([str(txt), "--output", str(tmp_path / "x.txt"), "--n", "1000"])

@@ -372,6 +372,137 @@ def test_build_past_threshold_starts_as_hnsw(
     assert r.search("Ankara'da hava güneşli ve ılık olacak.", k=1)[0].id == "hava2"
 
 
+# ============================================================================ streaming builds
+_VOCAB = [f"kelime{j}" for j in range(300)] + "futbol maç yağmur hava deprem ekonomi şehir kedi köpek okul".split()
+
+
+def _random_docs(n: int, seed: int = 0) -> list[dict[str, str]]:
+    rng = np.random.default_rng(seed)
+    return [{"id": f"d{i}", "text": f"belge{i} " + " ".join(rng.choice(_VOCAB, size=6))} for i in range(n)]
+
+
+class _IndexSpy:
+    """Records what every FaissIndex does during a write: adds (type, rows before, rows added), trains."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.adds: list[tuple[str, int, int]] = []
+        self.trains: list[tuple[str, int]] = []
+        self.full_copies = 0
+        cls = vectors_mod.FaissIndex
+        add, train, recon = cls.add, cls.train, cls.reconstruct_all
+
+        def spy_add(idx, vecs, ids):  # noqa: ANN001, ANN202
+            self.adds.append((idx.factory, idx.ntotal, len(ids)))
+            return add(idx, vecs, ids)
+
+        def spy_train(idx, vecs):  # noqa: ANN001, ANN202
+            self.trains.append((idx.factory, len(vecs)))
+            return train(idx, vecs)
+
+        def spy_recon(idx):  # noqa: ANN001, ANN202
+            self.full_copies += 1
+            return recon(idx)
+
+        monkeypatch.setattr(cls, "add", spy_add)
+        monkeypatch.setattr(cls, "train", spy_train)
+        monkeypatch.setattr(cls, "reconstruct_all", spy_recon)
+
+    def peak_rows(self, factory: str) -> int:
+        return max((before + n for f, before, n in self.adds if f == factory), default=0)
+
+
+def test_large_auto_build_streams_into_its_final_type(
+    tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An auto build crossing the Flat threshold switches to HNSW mid-ingest (moving the few Flat rows
+    once) instead of filling a Flat copy of everything and re-typing it at the end."""
+    monkeypatch.setattr(vectors_mod, "FLAT_MAX", 50)
+    monkeypatch.setattr(vectors_mod, "MOVE_BATCH", 16)  # the move itself goes in slices
+    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 20)
+    docs = _random_docs(400)
+    ref = build(tmp_path / "ref", FakeEncoder(), docs, factory="Flat")
+    spy = _IndexSpy(monkeypatch)
+    path = tmp_path / "idx"
+    build(path, fake_encoder, iter(docs))  # a generator: the size is not known in advance
+    m = read_manifest(path)
+    assert (m.factory, m.index_type, m.documents, m.rows) == ("HNSW32,Flat", "auto", 400, 400)
+    assert spy.peak_rows("Flat") < 50 + 20  # Flat held only up to the threshold (plus one chunk)
+    assert spy.peak_rows("HNSW32,Flat") == 400 and spy.full_copies == 0
+    moved = [n for f, before, n in spy.adds if f == "HNSW32,Flat" and n and before < 60]
+    assert moved[:4] == [16, 16, 16, 12]  # the 60 Flat rows, moved once, in MOVE_BATCH slices
+    assert fake_encoder.calls["document"] == 400  # nothing re-embedded
+    assert_consistent(path)
+    # same answers as an exact Flat index over the same documents
+    r2 = Retriever.load(path, model=FakeEncoder())
+    queries = [" ".join(d["text"].split()[1:4]) for d in docs[::20]] + [d["text"] for d in docs[5::50]]
+    hnsw, exact = r2.search(queries, k=10), ref.search(queries, k=10)
+    same = sum(
+        np.allclose([h.score for h in a], [h.score for h in b], atol=1e-5) for a, b in zip(hnsw, exact)
+    )
+    assert same >= 0.9 * len(queries)
+    for d in docs[5::50]:
+        assert r2.search(d["text"], k=1)[0].id == d["id"]
+
+
+def test_auto_build_crossing_both_thresholds_ends_ivf(
+    tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vectors_mod, "FLAT_MAX", 30)
+    monkeypatch.setattr(vectors_mod, "HNSW_MAX", 120)
+    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 20)
+    spy = _IndexSpy(monkeypatch)
+    path = tmp_path / "idx"
+    docs = _random_docs(300, seed=1)
+    build(path, fake_encoder, docs)
+    m = read_manifest(path)
+    assert m.factory == vectors_mod.choose_factory(120) and m.rows == 300
+    assert len(spy.trains) == 1 and spy.trains[0][1] == 120  # trained once, when it became IVF
+    assert spy.peak_rows("HNSW32,Flat") == 120 and spy.peak_rows("Flat") == 40 and spy.full_copies == 0
+    assert_consistent(path)
+    r = Retriever.load(path, model=FakeEncoder())
+    assert r.search(docs[250]["text"], k=1)[0].id == "d250"
+
+
+def test_ivf_trains_once_enough_vectors_then_streams(
+    tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A type that needs training holds vectors back only until TRAIN_SAMPLE, trains once, then streams."""
+    import faiss
+
+    monkeypatch.setattr(vectors_mod, "TRAIN_SAMPLE", 64)
+    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 16)
+    spy = _IndexSpy(monkeypatch)
+    path = tmp_path / "idx"
+    docs = _random_docs(300, seed=2)
+    build(path, fake_encoder, docs, factory="IVF4,Flat")
+    assert spy.trains == [("IVF4,Flat", 64)]  # once, on the first 64 vectors, not on all 300
+    assert [(before, n) for _, before, n in spy.adds[:2]] == [(0, 64), (64, 16)]  # held-back, then streamed
+    assert max(n for _, _, n in spy.adds[1:]) == 16 and sum(n for _, _, n in spy.adds) == 300
+    m = read_manifest(path)
+    assert (m.factory, m.index_type, m.documents, m.rows) == ("IVF4,Flat", "custom", 300, 300)
+    assert_consistent(path)
+    # every passage id is in the vector index exactly once, and maps back to its document
+    index = faiss.read_index(str(path / m.generation_dir / "vectors.faiss"))
+    ids = faiss.vector_to_array(faiss.downcast_index(index).id_map)
+    con = sqlite3.connect(path / m.generation_dir / "docs.sqlite")
+    pids = [row[0] for row in con.execute("SELECT pid FROM passages ORDER BY pid")]
+    con.close()
+    assert sorted(ids.tolist()) == pids
+    r = Retriever.load(path, model=FakeEncoder())
+    for i in (0, 63, 64, 150, 299):  # held back, streamed, last
+        assert r.search(docs[i]["text"], k=1)[0].id == f"d{i}"
+
+
+def test_ivf_smaller_than_training_sample_trains_at_the_end(
+    tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 16)
+    spy = _IndexSpy(monkeypatch)
+    build(tmp_path / "idx", fake_encoder, _random_docs(50, seed=3), factory="IVF4,Flat")
+    assert spy.trains == [("IVF4,Flat", 50)] and [n for _, _, n in spy.adds] == [50]
+    assert_consistent(tmp_path / "idx")
+
+
 # ============================================================================ errors / paths
 def test_other_model_is_refused(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
     path = tmp_path / "idx"

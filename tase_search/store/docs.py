@@ -173,6 +173,9 @@ class DocStore:
     def tombstones(self) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT pid FROM tombstones ORDER BY pid")]
 
+    def tombstone_count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0])
+
     # ------------------------------------------------------------------ reads
     def counts(self) -> tuple[int, int]:
         docs = self.conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -23,6 +24,13 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
 IVF_NPROBE = 32
+#: Vectors an index that needs training (IVF, PQ, SQ) is trained on. A write holds back new vectors only
+#: until it has this many (or its input ends), trains once, then adds every further vector straight in;
+#: changing type trains on a random sample of this size. 256 per list for IVF1024, like FAISS's cap.
+TRAIN_SAMPLE = 256 * 1024
+#: Rows moved per step when an index changes type (reconstructed from the old one, added to the new one),
+#: so a change of type never holds a second full copy of the vectors.
+MOVE_BATCH = 65_536
 
 _FACTORY_RE = re.compile(r"^[A-Za-z0-9_,.=x]+$")
 
@@ -75,6 +83,10 @@ class VectorIndex(Protocol):
 
     def reconstruct_all(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of everything stored: used to change index type without re-embedding."""
+        ...
+
+    def iter_rows(self, batch: int = MOVE_BATCH) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of everything stored, ``batch`` rows at a time, in storage order."""
         ...
 
     def save(self, path: Path) -> None: ...
@@ -232,6 +244,19 @@ class FaissIndex:
         )
         return ids, np.asarray(vecs, dtype=np.float32)
 
+    def iter_rows(self, batch: int = MOVE_BATCH) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        import faiss
+
+        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        inner = faiss.downcast_index(self.index.index)
+        ivf = _ivf_of(inner)
+        if ivf is not None:
+            ivf.make_direct_map()
+        n = int(inner.ntotal)
+        for start in range(0, n, max(1, batch)):
+            stop = min(n, start + batch)
+            yield ids[start:stop], np.asarray(inner.reconstruct_n(start, stop - start), dtype=np.float32)
+
     def save(self, path: Path) -> None:
         import faiss
 
@@ -340,6 +365,10 @@ class NumpyIndex:
 
     def reconstruct_all(self) -> tuple[np.ndarray, np.ndarray]:
         return self.ids.copy(), self.vectors.copy()
+
+    def iter_rows(self, batch: int = MOVE_BATCH) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, len(self.ids), max(1, batch)):
+            yield self.ids[start : start + batch].copy(), self.vectors[start : start + batch].copy()
 
     def save(self, path: Path) -> None:
         with open(path, "wb") as fh:
