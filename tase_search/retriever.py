@@ -146,6 +146,9 @@ def resolve_index_path(
 
 
 def _expand(path: str) -> Path:
+    if "\x00" in path:
+        # the OS cannot name such a file, and "~user\0" makes the home-directory lookup raise ValueError
+        raise InputError(f"index path {path!r} contains a NUL character; give a path without it")
     try:
         return Path(path).expanduser()
     except RuntimeError:  # "~nosuchuser": no home directory to expand to

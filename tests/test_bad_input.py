@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the campaign package (repo root)
@@ -332,6 +332,7 @@ def test_api_fuzz_campaign(tmp_path: Path) -> None:
         ANY_TEXT, st.sampled_from(["..", "../x", "a/../../b", "~", "~root", "~0", ".hidden", "a" * 200])
     )
 )
+@example(name="~\x00")  # once raised ValueError from the home-directory lookup instead of InputError
 def test_index_names_never_escape_the_root(tmp_path_factory: pytest.TempPathFactory, name: str) -> None:
     """A NAME lands inside the root or is refused; only a path (with '/', or starting with '.' or '~')
     goes elsewhere, and that is the user's explicit choice."""
