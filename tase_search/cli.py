@@ -22,6 +22,12 @@ import click
 from ._version import __version__
 from .errors import TaseSearchError
 
+# oneDNN caches a compiled kernel ("primitive") per input shape, 1024 by default. Batches of
+# length-sorted text come in many shapes, so during a long `index` run the cache grew the process by
+# ~0.3 GB at 30k documents (peak RSS 1.21 GB vs 0.89 GB with a cap of 16) and encoding was not slower
+# with the cap (measured 349-371 vs 313-322 docs/s). Set before torch loads; a user's value wins.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 INDEX_TYPES = {
     "auto": None,
