@@ -241,8 +241,10 @@ def _worker(spec_path: str) -> None:
     fi = FaissIndex.create(factory, d)
     train_s = 0.0
     if fi.needs_training:
-        # the same sample the store uses when it retypes (Retriever._maybe_retype)
-        sample = base[np.random.default_rng(0).permutation(n)[: 256 * 1024]]
+        # the same sample size the store trains on (TRAIN_SAMPLE, Retriever._retype)
+        from tase_search.store.vectors import TRAIN_SAMPLE
+
+        sample = base[np.random.default_rng(0).permutation(n)[:TRAIN_SAMPLE]]
         t1 = time.perf_counter()
         fi.train(sample)
         train_s = time.perf_counter() - t1
@@ -448,7 +450,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             "auto_search_params": default_search_params(auto),
             "shipped_defaults": {"hnsw_efSearch": HNSW_EF_SEARCH, "ivf_nprobe": IVF_NPROBE},
             "latency_queries": args.latency_queries,
-            "ivf_training_sample": "min(n, 262144) vectors, as Retriever._maybe_retype",
+            "ivf_training_sample": "min(n, TRAIN_SAMPLE = 262144) vectors, as Retriever._retype",
         },
         "data": {
             **data_desc,

@@ -230,19 +230,10 @@ class FaissIndex:
         return params
 
     def reconstruct_all(self) -> tuple[np.ndarray, np.ndarray]:
-        import faiss
-
-        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
-        inner = faiss.downcast_index(self.index.index)
-        ivf = _ivf_of(inner)
-        if ivf is not None:
-            ivf.make_direct_map()
-        vecs = (
-            inner.reconstruct_n(0, inner.ntotal)
-            if inner.ntotal
-            else np.zeros((0, self.dimension), np.float32)
-        )
-        return ids, np.asarray(vecs, dtype=np.float32)
+        parts = list(self.iter_rows())
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32)
+        return np.concatenate([i for i, _ in parts]), np.concatenate([v for _, v in parts])
 
     def iter_rows(self, batch: int = MOVE_BATCH) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         import faiss
