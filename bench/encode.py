@@ -44,6 +44,8 @@ EXTRAS = {
     "bf16-weights": "Encoder, precision bf16: weights cast to bf16 even without native bf16 (= auto where it is)",
     "int8-dynamic": "Encoder on torch dynamic int8 quantisation of the Linear layers (fp32 elsewhere)",
     "compile": "Encoder (auto precision) on torch.compile(model) with dynamic shapes",
+    "onnx-fp32": "ONNX Runtime on the fp32 graph tase-search exports for queries (onnx_query.export), same batches",
+    "onnx-int8": "ONNX Runtime on that graph after onnxruntime's dynamic int8 quantisation (per-channel weights)",
 }
 DEFAULT_EXTRAS = "auto-b128,autocast"
 
@@ -120,9 +122,47 @@ def _build_paths(model: Any, model_id: str, names: list[str], bs: int) -> dict[s
             attr = "model" if isinstance(getattr(tr, "model", None), torch.nn.Module) else "auto_model"
             setattr(tr, attr, torch.compile(getattr(tr, attr), dynamic=True))  # ST >= 6: .model
             paths[name] = enc_path(enc, bs)
+        elif name in ("onnx-fp32", "onnx-int8"):
+            paths[name] = _onnx_path(model, name, bs)
         else:
             raise SystemExit(f"unknown path {name!r}; known: {BASELINE}, {SHIPPED}, {', '.join(EXTRAS)}")
     return paths
+
+
+def _onnx_path(model: Any, name: str, bs: int) -> Callable[..., Any]:
+    """Batch encoding through ONNX Runtime: the graph the query fast path uses, optionally int8."""
+    import tempfile
+
+    import numpy as np
+    import torch
+
+    from tase_search.encoder import tokenizer_lowercases
+    from tase_search.onnx_query import OnnxQueryEncoder, export
+    from tase_search.text import normalize_for_model
+
+    work = Path(tempfile.mkdtemp(prefix="tase-bench-onnx-"))
+    path = work / "model.onnx"
+    export(model, path)
+    if name == "onnx-int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(path), str(work / "int8.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+        path = work / "int8.onnx"
+    runner = OnnxQueryEncoder(path, threads=torch.get_num_threads())
+    lower = tokenizer_lowercases(model.tokenizer)
+    preprocess = getattr(model, "preprocess", None) or model.tokenize
+
+    def f(texts: list[str], role: str) -> np.ndarray:
+        prepared = [normalize_for_model(t, lowercase=lower) for t in texts]
+        order = np.argsort([-len(t) for t in prepared], kind="stable")
+        out = np.empty((len(prepared), model.get_sentence_embedding_dimension()), dtype=np.float32)
+        for start in range(0, len(order), bs):
+            idx = order[start : start + bs]
+            emb = runner(preprocess([prepared[i] for i in idx]))
+            out[idx] = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return out
+
+    return f
 
 
 # ----------------------------------------------------------------------------- metric

@@ -24,8 +24,10 @@ from pathlib import Path
 from campaign.common import fake_encoder, make_docs
 
 
-def _loop(index: Path, seconds: float, log: Path, seed: int, batch: int) -> int:
-    """Append and delete (and sometimes replace) documents for ``seconds``; log every commit."""
+def _loop(index: Path, seconds: float, log: Path, seed: int, batch: int, min_commits: int = 0) -> int:
+    """Append and delete (and sometimes replace) documents for ``seconds``, and on until at least
+    ``min_commits`` commits (a loaded machine must not make a short run too short to test); log every
+    commit."""
     from tase_search.errors import IndexLocked
     from tase_search.retriever import Retriever
 
@@ -34,12 +36,13 @@ def _loop(index: Path, seconds: float, log: Path, seed: int, batch: int) -> int:
     r = Retriever.load(index, model=enc)
     present = {d[0]: (d[1], d[2].get("topic")) for d in _all_docs(r)}
     nxt = 100_000
-    refused = 0
+    refused = commits = 0
     with open(log, "w", encoding="utf-8") as out:
         out.write(json.dumps({"gen": r.manifest.generation, "full": present}, ensure_ascii=False) + "\n")
         out.flush()
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        hard_stop = deadline + 300  # min_commits never keeps a broken writer going for ever
+        while time.monotonic() < deadline or (commits < min_commits and time.monotonic() < hard_stop):
             action = rng.random()
             try:
                 if action < 0.5 or len(present) < 20:
@@ -71,6 +74,7 @@ def _loop(index: Path, seconds: float, log: Path, seed: int, batch: int) -> int:
             for i in change["del"]:
                 present.pop(i, None)
             present.update(change["add"])
+            commits += 1
             out.write(json.dumps({"gen": r.manifest.generation, **change}, ensure_ascii=False) + "\n")
             out.flush()
     print(json.dumps({"generation": r.manifest.generation, "documents": len(present), "refused": refused}))
@@ -104,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--factory", default=None)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--min-commits", type=int, default=0, help="loop: keep going past --seconds until this many")
     ap.add_argument("--log", type=Path, default=None)
     ap.add_argument("--ready", type=Path, default=None, help="touch this file once started (for timing)")
     a = ap.parse_args(argv)
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             r = Retriever.load(a.index, model=enc)
             r.delete(a.ids)
         else:
-            return _loop(a.index, a.seconds, a.log or Path("writer.jsonl"), a.seed, a.batch)
+            return _loop(a.index, a.seconds, a.log or Path("writer.jsonl"), a.seed, a.batch, a.min_commits)
     except IndexLocked as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

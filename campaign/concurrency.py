@@ -38,7 +38,10 @@ from campaign.common import QUERIES, REPO, TOPICS, fake_encoder, leftovers, make
 
 
 # ------------------------------------------------------------------------------ reader process
-def reader_main(index: Path, seconds: float, out: Path, seed: int, reload_every: int = 7) -> int:
+def reader_main(
+    index: Path, seconds: float, out: Path, seed: int, reload_every: int = 7, until: Path | None = None
+) -> int:
+    """Query in a loop for ``seconds`` and, with ``until``, on until that file exists (the writer is done)."""
     from tase_search.retriever import Retriever
 
     rng = random.Random(seed)
@@ -47,7 +50,13 @@ def reader_main(index: Path, seconds: float, out: Path, seed: int, reload_every:
     n = 0
     with open(out, "w", encoding="utf-8") as fh:
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        hard_stop = deadline + 600
+
+        def going() -> bool:
+            now = time.monotonic()
+            return now < deadline or (until is not None and not until.exists() and now < hard_stop)
+
+        while going():
             q = rng.choice(QUERIES) + (
                 " " + rng.choice(["yarın", "bugün", "maç"]) if rng.random() < 0.3 else ""
             )
@@ -207,7 +216,10 @@ def run_concurrency(
     factory: str | None = None,
     seed: int = 0,
     probe: bool = True,
+    min_commits: int = 0,
 ) -> dict[str, Any]:
+    """Readers and one writer for ``seconds``; with ``min_commits`` the writer goes on until it has made
+    that many commits and the readers until the writer is done (so a slow machine still tests them)."""
     from tase_search.retriever import Retriever
     from tase_search.store.verify import verify_index
 
@@ -219,6 +231,8 @@ def run_concurrency(
     ).close()
     env = _env()
     log = work / "writer.jsonl"
+    done = work / "writer-done"
+    done.unlink(missing_ok=True)
     t0 = time.monotonic()
     writer = subprocess.Popen(
         [
@@ -233,6 +247,8 @@ def run_concurrency(
             str(log),
             "--seed",
             str(seed),
+            "--min-commits",
+            str(min_commits),
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -253,6 +269,8 @@ def run_concurrency(
                 str(o),
                 "--seed",
                 str(seed * 100 + i),
+                "--until",
+                str(done),
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -270,11 +288,12 @@ def run_concurrency(
     th = threading.Thread(target=_probe_lock, args=(ix, writer.pid, stop, counts), daemon=True)
     if probe:
         th.start()
-    w_out, w_err = writer.communicate(timeout=seconds + 300)
+    w_out, w_err = writer.communicate(timeout=seconds + 600)
+    done.write_text("done")
     stop.set()
     if probe:
         th.join()
-    reader_errs = [p.communicate(timeout=seconds + 300)[1].decode(errors="replace") for p in procs]
+    reader_errs = [p.communicate(timeout=seconds + 900)[1].decode(errors="replace") for p in procs]
     wall = time.monotonic() - t0
     problems = []
     if writer.returncode != 0:
@@ -376,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     rd.add_argument("--seconds", type=float, default=10)
     rd.add_argument("--out", type=Path, required=True)
     rd.add_argument("--seed", type=int, default=0)
+    rd.add_argument("--until", type=Path, default=None, help="after --seconds, go on until this file exists")
     run = sub.add_parser("run")
     run.add_argument("--work", type=Path, default=Path("runs/campaign-work/concurrency"))
     run.add_argument("--readers", type=int, default=4)
@@ -383,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--factory", default=None)
     a = ap.parse_args(argv)
     if a.cmd == "reader":
-        return reader_main(a.index, a.seconds, a.out, a.seed)
+        return reader_main(a.index, a.seconds, a.out, a.seed, until=a.until)
     res = run_concurrency(a.work, readers=a.readers, seconds=a.seconds, factory=a.factory)
     res["stale_lock"] = stale_lock_check(a.work)
     print(json.dumps(res, indent=1, ensure_ascii=False))

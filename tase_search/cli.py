@@ -120,6 +120,18 @@ def _precision_option(f: Any) -> Any:
     )(f)
 
 
+def _query_backend_option(f: Any) -> Any:
+    return click.option(
+        "--query-backend",
+        type=click.Choice(["auto", "torch", "onnx"]),
+        default=None,
+        help="How queries are encoded. auto: ONNX Runtime without loading torch when `tase-search index` "
+        "left a query bundle for the index's model (cached per model), else ONNX Runtime for stdin and "
+        "PyTorch for a one-off query; torch: always PyTorch; onnx: always ONNX Runtime. "
+        "Env: TASE_SEARCH_QUERY_BACKEND.",
+    )(f)
+
+
 def _settings(**flags: Any) -> Any:
     from .config import load_settings
 
@@ -285,7 +297,9 @@ def index_cmd(
                     f"note: {path} exists; appending with its own index type (ignoring --index-type/--factory)",
                     err=True,
                 )
-            r = Retriever.load(path, model=model, precision=s.precision, batch_size=s.batch_size)
+            r = Retriever.load(
+                path, model=model, precision=s.precision, batch_size=s.batch_size, query_backend=s.query_backend
+            )
             res = r.add(all_docs, on_duplicate=on_duplicate, progress=bar.update)
             action = "appended to"
         else:
@@ -300,10 +314,12 @@ def index_cmd(
                 batch_size=s.batch_size,
                 overlap=s.overlap_tokens,
                 progress=bar.update,
+                query_backend=s.query_backend,
             )
             res = None
             action = "built"
     elapsed = time.perf_counter() - t0
+    _prepare_query_path(r, s.query_backend)
     info = r.info()
     added = res.added if res is not None else info["documents"]
     summary = {
@@ -412,6 +428,7 @@ def _parse_filters(filters: tuple[str, ...]) -> dict[str, str]:
     "--full", is_flag=True, help="Print whole documents instead of the matching passage, shortened."
 )
 @_precision_option
+@_query_backend_option
 def query_cmd(
     text: tuple[str, ...],
     index: str | None,
@@ -422,6 +439,7 @@ def query_cmd(
     as_json: bool,
     full: bool,
     precision: str | None,
+    query_backend: str | None,
 ) -> None:
     """Search an index with one or more queries, in Turkish or English.
 
@@ -444,11 +462,16 @@ def query_cmd(
         raise click.UsageError("give either query texts or '-' (stdin), not both")
     flt = {_text_arg(key): _text_arg(value) for key, value in _parse_filters(filters).items()}
     text = tuple(_text_arg(t) for t in text)
-    s = _settings(model=model, precision=precision, index_root=root)
+    s = _settings(model=model, precision=precision, index_root=root, query_backend=query_backend)
     path = _index_path(index, root)
-    r = Retriever.load(path, model=model, precision=s.precision)
-    if text == ("-",):
-        r.encoder  # noqa: B018 - load once before the first line arrives
+    stdin = text == ("-",)
+    r = _light_retriever(path) if model is None and s.query_backend != "torch" else None
+    if r is None:
+        # Without a query bundle, a one-off answer is sooner on PyTorch than after opening a graph.
+        backend = "torch" if s.query_backend == "auto" and not stdin else s.query_backend
+        r = Retriever.load(path, model=model, precision=s.precision, query_backend=backend)
+    if stdin:
+        r.warm_up()  # load once, before the first line arrives
         for line in sys.stdin:
             q = _text_arg(line.rstrip("\n"))
             if not clean_document(q):  # blank, or only control characters
@@ -462,6 +485,38 @@ def query_cmd(
     results = r.search(list(text), k=k, filter=flt)
     for q, hits in zip(text, results):
         _print_hits(q, hits, as_json, full)
+
+
+def _light_retriever(path: Path) -> Any:
+    """The index opened with the torch-free query encoder for its weights, when one is cached.
+
+    ``tase-search index`` (or any long-lived process that prepared the ONNX query path) leaves a
+    bundle keyed by the weights fingerprint; with it a query needs neither torch nor transformers
+    (``onnx_query.LightQueryEncoder``). None otherwise, and the caller loads the full encoder.
+    """
+    from .onnx_query import LightQueryEncoder
+    from .retriever import Retriever
+
+    fingerprint = Retriever.load(path).manifest.model.fingerprint
+    light = LightQueryEncoder.for_fingerprint(fingerprint)
+    return Retriever.load(path, model=light) if light is not None else None
+
+
+def _prepare_query_path(r: Any, backend: str) -> None:
+    """After indexing: make sure later queries on this index can take the fast, torch-free path."""
+    if backend == "torch":
+        return
+    from .errors import ModelError
+    from .onnx_query import bundle_path
+
+    if bundle_path(r.manifest.model.fingerprint).is_file():
+        return
+    prepare = getattr(r.encoder, "onnx_query_encoder", None)
+    try:
+        if prepare is not None:
+            prepare()
+    except ModelError as exc:  # --query-backend onnx via env/config: say why, keep the index
+        click.echo(f"note: the ONNX query path is not available: {exc}", err=True)
 
 
 def _print_hits(q: str, hits: list[Any], as_json: bool, full: bool) -> None:
@@ -653,6 +708,8 @@ def demo_cmd(index: str | None, model: str | None, k: int) -> None:
         q.strip() for q in (data / "demo_queries.txt").read_text(encoding="utf-8").splitlines() if q.strip()
     ]
     t0 = time.perf_counter()
+    # The queries below take the ONNX path (exported once per model and cached), which also leaves
+    # the bundle that makes the suggested `tase-search query` afterwards torch-free and quick.
     r = Retriever.build(docs, model=s.model, path=path, overwrite=True, precision=s.precision)
     click.echo(
         f"built {path}: {r.manifest.documents} documents, {r.manifest.rows} passages, model {r.manifest.model.id} "

@@ -27,7 +27,11 @@ def load_encoder(spec: str, *, precision: str, batch_size: int, device: str = "c
     """Load the encoder a command evaluates (tests replace this with a fake)."""
     from .encoder import Encoder
 
-    return Encoder.load(spec, precision=precision, batch_size=batch_size, device=device)
+    # Evals measure the model through PyTorch only, whatever is installed: small query sets would
+    # otherwise take the ONNX path and numbers would depend on onnxruntime's presence.
+    return Encoder.load(
+        spec, precision=precision, batch_size=batch_size, device=device, query_backend="torch"
+    )
 
 
 def _settings(model: str | None, precision: str | None, batch_size: int | None) -> Any:

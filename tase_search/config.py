@@ -18,6 +18,8 @@ ENV_PREFIX = "TASE_SEARCH_"
 #: ``auto``: bf16 weights where the CPU has native bf16, else fp32; ``bf16-autocast``: fp32 weights under
 #: bf16 autocast (the old default, slower); see :class:`tase_search.encoder.Encoder`.
 PRECISIONS = ("auto", "bf16", "bf16-autocast", "fp32")
+#: How queries are encoded; see :mod:`tase_search.onnx_query` (kept in step with its QUERY_BACKENDS).
+QUERY_BACKENDS = ("auto", "torch", "onnx")
 
 
 def _default_index_root() -> str:
@@ -35,10 +37,15 @@ class Settings:
     device: str = "cpu"
     overlap_tokens: int = 32  # passage overlap when long documents are split
     max_seq_length: int = 0  # 0: the model's own limit
+    query_backend: str = "auto"  # auto: ONNX Runtime for small query batches when installed, else PyTorch
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise InputError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.query_backend not in QUERY_BACKENDS:
+            raise InputError(
+                f"query backend {self.query_backend!r} is not one of {', '.join(QUERY_BACKENDS)}"
+            )
         if self.batch_size < 1 or self.batch_size > 65536:
             raise InputError(f"batch size {self.batch_size} is out of range: use 1..65536")
         if not 0 <= self.overlap_tokens <= 65536:

@@ -23,6 +23,7 @@ import inspect
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -34,6 +35,8 @@ import numpy as np
 from .config import PRECISIONS
 from .errors import InputError, ModelError
 from .models import resolve
+from .onnx_query import MAX_BATCH as ONNX_MAX_BATCH
+from .onnx_query import MIN_PROBE_COSINE, PROBE_TEXTS, QUERY_BACKENDS
 from .text import normalize_for_model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -774,12 +777,19 @@ class Encoder:
         batch_size: int = 64,
         max_seq_length: int | None = None,
         copy_model: bool = True,
+        query_backend: str = "auto",
     ) -> None:
         self.model_id = model_id
         self.precision = resolve_precision(precision)
         if batch_size < 1:
             raise InputError(f"batch size {batch_size} must be >= 1")
+        if query_backend not in QUERY_BACKENDS:
+            raise InputError(f"query backend {query_backend!r} is not one of {', '.join(QUERY_BACKENDS)}")
         self.batch_size = batch_size
+        self.query_backend = query_backend
+        self._onnx: Any = None
+        self._onnx_state = "unset"  # unset | ready | failed
+        self._onnx_lock = threading.Lock()
         if self.precision == "bf16":
             # The fingerprint names the weights as loaded (fp32 or fp16 on disk), not their bf16 cast.
             self.__dict__["fingerprint"] = weights_fingerprint(model)
@@ -802,6 +812,7 @@ class Encoder:
         max_seq_length: int | None = None,
         trust_remote_code: bool = False,
         loader: str | None = None,
+        query_backend: str = "auto",
     ) -> Encoder:
         """Load by registered name, local directory or hub id (see :func:`tase_search.models.resolve`).
 
@@ -841,6 +852,7 @@ class Encoder:
             batch_size=batch_size,
             max_seq_length=max_seq_length,
             copy_model=False,  # ours: cast in place, no second copy of the weights
+            query_backend=query_backend,
         )
 
     @property
@@ -880,8 +892,110 @@ class Encoder:
 
     # ---------------------------------------------------------------- encoding
     def encode_query(self, texts: str | Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
-        """Encode search queries (uses the model's ``query`` prompt if it defines one)."""
-        return self._encode(_as_list(texts), self._prompts.get("query"), batch_size=batch_size)
+        """Encode search queries (uses the model's ``query`` prompt if it defines one).
+
+        With :attr:`query_backend` ``auto`` (the default), batches of up to 16 queries run through
+        ONNX Runtime when it is installed (:mod:`tase_search.onnx_query`: 6.9 vs 9-10 ms for one
+        query here); the first such call exports or opens the cached graph and checks it against
+        PyTorch. Anything that stops that path leaves the encoder on PyTorch, logged once.
+        """
+        items = _as_list(texts)
+        prompt = self._prompts.get("query")
+        if items and self.query_backend != "torch" and (
+            self.query_backend == "onnx" or len(items) <= ONNX_MAX_BATCH
+        ):
+            runner = self.onnx_query_encoder()
+            if runner is not None:
+                return self._encode_onnx(runner, items, prompt, batch_size=batch_size)
+        return self._encode(items, prompt, batch_size=batch_size)
+
+    def onnx_query_encoder(self) -> Any:
+        """The checked ONNX Runtime query path (:class:`~tase_search.onnx_query.OnnxQueryEncoder`),
+        prepared on first use; None when :attr:`query_backend` is ``torch`` or, under ``auto``, when
+        it cannot be used (ModelError under ``onnx``). Call it up front to keep that one-time cost
+        (opening the cached graph, ~0.2 s; exporting it the first time, a few seconds) off the first
+        query."""
+        if self.query_backend == "torch":
+            return None
+        with self._onnx_lock:
+            if self._onnx_state == "unset":
+                try:
+                    self._onnx = self._prepare_onnx()
+                    self._onnx_state = "ready"
+                except ModelError as exc:
+                    self._onnx_state = "failed"
+                    if self.query_backend == "onnx":
+                        raise
+                    log.info("queries stay on PyTorch: %s", exc)
+            elif self._onnx_state == "failed" and self.query_backend == "onnx":  # pragma: no cover
+                raise ModelError("the onnx query backend failed earlier in this process (see the log)")
+            return self._onnx
+
+    def _prepare_onnx(self) -> Any:
+        from .onnx_query import open_or_export
+
+        runner = open_or_export(self.model, self.fingerprint)
+        worst = self._onnx_agreement(runner)
+        if worst < MIN_PROBE_COSINE:  # a stale or wrong graph: export once more, then give up
+            log.warning("ONNX graph %s disagrees with PyTorch (cosine %.4f); exporting again", runner.path, worst)
+            with contextlib.suppress(OSError):
+                runner.path.unlink()
+            runner = open_or_export(self.model, self.fingerprint)
+            worst = self._onnx_agreement(runner)
+            if worst < MIN_PROBE_COSINE:
+                raise ModelError(
+                    f"the ONNX export of {self.model_id} disagrees with PyTorch on probe texts (cosine "
+                    f"{worst:.4f} < {MIN_PROBE_COSINE}); use --query-backend torch"
+                )
+        self._write_query_bundle(runner)
+        return runner
+
+    def _write_query_bundle(self, runner: Any) -> None:
+        """Let later processes answer queries for these weights without torch (onnx_query.LightQueryEncoder)."""
+        from .onnx_query import write_bundle
+
+        prompt = self._prompts.get("query")
+        try:
+            write_bundle(
+                runner,
+                self.tokenizer,
+                model_id=self.model_id,
+                fingerprint=self.fingerprint,
+                dimension=self.dimension,
+                max_seq_length=self.max_seq_length,
+                lowercase=self.lowercases,
+                prompt=prompt,
+                reference=lambda texts: self._encode_onnx(runner, list(texts), prompt),
+            )
+        except Exception as exc:  # noqa: BLE001 - only an optimisation for later processes
+            log.info("no torch-free query bundle for %s: %s: %s", self.model_id, type(exc).__name__, exc)
+
+    def _onnx_agreement(self, runner: Any) -> float:
+        """Worst cosine between ONNX and PyTorch embeddings of the probe texts, one by one and batched."""
+        probes = list(PROBE_TEXTS)
+        ref = self._encode(probes, None)
+        got = np.vstack([self._encode_onnx(runner, [p], None) for p in probes])
+        batched = self._encode_onnx(runner, probes, None)
+        if not (np.isfinite(got).all() and np.isfinite(batched).all()):
+            return -1.0
+        return float(min((ref * got).sum(1).min(), (ref * batched).sum(1).min()))
+
+    def _prepare(self, texts: list[str], prompt: str | None) -> list[str]:
+        prepared = [normalize_for_model(t, lowercase=self.lowercases) for t in texts]
+        if prompt:
+            prepared = [prompt + t for t in prepared]
+        return prepared
+
+    def _encode_onnx(
+        self, runner: Any, texts: list[str], prompt: str | None, *, batch_size: int | None = None
+    ) -> np.ndarray:
+        prepared = self._prepare(texts, prompt)
+        bs = min(batch_size or ONNX_MAX_BATCH, ONNX_MAX_BATCH)
+        preprocess = getattr(self.model, "preprocess", None) or self.model.tokenize
+        parts = [runner(preprocess(prepared[i : i + bs])) for i in range(0, len(prepared), bs)]
+        emb = np.vstack(parts).astype(np.float32, copy=False)
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        return emb / np.maximum(norms, 1e-12)  # as torch.nn.functional.normalize
 
     def encode_document(
         self,
@@ -917,9 +1031,7 @@ class Encoder:
         dim = self.dimension
         if not texts:
             return np.zeros((0, dim), dtype=np.float32)
-        prepared = [normalize_for_model(t, lowercase=self.lowercases) for t in texts]
-        if prompt:
-            prepared = [prompt + t for t in prepared]
+        prepared = self._prepare(texts, prompt)
         order = np.argsort([-len(t) for t in prepared], kind="stable")
         out = np.empty((len(prepared), dim), dtype=np.float32)
         preprocess = getattr(self.model, "preprocess", None) or self.model.tokenize

@@ -172,6 +172,7 @@ class Retriever:
         model: str | None = None,
         precision: str = "auto",
         batch_size: int = 64,
+        query_backend: str = "auto",
     ) -> None:
         self.path = Path(path)
         self.manifest = manifest
@@ -179,6 +180,7 @@ class Retriever:
         self._model_spec = model
         self._precision = precision
         self._batch_size = batch_size
+        self._query_backend = query_backend
         self._vectors: Any = None
         self._docs: DocStore | None = None
         self._deny: np.ndarray | None = None
@@ -201,16 +203,18 @@ class Retriever:
         precision: str = "auto",
         batch_size: int = 64,
         progress: Callable[[int], None] | None = None,
+        query_backend: str = "auto",
     ) -> Retriever:
         """Create a new index at ``path`` (default ``indexes/default``) from ``docs``.
 
         ``docs`` are strings, :class:`Document` objects or dicts with ``text`` (and optional ``id``;
         other keys become metadata). ``factory`` forces a FAISS factory string (``"HNSW32,Flat"``);
-        by default the type follows the corpus size (Flat, then HNSW, then IVF).
+        by default the type follows the corpus size (Flat, then HNSW, then IVF). ``query_backend``
+        is as for :meth:`load`.
         """
         index_dir = resolve_index_path(path)
         encoder = (
-            Encoder.load(model, precision=precision, batch_size=batch_size)
+            Encoder.load(model, precision=precision, batch_size=batch_size, query_backend=query_backend)
             if isinstance(model, str)
             else model
         )
@@ -248,17 +252,27 @@ class Retriever:
         model: str | Encoder | None = None,
         precision: str = "auto",
         batch_size: int = 64,
+        query_backend: str = "auto",
     ) -> Retriever:
         """Open an existing index. The model defaults to the one recorded in its manifest.
 
         The encoder is loaded lazily (``info`` needs none) and checked against the manifest's
-        weights fingerprint before the first query or write.
+        weights fingerprint before the first query or write. ``query_backend`` (``auto``, ``torch``,
+        ``onnx``; see :meth:`Encoder.encode_query`) applies to the encoder loaded here, not to one
+        passed in as ``model``. :meth:`warm_up` loads everything a query needs ahead of the first.
         """
         index_dir = resolve_index_path(path)
         manifest = _read_existing(index_dir)
         if model is not None and not isinstance(model, str):  # an Encoder (or any EncoderLike)
             return cls(index_dir, manifest, encoder=model, precision=precision, batch_size=batch_size)
-        return cls(index_dir, manifest, model=model, precision=precision, batch_size=batch_size)
+        return cls(
+            index_dir,
+            manifest,
+            model=model,
+            precision=precision,
+            batch_size=batch_size,
+            query_backend=query_backend,
+        )
 
     @classmethod
     def exists(cls, path: str | os.PathLike[str] | None) -> bool:
@@ -269,10 +283,22 @@ class Retriever:
     def encoder(self) -> Encoder:
         if self._encoder is None:
             spec = self._model_spec or self.manifest.model.id
-            enc = Encoder.load(spec, precision=self._precision, batch_size=self._batch_size)
+            enc = Encoder.load(
+                spec, precision=self._precision, batch_size=self._batch_size, query_backend=self._query_backend
+            )
             self._check(enc)
             self._encoder = enc
         return self._encoder
+
+    def warm_up(self) -> Retriever:
+        """Load the encoder, its query path (the ONNX graph under ``auto``) and the index files now,
+        so the first :meth:`search` costs what every later one does. Returns ``self``."""
+        encoder = self.encoder
+        prepare = getattr(encoder, "onnx_query_encoder", None)
+        if prepare is not None:
+            prepare()
+        self._open()
+        return self
 
     def _check(self, encoder: Encoder) -> None:
         check_compatible(

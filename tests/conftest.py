@@ -8,8 +8,11 @@ under a second per call and without network access.
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # OpenMP threads spinning against each other. Set before torch is imported; subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# Exported ONNX query graphs (tase_search/onnx_query.py) go to a throwaway cache, never ~/.cache.
+_CACHE = tempfile.mkdtemp(prefix="tase-search-test-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+os.environ.setdefault("TASE_SEARCH_CACHE_DIR", _CACHE)
 
 from fakes import FakeEncoder  # noqa: E402
 

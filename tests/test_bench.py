@@ -54,11 +54,13 @@ def test_encode_quick(tiny_model_dir: Path, corpus: Path, bitext: Path, tmp_path
                       capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "encode.json"
     res = _load("encode").run([str(corpus), "--quick", "--n", "40", "--chunk", "20", "--model", str(tiny_model_dir),
-                               "--extra", "autocast,bf16-weights", "--bitext-dev", str(bitext), "--out", str(out)])
+                               "--extra", "autocast,bf16-weights,onnx-fp32", "--bitext-dev", str(bitext),
+                               "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(res))
     assert MACHINE_KEYS <= set(res["machine"])
     assert res["config"]["n"] == 40
-    assert set(res["paths"]) == {"st-fp32", "auto", "autocast", "bf16-weights"}
+    assert set(res["paths"]) == {"st-fp32", "auto", "autocast", "bf16-weights", "onnx-fp32"}
+    assert res["paths"]["onnx-fp32"]["cosine_vs_fp32"]["min"] > 0.9999  # the same fp32 graph
     for p in res["paths"].values():
         assert p["sentences_per_second"] > 0 and p["speedup_vs_baseline"] > 0
         assert 0.9 <= p["cosine_vs_fp32"]["min"] <= 1.0001
@@ -111,8 +113,10 @@ def test_end_to_end_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) ->
     assert {"tase-search --help", "tase-search info", "tase-search query"} <= set(res["cold_start"])
     assert res["help_imports"].get("torch") is False  # --help must stay light
     warm = res["warm"]
-    assert warm["retriever_search"]["n"] == 5
-    assert warm["cli_stdin"]["answers"] == 5
+    assert warm["retriever_search"]["n"] == 5 and warm["retriever_search_torch"]["n"] == 5
+    assert warm["cli_stdin"]["answers"] == 5 and warm["cli_stdin_torch"]["answers"] == 5
+    assert warm["query_backend"] == "onnx"  # onnxruntime is a dependency: the default path uses it
+    assert warm["speedup_p50_vs_torch"] > 0 and isinstance(warm["meets_target"], bool)
 
 
 def test_end_to_end_sampled_encode_then_reuse_index(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:

@@ -213,7 +213,7 @@ def _default_loader(precision: str, batch_size: int) -> Callable[[str], Any]:
     def load(spec: str) -> Any:
         from ..encoder import Encoder
 
-        return Encoder.load(spec, precision=precision, batch_size=batch_size)
+        return Encoder.load(spec, precision=precision, batch_size=batch_size, query_backend="torch")
 
     return load
 
