@@ -906,7 +906,14 @@ class Encoder:
         ):
             runner = self.onnx_query_encoder()
             if runner is not None:
-                return self._encode_onnx(runner, items, prompt, batch_size=batch_size)
+                try:
+                    return self._encode_onnx(runner, items, prompt, batch_size=batch_size)
+                except Exception as exc:  # noqa: BLE001 - a runtime failure must not cost the answer
+                    if self.query_backend == "onnx":
+                        raise ModelError(f"ONNX Runtime failed on a query: {type(exc).__name__}: {exc}") from exc
+                    log.warning("ONNX Runtime failed on a query (%s); queries stay on PyTorch", exc)
+                    with self._onnx_lock:
+                        self._onnx, self._onnx_state = None, "failed"
         return self._encode(items, prompt, batch_size=batch_size)
 
     def onnx_query_encoder(self) -> Any:

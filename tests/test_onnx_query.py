@@ -120,6 +120,21 @@ def test_graph_that_disagrees_is_refused(tiny_model_dir, cache, monkeypatch) -> 
         forced.encode_query("futbol")
 
 
+def test_runtime_failure_falls_back_under_auto_and_raises_under_onnx(tiny_model_dir, cache, monkeypatch) -> None:
+    def broken(names, feed):  # noqa: ANN001, ANN202
+        raise RuntimeError("simulated ONNX Runtime failure")
+
+    want = Encoder.load(str(tiny_model_dir), precision="fp32", query_backend="torch").encode_query(QUERIES)
+    auto = Encoder.load(str(tiny_model_dir), precision="fp32")
+    monkeypatch.setattr(auto.onnx_query_encoder().session, "run", broken)
+    np.testing.assert_array_equal(auto.encode_query(QUERIES), want)  # answered by PyTorch
+    assert auto.onnx_query_encoder() is None  # and stays there
+    forced = Encoder.load(str(tiny_model_dir), precision="fp32", query_backend="onnx")
+    monkeypatch.setattr(forced.onnx_query_encoder().session, "run", broken)
+    with pytest.raises(ModelError, match="simulated ONNX Runtime failure"):
+        forced.encode_query("futbol")
+
+
 def test_auto_sends_only_small_query_batches_to_onnx(tiny_model_dir, cache, monkeypatch) -> None:
     many = [f"{w} {i}" for i, w in enumerate(QUERIES * 5)][: onnx_query.MAX_BATCH + 1]
     auto = Encoder.load(str(tiny_model_dir), precision="fp32")
