@@ -151,11 +151,13 @@ def _onnx_path(model: Any, name: str, bs: int) -> Callable[..., Any]:
     runner = OnnxQueryEncoder(path, threads=torch.get_num_threads())
     lower = tokenizer_lowercases(model.tokenizer)
     preprocess = getattr(model, "preprocess", None) or model.tokenize
+    dim_fn = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    dim = int(dim_fn())
 
     def f(texts: list[str], role: str) -> np.ndarray:
         prepared = [normalize_for_model(t, lowercase=lower) for t in texts]
         order = np.argsort([-len(t) for t in prepared], kind="stable")
-        out = np.empty((len(prepared), model.get_sentence_embedding_dimension()), dtype=np.float32)
+        out = np.empty((len(prepared), dim), dtype=np.float32)
         for start in range(0, len(order), bs):
             idx = order[start : start + bs]
             emb = runner(preprocess([prepared[i] for i in idx]))

@@ -32,9 +32,11 @@ import importlib.util
 import inspect
 import logging
 import os
+import signal
 import tempfile
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +176,28 @@ class OnnxQueryEncoder:
         return np.asarray(out, dtype=np.float32)
 
 
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt.
+
+    Why: the TorchScript tracer can turn a KeyboardInterrupt raised inside the traced Python into a
+    RuntimeError, which the fallback logic would then take for "this model cannot be exported" and
+    carry on, so a Ctrl-C during the few seconds of an export would be lost. Only in the main thread
+    (signal handlers cannot be set elsewhere; other threads never receive KeyboardInterrupt anyway).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            raise KeyboardInterrupt
+
+
 def open_or_export(model: Any, fingerprint: str, *, threads: int = 1) -> OnnxQueryEncoder:
     """The cached graph for ``model`` (exported first if missing), opened in a session.
 
@@ -192,7 +216,8 @@ def open_or_export(model: Any, fingerprint: str, *, threads: int = 1) -> OnnxQue
     if "onnx" in missing:
         raise ModelError(f"exporting the model for the onnx query backend needs onnx: {_INSTALL_HINT}")
     try:
-        export(model, path)
+        with _deferred_interrupt():
+            export(model, path)
     except OSError as exc:
         raise ModelError(f"could not write the ONNX graph to {path}: {exc}; set TASE_SEARCH_CACHE_DIR") from exc
     except Exception as exc:  # noqa: BLE001 - architectures the tracer cannot handle

@@ -483,7 +483,8 @@ def _script() -> list[str]:
 
 
 def _sub_env(workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASE_SEARCH_")}
+    keep = {"TASE_SEARCH_CACHE_DIR"}  # the session's throwaway cache, never ~/.cache
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASE_SEARCH_") or k in keep}
     env.update({k: v for k, v in _env(workdir).items() if v is not None})
     return env
 

@@ -70,8 +70,11 @@ def _script() -> list[str]:
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASE_SEARCH_")}
+    keep = {"TASE_SEARCH_CACHE_DIR"}  # the session's throwaway cache, never ~/.cache
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASE_SEARCH_") or k in keep}
     env.update(
+        # Writes are what these tests interrupt: no ONNX query-path preparation after them.
+        TASE_SEARCH_QUERY_BACKEND="torch",
         TASE_SEARCH_PRECISION="fp32",
         TASE_SEARCH_NO_PROGRESS="1",
         TASE_SEARCH_CONFIG=str(tmp / "no-config.toml"),

@@ -4,7 +4,9 @@ fallbacks that keep search working, and the CLI's choice between one-off and std
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +109,26 @@ def test_corrupt_cached_graph_is_exported_again(tiny_model_dir, cache) -> None:
     got = fresh.encode_query(QUERIES)
     assert fresh.onnx_query_encoder().path == path and path.stat().st_size > 1000
     assert (got * enc.encode_query(QUERIES)).sum(1).min() > 0.9999
+
+
+def test_ctrl_c_during_export_is_not_swallowed(tiny_model_dir, cache, monkeypatch) -> None:
+    """A SIGINT that arrives while the tracer runs surfaces as KeyboardInterrupt, even when the
+    tracer reports the interruption as an ordinary error (which would otherwise mean "fall back")."""
+    import signal
+
+    def interrupted_export(model, path):  # noqa: ANN001, ANN202
+        try:  # what the tracer does with an exception raised in the traced Python code
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # with the default handler, KeyboardInterrupt lands here
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("the tracer wrapped it") from exc
+        raise RuntimeError("the tracer wrapped it")
+
+    monkeypatch.setattr(onnx_query, "export", interrupted_export)
+    enc = Encoder.load(str(tiny_model_dir), precision="fp32")
+    with pytest.raises(KeyboardInterrupt):
+        enc.encode_query("futbol")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
 
 def test_graph_that_disagrees_is_refused(tiny_model_dir, cache, monkeypatch) -> None:
