@@ -895,8 +895,8 @@ class Encoder:
         """Encode search queries (uses the model's ``query`` prompt if it defines one).
 
         With :attr:`query_backend` ``auto`` (the default), batches of up to 16 queries run through
-        ONNX Runtime when it is installed (:mod:`tase_search.onnx_query`: 6.9 vs 9-10 ms for one
-        query here); the first such call exports or opens the cached graph and checks it against
+        ONNX Runtime when it is installed (:mod:`tase_search.onnx_query`: 7.0 vs 8.5 ms p50 for one
+        query in ``bench/end_to_end.py``); the first such call exports or opens the cached graph and checks it against
         PyTorch. Anything that stops that path leaves the encoder on PyTorch, logged once.
         """
         items = _as_list(texts)

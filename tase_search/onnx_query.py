@@ -1,12 +1,13 @@
 """The fast path for encoding a few queries: the encoder's model exported to ONNX, run by ONNX Runtime.
 
 Why it exists: a warm search is bound by encoding one short query. On the 2-core AVX512-BF16 CPU
-this project is measured on, one tatoeba-length query (median 16 tokens) took 9-10 ms through
-PyTorch with bf16 weights and 12-15 ms in fp32, almost all of it in 37 small matrix multiplies
-(M = 16 rows) where PyTorch's per-call kernel setup costs as much as the arithmetic. ONNX Runtime's
-MLAS kernels ran the same fp32 graph in 6.9 ms. For large batches PyTorch with bf16 weights is
-faster (230 vs 145 documents/s at batch 64), so documents never come here, and neither do query
-batches above :data:`MAX_BATCH`.
+this project is measured on, a profile of one tatoeba-length query (median 16 tokens) put almost all
+of PyTorch's time in 37 small matrix multiplies (M = 16 rows), where per-call kernel setup costs as
+much as the arithmetic; ONNX Runtime's MLAS kernels run the same graph in fp32 faster.
+``bench/end_to_end.py`` at 1M documents (README): encoding one query 7.0 ms p50 here vs 8.5 ms with
+PyTorch bf16 weights, a warm search 8.4 vs 10.1 ms. On batches PyTorch with bf16 weights wins
+(``bench/encode.py --extra onnx-fp32``: 1.05x vs 1.84x plain fp32), so documents never come here,
+and neither do query batches above :data:`MAX_BATCH`.
 
 How: the model (tokenizer excluded; tokenisation stays in Python, exactly as for PyTorch) is traced
 with ``torch.onnx.export`` once per set of weights, from an fp32 copy of the weights the encoder
