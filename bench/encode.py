@@ -137,7 +137,7 @@ def _onnx_path(model: Any, name: str, bs: int) -> Callable[..., Any]:
     import torch
 
     from tase_search.encoder import tokenizer_lowercases
-    from tase_search.onnx_query import OnnxQueryEncoder, export
+    from tase_search.onnx_query import OnnxQueryEncoder, export, l2_normalize
     from tase_search.text import normalize_for_model
 
     work = Path(tempfile.mkdtemp(prefix="tase-bench-onnx-"))
@@ -160,8 +160,7 @@ def _onnx_path(model: Any, name: str, bs: int) -> Callable[..., Any]:
         out = np.empty((len(prepared), dim), dtype=np.float32)
         for start in range(0, len(order), bs):
             idx = order[start : start + bs]
-            emb = runner(preprocess([prepared[i] for i in idx]))
-            out[idx] = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+            out[idx] = l2_normalize(runner(preprocess([prepared[i] for i in idx])))
         return out
 
     return f

@@ -121,9 +121,11 @@ def _precision_option(f: Any) -> Any:
 
 
 def _query_backend_option(f: Any) -> Any:
+    from .config import QUERY_BACKENDS
+
     return click.option(
         "--query-backend",
-        type=click.Choice(["auto", "torch", "onnx"]),
+        type=click.Choice(list(QUERY_BACKENDS)),
         default=None,
         help="How queries are encoded. auto: ONNX Runtime without loading torch when `tase-search index` "
         "left a query bundle for the index's model (cached per model), else ONNX Runtime for stdin and "
@@ -497,9 +499,9 @@ def _light_retriever(path: Path) -> Any:
     from .onnx_query import LightQueryEncoder
     from .retriever import Retriever
 
-    fingerprint = Retriever.load(path).manifest.model.fingerprint
-    light = LightQueryEncoder.for_fingerprint(fingerprint)
-    return Retriever.load(path, model=light) if light is not None else None
+    r = Retriever.load(path)  # reads the manifest only; the encoder is loaded lazily
+    light = LightQueryEncoder.for_fingerprint(r.manifest.model.fingerprint)
+    return Retriever(r.path, r.manifest, encoder=light) if light is not None else None
 
 
 def _prepare_query_path(r: Any, backend: str) -> None:

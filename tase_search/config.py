@@ -18,7 +18,9 @@ ENV_PREFIX = "TASE_SEARCH_"
 #: ``auto``: bf16 weights where the CPU has native bf16, else fp32; ``bf16-autocast``: fp32 weights under
 #: bf16 autocast (the old default, slower); see :class:`tase_search.encoder.Encoder`.
 PRECISIONS = ("auto", "bf16", "bf16-autocast", "fp32")
-#: How queries are encoded; see :mod:`tase_search.onnx_query` (kept in step with its QUERY_BACKENDS).
+#: How queries are encoded (:meth:`tase_search.encoder.Encoder.encode_query`, :mod:`tase_search.onnx_query`):
+#: ``auto``: ONNX Runtime for small query batches when it is installed and its graph checks out, PyTorch
+#: otherwise; ``torch``: always PyTorch; ``onnx``: always ONNX Runtime (an error if it cannot be used).
 QUERY_BACKENDS = ("auto", "torch", "onnx")
 
 

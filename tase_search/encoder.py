@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .config import PRECISIONS
+from .config import PRECISIONS, QUERY_BACKENDS
 from .errors import InputError, ModelError
 from .models import resolve
 from .onnx_query import MAX_BATCH as ONNX_MAX_BATCH
-from .onnx_query import MIN_PROBE_COSINE, PROBE_TEXTS, QUERY_BACKENDS
+from .onnx_query import MIN_PROBE_COSINE, PROBE_TEXTS, l2_normalize
 from .text import normalize_for_model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -1000,9 +1000,7 @@ class Encoder:
         bs = min(batch_size or ONNX_MAX_BATCH, ONNX_MAX_BATCH)
         preprocess = getattr(self.model, "preprocess", None) or self.model.tokenize
         parts = [runner(preprocess(prepared[i : i + bs])) for i in range(0, len(prepared), bs)]
-        emb = np.vstack(parts).astype(np.float32, copy=False)
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        return emb / np.maximum(norms, 1e-12)  # as torch.nn.functional.normalize
+        return l2_normalize(np.vstack(parts))
 
     def encode_document(
         self,

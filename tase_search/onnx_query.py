@@ -43,15 +43,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import QUERY_BACKENDS
 from .errors import ModelError
 
 log = logging.getLogger(__name__)
 
-#: ``auto``: ONNX Runtime for small query batches when it is installed and its graph checks out,
-#: PyTorch otherwise; ``torch``: always PyTorch; ``onnx``: always ONNX Runtime for queries (an error
-#: if it cannot be used).
-QUERY_BACKENDS = QUERY_BACKENDS  # re-exported from config (one list for settings and encoder)
 #: The largest query batch ``auto`` sends to ONNX Runtime (beyond it PyTorch's bf16 batches win).
 MAX_BATCH = 16
 #: Bumped when the exported graph's inputs or outputs change (old cache files are then ignored).
@@ -151,6 +146,12 @@ def export(model: Any, path: Path) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def l2_normalize(emb: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length as float32, zero rows left at zero (as torch.nn.functional.normalize)."""
+    emb = np.asarray(emb, dtype=np.float32)
+    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
 
 class OnnxQueryEncoder:
@@ -355,11 +356,13 @@ class LightQueryEncoder:
         except FileNotFoundError:
             return None
         except Exception as exc:  # noqa: BLE001 - a damaged or foreign bundle: use the full encoder
-            log.info("query bundle %s not usable (%s: %s)", path, type(exc).__name__, exc)
+            log.info("query bundle %s not usable (%s: %s); removed", path, type(exc).__name__, exc)
+            path.unlink(missing_ok=True)  # the next `index` or long-lived process writes a good one
             return None
         worst = float((want * got).sum(1).min()) if want.shape == got.shape else -1.0
         if not worst >= MIN_BUNDLE_COSINE:
-            log.info("query bundle %s disagrees with its probe vectors (cosine %.5f)", path, worst)
+            log.info("query bundle %s disagrees with its probe vectors (cosine %.5f); removed", path, worst)
+            path.unlink(missing_ok=True)
             return None
         return light
 
@@ -393,8 +396,7 @@ class LightQueryEncoder:
                 "token_type_ids": np.asarray([e.type_ids for e in encs], dtype=np.int64),
             }
             parts.append(self.runner(feats))
-        emb = np.vstack(parts).astype(np.float32, copy=False)
-        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return l2_normalize(np.vstack(parts))
 
     def encode_document(self, *_: Any, **__: Any) -> np.ndarray:
         raise ModelError("this is a query-only encoder (ONNX, no torch); documents need Encoder.load(...)")

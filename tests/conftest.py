@@ -98,6 +98,35 @@ def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
     return out
 
 
+def build_tiny_t5(out: Path, *, max_seq_length: int = 16) -> Path:
+    """Save a tiny random-init T5 sentence-transformer (T5 encoder + mean pooling, the paper's
+    architecture) to ``out`` and return ``out``."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import BertTokenizerFast, T5Config, T5Model
+
+    try:
+        from sentence_transformers.base.modules import Transformer
+        from sentence_transformers.sentence_transformer.modules import Pooling
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers.models import Pooling, Transformer  # type: ignore[no-redef]
+
+    raw = out.parent / (out.name + "-hf")
+    raw.mkdir(parents=True, exist_ok=True)
+    vocab = write_tiny_vocab(raw / "vocab.txt")
+    tok = BertTokenizerFast(vocab=str(raw / "vocab.txt"), do_lower_case=True, strip_accents=False)
+    tok.model_input_names = ["input_ids", "attention_mask"]
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=len(vocab), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=2)
+    T5Model(cfg).save_pretrained(raw)
+    tok.save_pretrained(raw)
+    SentenceTransformer(
+        modules=[Transformer(str(raw), max_seq_length=max_seq_length), Pooling(32, pooling_mode="mean")],
+        device="cpu",
+    ).save(str(out))
+    return out
+
+
 @pytest.fixture
 def fake_encoder() -> FakeEncoder:
     return FakeEncoder()

@@ -198,30 +198,9 @@ def test_cls_and_max_pooling(tiny_model_dir: Path, tmp_path: Path, mode: str) ->
 
 def test_t5_loads_encoder_only(tmp_path: Path) -> None:
     """T5 configs load as T5EncoderModel, as sentence-transformers does (decoder weights ignored)."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from transformers import BertTokenizerFast, T5Config, T5Model
+    from conftest import build_tiny_t5
 
-    try:
-        from sentence_transformers.base.modules import Transformer
-        from sentence_transformers.sentence_transformer.modules import Pooling
-    except ImportError:  # sentence-transformers < 6
-        from sentence_transformers.models import Pooling, Transformer  # type: ignore[no-redef]
-    from conftest import write_tiny_vocab
-
-    raw = tmp_path / "t5-hf"
-    raw.mkdir()
-    vocab = write_tiny_vocab(raw / "vocab.txt")
-    tok = BertTokenizerFast(vocab=str(raw / "vocab.txt"), do_lower_case=True, strip_accents=False)
-    tok.model_input_names = ["input_ids", "attention_mask"]
-    torch.manual_seed(0)
-    cfg = T5Config(vocab_size=len(vocab), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=2)
-    T5Model(cfg).save_pretrained(raw)
-    tok.save_pretrained(raw)
-    out = tmp_path / "t5"
-    SentenceTransformer(
-        modules=[Transformer(str(raw), max_seq_length=16), Pooling(32, pooling_mode="mean")], device="cpu"
-    ).save(str(out))
+    out = build_tiny_t5(tmp_path / "t5", max_seq_length=16)
     light, st = _both(out)
     assert type(light.model.auto_model).__name__ == "T5EncoderModel"
     assert light.fingerprint == st.fingerprint

@@ -188,30 +188,9 @@ def test_bf16_encoder_exports_its_own_weights_in_fp32(tiny_model_dir, cache) -> 
 
 def test_t5_encoder_through_onnx(tmp_path: Path, cache) -> None:
     """The paper's architecture (T5 encoder + mean pooling) exports with dynamic lengths too."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from transformers import BertTokenizerFast, T5Config, T5Model
+    from conftest import build_tiny_t5
 
-    try:
-        from sentence_transformers.base.modules import Transformer
-        from sentence_transformers.sentence_transformer.modules import Pooling
-    except ImportError:  # sentence-transformers < 6
-        from sentence_transformers.models import Pooling, Transformer  # type: ignore[no-redef]
-    from conftest import write_tiny_vocab
-
-    raw = tmp_path / "t5-hf"
-    raw.mkdir()
-    vocab = write_tiny_vocab(raw / "vocab.txt")
-    tok = BertTokenizerFast(vocab=str(raw / "vocab.txt"), do_lower_case=True, strip_accents=False)
-    tok.model_input_names = ["input_ids", "attention_mask"]
-    torch.manual_seed(0)
-    cfg = T5Config(vocab_size=len(vocab), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=2)
-    T5Model(cfg).save_pretrained(raw)
-    tok.save_pretrained(raw)
-    out = tmp_path / "t5"
-    SentenceTransformer(
-        modules=[Transformer(str(raw), max_seq_length=32), Pooling(32, pooling_mode="mean")], device="cpu"
-    ).save(str(out))
+    out = build_tiny_t5(tmp_path / "t5", max_seq_length=32)
     onnx_enc = Encoder.load(str(out), precision="fp32", query_backend="onnx")
     want = Encoder.load(str(out), precision="fp32", query_backend="torch").encode_query(QUERIES)
     got = np.vstack([onnx_enc.encode_query(q) for q in QUERIES])
@@ -328,10 +307,14 @@ def test_bundle_that_fails_its_probes_is_not_used(tiny_model_dir, tmp_path, cach
     bundle["probe_vectors"] = [[-x for x in row] for row in bundle["probe_vectors"]]
     path.write_text(json.dumps(bundle), encoding="utf-8")
     assert LightQueryEncoder.for_fingerprint(fingerprint) is None
+    assert not path.exists()  # removed, so the next `index` writes a good one
+    path.write_text(json.dumps(bundle), encoding="utf-8")
     hits, mods = _query_child(["yağmur", *where])
     assert mods["torch"] is True and hits  # fell back to the full encoder, still answers
+    _index_with_cli(tiny_model_dir, tmp_path)  # appends nothing new, but re-prepares the bundle
+    assert LightQueryEncoder.for_fingerprint(fingerprint) is not None
     path.write_text("{not json", encoding="utf-8")
-    assert LightQueryEncoder.for_fingerprint(fingerprint) is None
+    assert LightQueryEncoder.for_fingerprint(fingerprint) is None and not path.exists()
     assert LightQueryEncoder.for_fingerprint("0" * 32) is None  # no bundle for other weights
 
 
