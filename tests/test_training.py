@@ -261,6 +261,10 @@ def test_shipped_configs_parse(tmp_path: Path) -> None:
     ship = pipeline.load_config(root / "tase-minilm-tr.yaml", ["data_root=/d"])
     assert all("/d/" in json.dumps(t["data"]) for t in ship["stages"][0]["tasks"])
     assert "dev" not in json.dumps(ship["stages"]).replace("/dev/null", "")  # never trains on dev files
+    for path in sorted((root / "experiments").glob("*.yaml")):  # experiments: same rules
+        exp = pipeline.load_config(path, ["data_root=/d"])
+        assert exp["stages"] and all("/d/" in json.dumps(t["data"]) for st in exp["stages"] for t in st["tasks"])
+        assert "dev" not in json.dumps(exp["stages"]).replace("/dev/null", ""), path
 
 
 # --------------------------------------------------------------------------- tiny models
