@@ -467,11 +467,14 @@ def query_cmd(
     s = _settings(model=model, precision=precision, index_root=root, query_backend=query_backend)
     path = _index_path(index, root)
     stdin = text == ("-",)
-    r = _light_retriever(path) if model is None and s.query_backend != "torch" else None
+    # one-off queries map the vector file (no full read; the process exits after a few searches);
+    # stdin mode is long-lived, so it reads the file once for steady per-query latency
+    mmap = not stdin
+    r = _light_retriever(path, mmap=mmap) if model is None and s.query_backend != "torch" else None
     if r is None:
         # Without a query bundle, a one-off answer is sooner on PyTorch than after opening a graph.
         backend = "torch" if s.query_backend == "auto" and not stdin else s.query_backend
-        r = Retriever.load(path, model=model, precision=s.precision, query_backend=backend)
+        r = Retriever.load(path, model=model, precision=s.precision, query_backend=backend, mmap=mmap)
     if stdin:
         r.warm_up()  # load once, before the first line arrives
         for line in sys.stdin:
@@ -489,7 +492,7 @@ def query_cmd(
         _print_hits(q, hits, as_json, full)
 
 
-def _light_retriever(path: Path) -> Any:
+def _light_retriever(path: Path, *, mmap: bool = False) -> Any:
     """The index opened with the torch-free query encoder for its weights, when one is cached.
 
     ``tase-search index`` (or any long-lived process that prepared the ONNX query path) leaves a
@@ -501,7 +504,7 @@ def _light_retriever(path: Path) -> Any:
 
     r = Retriever.load(path)  # reads the manifest only; the encoder is loaded lazily
     light = LightQueryEncoder.for_fingerprint(r.manifest.model.fingerprint)
-    return Retriever(r.path, r.manifest, encoder=light) if light is not None else None
+    return Retriever(r.path, r.manifest, encoder=light, mmap=mmap) if light is not None else None
 
 
 def _prepare_query_path(r: Any, backend: str) -> None:

@@ -128,6 +128,53 @@ class _Slot:
     factory: str
 
 
+class _BackgroundAdds:
+    """Vector-index adds on one worker thread, so chunk N's add overlaps chunk N+1's encoding.
+
+    Why: indexing is encode-bound, but an HNSW insert costs ~0.2-0.5 ms and grows with the graph,
+    so run in line the adds are 4-10% of a large build. FAISS releases the GIL and the encoder's
+    tokenisation and pooling leave a core idle at times, so the add can hide in those gaps. At most
+    one add is in flight and every add waits for the previous one, so rows enter the index in the
+    same order as in line (the result is the same index). The worker limits FAISS to one OpenMP
+    thread so it does not fight the encoder's threads. Anything that reads or changes the index
+    (remove, retype, train, save) calls :meth:`wait` first; an add's exception surfaces there.
+    """
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="tase-search-add", initializer=_one_omp_thread)
+        self._future: Any = None
+
+    def submit(self, vectors: Any, emb: np.ndarray, ids: np.ndarray) -> None:
+        self.wait()
+        self._future = self._pool.submit(vectors.add, emb, ids)
+
+    def wait(self) -> None:
+        future, self._future = self._future, None
+        if future is not None:
+            future.result()
+
+    def close(self, *, quiet: bool = False) -> None:
+        """Wait for the add in flight and stop the worker; ``quiet`` drops the add's error (used while
+        another error is already propagating, which is the one the caller should see)."""
+        try:
+            self.wait()
+        except BaseException:
+            if not quiet:
+                raise
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+def _one_omp_thread() -> None:
+    import sys
+
+    faiss = sys.modules.get("faiss")
+    if faiss is not None:
+        faiss.omp_set_num_threads(1)  # OpenMP's thread count is per calling thread: this worker only
+
+
 # ----------------------------------------------------------------------------- paths
 def resolve_index_path(
     name_or_path: str | os.PathLike[str] | None, root: str | os.PathLike[str] = "indexes"
@@ -173,6 +220,7 @@ class Retriever:
         precision: str = "auto",
         batch_size: int = 64,
         query_backend: str = "auto",
+        mmap: bool = False,
     ) -> None:
         self.path = Path(path)
         self.manifest = manifest
@@ -181,6 +229,7 @@ class Retriever:
         self._precision = precision
         self._batch_size = batch_size
         self._query_backend = query_backend
+        self._mmap = mmap
         self._vectors: Any = None
         self._docs: DocStore | None = None
         self._deny: np.ndarray | None = None
@@ -253,6 +302,7 @@ class Retriever:
         precision: str = "auto",
         batch_size: int = 64,
         query_backend: str = "auto",
+        mmap: bool = False,
     ) -> Retriever:
         """Open an existing index. The model defaults to the one recorded in its manifest.
 
@@ -260,11 +310,17 @@ class Retriever:
         weights fingerprint before the first query or write. ``query_backend`` (``auto``, ``torch``,
         ``onnx``; see :meth:`Encoder.encode_query`) applies to the encoder loaded here, not to one
         passed in as ``model``. :meth:`warm_up` loads everything a query needs ahead of the first.
+
+        ``mmap=True`` maps the vector file instead of reading it (FAISS ``IO_FLAG_MMAP_IFC``): the
+        right choice for a few queries and then exit — a cold one-off query on a 1M-document index
+        went from 2.4 s to 1.1 s — but a long-lived searcher then pays page faults while its pages
+        come in (at 1M, on a cold page cache, p50 86 ms over the first 300 queries), so the default
+        reads the file once for steady latency. Writes never use the mapped copy.
         """
         index_dir = resolve_index_path(path)
         manifest = _read_existing(index_dir)
         if model is not None and not isinstance(model, str):  # an Encoder (or any EncoderLike)
-            return cls(index_dir, manifest, encoder=model, precision=precision, batch_size=batch_size)
+            return cls(index_dir, manifest, encoder=model, precision=precision, batch_size=batch_size, mmap=mmap)
         return cls(
             index_dir,
             manifest,
@@ -272,6 +328,7 @@ class Retriever:
             precision=precision,
             batch_size=batch_size,
             query_backend=query_backend,
+            mmap=mmap,
         )
 
     @classmethod
@@ -363,7 +420,7 @@ class Retriever:
                     )
         docs = DocStore(gen_dir / DOCS_FILE, readonly=True)
         try:
-            vectors = backend.load(vec_path, m.factory, m.model.dimension, m.search_params)
+            vectors = backend.load(vec_path, m.factory, m.model.dimension, m.search_params, mmap=self._mmap)
         except BaseException:
             docs.close()
             raise
@@ -649,11 +706,16 @@ class Retriever:
     def _grow_if_due(self, m: Manifest, slot: _Slot, store: DocStore) -> None:
         """During an ingest into an ``auto`` index: change type as soon as the size calls for it, so a
         large build fills its final type (HNSW) instead of a Flat copy of everything re-typed at the end."""
+        if self._growth_due(m, slot, slot.vectors.ntotal - store.tombstone_count()):
+            self._retype(m, slot, store, choose_factory(slot.vectors.ntotal - store.tombstone_count()),
+                         store.tombstones())
+
+    @staticmethod
+    def _growth_due(m: Manifest, slot: _Slot, live_rows: int) -> bool:
+        """Whether an ``auto`` index of ``live_rows`` rows calls for a bigger type than ``slot``'s."""
         if m.index_type != "auto" or m.backend != "faiss":
-            return
-        wanted = choose_factory(slot.vectors.ntotal - store.tombstone_count())
-        if _size_class(wanted) > _size_class(slot.factory):
-            self._retype(m, slot, store, wanted, store.tombstones())
+            return False
+        return _size_class(choose_factory(live_rows)) > _size_class(slot.factory)
 
     def _retype(self, m: Manifest, slot: _Slot, store: DocStore, factory: str, tomb: Sequence[int]) -> None:
         """Replace ``slot``'s index by a ``factory`` one holding the same rows minus tombstones.
@@ -723,73 +785,88 @@ class Retriever:
         held: list[tuple[np.ndarray, np.ndarray]] = []  # vectors waiting for the index to be trained
         held_rows = 0
         overlap = m.overlap_tokens
-        for chunk in _chunks(_as_documents(docs, res), CHUNK_DOCS):
-            rows, ids_in_chunk = [], set()
-            explicit = [d.id for d in chunk if d.id is not None]
-            existing = store.existing_ids(explicit) if explicit else set()
-            for d in chunk:
-                doc_id = d.id
-                if doc_id is None:
-                    while True:
-                        doc_id = str(auto_id)
-                        auto_id += 1
-                        if doc_id not in ids_in_chunk and not store.existing_ids([doc_id]):
-                            break
-                elif doc_id in existing or doc_id in ids_in_chunk:
-                    if on_duplicate == "error":
-                        raise InputError(
-                            f"document id {doc_id!r} ({d.source}:{d.line}) is already in the index or repeated "
-                            "in the input; choose --on-duplicate skip or replace, or give unique ids"
-                        )
-                    if on_duplicate == "skip":
-                        res.skipped_duplicate += 1
-                        continue
-                    if doc_id in ids_in_chunk:  # replace an earlier row of this same chunk
-                        rows = [r for r in rows if r[0] != doc_id]
-                    else:
-                        _, pids = store.delete([doc_id])
-                        gone = np.asarray(pids, dtype=np.int64)
-                        if held and len(gone):  # its vectors still wait for training: drop them
-                            in_held = np.isin(gone, np.concatenate([i for _, i in held]))
-                            held = [(e[keep], i[keep]) for e, i in held for keep in [~np.isin(i, gone)]]
-                            held_rows = sum(len(i) for _, i in held)
-                            gone = gone[~in_held]
-                        if len(gone) and not slot.vectors.remove(gone):
-                            store.add_tombstones(gone.tolist())
-                        existing.discard(doc_id)
-                    res.replaced += 1
-                ids_in_chunk.add(doc_id)
-                rows.append((doc_id, d))
-            if not rows:
-                continue
-            parts = [encoder.split_passages(d.text, overlap=overlap) for _, d in rows]
-            texts = [d.text[p.start : p.end] for (_, d), ps in zip(rows, parts) for p in ps]
-            emb = encoder.encode_document(texts, progress=None)
-            pids = store.insert(
-                [(doc_id, d.text, d.metadata, d.source, d.line) for doc_id, d in rows],
-                [[(p.index, p.count, p.start, p.end) for p in ps] for ps in parts],
-                store.next_pid(),
-                next_auto_id=auto_id,
-            )
-            ids_arr = np.asarray(pids, dtype=np.int64)
-            if slot.vectors.needs_training:
-                held.append((emb, ids_arr))
-                held_rows += len(ids_arr)
-                del emb
-                if held_rows >= _vec.TRAIN_SAMPLE:
-                    self._train_and_add(slot, held)
-                    held_rows = 0
-            else:
-                slot.vectors.add(emb, ids_arr)
-                del emb
-                self._grow_if_due(m, slot, store)
-            res.added += len(rows)
-            res.passages += len(texts)
-            res.ids.extend(doc_id for doc_id, _ in rows)
-            if progress is not None:
-                progress(len(chunk))
-        if held:
-            self._train_and_add(slot, held)
+        adds = _BackgroundAdds()
+        try:
+            total = slot.vectors.ntotal  # rows in the index once the add in flight lands
+            for chunk in _chunks(_as_documents(docs, res), CHUNK_DOCS):
+                rows, ids_in_chunk = [], set()
+                explicit = [d.id for d in chunk if d.id is not None]
+                existing = store.existing_ids(explicit) if explicit else set()
+                for d in chunk:
+                    doc_id = d.id
+                    if doc_id is None:
+                        while True:
+                            doc_id = str(auto_id)
+                            auto_id += 1
+                            if doc_id not in ids_in_chunk and not store.existing_ids([doc_id]):
+                                break
+                    elif doc_id in existing or doc_id in ids_in_chunk:
+                        if on_duplicate == "error":
+                            raise InputError(
+                                f"document id {doc_id!r} ({d.source}:{d.line}) is already in the index or repeated "
+                                "in the input; choose --on-duplicate skip or replace, or give unique ids"
+                            )
+                        if on_duplicate == "skip":
+                            res.skipped_duplicate += 1
+                            continue
+                        if doc_id in ids_in_chunk:  # replace an earlier row of this same chunk
+                            rows = [r for r in rows if r[0] != doc_id]
+                        else:
+                            _, pids = store.delete([doc_id])
+                            gone = np.asarray(pids, dtype=np.int64)
+                            if held and len(gone):  # its vectors still wait for training: drop them
+                                in_held = np.isin(gone, np.concatenate([i for _, i in held]))
+                                held = [(e[keep], i[keep]) for e, i in held for keep in [~np.isin(i, gone)]]
+                                held_rows = sum(len(i) for _, i in held)
+                                gone = gone[~in_held]
+                            if len(gone):
+                                adds.wait()
+                                if not slot.vectors.remove(gone):
+                                    store.add_tombstones(gone.tolist())
+                                total = slot.vectors.ntotal
+                            existing.discard(doc_id)
+                        res.replaced += 1
+                    ids_in_chunk.add(doc_id)
+                    rows.append((doc_id, d))
+                if not rows:
+                    continue
+                parts = [encoder.split_passages(d.text, overlap=overlap) for _, d in rows]
+                texts = [d.text[p.start : p.end] for (_, d), ps in zip(rows, parts) for p in ps]
+                emb = encoder.encode_document(texts, progress=None)
+                pids = store.insert(
+                    [(doc_id, d.text, d.metadata, d.source, d.line) for doc_id, d in rows],
+                    [[(p.index, p.count, p.start, p.end) for p in ps] for ps in parts],
+                    store.next_pid(),
+                    next_auto_id=auto_id,
+                )
+                ids_arr = np.asarray(pids, dtype=np.int64)
+                if slot.vectors.needs_training:
+                    held.append((emb, ids_arr))
+                    held_rows += len(ids_arr)
+                    del emb
+                    if held_rows >= _vec.TRAIN_SAMPLE:
+                        self._train_and_add(slot, held)
+                        held_rows = 0
+                else:
+                    adds.submit(slot.vectors, emb, ids_arr)
+                    total += len(ids_arr)
+                    del emb
+                    if self._growth_due(m, slot, total - store.tombstone_count()):
+                        adds.wait()
+                        self._grow_if_due(m, slot, store)
+                        total = slot.vectors.ntotal
+                res.added += len(rows)
+                res.passages += len(texts)
+                res.ids.extend(doc_id for doc_id, _ in rows)
+                if progress is not None:
+                    progress(len(chunk))
+            adds.wait()
+            if held:
+                self._train_and_add(slot, held)
+        except BaseException:
+            adds.close(quiet=True)  # the error already propagating is the one to report
+            raise
+        adds.close()
         res.seconds = time.perf_counter() - t0
         return res
 

@@ -538,3 +538,23 @@ def test_cli_caps_the_onednn_primitive_cache_unless_the_user_set_it() -> None:
     assert out.strip() == "16"
     out = subprocess.run([sys.executable, "-c", code, "512"], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "512"
+
+
+def test_one_off_queries_map_the_index_and_stdin_reads_it(
+    runner: CliRunner, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tase_search.store.vectors as vectors_mod
+
+    seen: list[bool] = []
+    real = vectors_mod.FaissIndex.load.__func__  # type: ignore[attr-defined]
+
+    def load(cls, *a, mmap=False, **kw):  # type: ignore[no-untyped-def]
+        seen.append(mmap)
+        return real(cls, *a, mmap=mmap, **kw)
+
+    monkeypatch.setattr(vectors_mod.FaissIndex, "load", classmethod(load))
+    one = json_lines(ok(run(runner, "query", QUERY, "--index", index_dir, "--json", "-k", "2")).stdout)
+    assert seen == [True]  # a one-off query maps the file instead of reading it
+    many = json_lines(ok(run(runner, "query", "-", "--index", index_dir, "--json", "-k", "2", input=f"{QUERY}\n")).stdout)
+    assert seen == [True, False]  # stdin mode is long-lived: it reads the file once
+    assert [(h["id"], round(h["score"], 5)) for h in one] == [(h["id"], round(h["score"], 5)) for h in many]

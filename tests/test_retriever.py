@@ -690,3 +690,142 @@ def test_tiny_model_other_weights_refused(
     with pytest.raises(IndexMismatch) as e:
         r.search("maç")
     assert str(other_tiny_model_dir.resolve()) in str(e.value)
+
+
+# ----------------------------------------------------------------------------- background adds
+def test_adds_run_on_a_worker_overlapping_the_next_encode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunk N's FAISS add runs on the worker thread while chunk N+1 is encoded, in chunk order, and
+    the index equals what in-line adds give (same ids, same answers)."""
+    import threading
+
+    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 5)
+    encoded = threading.Condition()
+    n_encoded = [0]
+
+    class SignallingEncoder(FakeEncoder):
+        def encode_document(self, texts, **kw):  # type: ignore[no-untyped-def]
+            with encoded:
+                n_encoded[0] += 1
+                encoded.notify_all()
+            return super().encode_document(texts, **kw)
+
+    calls: list[tuple[str, list[int], bool]] = []
+    real_add = vectors_mod.FaissIndex.add
+
+    def add(self, vectors, ids):  # type: ignore[no-untyped-def]
+        chunk = len(calls)
+        # in line, chunk+1's encode cannot start before this add returns: the wait would time out
+        with encoded:
+            overlapped = encoded.wait_for(lambda: n_encoded[0] >= chunk + 2, timeout=5.0) if chunk < 2 else False
+        calls.append((threading.current_thread().name, ids.tolist(), overlapped))
+        real_add(self, vectors, ids)
+
+    monkeypatch.setattr(vectors_mod.FaissIndex, "add", add)
+    docs = [{"id": f"d{i}", "text": f"belge {i} kelime{i} konu{i % 3}"} for i in range(23)]
+    path = tmp_path / "idx"
+    r = Retriever.build(docs, model=SignallingEncoder(), path=path, factory="Flat")
+    assert [len(ids) for _, ids, _ in calls] == [5, 5, 5, 5, 3]
+    assert all(name.startswith("tase-search-add") for name, _, _ in calls)
+    flat = [i for _, ids, _ in calls for i in ids]
+    assert flat == sorted(flat) and len(set(flat)) == 23  # in chunk order, each row once
+    assert calls[0][2] and calls[1][2]  # the next chunk was being encoded while these adds ran
+    assert_consistent(path)
+    monkeypatch.setattr(vectors_mod.FaissIndex, "add", real_add)
+    inline = Retriever.build(docs, model=FakeEncoder(), path=tmp_path / "ref", factory="Flat")
+    for q in ("belge 7 kelime7", "konu2", "kelime19"):
+        assert [(h.id, round(h.score, 5)) for h in r.search(q, k=5)] == [
+            (h.id, round(h.score, 5)) for h in inline.search(q, k=5)
+        ]
+
+
+def test_a_failing_background_add_fails_the_write_and_keeps_the_index(
+    tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 4)
+    path = tmp_path / "idx"
+    build(path, fake_encoder)
+    before = Retriever.load(path, model=FakeEncoder())
+    n, top = len(before), ids_of(before.search("kedi", k=3))
+    real_add = vectors_mod.FaissIndex.add
+    seen = []
+
+    def add(self, vectors, ids):  # type: ignore[no-untyped-def]
+        seen.append(len(ids))
+        if len(seen) == 2:
+            raise RuntimeError("simulated FAISS failure in the worker")
+        real_add(self, vectors, ids)
+
+    monkeypatch.setattr(vectors_mod.FaissIndex, "add", add)
+    more = [{"id": f"n{i}", "text": f"yeni belge {i}"} for i in range(12)]
+    with pytest.raises(RuntimeError, match="simulated FAISS failure"):
+        Retriever.load(path, model=FakeEncoder()).add(more)
+    after = Retriever.load(path, model=FakeEncoder())
+    assert len(after) == n and ids_of(after.search("kedi", k=3)) == top
+    assert not any(p.name.startswith(TMP_PREFIX) for p in path.iterdir())
+    assert_consistent(path)
+
+
+def test_the_main_error_wins_over_a_failing_add_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An input error found while an add is in flight is the error reported, and the worker is joined."""
+    import threading
+
+    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 4)
+    real_add = vectors_mod.FaissIndex.add
+
+    def add(self, vectors, ids):  # type: ignore[no-untyped-def]
+        raise RuntimeError("add failed too")
+
+    monkeypatch.setattr(vectors_mod.FaissIndex, "add", add)
+    docs = [{"id": f"d{i}", "text": f"belge {i}"} for i in range(4)] + [{"id": "d1", "text": "tekrar"}]
+    with pytest.raises(InputError, match="'d1'"):
+        Retriever.build(docs, model=FakeEncoder(), path=tmp_path / "idx", factory="Flat")
+    assert not Retriever.exists(tmp_path / "idx")
+    assert not [t for t in threading.enumerate() if t.name.startswith("tase-search-add")]
+    monkeypatch.setattr(vectors_mod.FaissIndex, "add", real_add)
+
+
+# ----------------------------------------------------------------------------- memory-mapped reads
+@pytest.mark.parametrize("factory", ["Flat", "HNSW32,Flat", "IVF8,SQ8"])
+def test_searching_maps_the_index_and_answers_like_a_full_read(
+    tmp_path: Path, fake_encoder: FakeEncoder, factory: str
+) -> None:
+    docs = [{"id": f"d{i}", "text": f"belge {i} kelime{i % 17} konu{i % 5}"} for i in range(400)]
+    path = tmp_path / "idx"
+    built = Retriever.build(docs, model=fake_encoder, path=path, factory=factory)
+    built.search("konu3", k=3)
+    assert not built._vectors.read_only  # the default reads the file: steady latency for long-lived use
+    r = Retriever.load(path, model=fake_encoder, mmap=True)
+    r.search("konu3", k=3)
+    assert r._vectors.read_only  # mapped on request
+    m = read_manifest(path)
+    full = vectors_mod.FaissIndex.load(
+        path / m.generation_dir / "vectors.faiss", m.factory, m.model.dimension, m.search_params
+    )
+    assert not full.read_only
+    q = fake_encoder.encode_query(["belge 7 kelime7", "konu2", "kelime13 konu1"])
+    s1, i1 = r._vectors.search(q, 10)
+    s2, i2 = full.search(q, 10)
+    assert (i1 == i2).all() and np.allclose(s1, s2)
+    r.add([{"id": "yeni", "text": "tamamen yeni bir belge"}])  # writes open their own, writable copy
+    assert r.search("tamamen yeni bir belge", k=1)[0].id == "yeni"
+
+
+def test_a_mapped_index_refuses_writes_with_an_error_not_an_abort(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    from tase_search.errors import IndexWriteError
+
+    path = tmp_path / "idx"
+    build(path, fake_encoder)
+    m = read_manifest(path)
+    mapped = vectors_mod.FaissIndex.load(
+        path / m.generation_dir / "vectors.faiss", m.factory, m.model.dimension, m.search_params, mmap=True
+    )
+    v = fake_encoder.encode_document(["bir", "iki"])
+    with pytest.raises(IndexWriteError, match="read-only"):
+        mapped.add(v, np.array([900, 901]))
+    with pytest.raises(IndexWriteError, match="read-only"):
+        mapped.remove(np.array([0]))
+    assert mapped.ntotal == m.rows + m.tombstones
