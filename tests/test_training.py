@@ -607,3 +607,79 @@ def test_ablate_missing_data_names_files(tmp_path: Path, capsys: pytest.CaptureF
     assert ablate.main(["--data-root", str(tmp_path / "none"), "--output", str(tmp_path / "abl"), "--no-eval"]) == 2
     err_text = capsys.readouterr().err
     assert "does not exist" in err_text and "bitext/train/*.tsv" in err_text
+
+
+# --------------------------------------------------------------------------- hard negatives
+def test_hard_negative_spec_is_checked_at_config_load(tmp_path: Path) -> None:
+    base = _tiny_model_dir(tmp_path, "bert")
+    text = _tiny_config(tmp_path, base).read_text().replace(
+        "loss: {type: mnrl_symmetric}", "loss: {type: mnrl_symmetric}\n        hard_negatives: {range_mx: 5}"
+    )
+    with pytest.raises(InputError, match=r"task 'bitext'.*unknown key\(s\) \['range_mx'\].*valid: num_negatives"):
+        pipeline.load_config(_write(tmp_path / "bad.yaml", text))
+    text = text.replace("range_mx: 5", "range_min: 5, range_max: 5")
+    with pytest.raises(InputError, match="range_min 5 must be < range_max 5"):
+        pipeline.load_config(_write(tmp_path / "bad.yaml", text))
+
+
+def test_mined_negatives_are_wrong_translations_and_cached(tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from training.mining import mine_pair_negatives
+
+    base = _tiny_model_dir(tmp_path, "bert")
+    model = SentenceTransformer(str(base), device="cpu")
+    model.train()
+    ds = tdata.read_pairs([str(_tsv(tmp_path / "b.tsv", "tr\ten", PAIRS))], ["tr", "en"])
+    logs: list[str] = []
+    out = mine_pair_negatives(ds, model, {"range_max": 5, "relative_margin": 0.0}, cache_dir=tmp_path / "c",
+                              log=logs.append)
+    assert out.column_names == ["tr", "en", "negative_1"] and 0 < len(out) <= len(PAIRS)
+    truth = dict(PAIRS)
+    english = set(truth.values())
+    for row in out:
+        assert row["en"] == truth[row["tr"]]
+        assert row["negative_1"] in english and row["negative_1"] != row["en"]  # a real, wrong translation
+    assert model.training  # mining ran in eval mode and restored the training mode
+    assert len(list((tmp_path / "c").glob("hard-negatives-*.jsonl"))) == 1
+    again = mine_pair_negatives(ds, model, {"range_max": 5, "relative_margin": 0.0}, cache_dir=tmp_path / "c",
+                                log=logs.append)
+    assert again.to_list() == out.to_list() and "from" in logs[-1]  # second call read the cache
+    with pytest.raises(InputError, match="two-column pair task"):
+        mine_pair_negatives(out, model, {}, log=logs.append)
+
+
+def test_pipeline_trains_with_mined_negatives_and_align_distill(tmp_path: Path) -> None:
+    base = _tiny_model_dir(tmp_path, "bert")
+    extra = """      - name: distill
+        data: {type: pairs, paths: ["${data_root}/bitext.tsv"], columns: [tr, en]}
+        loss: {type: align_distill, teacher_column: en}
+        hard_negatives: {range_max: 5, relative_margin: 0.0}
+"""
+    cfg = pipeline.load_config(_tiny_config(tmp_path, base, extra, teacher=f"teacher: {base}"))
+    pipeline.train(cfg, tmp_path / "run")
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    stage = run["stages"][0]
+    assert stage["tasks"]["distill"]["columns"][:3] == ["tr", "en", "negative_1"]
+    assert stage["mining_seconds"] >= 0
+    _trained_changes(base, tmp_path / "run")
+
+
+def test_align_distill_mse_ignores_negative_columns() -> None:
+    import torch
+
+    from training.losses import AlignDistillLoss
+
+    class Stub(torch.nn.Module):
+        def forward(self, f: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {"sentence_embedding": f["x"]}
+
+    label = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    cols = [{"x": label.clone()}, {"x": label.clone()}]
+    loss = AlignDistillLoss(Stub(), mnrl_weight=0.0, mse_weight=1.0)
+    assert loss(cols, label).item() == 0.0
+    far = {"x": -label}  # a hard negative far from the teacher label must not add to the MSE term
+    assert loss([*cols, far], label).item() == 0.0
+    rank = AlignDistillLoss(Stub(), mnrl_weight=1.0, mse_weight=0.0, scale=1.0)
+    hard = {"x": label.flip(0)}  # each row's negative is the other row's positive: ranking gets harder
+    assert rank([*cols, hard], label).item() > rank(cols, label).item() + 0.1

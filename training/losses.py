@@ -29,8 +29,9 @@ def embed_features(model: Any, sentence_features: Iterable[dict[str, Tensor]]) -
 class AlignDistillLoss(nn.Module):
     """Symmetric in-batch MNRL on (anchor, positive) + MSE of every column to the teacher label.
 
-    Inputs: columns ``anchor, positive[, ...]`` and ``label`` = teacher embedding (of the English
-    side). ``mse_weight`` scales the squared distance summed over dimensions (for unit vectors it
+    Inputs: columns ``anchor, positive[, negative...]`` and ``label`` = teacher embedding (of the
+    English side). Extra columns are hard negatives for the ranking term only: the MSE term pulls
+    just the anchor and the positive onto the teacher, since the label is the positive's. ``mse_weight`` scales the squared distance summed over dimensions (for unit vectors it
     is ``2 - 2 cos``), so it is on the same scale as the ranking loss; ``mnrl_weight=0`` gives pure
     distillation, ``mse_weight=0`` pure MNRL.
     """
@@ -64,7 +65,7 @@ class AlignDistillLoss(nn.Module):
             loss = loss + self.mnrl_weight * rank
         if self.mse_weight and labels is not None:
             t = labels.float()
-            mse = torch.stack([((e - t) ** 2).sum(-1).mean() for e in embs]).mean()
+            mse = torch.stack([((e - t) ** 2).sum(-1).mean() for e in embs[:2]]).mean()
             loss = loss + self.mse_weight * mse
         return loss
 

@@ -190,6 +190,13 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
             if not isinstance(task, dict) or "data" not in task or "loss" not in task:
                 raise InputError(f"{p}: stage {i} task {j} needs 'data' and 'loss'")
             task.setdefault("name", f"task{j + 1}")
+            if "hard_negatives" in task:
+                from .mining import check_hard_negatives
+
+                try:
+                    check_hard_negatives(task["hard_negatives"])
+                except InputError as exc:
+                    raise InputError(f"{p}: stage {i} task {task['name']!r}: {exc}") from None
         stages.append(stage)
     cfg["stages"] = stages
     return cfg
@@ -576,6 +583,21 @@ def _run_stage(
     loss_fns: dict[str, Any] = {}
     for task in stage["tasks"]:
         ds = normalize_dataset(build_task_dataset(task["data"]), lowercase)
+        if task.get("hard_negatives"):
+            from .mining import mine_pair_negatives
+
+            t0 = time.perf_counter()
+            ds = mine_pair_negatives(
+                ds,
+                model,
+                task["hard_negatives"],
+                precision=precision,
+                cache_dir=stage_dir,
+                model_tag=f"{cfg.get('name')}/{stage['name']}/{task['name']}",
+                log=functools.partial(print, f"[{stage['name']}] task {task['name']}:", flush=True),
+            )
+            info.setdefault("mining_seconds", 0.0)
+            info["mining_seconds"] += round(time.perf_counter() - t0, 1)
         if _needs_teacher(task["loss"]):
             if teacher is None:
                 raise InputError(f"task {task['name']!r} uses loss {task['loss']['type']!r} but the config has no teacher")
