@@ -313,8 +313,8 @@ class Retriever:
 
         ``mmap=True`` maps the vector file instead of reading it (FAISS ``IO_FLAG_MMAP_IFC``): the
         right choice for a few queries and then exit — a cold one-off query on a 1M-document index
-        went from 2.4 s to 1.1 s — but a long-lived searcher then pays page faults while its pages
-        come in (at 1M, on a cold page cache, p50 86 ms over the first 300 queries), so the default
+        went from 2.4 s to 1.0 s — but a long-lived searcher then pays page faults while its pages
+        come in (at 1M, on a cold page cache, p50 87 ms over the first 300 queries), so the default
         reads the file once for steady latency. Writes never use the mapped copy.
         """
         index_dir = resolve_index_path(path)
@@ -706,9 +706,9 @@ class Retriever:
     def _grow_if_due(self, m: Manifest, slot: _Slot, store: DocStore) -> None:
         """During an ingest into an ``auto`` index: change type as soon as the size calls for it, so a
         large build fills its final type (HNSW) instead of a Flat copy of everything re-typed at the end."""
-        if self._growth_due(m, slot, slot.vectors.ntotal - store.tombstone_count()):
-            self._retype(m, slot, store, choose_factory(slot.vectors.ntotal - store.tombstone_count()),
-                         store.tombstones())
+        live = slot.vectors.ntotal - store.tombstone_count()
+        if self._growth_due(m, slot, live):
+            self._retype(m, slot, store, choose_factory(live), store.tombstones())
 
     @staticmethod
     def _growth_due(m: Manifest, slot: _Slot, live_rows: int) -> bool:
