@@ -109,9 +109,19 @@ def index_copy(base_index: Path, tmp_path: Path) -> Path:
     return dst
 
 
+# A test run started in the background by a non-interactive shell ignores SIGINT, and an ignored
+# signal stays ignored across exec: the writer would then never see the Ctrl-C a test sends. This
+# launcher restores the default disposition, as in a terminal, then execs the command.
+_CTRL_C_AS_IN_A_TERMINAL = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
 def _start_and_wait_for_write(path: Path, corpus: Path, tmp: Path) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [*_script(), "index", str(corpus), "--index", str(path)],
+        [*_CTRL_C_AS_IN_A_TERMINAL, *_script(), "index", str(corpus), "--index", str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
