@@ -98,7 +98,7 @@ def _reset(ix: Path, base: Path | None) -> None:
         shutil.copytree(base, ix)
 
 
-def _let_children_see_ctrl_c() -> None:
+def let_children_see_ctrl_c() -> None:
     """A process started in the background by a non-interactive shell ignores SIGINT, and so would
     the writers it starts (an ignored signal stays ignored across exec): Ctrl-C trials would then
     test nothing. A handler (unlike SIG_IGN) is reset to the default in children, so install one."""
@@ -132,7 +132,7 @@ class KillCampaign:
         self.work = Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.driver = driver
-        _let_children_see_ctrl_c()
+        let_children_see_ctrl_c()
         self.rng = random.Random(seed)
         self.ix = self.work / "ix"
         self.env = dict(os.environ)

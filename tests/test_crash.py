@@ -30,6 +30,9 @@ from tase_search.cli import main
 from tase_search.retriever import TMP_PREFIX, Retriever
 from tase_search.store.manifest import read_manifest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the campaign package (repo root)
+from campaign.faults import let_children_see_ctrl_c  # noqa: E402
+
 BASE = [
     {"id": f"b{i}", "text": t, "topic": topic}
     for i, (t, topic) in enumerate(
@@ -109,19 +112,10 @@ def index_copy(base_index: Path, tmp_path: Path) -> Path:
     return dst
 
 
-# A test run started in the background by a non-interactive shell ignores SIGINT, and an ignored
-# signal stays ignored across exec: the writer would then never see the Ctrl-C a test sends. This
-# launcher restores the default disposition, as in a terminal, then execs the command.
-_CTRL_C_AS_IN_A_TERMINAL = [
-    sys.executable,
-    "-c",
-    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])",
-]
-
-
 def _start_and_wait_for_write(path: Path, corpus: Path, tmp: Path) -> subprocess.Popen[str]:
+    let_children_see_ctrl_c()  # a test run started in the background would pass on an ignored SIGINT
     proc = subprocess.Popen(
-        [*_CTRL_C_AS_IN_A_TERMINAL, *_script(), "index", str(corpus), "--index", str(path)],
+        [*_script(), "index", str(corpus), "--index", str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
