@@ -182,6 +182,36 @@ def _stdin_mode(cmd: list[str], queries: list[str]) -> dict[str, Any]:
     }
 
 
+# The one-off query maps the vector file: its RSS counts the index pages the kernel mapped for the
+# search (file-backed, shared with the page cache and every other process searching the index; how many
+# depends on what is cached), beside the process's own (anonymous) memory. /proc tells them apart.
+_QUERY_MEMORY = (
+    "import json, re, sys\n"
+    "from pathlib import Path\n"
+    "from tase_search import Retriever\n"
+    "from tase_search.cli import _light_retriever\n"
+    "index = Path(sys.argv[2])\n"
+    "r = _light_retriever(index, mmap=True) or Retriever.load(index, mmap=True)  # what `query` does\n"
+    "r.search(sys.argv[1], k=5)\n"
+    "s = open('/proc/self/status').read()  # before close: the mapped pages still count\n"
+    "keys = ('VmHWM', 'VmRSS', 'RssAnon', 'RssFile', 'RssShmem')\n"
+    "print(json.dumps({k: round(int(m.group(1)) / 1024, 1) for k in keys\n"
+    "                  if (m := re.search(k + r':\\s+(\\d+)', s))}), file=sys.stderr)\n"
+)
+
+
+def _query_memory(probe: str, index_dir: Path) -> dict[str, float] | None:
+    """The CLI's one-off query path run in a child; its memory after the search, anonymous vs file-backed."""
+    if not Path("/proc/self/status").is_file():
+        return None
+    out = subprocess.run([sys.executable, "-c", _QUERY_MEMORY, probe, str(index_dir)],
+                         capture_output=True, text=True, env=_env())
+    try:
+        return json.loads(out.stderr.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
 def _imports_of_help() -> dict[str, bool]:
     code = (
         "import sys, io, contextlib\n"
@@ -401,6 +431,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         cold_out = {k: {"median_seconds": round(C.median(v), 3), "runs": [round(x, 3) for x in v]}
                     for k, v in cold.items()}
         cold_out["tase-search query"]["peak_rss_mb"] = max(query_rss)
+        cold_out["tase-search query"]["memory_after_search_mb"] = _query_memory(probe, index_dir)
         cold_out["tase-search query --query-backend torch"]["peak_rss_mb"] = max(query_rss_torch)
 
         # ------------------------------------------------------------- warm
