@@ -683,3 +683,80 @@ def test_align_distill_mse_ignores_negative_columns() -> None:
     rank = AlignDistillLoss(Stub(), mnrl_weight=1.0, mse_weight=0.0, scale=1.0)
     hard = {"x": label.flip(0)}  # each row's negative is the other row's positive: ranking gets harder
     assert rank([*cols, hard], label).item() > rank(cols, label).item() + 0.1
+
+
+# --------------------------------------------------------------------------- weight interpolation
+def test_interpolate_state_dicts_math_and_errors() -> None:
+    import torch
+
+    from tase_search.errors import ModelError
+    from training.merge import interpolate_state_dicts
+
+    a = {"w": torch.tensor([0.0, 2.0], dtype=torch.float16), "ids": torch.tensor([1, 2])}
+    b = {"w": torch.tensor([4.0, 6.0], dtype=torch.float16), "ids": torch.tensor([1, 2])}
+    out = interpolate_state_dicts(a, b, 0.25)
+    assert out["w"].dtype == torch.float16 and out["w"].tolist() == [1.0, 3.0]
+    assert out["ids"].tolist() == [1, 2]
+    with pytest.raises(InputError, match=r"outside \[0, 1\]"):
+        interpolate_state_dicts(a, b, 1.5)
+    with pytest.raises(ModelError, match=r"only in the second \['x'\]"):
+        interpolate_state_dicts(a, {**b, "x": torch.zeros(1)}, 0.5)
+    with pytest.raises(ModelError, match=r"'w' has shape \(2,\) in the first model and \(3,\)"):
+        interpolate_state_dicts(a, {**b, "w": torch.zeros(3)}, 0.5)
+    with pytest.raises(ModelError, match="integer buffer 'ids' differs"):
+        interpolate_state_dicts(a, {**b, "ids": torch.tensor([1, 3])}, 0.5)
+
+
+def test_interpolate_models_endpoints_midpoint_and_tokenizer_check(tmp_path: Path) -> None:
+    import shutil
+
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file
+    from sentence_transformers import SentenceTransformer
+    from transformers import BertModel
+
+    from tase_search.errors import ModelError
+    from training.merge import interpolate_models, main
+
+    (tmp_path / "a").mkdir()
+    first = _tiny_model_dir(tmp_path / "a", "bert")
+    second = tmp_path / "b"
+    shutil.copytree(first, second)  # same tokenizer, fresh random weights
+    BertModel(BertModel.config_class.from_pretrained(str(first))).save_pretrained(second)
+    enc = {k: SentenceTransformer(str(p), device="cpu").encode(CORPUS) for k, p in (("a", first), ("b", second))}
+    assert not np.allclose(enc["a"], enc["b"], atol=1e-2)  # two random inits really differ
+    for w, want in ((0.0, "a"), (1.0, "b")):
+        out = interpolate_models(str(first), str(second), w, tmp_path / f"m{w}")
+        got = SentenceTransformer(str(out), device="cpu").encode(CORPUS)
+        assert np.allclose(got, enc[want], atol=2e-2), w
+    mid = interpolate_models(str(first), str(second), 0.5, tmp_path / "mid", fp16=False)
+    sa, sb, sm = (load_file(str(p / "model.safetensors")) for p in (first, second, mid))
+    k = next(k for k in sm if "query.weight" in k)
+    assert torch.allclose(sm[k], (sa[k] + sb[k]) / 2, atol=1e-6)
+    t5 = _tiny_model_dir(tmp_path / "a", "t5")
+    with pytest.raises(ModelError, match="different tokenizers"):
+        interpolate_models(str(first), str(t5), 0.5, tmp_path / "bad")
+    assert main([str(first), str(second), "--weight", "2", "--output", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_pipeline_interpolate_step(tmp_path: Path) -> None:
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    base = _tiny_model_dir(tmp_path, "bert")
+    text = _tiny_config(tmp_path, base).read_text() + f"interpolate: {{with: {base}, weight: 1.0}}\n"
+    cfg = pipeline.load_config(_write(tmp_path / "i.yaml", text))
+    assert cfg["interpolate"] == {"with": str(base), "weight": 1.0}
+    out = pipeline.train(cfg, tmp_path / "run")
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["interpolate"]["weight"] == 1.0 and run["stages"][0]["steps"] == 3
+    # weight 1.0 on the base: the exported model is the base again, though the stage trained
+    got = SentenceTransformer(str(out), device="cpu").encode(CORPUS)
+    assert np.allclose(got, SentenceTransformer(str(base), device="cpu").encode(CORPUS), atol=2e-2)
+    trained = SentenceTransformer(str(tmp_path / "run" / "stage-1" / "model"), device="cpu").encode(CORPUS)
+    assert not np.allclose(got, trained, atol=1e-4)
+    bad = _write(tmp_path / "bad.yaml", text.replace("weight: 1.0", "wieght: 1.0"))
+    with pytest.raises(InputError, match=r"bad.yaml: 'interpolate' has unknown keys \['wieght'\]"):
+        pipeline.load_config(bad)

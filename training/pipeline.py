@@ -61,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "save_max_seq_length": None,  # None: keep the base model's
     "teacher": None,
     "vocab": None,
+    "interpolate": None,  # {with: MODEL, weight: W}: final = (1 - W) * trained + W * MODEL (training/merge.py)
     "eval": None,
     "stages": [],
 }
@@ -199,6 +200,13 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
                     raise InputError(f"{p}: stage {i} task {task['name']!r}: {exc}") from None
         stages.append(stage)
     cfg["stages"] = stages
+    if cfg.get("interpolate") is not None:
+        from .merge import check_interpolate_spec
+
+        try:
+            cfg["interpolate"] = check_interpolate_spec(cfg["interpolate"])
+        except InputError as exc:
+            raise InputError(f"{p}: {exc}") from None
     return cfg
 
 
@@ -790,6 +798,14 @@ def train(
               f"{info['pairs_per_second']} pairs/s -> {done}", flush=True)
 
     final = out / "stage-{}".format(len(config["stages"])) / "model"
+    if config.get("interpolate"):
+        from .merge import interpolate_models
+
+        spec = config["interpolate"]
+        t0 = time.perf_counter()
+        final = interpolate_models(str(final), spec["with"], spec["weight"], out / "interpolated", fp16=False)
+        run["interpolate"] = {**spec, "seconds": round(time.perf_counter() - t0, 1)}
+        print(f"interpolated: {1 - spec['weight']:g} x trained + {spec['weight']:g} x {spec['with']}", flush=True)
     model_dir = export_fp16(final, out / "model")
     run["model_dir"] = str(model_dir)
     run["train_seconds"] = round(sum(s.get("train_seconds", 0) for s in run["stages"]), 1)
