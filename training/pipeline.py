@@ -798,15 +798,16 @@ def train(
               f"{info['pairs_per_second']} pairs/s -> {done}", flush=True)
 
     final = out / "stage-{}".format(len(config["stages"])) / "model"
-    if config.get("interpolate"):
+    if config.get("interpolate"):  # the exported model is the mix (written as fp16, like export_fp16)
         from .merge import interpolate_models
 
         spec = config["interpolate"]
         t0 = time.perf_counter()
-        final = interpolate_models(str(final), spec["with"], spec["weight"], out / "interpolated", fp16=False)
+        model_dir = interpolate_models(str(final), spec["with"], spec["weight"], out / "model")
         run["interpolate"] = {**spec, "seconds": round(time.perf_counter() - t0, 1)}
         print(f"interpolated: {1 - spec['weight']:g} x trained + {spec['weight']:g} x {spec['with']}", flush=True)
-    model_dir = export_fp16(final, out / "model")
+    else:
+        model_dir = export_fp16(final, out / "model")
     run["model_dir"] = str(model_dir)
     run["train_seconds"] = round(sum(s.get("train_seconds", 0) for s in run["stages"]), 1)
     eval_cfg = config.get("eval") or {}
