@@ -186,17 +186,17 @@ def _stdin_mode(cmd: list[str], queries: list[str]) -> dict[str, Any]:
 # search (file-backed, shared with the page cache and every other process searching the index; how many
 # depends on what is cached), beside the process's own (anonymous) memory. /proc tells them apart.
 _QUERY_MEMORY = (
-    "import json, re, sys\n"
+    "import json, sys\n"
     "from pathlib import Path\n"
+    "sys.path.insert(0, sys.argv[3])\n"
+    "import _common as C\n"
     "from tase_search import Retriever\n"
     "from tase_search.cli import _light_retriever\n"
     "index = Path(sys.argv[2])\n"
     "r = _light_retriever(index, mmap=True) or Retriever.load(index, mmap=True)  # what `query` does\n"
     "r.search(sys.argv[1], k=5)\n"
-    "s = open('/proc/self/status').read()  # before close: the mapped pages still count\n"
-    "keys = ('VmHWM', 'VmRSS', 'RssAnon', 'RssFile', 'RssShmem')\n"
-    "print(json.dumps({k: round(int(m.group(1)) / 1024, 1) for k in keys\n"
-    "                  if (m := re.search(k + r':\\s+(\\d+)', s))}), file=sys.stderr)\n"
+    "keys = ('VmHWM', 'VmRSS', 'RssAnon', 'RssFile', 'RssShmem')  # before close: mapped pages still count\n"
+    "print(json.dumps({k: v for k in keys if (v := C._status_mb(k)) is not None}), file=sys.stderr)\n"
 )
 
 
@@ -204,7 +204,7 @@ def _query_memory(probe: str, index_dir: Path) -> dict[str, float] | None:
     """The CLI's one-off query path run in a child; its memory after the search, anonymous vs file-backed."""
     if not Path("/proc/self/status").is_file():
         return None
-    out = subprocess.run([sys.executable, "-c", _QUERY_MEMORY, probe, str(index_dir)],
+    out = subprocess.run([sys.executable, "-c", _QUERY_MEMORY, probe, str(index_dir), str(Path(__file__).resolve().parent)],
                          capture_output=True, text=True, env=_env())
     try:
         return json.loads(out.stderr.strip().splitlines()[-1])

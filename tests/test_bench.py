@@ -111,6 +111,8 @@ def test_end_to_end_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) ->
     assert ix["ratio_cli_vs_encode"] >= 0 and ix["ratio_build_vs_encode"] > 0
     assert ix["cli_index_runs"][0]["peak_rss_mb"] > 0
     assert {"tase-search --help", "tase-search info", "tase-search query"} <= set(res["cold_start"])
+    mem = res["cold_start"]["tase-search query"]["memory_after_search_mb"]  # None only without /proc
+    assert mem is None or (mem["RssAnon"] > 0 and mem["VmHWM"] >= mem["RssAnon"])
     assert res["help_imports"].get("torch") is False  # --help must stay light
     warm = res["warm"]
     assert warm["retriever_search"]["n"] == 5 and warm["retriever_search_torch"]["n"] == 5
