@@ -22,10 +22,17 @@ PRECISIONS = ("auto", "bf16", "bf16-autocast", "fp32")
 #: ``auto``: ONNX Runtime for small query batches when it is installed and its graph checks out, PyTorch
 #: otherwise; ``torch``: always PyTorch; ``onnx``: always ONNX Runtime (an error if it cannot be used).
 QUERY_BACKENDS = ("auto", "torch", "onnx")
+#: Progress output of long commands (:mod:`tase_search.progress`): ``auto`` is a bar on a terminal and
+#: periodic log lines elsewhere; ``off`` is silent.
+PROGRESS_MODES = ("auto", "bar", "log", "off")
+#: The most threads the ``threads`` setting accepts (0 means: pick from the free CPUs).
+MAX_THREADS = 1024
 
 
 def _default_index_root() -> str:
-    return "indexes"
+    from .home import default_index_root
+
+    return default_index_root()
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,8 @@ class Settings:
     overlap_tokens: int = 32  # passage overlap when long documents are split
     max_seq_length: int = 0  # 0: the model's own limit
     query_backend: str = "auto"  # auto: ONNX Runtime for small query batches when installed, else PyTorch
+    threads: int = 0  # 0: the free CPUs, capped (tase_search.threads); else torch/FAISS threads as given
+    progress: str = "auto"  # auto | bar | log | off
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -52,6 +61,12 @@ class Settings:
             raise InputError(f"batch size {self.batch_size} is out of range: use 1..65536")
         if not 0 <= self.overlap_tokens <= 65536:
             raise InputError(f"overlap {self.overlap_tokens} is out of range: use 0..65536")
+        if self.progress not in PROGRESS_MODES:
+            raise InputError(f"progress {self.progress!r} is not one of {', '.join(PROGRESS_MODES)}")
+        if not 0 <= self.threads <= MAX_THREADS:
+            raise InputError(
+                f"threads {self.threads} is out of range: use 1..{MAX_THREADS}, or 0 to follow the free CPUs"
+            )
         if not 0 <= self.max_seq_length <= 65536:
             raise InputError(
                 f"max_seq_length {self.max_seq_length} is out of range: use 0..65536 (0 = the model's limit)"

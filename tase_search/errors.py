@@ -15,6 +15,10 @@ class InputError(TaseSearchError):
     """A corpus, query or argument could not be used (names file, line and the fix)."""
 
 
+class IndexExists(InputError):
+    """A new index was asked for where one already exists (append to it, or overwrite it)."""
+
+
 class ModelError(TaseSearchError):
     """A model name, path or checkpoint could not be resolved or loaded."""
 

@@ -32,11 +32,20 @@ from typing import Any
 import numpy as np
 
 from .encoder import Encoder
-from .errors import IndexCorrupt, IndexNotFound, IndexWriteError, InputError, TaseSearchError
+from .errors import (
+    IndexCorrupt,
+    IndexExists,
+    IndexNotFound,
+    IndexWriteError,
+    InputError,
+    TaseSearchError,
+)
+from .progress import stage_of
 from .readers import Document
+from .store import content as _content
 from .store import vectors as _vec
 from .store.docs import DocStore
-from .store.lock import WriterLock, fault_point, fsync_dir
+from .store.lock import LOCK_NAME, WriterLock, fault_point, fsync_dir
 from .store.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -114,6 +123,7 @@ class AddResult:
     skipped_duplicate: int = 0
     replaced: int = 0
     skipped_empty: int = 0
+    unchanged: int = 0  # identical to a document already indexed (or earlier in the input): not stored again
     seconds: float = 0.0
     ids: list[str] = field(default_factory=list, repr=False)
 
@@ -167,6 +177,37 @@ class _BackgroundAdds:
             self._pool.shutdown(wait=True)
 
 
+class _PassageShare:
+    """Turns the encoder's per-batch passage counts into document counts for a progress reporter, so a
+    chunk of 2,048 documents moves the count (and the docs/s and ETA) while it is embedded, not only
+    when it is done. ``finish`` reports what is left of the chunk (skipped documents included)."""
+
+    def __init__(self, report: Callable[[int], None], passages: int, docs: int) -> None:
+        self.report, self.passages, self.docs = report, max(1, passages), docs
+        self.seen = self.told = 0
+
+    def __call__(self, n: int) -> None:
+        self.seen += n
+        due = min(self.docs, self.docs * self.seen // self.passages)
+        if due > self.told:
+            self.report(due - self.told)
+            self.told = due
+
+    def finish(self) -> None:
+        if self.docs > self.told:
+            self.report(self.docs - self.told)
+            self.told = self.docs
+
+
+class _NothingChanged(Exception):  # noqa: N818 - control flow, never seen by users
+    """Raised out of a write whose input changed nothing (all unchanged or skipped): ``_write`` then
+    drops its temporary generation instead of committing a copy of the old one."""
+
+    def __init__(self, result: AddResult) -> None:
+        super().__init__("nothing changed")
+        self.result = result
+
+
 def _one_omp_thread() -> None:
     import sys
 
@@ -177,9 +218,13 @@ def _one_omp_thread() -> None:
 
 # ----------------------------------------------------------------------------- paths
 def resolve_index_path(
-    name_or_path: str | os.PathLike[str] | None, root: str | os.PathLike[str] = "indexes"
+    name_or_path: str | os.PathLike[str] | None, root: str | os.PathLike[str] | None = None
 ) -> Path:
-    """An index name lives under ``root``; anything with a path separator (or ``.``) is a path."""
+    """An index name lives under ``root``; anything with a path separator (or ``.``) is a path.
+
+    ``root`` defaults to the ``index_root`` setting (``TASE_SEARCH_INDEX_ROOT``, the config file, else
+    the user data directory: :func:`tase_search.home.default_index_root`), as for the CLI.
+    """
     if name_or_path is None or str(name_or_path) == "":
         name_or_path = "default"
     s = str(name_or_path)
@@ -189,6 +234,10 @@ def resolve_index_path(
         raise InputError(
             f"index name {s!r} is not valid: use letters, digits, '.', '_' and '-' (or give a path with a '/')"
         )
+    if root is None:
+        from .config import load_settings
+
+        root = load_settings().index_root
     return _expand(str(root)) / s
 
 
@@ -209,6 +258,9 @@ def _generation_dirs(index_dir: Path) -> list[Path]:
 # ----------------------------------------------------------------------------- retriever
 class Retriever:
     """Semantic search over one index directory."""
+
+    #: What the ingest of :meth:`build` did (None for a retriever that was loaded).
+    last_add: AddResult | None = None
 
     def __init__(
         self,
@@ -259,17 +311,13 @@ class Retriever:
         ``docs`` are strings, :class:`Document` objects or dicts with ``text`` (and optional ``id``;
         other keys become metadata). ``factory`` forces a FAISS factory string (``"HNSW32,Flat"``);
         by default the type follows the corpus size (Flat, then HNSW, then IVF). ``query_backend``
-        is as for :meth:`load`.
+        is as for :meth:`load`. What the ingest did (documents added, unchanged, ...) is left in
+        :attr:`last_add`. A build that fails on a directory it created removes that directory again.
         """
         index_dir = resolve_index_path(path)
-        encoder = (
-            Encoder.load(model, precision=precision, batch_size=batch_size, query_backend=query_backend)
-            if isinstance(model, str)
-            else model
-        )
-        _check_not_foreign(index_dir)
+        _check_not_foreign(index_dir)  # path checks first: loading a model takes seconds
         if (index_dir / MANIFEST_NAME).exists() and not overwrite:
-            raise InputError(
+            raise IndexExists(
                 f"an index already exists at {index_dir}; add to it with Retriever.load(...).add(...) "
                 "(CLI: tase-search index appends), or pass overwrite=True (--overwrite) to replace it"
             )
@@ -277,6 +325,11 @@ class Retriever:
             get_backend(backend)
             if backend == "faiss":
                 validate_factory(factory)
+        encoder = (
+            Encoder.load(model, precision=precision, batch_size=batch_size, query_backend=query_backend)
+            if isinstance(model, str)
+            else model
+        )
         manifest = Manifest(
             model=ModelInfo(
                 id=encoder.model_id,
@@ -290,7 +343,15 @@ class Retriever:
             overlap_tokens=overlap,
         )
         r = cls(index_dir, manifest, encoder=encoder)
-        r._write(lambda store, slot, m: r._ingest(docs, store, slot, m, on_duplicate, progress), fresh=True)
+        unborn = not index_dir.exists()
+        try:
+            r.last_add = r._write(
+                lambda store, slot, m: r._ingest(docs, store, slot, m, on_duplicate, progress), fresh=True
+            )
+        except BaseException:
+            if unborn:
+                _remove_unborn(index_dir)
+            raise
         return r
 
     @classmethod
@@ -570,11 +631,24 @@ class Retriever:
         on_duplicate: str = "error",
         progress: Callable[[int], None] | None = None,
     ) -> AddResult:
-        """Append documents (only the new ones are embedded). Duplicate ids: error, skip or replace."""
+        """Append documents (only the new ones are embedded).
+
+        A document identical to an indexed one (same text and metadata, and the same id if it has one)
+        is left out and counted in :attr:`AddResult.unchanged`, so adding the same file twice adds
+        nothing; when nothing changes at all, no new version of the index is written. An id that is
+        already indexed with other content: ``on_duplicate`` error, skip or replace.
+        """
         if on_duplicate not in ON_DUPLICATE:
             raise InputError(f"on_duplicate={on_duplicate!r} is not one of {', '.join(ON_DUPLICATE)}")
         self.encoder  # noqa: B018 - load and check before taking the lock
-        return self._write(lambda store, slot, m: self._ingest(docs, store, slot, m, on_duplicate, progress))
+        try:
+            return self._write(
+                lambda store, slot, m: self._ingest(
+                    docs, store, slot, m, on_duplicate, progress, noop_if_unchanged=True
+                )
+            )
+        except _NothingChanged as nothing:  # every document was unchanged or skipped: no new generation
+            return nothing.result
 
     def delete(self, ids: Iterable[str]) -> list[str]:
         """Delete documents by id; returns the ids that were present (missing ids are ignored)."""
@@ -769,18 +843,30 @@ class Retriever:
         m: Manifest,
         on_duplicate: str,
         progress: Callable[[int], None] | None,
+        *,
+        noop_if_unchanged: bool = False,
     ) -> AddResult:
         """Embed and store ``docs``, streaming their vectors into ``slot``'s index chunk by chunk.
 
         An index that needs training holds back vectors only until it has ``TRAIN_SAMPLE`` of them
         (or the input ends), trains once and adds everything after that directly. An ``auto`` index
         changes type as soon as it outgrows the current one (:meth:`_grow_if_due`).
+
+        A document identical to one already stored (text and metadata; the same id too, if it has one)
+        or to an earlier one in the input is *unchanged*: counted, not stored again. With
+        ``noop_if_unchanged`` a write that would change nothing raises :class:`_NothingChanged`, so no
+        new generation is committed. ``progress(n)`` hears of documents as they are embedded and, if it
+        has a ``stage(name)`` method, of building and saving.
         """
         if on_duplicate not in ON_DUPLICATE:
             raise InputError(f"on_duplicate={on_duplicate!r} is not one of {', '.join(ON_DUPLICATE)}")
         t0 = time.perf_counter()
         res = AddResult()
         encoder = self.encoder
+        report = progress if progress is not None else (lambda _n: None)
+        stage = stage_of(progress)
+        report(0)  # starts the clock of a docs/s reporter
+        _content.ensure_column(store.conn)
         auto_id = store.next_auto_id()
         held: list[tuple[np.ndarray, np.ndarray]] = []  # vectors waiting for the index to be trained
         held_rows = 0
@@ -790,10 +876,22 @@ class Retriever:
             total = slot.vectors.ntotal  # rows in the index once the add in flight lands
             for chunk in _chunks(_as_documents(docs, res), CHUNK_DOCS):
                 rows, ids_in_chunk = [], set()
+                keys = [_content.content_key(d.text, d.metadata) for d in chunk]
                 explicit = [d.id for d in chunk if d.id is not None]
-                existing = store.existing_ids(explicit) if explicit else set()
-                for d in chunk:
+                stored_by_id = _content.keys_by_id(store.conn, explicit) if explicit else {}
+                existing = set(stored_by_id)
+                anonymous = [
+                    _content.content_hash(d.text, d.metadata) for d in chunk if d.id is None
+                ]
+                known = _content.known_keys(store.conn, anonymous) if anonymous else set()
+                key_of_id: dict[str, str] = {}  # ids of this chunk -> their content
+                for d, key in zip(chunk, keys):
                     doc_id = d.id
+                    if (doc_id is None and key in known) or (
+                        doc_id is not None and key in (stored_by_id.get(doc_id), key_of_id.get(doc_id))
+                    ):
+                        res.unchanged += 1
+                        continue
                     if doc_id is None:
                         while True:
                             doc_id = str(auto_id)
@@ -803,8 +901,9 @@ class Retriever:
                     elif doc_id in existing or doc_id in ids_in_chunk:
                         if on_duplicate == "error":
                             raise InputError(
-                                f"document id {doc_id!r} ({d.source}:{d.line}) is already in the index or repeated "
-                                "in the input; choose --on-duplicate skip or replace, or give unique ids"
+                                f"document id {doc_id!r} ({d.source}:{d.line}) is already in the index or earlier "
+                                "in the input, with other text or metadata; choose --on-duplicate skip or replace, "
+                                "or give unique ids"
                             )
                         if on_duplicate == "skip":
                             res.skipped_duplicate += 1
@@ -827,17 +926,25 @@ class Retriever:
                             existing.discard(doc_id)
                         res.replaced += 1
                     ids_in_chunk.add(doc_id)
+                    key_of_id[doc_id] = key
+                    known.add(key)  # a later copy in the input is unchanged too
                     rows.append((doc_id, d))
                 if not rows:
+                    report(len(chunk))
                     continue
                 parts = [encoder.split_passages(d.text, overlap=overlap) for _, d in rows]
                 texts = [d.text[p.start : p.end] for (_, d), ps in zip(rows, parts) for p in ps]
-                emb = encoder.encode_document(texts, progress=None)
+                share = _PassageShare(report, len(texts), len(chunk))
+                emb = encoder.encode_document(texts, progress=share)
+                share.finish()
                 pids = store.insert(
                     [(doc_id, d.text, d.metadata, d.source, d.line) for doc_id, d in rows],
                     [[(p.index, p.count, p.start, p.end) for p in ps] for ps in parts],
                     store.next_pid(),
                     next_auto_id=auto_id,
+                )
+                _content.set_hashes(
+                    store.conn, [(_content.content_hash(d.text, d.metadata), doc_id) for doc_id, d in rows]
                 )
                 ids_arr = np.asarray(pids, dtype=np.int64)
                 if slot.vectors.needs_training:
@@ -845,6 +952,7 @@ class Retriever:
                     held_rows += len(ids_arr)
                     del emb
                     if held_rows >= _vec.TRAIN_SAMPLE:
+                        stage(f"building the index: training {slot.factory} on {held_rows:,} vectors")
                         self._train_and_add(slot, held)
                         held_rows = 0
                 else:
@@ -853,21 +961,25 @@ class Retriever:
                     del emb
                     if self._growth_due(m, slot, total - store.tombstone_count()):
                         adds.wait()
+                        live = slot.vectors.ntotal - store.tombstone_count()
+                        stage(f"building the index: moving {live:,} vectors to {choose_factory(live)}")
                         self._grow_if_due(m, slot, store)
                         total = slot.vectors.ntotal
                 res.added += len(rows)
                 res.passages += len(texts)
                 res.ids.extend(doc_id for doc_id, _ in rows)
-                if progress is not None:
-                    progress(len(chunk))
             adds.wait()
             if held:
+                stage(f"building the index: training {slot.factory} on {held_rows:,} vectors")
                 self._train_and_add(slot, held)
         except BaseException:
             adds.close(quiet=True)  # the error already propagating is the one to report
             raise
         adds.close()
         res.seconds = time.perf_counter() - t0
+        if noop_if_unchanged and not (res.added or res.replaced):
+            raise _NothingChanged(res)
+        stage("saving the index")
         return res
 
     # ------------------------------------------------------------------ info
@@ -1009,6 +1121,19 @@ def _write_failure(exc: BaseException) -> str | None:
     else:
         return None
     return what + "; the index is unchanged"
+
+
+def _remove_unborn(index_dir: Path) -> None:
+    """After a failed first build: remove the index directory it created, when it holds nothing but the
+    writer's lock file (another writer's files, or one holding the lock now, are left alone)."""
+    try:
+        if {p.name for p in index_dir.iterdir()} - {LOCK_NAME}:
+            return
+        with WriterLock(index_dir):
+            (index_dir / LOCK_NAME).unlink(missing_ok=True)
+        index_dir.rmdir()
+    except (OSError, TaseSearchError):  # locked by another writer, or not ours to remove
+        pass
 
 
 def _remove_stale_temporaries(index_dir: Path) -> None:

@@ -1,0 +1,90 @@
+"""Content hashes of stored documents: how a document that is already indexed is recognised.
+
+Why: documents without an id (every ``.txt`` line) get automatic ids that count up, so an id can never
+tell that ``tase-search index notes.txt`` was run twice, and each run doubled the index. Each document
+row now carries a 64-bit hash of its text and metadata (``documents.content_hash``, indexed); a new
+document whose hash matches is compared in full with the stored one (so a hash collision can never
+drop a document) and, if equal, left out as *unchanged*. Indexes written before the column existed get
+it on their next write (:func:`ensure_column` fills it in once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+COLUMN = "content_hash"
+_BATCH = 500
+
+
+def content_key(text: str, metadata: Mapping[str, Any]) -> str:
+    """The canonical form of a document's content: its text and metadata (keys sorted), as JSON."""
+    return json.dumps([text, metadata], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def content_hash(text: str, metadata: Mapping[str, Any]) -> int:
+    """A signed 64-bit hash of :func:`content_key` (fits an SQLite INTEGER)."""
+    digest = hashlib.blake2b(content_key(text, metadata).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _stored_key(text: str, metadata_json: str) -> str | None:
+    try:
+        return content_key(text, json.loads(metadata_json))
+    except (TypeError, ValueError):  # a row that predates NaN scrubbing: it matches nothing
+        return None
+
+
+def ensure_column(conn: sqlite3.Connection) -> None:
+    """Add the hash column and its index if missing, and fill it in where it is NULL (old rows)."""
+    cols = {row[1] for row in conn.execute("PRAGMA table_info(documents)")}
+    if COLUMN not in cols:
+        conn.execute(f"ALTER TABLE documents ADD COLUMN {COLUMN} INTEGER")
+    conn.execute(f"CREATE INDEX IF NOT EXISTS documents_{COLUMN} ON documents({COLUMN})")
+    while True:
+        rows = conn.execute(
+            f"SELECT doc_key, text, metadata FROM documents WHERE {COLUMN} IS NULL LIMIT 10000"
+        ).fetchall()
+        if not rows:
+            return
+        updates = []
+        for doc_key, text, meta in rows:
+            try:
+                h = content_hash(text, json.loads(meta))
+            except (TypeError, ValueError):
+                h = 0  # unparsable metadata: a hash no real document compares equal to (see _stored_key)
+            updates.append((h, doc_key))
+        conn.executemany(f"UPDATE documents SET {COLUMN} = ? WHERE doc_key = ?", updates)
+
+
+def known_keys(conn: sqlite3.Connection, hashes: Iterable[int]) -> set[str]:
+    """The :func:`content_key` of every stored document whose hash is among ``hashes``."""
+    wanted = sorted(set(hashes))
+    out: set[str] = set()
+    for i in range(0, len(wanted), _BATCH):
+        chunk = wanted[i : i + _BATCH]
+        q = f"SELECT text, metadata FROM documents WHERE {COLUMN} IN (%s)" % ",".join("?" * len(chunk))
+        for text, meta in conn.execute(q, chunk):
+            key = _stored_key(text, meta)
+            if key is not None:
+                out.add(key)
+    return out
+
+
+def keys_by_id(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, str | None]:
+    """Stored document id -> its :func:`content_key`, for those of ``ids`` that are in the store."""
+    out: dict[str, str | None] = {}
+    for i in range(0, len(ids), _BATCH):
+        chunk = list(ids[i : i + _BATCH])
+        q = "SELECT id, text, metadata FROM documents WHERE id IN (%s)" % ",".join("?" * len(chunk))
+        for doc_id, text, meta in conn.execute(q, chunk):
+            out[doc_id] = _stored_key(text, meta)
+    return out
+
+
+def set_hashes(conn: sqlite3.Connection, pairs: Sequence[tuple[int, str]]) -> None:
+    """Record ``(hash, document id)`` pairs for rows just inserted."""
+    conn.executemany(f"UPDATE documents SET {COLUMN} = ? WHERE id = ?", pairs)
