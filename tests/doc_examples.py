@@ -1,0 +1,37 @@
+"""Run the examples of docs/integrations.md, so the documentation cannot drift from the code.
+
+An example is the fenced ``python`` block that follows a ``<!-- example: NAME -->`` line. The
+``corpus`` example runs first (every example uses its TEXTS, IDS and METADATAS); the ``setup``
+example, which loads the shipped model, is replaced by the names the caller passes (a toy encoder).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "integrations.md"
+_EXAMPLE = re.compile(r"<!-- example: ([\w-]+) -->\s*\n```(\w+)\n(.*?)\n```", re.DOTALL)
+
+
+def examples() -> dict[str, tuple[str, str]]:
+    """``name -> (language, code)`` for every example in the document."""
+    found: dict[str, tuple[str, str]] = {}
+    for name, lang, code in _EXAMPLE.findall(DOC.read_text(encoding="utf-8")):
+        assert name not in found, f"example {name!r} appears twice in {DOC}"
+        found[name] = (lang, code)
+    return found
+
+
+def run_example(name: str, **given: Any) -> dict[str, Any]:
+    """Execute the corpus example, then example ``name``, with ``given`` defined; returns its namespace."""
+    blocks = examples()
+    assert name in blocks, f"{DOC} has no example {name!r} (found {', '.join(blocks)})"
+    namespace: dict[str, Any] = {"__name__": f"doc_example_{name}"}
+    exec(compile(blocks["corpus"][1], f"{DOC}:corpus", "exec"), namespace)  # noqa: S102
+    namespace.update(given)
+    lang, code = blocks[name]
+    assert lang == "python", f"example {name!r} is {lang}, not python"
+    exec(compile(code, f"{DOC}:{name}", "exec"), namespace)  # noqa: S102
+    return namespace
