@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .errors import TaseSearchError
+from .errors import IndexExists, TaseSearchError
 
 # oneDNN caches a compiled kernel ("primitive") per input shape, 1024 by default. Batches of
 # length-sorted text come in many shapes, so during a long `index` run the cache grew the process by
@@ -96,7 +96,8 @@ def _root_option(f: Any) -> Any:
         "--root",
         default=None,
         metavar="DIR",
-        help="Where named indexes live (default ./indexes). Env: TASE_SEARCH_INDEX_ROOT.",
+        help="Where named indexes live (default: the user data directory, e.g. "
+        "~/.local/share/tase-search/indexes; `tase-search list` shows it). Env: TASE_SEARCH_INDEX_ROOT.",
     )(f)
 
 
@@ -134,6 +135,35 @@ def _query_backend_option(f: Any) -> Any:
     )(f)
 
 
+def _threads_option(f: Any) -> Any:
+    from .config import MAX_THREADS
+
+    return click.option(
+        "--threads",
+        type=click.IntRange(0, MAX_THREADS),
+        default=None,
+        metavar="N",
+        help="Threads for the encoder and FAISS. Default (0): the CPUs not busy with other work, at most 8. "
+        "Env: TASE_SEARCH_THREADS.",
+    )(f)
+
+
+def _progress_options(f: Any) -> Any:
+    f = click.option(
+        "--progress",
+        "force_progress",
+        is_flag=True,
+        help="Report progress even where the setting says off: a bar on a terminal, log lines elsewhere.",
+    )(f)
+    return click.option(
+        "--quiet",
+        "-q",
+        is_flag=True,
+        help="No progress output (errors and the summary still print). Default: a bar on a terminal, "
+        "a log line every 10 s elsewhere. Env: TASE_SEARCH_PROGRESS=auto|bar|log|off.",
+    )(f)
+
+
 def _settings(**flags: Any) -> Any:
     from .config import load_settings
 
@@ -144,7 +174,27 @@ def _index_path(index: str | None, root: str | None) -> Path:
     from .retriever import resolve_index_path
 
     s = _settings(index_root=root)
-    return resolve_index_path(index or os.environ.get("TASE_SEARCH_INDEX") or "default", s.index_root)
+    name = index or os.environ.get("TASE_SEARCH_INDEX") or "default"
+    path = resolve_index_path(name, s.index_root)
+    _legacy_note(name, path)
+    return path
+
+
+def _legacy_note(name: str, path: Path) -> None:
+    """Named indexes used to live in ./indexes: point at one there when the new home has none of that name."""
+    from .home import LEGACY_ROOT
+
+    if os.sep in name or name.startswith((".", "~")):  # a path, not a name
+        return
+    old = LEGACY_ROOT / name
+    if path.resolve() == old.resolve() or (path / "manifest.json").exists():
+        return
+    if (old / "manifest.json").is_file():
+        click.echo(
+            f"note: ./{old} holds an index, but named indexes now live in {path.parent}; use --index ./{old} "
+            f"for that one, or move it: mv {old} {path.parent}/",
+            err=True,
+        )
 
 
 def _text_arg(s: str) -> str:
@@ -171,6 +221,8 @@ def main() -> None:
       tase-search query "futbol maçı" --index haberler -k 5
       tase-search query "football match" --index haberler --json
       tase-search info --index haberler
+      tase-search list                                  # the named indexes, their sizes and models
+      tase-search cache clean                           # remove cached ONNX query graphs
     """
 
 
@@ -225,6 +277,8 @@ def main() -> None:
     help="Encoding batch size (default 64). Env: TASE_SEARCH_BATCH_SIZE.",
 )
 @_precision_option
+@_threads_option
+@_progress_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def index_cmd(
     corpus: tuple[str, ...],
@@ -241,6 +295,9 @@ def index_cmd(
     overwrite: bool,
     batch_size: int | None,
     precision: str | None,
+    threads: int | None,
+    quiet: bool,
+    force_progress: bool,
     as_json: bool,
 ) -> None:
     """Build an index from CORPUS files, or append to an existing one.
@@ -248,7 +305,9 @@ def index_cmd(
     CORPUS: .txt (one document per line), .jsonl ('text', optional 'id', other fields become
     metadata), .tsv/.csv (header row; --text-column/--id-column), each optionally .gz; '-' reads stdin.
     Long documents are split into overlapping passages that fit the model. Appending embeds only the
-    new documents. The index is replaced atomically: a crash or Ctrl-C leaves the old one intact.
+    new documents: one identical to an indexed one (same text and metadata, and the same id if it has
+    one) is left out as unchanged, so indexing the same file again adds nothing. The index is replaced
+    atomically: a crash or Ctrl-C leaves the old one intact.
 
     \b
     Examples:
@@ -256,10 +315,8 @@ def index_cmd(
       tase-search index more.jsonl --index haberler --on-duplicate skip
       cat notes.txt | tase-search index - --index notlar
       tase-search index big.tsv.gz --text-column body --id-column doc_id --factory 'HNSW32,Flat'
+      nohup tase-search index big.txt --index big --threads 4 > index.log 2>&1 &   # progress as log lines
     """
-    from .readers import ReadStats, read_corpus
-    from .retriever import Retriever
-
     if factory and index_type != "auto":
         raise click.UsageError("give either --index-type or --factory, not both")
     if corpus.count("-") > 1:
@@ -267,13 +324,19 @@ def index_cmd(
     for c in corpus:
         if c != "-" and not Path(c).exists():
             raise click.BadParameter(f"file {c!r} does not exist", param_hint="CORPUS")
-    s = _settings(model=model, batch_size=batch_size, precision=precision, index_root=root)
+    s = _settings(model=model, batch_size=batch_size, precision=precision, index_root=root, threads=threads)
+    n_threads = _use_threads(s)  # before torch is imported
+    from .readers import ReadStats, read_corpus
+    from .retriever import Retriever
+
     path = _index_path(index, root)
     chosen_factory = factory or INDEX_TYPES[index_type]
     stats = ReadStats()
+    report = _reporter(s, quiet, force_progress, total=_count_lines(corpus))
 
     def docs() -> Iterator[Any]:
         for c in corpus:
+            report.stage(f"reading {c if c != '-' else '<stdin>'}")
             yield from read_corpus(
                 c,
                 fmt=fmt,
@@ -289,74 +352,94 @@ def index_cmd(
         empty = f" ({stats.skipped_empty} empty lines skipped)" if stats.skipped_empty else ""
         raise click.ClickException(f"no documents in {', '.join(corpus)}{empty}: nothing to index")
     all_docs = itertools.chain([first], stream)
-    total = _count_lines(corpus)
+    append = Retriever.exists(path) and not overwrite
+    _check_unlocked(path)  # a writer holding the lock: say so now, not after the model load
+    existing = Retriever.load(path) if append else None
+    if existing is not None and chosen_factory:
+        click.echo(
+            f"note: {path} exists; appending with its own index type (ignoring --index-type/--factory)",
+            err=True,
+        )
+    spec = model or (existing.manifest.model.id if existing is not None else s.model)
+    seq_len = existing.manifest.model.max_seq_length if existing is not None else s.max_seq_length
+    if existing is not None and s.max_seq_length and s.max_seq_length != seq_len:
+        click.echo(
+            f"note: {path} splits passages at {seq_len} tokens (its max_seq_length); the setting "
+            f"max_seq_length={s.max_seq_length} applies to new indexes (--overwrite rebuilds this one with it)",
+            err=True,
+        )
+    encoder = _load_encoder(spec, s, report, n_threads, seq_len or None)
     _note_write(path)
     t0 = time.perf_counter()
-    with _Progress(total, "indexing") as bar:
-        if Retriever.exists(path) and not overwrite:
-            if chosen_factory:
-                click.echo(
-                    f"note: {path} exists; appending with its own index type (ignoring --index-type/--factory)",
-                    err=True,
+    res: Any = None
+    with report:
+        report.stage(f"embedding {report.total:,} lines" if report.total else "embedding")
+        if existing is None:
+            try:
+                r = Retriever.build(
+                    all_docs,
+                    model=encoder,
+                    path=path,
+                    factory=chosen_factory,
+                    overwrite=overwrite,
+                    on_duplicate=on_duplicate,
+                    overlap=s.overlap_tokens,
+                    progress=report,
                 )
-            r = Retriever.load(
-                path, model=model, precision=s.precision, batch_size=s.batch_size, query_backend=s.query_backend
-            )
-            res = r.add(all_docs, on_duplicate=on_duplicate, progress=bar.update)
-            action = "appended to"
-        else:
-            r = Retriever.build(
-                all_docs,
-                model=s.model,
-                path=path,
-                factory=chosen_factory,
-                overwrite=overwrite,
-                on_duplicate=on_duplicate,
-                precision=s.precision,
-                batch_size=s.batch_size,
-                overlap=s.overlap_tokens,
-                progress=bar.update,
-                query_backend=s.query_backend,
-            )
-            res = None
-            action = "built"
+                res, action = r.last_add, "built"
+            except IndexExists:  # another process created it since we looked: append to that one
+                existing = Retriever.load(path)
+        if existing is not None:
+            r = Retriever.load(path, model=encoder)
+            res = r.add(all_docs, on_duplicate=on_duplicate, progress=report)
+            action = "appended to" if res.added or res.replaced else "unchanged"
     elapsed = time.perf_counter() - t0
-    _prepare_query_path(r, s.query_backend)
+    report.close()
+    if action != "unchanged":
+        report.stage("preparing the query path")
+        _prepare_query_path(r, s.query_backend)
     info = r.info()
-    added = res.added if res is not None else info["documents"]
     summary = {
         "index": str(path),
         "action": action,
-        "added": added,
-        "passages_added": res.passages if res is not None else info["passages"],
-        "skipped_empty": stats.skipped_empty,
-        "skipped_duplicate": res.skipped_duplicate if res is not None else 0,
-        "replaced": res.replaced if res is not None else 0,
+        "added": res.added,
+        "passages_added": res.passages,
+        "unchanged": res.unchanged,
+        "skipped_empty": stats.skipped_empty + res.skipped_empty,
+        "skipped_duplicate": res.skipped_duplicate,
+        "replaced": res.replaced,
         "replaced_encoding": stats.replaced_encoding,
         "documents": info["documents"],
         "passages": info["passages"],
         "factory": info["factory"],
         "model": info["model"],
+        "threads": n_threads,
         "seconds": round(elapsed, 3),
-        "docs_per_second": round(added / elapsed, 1) if elapsed > 0 else None,
+        "docs_per_second": round(res.added / elapsed, 1) if elapsed > 0 else None,
     }
     if as_json:
         _echo_json(summary)
         return
+    done = f"{res.added} added ({res.passages} passages)"
+    if res.unchanged:
+        done += f", {res.unchanged} unchanged (already indexed)"
     click.echo(
-        f"{action} {path}: +{summary['added']} documents ({summary['passages_added']} passages) in {elapsed:.1f}s"
+        f"{action} {path}: {done} in {elapsed:.1f}s"
         f" — now {info['documents']} documents, {info['passages']} passages, {info['factory']}, model {info['model']}"
     )
-    if stats.skipped_empty:
-        click.echo(f"skipped {stats.skipped_empty} empty lines", err=True)
-    if summary["skipped_duplicate"]:
-        click.echo(f"skipped {summary['skipped_duplicate']} documents whose id was already indexed", err=True)
+    if summary["skipped_empty"]:
+        click.echo(f"skipped {summary['skipped_empty']} empty lines", err=True)
+    if res.skipped_duplicate:
+        click.echo(
+            f"skipped {res.skipped_duplicate} documents whose id was already indexed with other content",
+            err=True,
+        )
     if stats.replaced_encoding:
         click.echo(f"replaced invalid UTF-8 on {stats.replaced_encoding} lines", err=True)
 
 
 def _count_lines(corpus: tuple[str, ...]) -> int | None:
-    """Line count of plain files for the progress bar total (None for stdin / compressed input)."""
+    """Line count of plain files for the progress total (None for stdin / compressed input)."""
     total = 0
     for c in corpus:
         if c == "-" or c.endswith(".gz"):
@@ -369,29 +452,55 @@ def _count_lines(corpus: tuple[str, ...]) -> int | None:
     return total
 
 
-class _Progress:
-    """A progress bar on stderr (only when stderr is a terminal, so logs and pipes stay clean)."""
+def _check_unlocked(path: Path) -> None:
+    """Raise IndexLocked now if another writer holds ``path``'s lock (nothing is created otherwise)."""
+    from .store.lock import LOCK_NAME, WriterLock
 
-    def __init__(self, total: int | None, desc: str) -> None:
-        self.bar: Any = None
-        if sys.stderr.isatty() and os.environ.get("TASE_SEARCH_NO_PROGRESS") != "1":
-            try:
-                from tqdm import tqdm
+    if (path / LOCK_NAME).is_file():
+        WriterLock(path).acquire().release()
 
-                self.bar = tqdm(total=total, desc=desc, unit="doc", file=sys.stderr, dynamic_ncols=True)
-            except ImportError:  # pragma: no cover
-                self.bar = None
 
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
+def _load_encoder(spec: str, s: Any, report: Any, threads: int, max_seq_length: int | None) -> Any:
+    """Check, then load, the model for an index command, telling the reporter (the slow step)."""
+    from .encoder import Encoder
+    from .preflight import check_max_seq_length, check_model
 
-    def __enter__(self) -> _Progress:
-        return self
+    check_model(spec)
+    report.stage(f"loading model {spec} ({threads} thread{'s' if threads != 1 else ''})")
+    encoder = Encoder.load(
+        spec,
+        precision=s.precision,
+        batch_size=s.batch_size,
+        query_backend=s.query_backend,
+        max_seq_length=max_seq_length,
+    )
+    check_max_seq_length(encoder, max_seq_length)
+    return encoder
 
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
+
+def _reporter(s: Any, quiet: bool, force: bool, total: int | None = None) -> Any:
+    """The progress reporter for a command: ``--quiet`` > ``--progress`` > the ``progress`` setting."""
+    from .progress import Progress
+
+    if quiet and force:
+        raise click.UsageError("give either --quiet or --progress, not both")
+    mode = s.progress
+    if quiet:
+        mode = "off"
+    elif force:
+        mode = "auto" if mode == "off" else mode
+    elif mode == "auto" and os.environ.get("TASE_SEARCH_NO_PROGRESS") == "1":
+        mode = "off"
+    return Progress(mode, total)
+
+
+def _use_threads(s: Any) -> int:
+    """Apply the ``threads`` setting (or the free-CPU default) to torch and FAISS; the count used."""
+    from .threads import apply_threads, resolve_threads
+
+    n, _ = resolve_threads(s.threads)
+    apply_threads(n)
+    return n
 
 
 # --------------------------------------------------------------------------- query
@@ -405,7 +514,14 @@ def _parse_filters(filters: tuple[str, ...]) -> dict[str, str]:
         key, value = f.split("=", 1)
         if not key.strip():
             raise click.BadParameter(f"{f!r} has an empty key", param_hint="--filter")
-        out[key.strip()] = value
+        key = key.strip()
+        if key in out and out[key] != value:  # all filters must match, and a field has one value
+            raise click.BadParameter(
+                f"{key}={out[key]} and {key}={value} can never both match (every filter must match, and a "
+                f"document has one {key}); give one value per key",
+                param_hint="--filter",
+            )
+        out[key] = value
     return out
 
 
@@ -423,7 +539,8 @@ def _parse_filters(filters: tuple[str, ...]) -> dict[str, str]:
     "filters",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Keep documents whose metadata KEY equals VALUE (repeatable; all must match).",
+    help="Keep documents whose metadata KEY equals VALUE ('id' and 'source' match those columns). "
+    "Repeatable for different keys: all must match, so one value per key.",
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one object per hit (with 'query').")
 @click.option(
@@ -431,6 +548,7 @@ def _parse_filters(filters: tuple[str, ...]) -> dict[str, str]:
 )
 @_precision_option
 @_query_backend_option
+@_threads_option
 def query_cmd(
     text: tuple[str, ...],
     index: str | None,
@@ -442,6 +560,7 @@ def query_cmd(
     full: bool,
     precision: str | None,
     query_backend: str | None,
+    threads: int | None,
 ) -> None:
     """Search an index with one or more queries, in Turkish or English.
 
@@ -455,6 +574,8 @@ def query_cmd(
       tase-search query "maç sonucu" --filter topic=spor --index demo
       printf 'futbol\\nweather tomorrow\\n' | tase-search query - --index haberler --json
     """
+    if threads is not None:  # a one-off query does not wait to measure the free CPUs unless asked
+        _use_threads(_settings(threads=threads))
     from .retriever import Retriever
     from .text import clean_document
 
@@ -477,11 +598,16 @@ def query_cmd(
         r = Retriever.load(path, model=model, precision=s.precision, query_backend=backend, mmap=mmap)
     if stdin:
         r.warm_up()  # load once, before the first line arrives
+        hinted = False
         for line in sys.stdin:
             q = _text_arg(line.rstrip("\n"))
             if not clean_document(q):  # blank, or only control characters
                 continue
-            _print_hits(q, r.search(q, k=k, filter=flt), as_json, full)
+            hits = r.search(q, k=k, filter=flt)
+            _print_hits(q, hits, as_json, full)
+            if not hits and flt and not hinted:
+                _filter_hint(r, flt)
+                hinted = True  # once per run, not once per line
             sys.stdout.flush()
         return
     for q in text:
@@ -490,6 +616,20 @@ def query_cmd(
     results = r.search(list(text), k=k, filter=flt)
     for q, hits in zip(text, results):
         _print_hits(q, hits, as_json, full)
+    if flt and not any(results):
+        _filter_hint(r, flt)
+
+
+def _filter_hint(r: Any, flt: dict[str, str]) -> None:
+    """After a filtered search found nothing: say which filter keys no document has (a typo, usually)."""
+    missing, fields = r.missing_filter_keys(flt)
+    if missing:
+        known = ", ".join(["id", "source", *fields])
+        click.echo(
+            f"note: no document in {r.path} has a metadata field {', '.join(repr(k) for k in missing)}; "
+            f"fields that exist: {known}",
+            err=True,
+        )
 
 
 def _light_retriever(path: Path, *, mmap: bool = False) -> Any:
@@ -688,34 +828,51 @@ def models_cmd(as_json: bool) -> None:
     "--index",
     "index",
     default=None,
-    metavar="DIR",
-    help="Where to build the demo index (default ./indexes/demo).",
+    metavar="NAME|DIR",
+    help="Where to build the demo index (default: the index named 'demo', under --root).",
 )
+@_root_option
 @_model_option
 @click.option("-k", "k", type=click.IntRange(1, 50), default=3, show_default=True, help="Hits per query.")
-def demo_cmd(index: str | None, model: str | None, k: int) -> None:
+@_threads_option
+@_progress_options
+def demo_cmd(
+    index: str | None,
+    root: str | None,
+    model: str | None,
+    k: int,
+    threads: int | None,
+    quiet: bool,
+    force_progress: bool,
+) -> None:
     """Build an index over the bundled Turkish demo corpus and run a few Turkish and English queries.
 
     \b
     Example:
       tase-search demo
-      tase-search query "deprem" --index demo     # then ask your own questions
+      tase-search query "deprem" --index demo     # then ask your own questions, from any directory
     """
+    s = _settings(model=model, index_root=root, threads=threads)
+    n_threads = _use_threads(s)
     from .readers import read_corpus
     from .retriever import Retriever
 
-    s = _settings(model=model)
-    path = _index_path(index or "demo", None)
+    path = _index_path(index or "demo", root)
     data = resources.files("tase_search") / "data"
     with resources.as_file(data / "demo_tr.jsonl") as jsonl, resources.as_file(data / "demo_tr.txt") as txt:
         docs = list(read_corpus(str(jsonl))) + list(read_corpus(str(txt)))
     queries = [
         q.strip() for q in (data / "demo_queries.txt").read_text(encoding="utf-8").splitlines() if q.strip()
     ]
+    _check_unlocked(path)
+    report = _reporter(s, quiet, force_progress, total=len(docs))
+    encoder = _load_encoder(s.model, s, report, n_threads, s.max_seq_length or None)
     t0 = time.perf_counter()
     # The queries below take the ONNX path (exported once per model and cached), which also leaves
     # the bundle that makes the suggested `tase-search query` afterwards torch-free and quick.
-    r = Retriever.build(docs, model=s.model, path=path, overwrite=True, precision=s.precision)
+    with report:
+        r = Retriever.build(docs, model=encoder, path=path, overwrite=True, progress=report)
+    report.close()
     click.echo(
         f"built {path}: {r.manifest.documents} documents, {r.manifest.rows} passages, model {r.manifest.model.id} "
         f"({time.perf_counter() - t0:.1f}s)\n"
@@ -723,11 +880,27 @@ def demo_cmd(index: str | None, model: str | None, k: int) -> None:
     for q, hits in zip(queries, r.search(queries, k=k)):
         _print_hits(q, hits, False, False)
         click.echo()
-    click.echo(f'try your own: tase-search query "İstanbul\'da tarihi yerler" --index {index or "demo"}')
+    click.echo(
+        f'try your own: tase-search query "İstanbul\'da tarihi yerler" {_index_args(index, root, path)}'
+    )
+
+
+def _index_args(index: str | None, root: str | None, path: Path) -> str:
+    """The ``--index`` (and ``--root``) arguments that name ``path`` from any working directory."""
+    import shlex
+
+    if index is None or not (os.sep in index or index.startswith((".", "~"))):  # a name, under the root
+        where = f" --root {shlex.quote(str(Path(root).expanduser().resolve()))}" if root else ""
+        return f"--index {shlex.quote(index or 'demo')}{where}"
+    return f"--index {shlex.quote(str(path.resolve()))}"
 
 
 def _register_optional() -> None:
     """Training and evaluation commands live in their own modules (still light to import)."""
+    from .cli_home import cache_group, list_cmd
+
+    main.add_command(list_cmd, "list")
+    main.add_command(cache_group, "cache")
     try:
         from .cli_eval import eval_group
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InputError
+from .sniff import SAMPLE_BYTES, describe_binary
 from .text import clean_document, nfc
 
 __all__ = [
@@ -161,6 +162,8 @@ def read_corpus(
         raise InputError(
             f"encoding errors mode {encoding_errors!r} is not one of {', '.join(ENCODING_ERRORS)}"
         )
+    if path != STDIN:
+        _check_path(path)  # first: a folder has no extension, and "no extension" would be the wrong fix
     fmt = _check_format(fmt) if fmt else detect_format(path)
     if fmt == "txt" and (text_column or id_column):
         raise InputError(
@@ -172,8 +175,6 @@ def read_corpus(
             raise InputError(f"the {name} name is empty")
     if text_column and id_column and text_column == id_column:
         raise InputError(f"the text column and the id column are both {text_column!r}")
-    if path != STDIN:
-        _check_path(path)
     return _read(
         path, fmt, text_column, id_column, encoding_errors, stats if stats is not None else ReadStats()
     )
@@ -187,7 +188,8 @@ def _check_path(path: str) -> None:
     if not os.path.exists(path):
         raise InputError(f"corpus file not found: {path}")
     if os.path.isdir(path):
-        raise InputError(f"{path} is a directory, not a corpus file (pass the files inside it)")
+        glob = os.path.join(path, "*.txt")
+        raise InputError(f"{path} is a directory: pass the files inside it or a glob (e.g. {glob})")
     if not os.access(path, os.R_OK):
         raise InputError(f"{path} is not readable (permission denied)")
 
@@ -253,7 +255,23 @@ def _raw_lines(path: str) -> Iterator[Iterator[bytes]]:
             raise InputError(
                 f"{path} is not a valid gzip file (its name ends in .gz but it is not gzip data)"
             )
+        _refuse_binary(stream, source)
         yield _checked_lines(stream, source)
+
+
+def _refuse_binary(stream: Any, source: str) -> None:
+    """Stop at once on a binary (or UTF-16) file: its "documents" would be garbage (:mod:`.sniff`)."""
+    try:
+        sample = stream.peek(SAMPLE_BYTES)[:SAMPLE_BYTES]
+    except (OSError, EOFError, zlib.error) as exc:
+        what = "corrupt or truncated gzip data" if isinstance(stream, gzip.GzipFile) else "read error"
+        raise InputError(f"{source}:1: {what} ({exc})") from exc
+    why = describe_binary(sample)
+    if why is not None:
+        raise InputError(
+            f"{source}: {why}; tase-search indexes UTF-8 text (.txt, .jsonl, .tsv, .csv): check that this "
+            "is the corpus file"
+        )
 
 
 def _checked_lines(stream: Any, source: str) -> Iterator[bytes]:
@@ -280,6 +298,12 @@ def _decoded_lines(
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
+            if encoding_errors == "strict" and describe_binary(raw[:SAMPLE_BYTES]) is not None:
+                raise InputError(
+                    f"{source}:{lineno}: binary data, not text (byte {raw[exc.start : exc.start + 1].hex()} "
+                    f"at column {exc.start + 1} and many more like it); check that this is the corpus file "
+                    "and that it is UTF-8 text"
+                ) from None
             if encoding_errors == "strict":
                 raise InputError(
                     f"{source}:{lineno}: invalid UTF-8 (byte {raw[exc.start : exc.start + 1].hex()} at column "
@@ -356,8 +380,10 @@ def _read_jsonl(
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
+            # some messages end in "at" ("Unterminated string starting at"): no second one
+            at = "" if exc.msg.endswith(" at") else " at"
             raise InputError(
-                f"{where}: not valid JSON ({exc.msg} at column {exc.colno}): {_excerpt(line)}"
+                f"{where}: not valid JSON ({exc.msg}{at} column {exc.colno}): {_excerpt(line)}"
             ) from None
         except RecursionError:
             raise InputError(f"{where}: JSON nested too deeply") from None
@@ -402,11 +428,13 @@ def _read_delimited(
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
     current = [0]  # physical line number of the last line handed to the csv module
+    ended = [False]  # the input ran out (inside a quoted field, if a row comes back after it)
 
     def feed() -> Iterator[str]:
         for lineno, line in lines:
             current[0] = lineno
             yield line
+        ended[0] = True
 
     if fmt == "tsv":
         reader = csv.reader(feed(), delimiter="\t", quoting=csv.QUOTE_NONE, strict=False)
@@ -421,6 +449,12 @@ def _read_delimited(
             return None
         except csv.Error as exc:
             raise InputError(f"{source}:{current[0]}: malformed {fmt} ({exc})") from None
+        if ended[0]:  # the csv module asked for more lines than there are: a quote never closed
+            raise InputError(
+                f"{source}:{start}: a quoted field opened on line {start} is never closed (it runs to the end "
+                f"of the file, line {current[0]}); close the quote, or double a quote that is part of the "
+                'text ("")'
+            )
         return start, row
 
     first = next_row()

@@ -43,6 +43,7 @@ from .errors import (
 from .progress import stage_of
 from .readers import Document
 from .store import content as _content
+from .store import fields as _fields
 from .store import vectors as _vec
 from .store.docs import DocStore
 from .store.lock import LOCK_NAME, WriterLock, fault_point, fsync_dir
@@ -1026,6 +1027,15 @@ class Retriever:
         self._open()
         assert self._docs is not None
         return self._docs.get_documents([_scrub(str(i)) for i in ids])
+
+    def missing_filter_keys(self, filter: Mapping[str, str]) -> tuple[list[str], list[str]]:  # noqa: A002
+        """``(keys of filter that no document has, some field names that do exist)``: what to tell a
+        user whose filtered search found nothing. Scans the documents, so call it only then."""
+        self._open()
+        assert self._docs is not None
+        conn = self._docs.conn
+        missing = [k for k in _normalize_filter(filter) if not _fields.has_field(conn, k)]
+        return missing, (_fields.some_fields(conn) if missing else [])
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -1,0 +1,47 @@
+"""The cache of ONNX query graphs (``<cache>/onnx``, :func:`tase_search.onnx_query.cache_dir`): what is in
+it, and removing it.
+
+Why a command for it: each set of model weights leaves a ~90 MB exported graph (plus its tokenizer and
+query bundle) that nothing ever removed. Removing them is always safe: the next ``tase-search index``
+(or a query that needs the graph) exports it again, and until then queries run on PyTorch.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .home import tree_bytes
+
+
+def onnx_cache_dir() -> Path:
+    from .onnx_query import cache_dir
+
+    return cache_dir() / "onnx"
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    """What :func:`clean_onnx_cache` found (and removed unless ``dry_run``)."""
+
+    path: Path
+    files: int
+    bytes: int
+    dry_run: bool
+
+
+def clean_onnx_cache(*, dry_run: bool = False) -> CacheReport:
+    """Remove every file under the ONNX cache directory; ``dry_run`` only counts them."""
+    folder = onnx_cache_dir()
+    if not folder.is_dir():
+        return CacheReport(folder, 0, 0, dry_run)
+    files = [p for p in folder.rglob("*") if p.is_file() or p.is_symlink()]
+    size = tree_bytes(folder)
+    if not dry_run:
+        for p in sorted(folder.iterdir()):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+    return CacheReport(folder, len(files), size, dry_run)
