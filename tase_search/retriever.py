@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from .progress import stage_of
 from .readers import Document
 from .store import content as _content
 from .store import fields as _fields
+from .store import generation as _gen
+from .store import safeio
 from .store import vectors as _vec
 from .store.docs import DocStore
 from .store.lock import LOCK_NAME, WriterLock, fault_point, fsync_dir
@@ -52,8 +55,8 @@ from .store.manifest import (
     Manifest,
     ModelInfo,
     check_compatible,
+    read_generation,
     read_manifest,
-    sha256_file,
     write_manifest,
 )
 from .store.vectors import choose_factory, get_backend, validate_factory
@@ -459,28 +462,18 @@ class Retriever:
         m = self.manifest
         backend = get_backend(m.backend)
         vec_path = gen_dir / ("vectors" + backend.suffix)
-        if not gen_dir.is_dir():
-            raise FileNotFoundError(gen_dir)
-        for name, info in m.files.items():
-            p = gen_dir / name
-            if not p.is_file():
-                raise IndexCorrupt(
-                    f"index file {p} is missing; the index is damaged (run `tase-search verify`)"
-                )
-            if p.stat().st_size != info.get("bytes"):
-                raise IndexCorrupt(
-                    f"index file {p} has {p.stat().st_size} bytes, the manifest says {info.get('bytes')}; "
-                    "the index is damaged (run `tase-search verify`)"
-                )
-        small = sum(int(i.get("bytes") or 0) for i in m.files.values()) <= VERIFY_ON_LOAD_BYTES
-        if small:
-            for name, info in m.files.items():  # small index: a full checksum costs milliseconds
-                if sha256_file(gen_dir / name) != info.get("sha256"):
-                    raise IndexCorrupt(
-                        f"index file {gen_dir / name} does not match its checksum in the manifest; "
-                        "the index is damaged (run `tase-search verify`)"
-                    )
+        gen_dir = _gen.generation_path(self.path, m)  # FileNotFoundError: a writer may have just removed it
+        small = sum(int(i["bytes"]) for i in m.files.values()) <= VERIFY_ON_LOAD_BYTES
+        # the listed files, confined to the generation, sizes always; small index: checksums (milliseconds)
+        _gen.check_files(gen_dir, m, checksum=small)
         docs = DocStore(gen_dir / DOCS_FILE, readonly=True)
+        recorded = docs.model_fingerprint()
+        if recorded is not None and recorded != m.model.fingerprint:
+            docs.close()
+            raise IndexCorrupt(
+                f"the manifest of {self.path} names model weights {m.model.fingerprint[:12]} but its documents "
+                f"were indexed with {recorded[:12]}; the index is damaged (run `tase-search verify`)"
+            )
         try:
             vectors = backend.load(vec_path, m.factory, m.model.dimension, m.search_params, mmap=self._mmap)
         except BaseException:
@@ -688,17 +681,13 @@ class Retriever:
                 base = _bump_past(base, read_manifest_safe(index_dir))
             gen = base.generation + 1
             tmp = index_dir / f"{TMP_PREFIX}{gen:06d}-{os.getpid()}"
+            final: Path | None = None  # the new generation directory, once tmp is renamed to it
             backend = get_backend(base.backend)
             vec_name = "vectors" + backend.suffix
             try:
                 tmp.mkdir()
                 if old is not None:
-                    src = index_dir / old.generation_dir
-                    shutil.copyfile(src / DOCS_FILE, tmp / DOCS_FILE)
-                    slot = _Slot(
-                        backend.load(src / vec_name, old.factory, old.model.dimension, old.search_params),
-                        old.factory,
-                    )
+                    slot = _Slot(_carry_over(index_dir, old, tmp), old.factory)
                 else:
                     slot = _Slot(
                         backend.create(base.factory, base.model.dimension, base.search_params), base.factory
@@ -706,6 +695,8 @@ class Retriever:
                 fault_point("copied")
                 store = DocStore(tmp / DOCS_FILE)
                 try:
+                    if old is not None:  # the copy matched its checksum; now what SQLite and the counts say
+                        _refuse_damage(index_dir, _gen.store_problems(store, old))
                     store.begin()
                     result = mutate(store, slot, base)
                     self._maybe_retype(base, slot, store)
@@ -713,20 +704,17 @@ class Retriever:
                     slot.vectors = None
                     tombstones = len(store.tombstones())
                     n_docs, n_passages = store.counts()
+                    store.set_model_fingerprint(base.model.fingerprint)
                     fault_point("ingested")
                     store.commit()
+                    sqlite_bytes = store.file_bytes()
                 finally:
                     store.rollback()
                     store.close()
                 fault_point("sqlite")
-                vectors.save(tmp / vec_name)
+                files = {vec_name: vectors.save(tmp / vec_name).as_manifest()}  # written, synced, read back
                 fault_point("faiss")
-                files = {}
-                for name in (DOCS_FILE, vec_name):
-                    p = tmp / name
-                    with open(p, "rb") as fh:
-                        os.fsync(fh.fileno())
-                    files[name] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+                files[DOCS_FILE] = _checked_sqlite(tmp / DOCS_FILE, sqlite_bytes).as_manifest()
                 fsync_dir(tmp)
                 fault_point("synced")
                 manifest = base.bumped(
@@ -738,18 +726,33 @@ class Retriever:
                     search_params=getattr(vectors, "search_params", ""),
                     files=files,
                 )
-                final = index_dir / manifest.generation_dir
-                if final.exists():  # left by a writer killed between rename and manifest: never published
-                    shutil.rmtree(final)
-                os.rename(tmp, final)
+                target = index_dir / manifest.generation_dir
+                if os.path.lexists(target):  # left by a writer killed before its manifest: never published
+                    shutil.rmtree(target)
+                os.rename(tmp, target)
+                final = target
                 fsync_dir(index_dir)
                 fault_point("renamed")
                 write_manifest(index_dir, manifest)  # the commit point
             except BaseException as exc:
-                shutil.rmtree(tmp, ignore_errors=True)
+                if final is not None and read_generation(index_dir) == gen:
+                    # the manifest was replaced before the error (syncing its directory failed, or Ctrl-C
+                    # came just then): the new version is what readers see, so it stays
+                    self.close()
+                    self.manifest = manifest
+                    why = _write_failure(exc)
+                    if why is not None:
+                        raise IndexWriteError(
+                            f"{index_dir} holds the new version (generation {gen}), but the write did not "
+                            f"finish cleanly: {why.removesuffix(_UNCHANGED)}"
+                        ) from exc
+                    raise
+                left = _remove_new_generation(tmp, final)
                 why = None if isinstance(exc, TaseSearchError) else _write_failure(exc)
                 if why is not None:
-                    raise IndexWriteError(f"could not write the new version of {index_dir}: {why}") from exc
+                    raise IndexWriteError(
+                        f"could not write the new version of {index_dir}: {why}{_still_current(old)}{left}"
+                    ) from exc
                 raise
             fault_point("committed")
             self.close()
@@ -985,10 +988,14 @@ class Retriever:
 
     # ------------------------------------------------------------------ info
     def info(self) -> dict[str, Any]:
-        """What the index holds (no model is loaded)."""
+        """What the index holds (no model is loaded). Sizes count the generation's own regular files
+        (never a link's target); a damaged document store leaves ``sources`` empty (``verify`` says why)."""
         m = self.manifest
         gen_dir = self.path / m.generation_dir
-        size = sum(p.stat().st_size for p in gen_dir.iterdir() if p.is_file()) if gen_dir.is_dir() else 0
+        size = 0
+        with contextlib.suppress(OSError, IndexCorrupt):
+            gen_dir = _gen.generation_path(self.path, m)
+            size = sum(st.st_size for p in gen_dir.iterdir() if stat.S_ISREG((st := p.lstat()).st_mode))
         sources: list[tuple[str, int]] = []
         try:
             store = DocStore(gen_dir / DOCS_FILE, readonly=True)
@@ -1106,6 +1113,73 @@ def _check_not_foreign(index_dir: Path) -> None:
         )
 
 
+_UNCHANGED = "; the index is unchanged"
+_DAMAGED_SUFFIX = "; the index is damaged"
+
+
+def _carry_over(index_dir: Path, old: Manifest, tmp: Path) -> Any:
+    """Copy the current generation's document store into ``tmp`` and load its vectors, each through its
+    manifest checksum in the same pass as the copy or load (and its size and type before that), so damage
+    makes the write refuse instead of carrying it into a new version that then verifies as good."""
+    try:
+        gen_dir = _gen.generation_path(index_dir, old)
+        _gen.check_files(gen_dir, old, checksum=False)
+        copied = safeio.copy_file(gen_dir / DOCS_FILE, tmp / DOCS_FILE, f"index file {gen_dir / DOCS_FILE}")
+        if copied != _gen.expected(old, DOCS_FILE):
+            raise IndexCorrupt(f"{DOCS_FILE}: checksum differs from the manifest (the file is damaged)")
+        vec = _gen.vectors_file(old)
+        vectors = get_backend(old.backend).load(
+            gen_dir / vec, old.factory, old.model.dimension, old.search_params, expect=_gen.expected(old, vec)
+        )
+    except FileNotFoundError:
+        raise IndexCorrupt(
+            f"cannot write to {index_dir}: the index is damaged: run `tase-search verify` (the generation "
+            "or one of its files is missing); nothing was changed"
+        ) from None
+    except IndexCorrupt as exc:
+        _refuse_damage(index_dir, [str(exc)])
+    if vectors.ntotal != old.rows + old.tombstones:
+        rows = old.rows + old.tombstones
+        _refuse_damage(index_dir, [f"the vector index holds {vectors.ntotal} rows, the manifest says {rows}"])
+    return vectors
+
+
+def _refuse_damage(index_dir: Path, problems: list[str]) -> None:
+    if problems:
+        why = problems[0].split(_DAMAGED_SUFFIX)[0]
+        raise IndexCorrupt(
+            f"cannot write to {index_dir}: the index is damaged: run `tase-search verify` ({why}); "
+            "nothing was changed, and the damage was not copied into a new version"
+        )
+
+
+def _checked_sqlite(path: Path, expected_bytes: int) -> safeio.Digest:
+    """fsync the committed SQLite file and read it back: its size must be what SQLite says it wrote."""
+    safeio.fsync_file(path)
+    digest = safeio.digest_file(path, f"index file {path}")
+    if digest.bytes != expected_bytes:
+        what = f"the document store on disk has {digest.bytes} bytes, SQLite wrote {expected_bytes}"
+        raise OSError(errno.EIO, what, str(path))
+    return digest
+
+
+def _still_current(old: Manifest | None) -> str:
+    return f" (generation {old.generation} is still the current one)" if old is not None else ""
+
+
+def _remove_new_generation(tmp: Path, final: Path | None) -> str:
+    """Remove the unpublished new generation; a note for the message when some of it could not be."""
+    left = []
+    for d in (tmp, final):
+        if d is not None and os.path.lexists(d):
+            shutil.rmtree(d, ignore_errors=True)
+            if os.path.lexists(d):
+                left.append(str(d))
+    if not left:
+        return ""
+    return f"; could not remove the unfinished new version {', '.join(left)}: remove it by hand"
+
+
 def _write_failure(exc: BaseException) -> str | None:
     """Describe a failed write that is the system's doing (full disk, permissions, I/O), else None.
 
@@ -1130,7 +1204,7 @@ def _write_failure(exc: BaseException) -> str | None:
         what = full if "No space left" in str(exc) else f"the vector index could not be saved ({exc})"
     else:
         return None
-    return what + "; the index is unchanged"
+    return what + _UNCHANGED
 
 
 def _remove_unborn(index_dir: Path) -> None:

@@ -190,10 +190,10 @@ def _sqlite_full(*_a: object, **_k: object) -> None:
 @pytest.mark.parametrize(
     ("target", "replacement"),
     [
-        ("tase_search.retriever.shutil.copyfile", _enospc),  # copying the SQLite file
+        ("tase_search.store.safeio.copy_file", _enospc),  # copying the SQLite file
         ("tase_search.store.vectors.FaissIndex.save", _faiss_full),  # FAISS write_index
         ("tase_search.store.docs.DocStore.commit", _sqlite_full),  # SQLite commit
-        ("tase_search.retriever.sha256_file", _enospc),  # reading back for checksums
+        ("tase_search.store.safeio.digest_file", _enospc),  # reading back for checksums
         ("tase_search.store.lock.os.replace", _enospc),  # the manifest's rename
         ("tase_search.store.lock.os.fsync", _enospc),  # fsync of the files or manifest
     ],

@@ -64,7 +64,7 @@ def test_manifest_round_trip(tmp_path: Path) -> None:
         rows=10,
         documents=7,
         tombstones=2,
-        files={"docs.sqlite": {"bytes": 12, "sha256": "ab"}},
+        files={"docs.sqlite": {"bytes": 12, "sha256": "ab" * 32}},
         search_params="efSearch=96",
     )
     write_manifest(tmp_path, m)

@@ -2,18 +2,24 @@
 
 One row per document and one row per passage; a passage's rowid is its vector id in FAISS,
 so a search hit maps back to its document with a primary-key lookup.
+
+A file that is not what tase-search wrote (a view or trigger in place of a table, a NULL or
+binary text, metadata that is not a JSON object or is nested absurdly deep, a damaged page)
+raises :class:`IndexCorrupt` as it is opened or read, never a traceback or a hang.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import IndexCorrupt, InputError
+from .safeio import not_regular
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -36,6 +42,10 @@ CREATE INDEX IF NOT EXISTS passages_doc ON passages(doc_key);
 CREATE TABLE IF NOT EXISTS tombstones (pid INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+TABLES = ("documents", "passages", "tombstones", "state")
+#: Deepest metadata nesting stored or read back (the corpus readers refuse deeper input).
+MAX_METADATA_DEPTH = 64
+_FIX = "the index is damaged (run `tase-search verify`)"
 
 
 @dataclass(frozen=True)
@@ -58,8 +68,12 @@ class DocStore:
         self.path = Path(path)
         self.readonly = readonly
         if readonly:
-            if not self.path.is_file():
-                raise IndexCorrupt(f"document store {self.path} is missing; the index is damaged")
+            try:
+                odd = not_regular(self.path)
+            except FileNotFoundError:
+                raise IndexCorrupt(f"document store {self.path} is missing; the index is damaged") from None
+            if odd:  # never opened through a link, nor a FIFO (which would hang)
+                raise IndexCorrupt(f"document store {self.path} is {odd}, not a regular file; {_FIX}")
             uri = f"file:{self.path}?mode=ro"
             try:
                 self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
@@ -72,18 +86,67 @@ class DocStore:
             self.conn.executescript(SCHEMA)
         self.conn.execute("PRAGMA foreign_keys=ON")
         try:
+            self._check_schema()
             self.conn.execute("SELECT 1 FROM documents LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise IndexCorrupt(f"document store {self.path} is damaged: {exc}") from exc
+        except IndexCorrupt:
+            self.conn.close()
+            raise
+
+    def _check_schema(self) -> None:
+        """Only the tables and indexes of :data:`SCHEMA`: a view (which may recurse without end) or a
+        trigger in their place is not a file tase-search wrote."""
+        kinds = dict(self.conn.execute("SELECT name, type FROM sqlite_master").fetchall())
+        odd = sorted(f"{t} {n!r}" for n, t in kinds.items() if t not in ("table", "index"))
+        missing = [t for t in TABLES if kinds.get(t) != "table"]
+        if odd or missing:
+            what = ", ".join(odd[:3]) if odd else f"no table {missing[0]!r}"
+            raise IndexCorrupt(f"document store {self.path} is not one tase-search wrote ({what}); {_FIX}")
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """SQLite errors while reading (a damaged page) become IndexCorrupt."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorrupt(f"document store {self.path} could not be read ({exc}); {_FIX}") from exc
+
+    def _row(self, doc_id: object, text: object, meta: object, where: str) -> dict[str, Any]:
+        """Check a stored document row as it is read; returns its metadata."""
+        if not isinstance(doc_id, str) or not isinstance(text, str):
+            bad = "id" if not isinstance(doc_id, str) else "text"
+            raise IndexCorrupt(
+                f"document store {self.path}: {where} has a {bad} that is not a string "
+                f"({type(text if bad == 'text' else doc_id).__name__}); {_FIX}"
+            )
+        return parse_metadata(meta, f"document store {self.path}: {where}")
 
     def close(self) -> None:
         self.conn.close()
 
     # --------------------------------------------------------------- counters
     def _state(self, key: str, default: int) -> int:
-        row = self.conn.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
-        return int(row[0]) if row else default
+        with self._reading():
+            row = self.conn.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return default
+        if not (isinstance(row[0], str) and row[0].isdigit() and len(row[0]) <= 18):
+            raise IndexCorrupt(f"document store {self.path}: state {key!r} is {str(row[0])[:40]!r}; {_FIX}")
+        return int(row[0])
+
+    def model_fingerprint(self) -> str | None:
+        """The weights fingerprint recorded by the write that made this file (None before it was recorded):
+        the checksummed copy that ``verify`` compares the manifest's with."""
+        with self._reading():
+            row = self.conn.execute("SELECT value FROM state WHERE key='model_fingerprint'").fetchone()
+        return row[0] if row and isinstance(row[0], str) else None
+
+    def set_model_fingerprint(self, fingerprint: str) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO state(key, value) VALUES ('model_fingerprint', ?)", (fingerprint,)
+        )
 
     def _set_state(self, key: str, value: int) -> None:
         self.conn.execute("INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)", (key, str(value)))
@@ -101,6 +164,11 @@ class DocStore:
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
+
+    def file_bytes(self) -> int:
+        """The file's size as SQLite wrote it (pages x page size): what the disk must hold after a commit."""
+        pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+        return int(pages) * int(self.conn.execute("PRAGMA page_size").fetchone()[0])
 
     def rollback(self) -> None:
         if self.conn.in_transaction:
@@ -171,19 +239,23 @@ class DocStore:
         self.conn.execute("DELETE FROM tombstones")
 
     def tombstones(self) -> list[int]:
-        return [r[0] for r in self.conn.execute("SELECT pid FROM tombstones ORDER BY pid")]
+        with self._reading():
+            return [int(r[0]) for r in self.conn.execute("SELECT pid FROM tombstones ORDER BY pid")]
 
     def tombstone_count(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0])
+        with self._reading():
+            return int(self.conn.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0])
 
     # ------------------------------------------------------------------ reads
     def counts(self) -> tuple[int, int]:
-        docs = self.conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-        passages = self.conn.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+        with self._reading():
+            docs = self.conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            passages = self.conn.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
         return int(docs), int(passages)
 
     def all_pids(self) -> list[int]:
-        return [r[0] for r in self.conn.execute("SELECT pid FROM passages ORDER BY pid")]
+        with self._reading():
+            return [r[0] for r in self.conn.execute("SELECT pid FROM passages ORDER BY pid")]
 
     def doc_keys(self, pids: Sequence[int]) -> dict[int, int]:
         """Passage id -> document key, to keep one hit per document without fetching texts."""
@@ -191,7 +263,8 @@ class DocStore:
         for i in range(0, len(pids), 500):
             chunk = [int(p) for p in pids[i : i + 500]]
             q = "SELECT pid, doc_key FROM passages WHERE pid IN (%s)" % ",".join("?" * len(chunk))
-            out.update(self.conn.execute(q, chunk).fetchall())
+            with self._reading():
+                out.update(self.conn.execute(q, chunk).fetchall())
         return out
 
     def fetch(self, pids: Sequence[int]) -> dict[int, StoredPassage]:
@@ -203,8 +276,16 @@ class DocStore:
                 "FROM passages p JOIN documents d ON d.doc_key = p.doc_key WHERE p.pid IN (%s)"
                 % ",".join("?" * len(chunk))
             )
-            for pid, doc_id, text, meta, source, idx, count, start, end in self.conn.execute(q, chunk):
-                out[pid] = StoredPassage(pid, doc_id, text, json.loads(meta), source, idx, count, start, end)
+            with self._reading():
+                rows = self.conn.execute(q, chunk).fetchall()
+            for pid, doc_id, text, meta, source, idx, count, start, end in rows:
+                where = f"passage {pid}"
+                metadata = self._row(doc_id, text, meta, where)
+                if not all(type(v) is int for v in (idx, count, start, end)) or not 0 <= start <= end:
+                    raise IndexCorrupt(f"document store {self.path}: {where} has invalid offsets; {_FIX}")
+                if source is not None and not isinstance(source, str):
+                    source = str(source)
+                out[pid] = StoredPassage(pid, doc_id, text, metadata, source, idx, count, start, end)
         return out
 
     def pids_matching(self, filters: dict[str, str]) -> list[int]:
@@ -223,33 +304,60 @@ class DocStore:
         q = "SELECT p.pid FROM passages p JOIN documents d ON d.doc_key = p.doc_key"
         if clauses:
             q += " WHERE " + " AND ".join(clauses)
-        return [r[0] for r in self.conn.execute(q, params)]
+        with self._reading():
+            return [r[0] for r in self.conn.execute(q, params)]
 
     def get_documents(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         out = []
         for doc_id in ids:
-            row = self.conn.execute(
-                "SELECT id, text, metadata, source, line FROM documents WHERE id=?", (doc_id,)
-            ).fetchone()
+            with self._reading():
+                row = self.conn.execute(
+                    "SELECT id, text, metadata, source, line FROM documents WHERE id=?", (doc_id,)
+                ).fetchone()
             if row:
+                metadata = self._row(row[0], row[1], row[2], f"document {str(row[0])[:60]!r}")
                 out.append(
-                    {
-                        "id": row[0],
-                        "text": row[1],
-                        "metadata": json.loads(row[2]),
-                        "source": row[3],
-                        "line": row[4],
-                    }
+                    {"id": row[0], "text": row[1], "metadata": metadata, "source": row[3], "line": row[4]}
                 )
         return out
 
     def sources(self) -> list[tuple[str, int]]:
-        return [
-            (r[0], r[1])
-            for r in self.conn.execute(
-                "SELECT COALESCE(source, ''), COUNT(*) FROM documents GROUP BY source ORDER BY 2 DESC LIMIT 20"
-            )
-        ]
+        with self._reading():
+            return [
+                (str(r[0]), int(r[1]))
+                for r in self.conn.execute(
+                    "SELECT COALESCE(source, ''), COUNT(*) FROM documents GROUP BY source ORDER BY 2 DESC LIMIT 20"
+                )
+            ]
+
+
+def parse_metadata(raw: object, where: str) -> dict[str, Any]:
+    """Stored metadata as a dict: it must be a JSON object nested at most :data:`MAX_METADATA_DEPTH` deep."""
+    if not isinstance(raw, str):
+        raise IndexCorrupt(f"{where} has metadata that is not JSON text ({type(raw).__name__}); {_FIX}")
+    try:
+        meta = json.loads(raw)
+    except (ValueError, RecursionError):  # not JSON, absurd nesting, or an integer past the digit limit
+        raise IndexCorrupt(f"{where} has metadata that is not valid JSON; {_FIX}") from None
+    if not isinstance(meta, dict):
+        raise IndexCorrupt(f"{where} has metadata that is not a JSON object; {_FIX}")
+    if json_depth(meta) > MAX_METADATA_DEPTH:
+        raise IndexCorrupt(f"{where} has metadata nested deeper than {MAX_METADATA_DEPTH} levels; {_FIX}")
+    return meta
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0, ``{}`` is 1), without recursion."""
+    depth, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        elif not isinstance(v, list):
+            continue
+        depth = max(depth, d)
+        stack.extend((x, d + 1) for x in v if isinstance(x, (dict, list)))
+    return depth
 
 
 def _json_path(key: str) -> str:

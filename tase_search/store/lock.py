@@ -2,7 +2,8 @@
 
 The writer lock is an ``flock`` on ``<index>/.lock``: the kernel drops it when the holding
 process dies, so a lock left by a killed writer is never stale in practice; the PID written
-into the file is only for the error message. Readers never take the lock — they read the
+into the file is only for the error message. The file is opened without following links and
+must be a regular file with one name, since taking the lock truncates it. Readers never take the lock — they read the
 manifest, which is replaced atomically, and the immutable generation it points to.
 
 :func:`fault_point` is the fault-injection hook the crash tests use (a no-op unless
@@ -14,11 +15,15 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import signal
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import IndexLocked
+from ..errors import IndexLocked, IndexWriteError
+from .safeio import fsync_dir, open_regular, write_bytes
+
+__all__ = ["FAULT_POINTS", "LOCK_NAME", "WriterLock", "atomic_write_bytes", "fault_point", "fsync_dir"]
 
 LOCK_NAME = ".lock"
 FAULT_ENV = "TASE_SEARCH_FAULT"
@@ -55,7 +60,7 @@ def fault_point(name: str) -> None:
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):
         return False
     except PermissionError:
         return True
@@ -71,14 +76,26 @@ class WriterLock:
 
     def acquire(self) -> WriterLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        # never through a link, and only a regular file with no other name: the PID write truncates it
+        fd = open_regular(
+            self.path,
+            f"lock file {self.path}",
+            flags=os.O_RDWR | os.O_CREAT,
+            single_link=True,
+            error=IndexWriteError,
+        )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            holder = _read_pid(fd)
+            holder, raw = _read_pid(fd)
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                who = f"PID {holder}" if holder else "another process"
+                if holder:
+                    who = f"PID {holder}"
+                elif raw:
+                    who = f"another process (its lock file holds {raw[:24]!r}, not a valid PID)"
+                else:
+                    who = "another process"
                 raise IndexLocked(
                     f"index {self.path.parent} is locked by {who} (a writer is indexing or deleting); "
                     "wait for it to finish — searches keep working meanwhile"
@@ -107,35 +124,41 @@ class WriterLock:
         self.release()
 
 
-def _read_pid(fd: int) -> int | None:
+#: The kernel's largest possible PID (``PID_MAX_LIMIT`` on 64-bit Linux): anything above is not a PID.
+PID_MAX = 4_194_304
+_PID_RE = re.compile(r"[1-9][0-9]{0,6}")
+
+
+def parse_pid(raw: str) -> int | None:
+    """The PID a lock file holds, or None for anything else (empty, junk, -1, 0, huge numbers)."""
+    raw = raw.strip()
+    if not _PID_RE.fullmatch(raw):
+        return None
+    pid = int(raw)
+    return pid if pid <= PID_MAX else None
+
+
+def _read_pid(fd: int) -> tuple[int | None, str]:
+    """(live PID or None, the text found) of a lock file someone holds."""
     try:
         os.lseek(fd, 0, os.SEEK_SET)
         raw = os.read(fd, 32).decode(errors="replace").strip()
-        pid = int(raw) if raw else None
-    except (OSError, ValueError):
-        return None
+    except OSError:
+        return None, ""
+    pid = parse_pid(raw)
     if pid is not None and not _pid_alive(pid):
-        return None
-    return pid
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return None, ""
+    return pid, "" if pid is not None else raw
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old or the new file, never a mix."""
+    """Write ``data`` to ``path`` so readers see the old or the new file, never a mix. The temporary
+    is written in full and read back (:func:`safeio.write_bytes`) before it replaces ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        tmp.unlink(missing_ok=True)  # left by a killed process that had our PID
+        write_bytes(tmp, data)
         fault_point(f"{path.stem}-tmp")  # "manifest-tmp"
         os.replace(tmp, path)
     except BaseException:

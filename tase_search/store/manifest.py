@@ -10,13 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import IndexCorrupt, IndexMismatch
+from ..errors import IndexCorrupt, IndexMismatch, TaseSearchError
 from .lock import atomic_write_bytes
+from .safeio import read_bytes
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -83,12 +85,14 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Manifest:
+        """A manifest from its parsed JSON, every field checked first (:func:`validate_manifest`)."""
         version = raw.get("format_version")
         if version != FORMAT_VERSION:
             raise IndexMismatch(
                 f"index format version {version!r} is not supported by this tase-search "
                 f"(expects {FORMAT_VERSION}); rebuild the index with this version"
             )
+        validate_manifest(raw)
         try:
             model = ModelInfo(**raw["model"])
             rest = {k: v for k, v in raw.items() if k != "model"}
@@ -101,16 +105,144 @@ class Manifest:
 
 
 def read_manifest(index_dir: Path) -> Manifest:
+    """The manifest of ``index_dir``: a regular file (no link followed) of at most
+    :data:`MAX_MANIFEST_BYTES`, JSON, every field validated. FileNotFoundError when there is none."""
     path = Path(index_dir) / MANIFEST_NAME
+    data = read_bytes(path, str(path), MAX_MANIFEST_BYTES)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IndexCorrupt(f"{path} is unreadable or not JSON ({exc}); the index is damaged") from exc
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, integer digit limit
+        raise IndexCorrupt(
+            f"{path} is unreadable or not JSON ({str(exc)[:200]}); the index is damaged"
+        ) from exc
+    except RecursionError:
+        raise IndexCorrupt(
+            f"{path} is JSON nested too deeply to be a manifest; the index is damaged"
+        ) from None
     if not isinstance(raw, dict):
         raise IndexCorrupt(f"{path} is not a JSON object; the index is damaged")
-    return Manifest.from_dict(raw)
+    try:
+        return Manifest.from_dict(raw)
+    except IndexCorrupt as exc:
+        raise IndexCorrupt(f"{path}: {exc}") from None
+
+
+def read_generation(index_dir: Path) -> int | None:
+    """The generation the manifest names, or None when there is no valid manifest (never raises)."""
+    try:
+        return read_manifest(index_dir).generation
+    except (OSError, TaseSearchError):
+        return None
+
+
+# ------------------------------------------------------------------------------------ schema
+#: A manifest is a few kilobytes; anything far bigger is not one (and is not read into memory).
+MAX_MANIFEST_BYTES = 1 << 20
+#: The files a generation directory may hold: plain names, never paths.
+INDEX_FILES = ("docs.sqlite", "vectors.faiss", "vectors.npz")
+_MAX_COUNT = (1 << 53) + 1
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TOKEN = re.compile(r"[0-9A-Za-z:._+-]{1,256}")
+_PARAMS = re.compile(
+    r"([A-Za-z_][A-Za-z0-9_]{0,63}=[0-9]{1,9})(,[A-Za-z_][A-Za-z0-9_]{0,63}=[0-9]{1,9}){0,15}"
+)
+#: field -> (type, required, allowed): a ``range`` (of the value, or of a string's length), a set of
+#: values, or a regex the string must match.
+_Check = tuple[type, bool, Any]
+_MODEL_FIELDS: dict[str, _Check] = {
+    "id": (str, True, range(1, 4097)),
+    "fingerprint": (str, True, _TOKEN),
+    "dimension": (int, True, range(1, 65_537)),
+    "max_seq_length": (int, True, range(0, (1 << 20) + 1)),
+    "normalized": (bool, False, None),
+}
+_FIELDS: dict[str, _Check] = {
+    "model": (dict, True, None),
+    "factory": (str, True, range(1, 257)),
+    "index_type": (str, True, {"auto", "custom"}),
+    "generation": (int, False, range(0, 1_000_000_000)),
+    "rows": (int, False, range(0, _MAX_COUNT)),
+    "documents": (int, False, range(0, _MAX_COUNT)),
+    "tombstones": (int, False, range(0, _MAX_COUNT)),
+    "metric": (str, False, {"inner_product"}),
+    "backend": (str, False, _TOKEN),
+    "search_params": (str, False, _PARAMS),
+    "overlap_tokens": (int, False, range(0, 65_537)),
+    "format_version": (int, True, None),
+    "created": (str, False, range(0, 65)),
+    "updated": (str, False, range(0, 65)),
+    "versions": (dict, False, None),
+    "files": (dict, False, None),
+    "query_prompt": (str, False, range(0, 4097)),
+    "passage_prompt": (str, False, range(0, 4097)),
+}
+_OPTIONAL_NULL = ("query_prompt", "passage_prompt")  # may also be null: no prompt
+
+
+def validate_manifest(raw: dict[str, Any]) -> None:
+    """Refuse a manifest whose fields have the wrong type, are out of range, or name files outside the
+    generation directory, with one line naming the field (as :class:`IndexCorrupt`)."""
+    _check_fields(raw, _FIELDS, "")
+    unknown = sorted(set(raw) - set(_FIELDS))
+    if unknown:
+        raise IndexCorrupt(
+            f"manifest has unknown field(s) {', '.join(map(repr, unknown[:5]))}; the index is damaged"
+        )
+    if not isinstance(raw["model"], dict):
+        raise IndexCorrupt("manifest field 'model' must be an object; the index is damaged")
+    _check_fields(raw["model"], _MODEL_FIELDS, "model.")
+    versions = raw.get("versions", {})
+    if len(versions) > 64 or not all(
+        isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 64
+        for k, v in versions.items()
+    ):
+        raise IndexCorrupt(
+            "manifest field 'versions' must map package names to version strings; the index is damaged"
+        )
+    for name, info in raw.get("files", {}).items():
+        if name not in INDEX_FILES:
+            raise IndexCorrupt(
+                f"manifest lists the file {name[:80]!r}, which is not an index file (expected plain names "
+                f"among {', '.join(INDEX_FILES)}); the index is damaged"
+            )
+        if (
+            not isinstance(info, dict)
+            or set(info) != {"bytes", "sha256"}
+            or not _is_int(info["bytes"], 0, _MAX_COUNT)
+            or not isinstance(info["sha256"], str)
+            or not _HEX64.fullmatch(info["sha256"])
+        ):
+            raise IndexCorrupt(
+                f'manifest entry for {name} must be {{"bytes": <size>, "sha256": <64 hex digits>}}; '
+                "the index is damaged"
+            )
+
+
+def _is_int(v: Any, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _check_fields(raw: dict[str, Any], spec: dict[str, _Check], prefix: str) -> None:
+    for key, (typ, required, allowed) in spec.items():
+        if key not in raw:
+            if required:
+                raise IndexCorrupt(f"manifest has no {prefix}{key!r} field; the index is damaged")
+            continue
+        v = raw[key]
+        if v is None and key in _OPTIONAL_NULL:
+            continue
+        ok = isinstance(v, typ) and not (typ is int and isinstance(v, bool))
+        if ok and isinstance(allowed, range):
+            ok = (len(v) if isinstance(v, str) else v) in allowed
+        elif ok and isinstance(allowed, set):
+            ok = v in allowed
+        elif ok and isinstance(allowed, re.Pattern):
+            ok = bool(allowed.fullmatch(v)) or (key == "search_params" and v == "")
+        if not ok:
+            shown = repr(v)[:60] if isinstance(v, (str, int, float, bool)) or v is None else type(v).__name__
+            raise IndexCorrupt(
+                f"manifest field {prefix}{key!r} has an invalid value ({shown}); the index is damaged"
+            )
 
 
 def write_manifest(index_dir: Path, manifest: Manifest) -> None:

@@ -16,6 +16,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import IndexCorrupt, IndexWriteError, InputError
+from .faiss_guard import check_faiss_file
+from .safeio import CHUNK, Digest, HashingReader, write_file
 
 #: Corpus sizes (vectors) at which ``auto`` moves to the next index type.
 FLAT_MAX = 50_000
@@ -31,6 +33,8 @@ TRAIN_SAMPLE = 256 * 1024
 #: Rows moved per step when an index changes type (reconstructed from the old one, added to the new one),
 #: so a change of type never holds a second full copy of the vectors.
 MOVE_BATCH = 65_536
+#: The numpy backend reads its whole file into memory (it is the tests' reference, for small indexes).
+MAX_NPZ_BYTES = 1 << 30
 
 _FACTORY_RE = re.compile(r"^[A-Za-z0-9_,.=x]+$")
 
@@ -89,7 +93,9 @@ class VectorIndex(Protocol):
         """(ids, vectors) of everything stored, ``batch`` rows at a time, in storage order."""
         ...
 
-    def save(self, path: Path) -> None: ...
+    def save(self, path: Path) -> Digest:
+        """Write a new file at ``path``; its size and SHA-256, checked against the disk."""
+        ...
 
 
 # --------------------------------------------------------------------------- FAISS
@@ -137,23 +143,47 @@ class FaissIndex:
 
     @classmethod
     def load(
-        cls, path: Path, factory: str, dimension: int, search_params: str = "", *, mmap: bool = False
+        cls,
+        path: Path,
+        factory: str,
+        dimension: int,
+        search_params: str = "",
+        *,
+        mmap: bool = False,
+        expect: Digest | None = None,
     ) -> FaissIndex:
         """Read an index file. ``mmap=True`` (searching only) maps the stored vectors instead of reading
         them: a cold open of a 1M-vector HNSW index drops from seconds to ~0.1 s, and processes that
         search the same index share its pages through the page cache. Safe because a generation's
-        files never change once published (writers make a new generation). The result is read-only."""
+        files never change once published (writers make a new generation). The result is read-only.
+
+        The file's structure is checked first (:func:`check_faiss_file`), so damage is an error, never
+        an allocation of whatever size the file claims. ``expect`` (what a write is about to carry
+        over) reads the file through a hash, in the same pass, and refuses it unless it matches."""
         import faiss
 
+        check_faiss_file(path, f"vector index {path}")
         try:
-            if mmap:
+            if expect is not None:
+                reader = HashingReader(path, f"vector index {path}")
+                try:
+                    index = faiss.read_index(faiss.PyCallbackIOReader(reader.read, CHUNK))
+                    got = reader.finish()
+                finally:
+                    reader.close()
+                if got != expect:
+                    raise IndexCorrupt(
+                        f"vector index {path} does not match its size and checksum in the manifest; "
+                        "the index is damaged"
+                    )
+            elif mmap:
                 try:
                     index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
                 except RuntimeError:  # a type FAISS cannot map: read it the ordinary way
                     index = faiss.read_index(str(path))
             else:
                 index = faiss.read_index(str(path))
-        except RuntimeError as exc:
+        except (RuntimeError, MemoryError) as exc:
             raise IndexCorrupt(
                 f"vector index {path} could not be read ({_faiss_msg(exc)}); the index is damaged"
             ) from exc
@@ -275,10 +305,14 @@ class FaissIndex:
             stop = min(n, start + batch)
             yield ids[start:stop], np.asarray(inner.reconstruct_n(start, stop - start), dtype=np.float32)
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path) -> Digest:
+        """Through :class:`CheckedWriter`, not FAISS's own file writer: that one reports a failed close
+        (a full disk) only on stderr, and its file may be short."""
         import faiss
 
-        faiss.write_index(self.index, str(path))
+        return write_file(
+            path, lambda w: faiss.write_index(self.index, faiss.PyCallbackIOWriter(w.write, CHUNK))
+        )
 
 
 def _find_hnsw(index: object) -> object | None:
@@ -334,14 +368,44 @@ class NumpyIndex:
 
     @classmethod
     def load(
-        cls, path: Path, factory: str, dimension: int, search_params: str = "", *, mmap: bool = False
+        cls,
+        path: Path,
+        factory: str,
+        dimension: int,
+        search_params: str = "",
+        *,
+        mmap: bool = False,
+        expect: Digest | None = None,
     ) -> NumpyIndex:
-        """``mmap`` is accepted for the common signature; the arrays are read (this backend is for tests)."""
+        """``mmap`` is accepted for the common signature; the arrays are read (this backend is for tests).
+        ``expect``: as for :meth:`FaissIndex.load`."""
+        import io
+
+        reader = HashingReader(path, f"vector file {path}")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                return cls(dimension, data["ids"], data["vectors"])
-        except (OSError, ValueError, KeyError) as exc:
+            parts: list[bytes] = []
+            while (chunk := reader.read(CHUNK)) and reader.bytes <= MAX_NPZ_BYTES:
+                parts.append(chunk)
+            raw = b"".join(parts)
+            got = reader.finish()
+        finally:
+            reader.close()
+        if got.bytes > MAX_NPZ_BYTES:
+            raise IndexCorrupt(
+                f"vector file {path} is over {MAX_NPZ_BYTES} bytes; the numpy backend is for small indexes"
+            )
+        if expect is not None and got != expect:
+            raise IndexCorrupt(
+                f"vector file {path} does not match its checksum in the manifest; the index is damaged"
+            )
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as data:
+                ids, vectors = data["ids"], data["vectors"]
+        except (OSError, ValueError, KeyError, EOFError, MemoryError) as exc:
             raise IndexCorrupt(f"vector file {path} could not be read ({exc}); the index is damaged") from exc
+        if ids.ndim != 1 or vectors.shape != (len(ids), dimension):
+            raise IndexCorrupt(f"vector file {path} holds arrays of the wrong shape; the index is damaged")
+        return cls(dimension, ids, vectors)
 
     @property
     def ntotal(self) -> int:
@@ -391,9 +455,12 @@ class NumpyIndex:
         for start in range(0, len(self.ids), max(1, batch)):
             yield self.ids[start : start + batch].copy(), self.vectors[start : start + batch].copy()
 
-    def save(self, path: Path) -> None:
-        with open(path, "wb") as fh:
-            np.savez(fh, ids=self.ids, vectors=self.vectors)
+    def save(self, path: Path) -> Digest:
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, ids=self.ids, vectors=self.vectors)
+        return write_file(path, lambda w: w.write(buf.getbuffer()))
 
 
 BACKENDS: dict[str, type] = {"faiss": FaissIndex, "numpy": NumpyIndex}

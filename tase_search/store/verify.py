@@ -2,18 +2,24 @@
 
 Loading an index checks sizes and row counts (cheap); verify also recomputes every file's
 SHA-256, runs SQLite's integrity check, loads the vector index and compares row counts across
-FAISS, SQLite and the manifest, so corruption is reported, never searched silently.
+FAISS, SQLite and the manifest, and the model fingerprint the manifest names with the one the
+documents were written with, so corruption is reported, never searched silently. Only the
+index's own files are read: a link in their place is reported, never followed.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import IndexError_, IndexNotFound
-from .manifest import MANIFEST_NAME, read_manifest, sha256_file
+from .docs import DocStore
+from .generation import DOCS_FILE, file_problem, generation_path, listing_problem, store_problems
+from .manifest import MANIFEST_NAME, Manifest, read_manifest
+from .safeio import not_regular
 from .vectors import get_backend
 
 
@@ -36,7 +42,7 @@ class VerifyReport:
 def verify_index(index_dir: Path, *, model_fingerprint: str | None = None) -> VerifyReport:
     index_dir = Path(index_dir)
     rep = VerifyReport(str(index_dir))
-    if not (index_dir / MANIFEST_NAME).is_file():
+    if not os.path.lexists(index_dir / MANIFEST_NAME):
         raise IndexNotFound(f"no index at {index_dir} (no {MANIFEST_NAME})")
     try:
         m = read_manifest(index_dir)
@@ -50,63 +56,76 @@ def verify_index(index_dir: Path, *, model_fingerprint: str | None = None) -> Ve
             f"manifest: built with model {m.model.id!r} (weights {m.model.fingerprint[:12]}), "
             f"not the given model (weights {model_fingerprint[:12]})"
         )
-    gen = index_dir / m.generation_dir
-    if not gen.is_dir():
-        rep.fail(f"generation directory {gen.name} named by the manifest is missing")
+    try:
+        gen = generation_path(index_dir, m)
+    except FileNotFoundError:
+        rep.fail(f"generation directory {m.generation_dir} named by the manifest is missing")
         return rep
-    if not m.files:
-        rep.fail("manifest lists no files")
-    for name, info in sorted(m.files.items()):
-        p = gen / name
-        if not p.is_file():
-            rep.fail(f"{name}: missing")
-            continue
-        size = p.stat().st_size
-        if size != info.get("bytes"):
-            rep.fail(f"{name}: {size} bytes, manifest says {info.get('bytes')} (truncated or replaced)")
-            continue
-        if sha256_file(p) != info.get("sha256"):
-            rep.fail(f"{name}: checksum differs from the manifest (the file is damaged)")
-            continue
-        rep.checked.append(f"{name} sha256")
-    docs_path = gen / "docs.sqlite"
-    n_passages = n_docs = n_tomb = None
-    if docs_path.is_file():
+    except IndexError_ as exc:
+        rep.fail(str(exc))
+        return rep
+    listing = listing_problem(m)
+    if listing:
+        rep.fail(listing)
+    for name in sorted(m.files):
+        problem = file_problem(gen, m, name, checksum=True)
+        if problem:
+            rep.fail(problem)
+        else:
+            rep.checked.append(f"{name} sha256")
+    _verify_docs(gen / DOCS_FILE, m, rep)
+    _verify_vectors(gen, m, rep)
+    return rep
+
+
+def _verify_docs(path: Path, m: Manifest, rep: VerifyReport) -> None:
+    try:
+        if not_regular(path):
+            return  # reported with the files
+    except FileNotFoundError:
+        return
+    try:
+        store = DocStore(path, readonly=True)
+    except IndexError_ as exc:
+        rep.fail(f"docs.sqlite: {exc}")
+        return
+    try:
+        problems = store_problems(store, m, integrity="integrity_check")
         try:
-            conn = sqlite3.connect(f"file:{docs_path}?mode=ro", uri=True)
-            try:
-                res = conn.execute("PRAGMA integrity_check").fetchall()
-                if res != [("ok",)]:
-                    rep.fail(f"docs.sqlite: integrity check failed: {res[:3]}")
-                n_docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-                n_passages = conn.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
-                n_tomb = conn.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0]
-                orphans = conn.execute(
-                    "SELECT COUNT(*) FROM passages p LEFT JOIN documents d ON d.doc_key=p.doc_key WHERE d.doc_key IS NULL"
-                ).fetchone()[0]
-                if orphans:
-                    rep.fail(f"docs.sqlite: {orphans} passages without a document")
-            finally:
-                conn.close()
-            rep.checked.append("docs.sqlite integrity")
+            orphans = store.conn.execute(
+                "SELECT COUNT(*) FROM passages p LEFT JOIN documents d ON d.doc_key=p.doc_key WHERE d.doc_key IS NULL"
+            ).fetchone()[0]
+            if orphans:
+                problems.append(f"docs.sqlite: {orphans} passages without a document")
         except sqlite3.DatabaseError as exc:
-            rep.fail(f"docs.sqlite: not a readable SQLite database ({exc})")
-    if n_docs is not None and n_docs != m.documents:
-        rep.fail(f"documents: SQLite has {n_docs}, manifest says {m.documents}")
-    if n_passages is not None and n_passages != m.rows:
-        rep.fail(f"passages: SQLite has {n_passages}, manifest says {m.rows}")
-    if n_tomb is not None and n_tomb != m.tombstones:
-        rep.fail(f"tombstones: SQLite has {n_tomb}, manifest says {m.tombstones}")
+            problems.append(f"docs.sqlite: not a readable SQLite database ({exc})")
+        if store.model_fingerprint() is not None:
+            rep.checked.append("model fingerprint matches the documents")
+    except IndexError_ as exc:
+        problems = [f"docs.sqlite: {exc}"]
+    finally:
+        store.close()
+    for p in problems:
+        rep.fail(p)
+    if not problems:
+        rep.checked.append("docs.sqlite integrity")
+        rep.checked.append("documents/passages/tombstones match the manifest")
+
+
+def _verify_vectors(gen: Path, m: Manifest, rep: VerifyReport) -> None:
     try:
         backend = get_backend(m.backend)
         vec_path = gen / ("vectors" + backend.suffix)
+        if not_regular(vec_path):
+            return  # reported with the files
         vectors = backend.load(vec_path, m.factory, m.model.dimension, m.search_params)
         if vectors.ntotal != m.rows + m.tombstones:
             rep.fail(f"vectors: index holds {vectors.ntotal} rows, manifest says {m.rows + m.tombstones}")
         else:
             rep.checked.append("vectors load + row count")
+    except FileNotFoundError:
+        return
     except IndexError_ as exc:
         rep.fail(f"vectors: {exc}")
     except Exception as exc:  # noqa: BLE001 - any load failure is corruption from the user's view
         rep.fail(f"vectors: could not be loaded ({exc})")
-    return rep

@@ -1,0 +1,117 @@
+"""What a generation directory must hold: the manifest's files, confined to it and intact.
+
+One set of checks for the three places that trust a generation: loading (sizes always,
+checksums and counts for small indexes), a write about to carry a generation's contents into
+the next one (everything it carries), and ``tase-search verify`` (everything). A generation is
+a real directory (not a link) directly in the index, its files are the plain names the
+manifest lists, each a regular file (never followed through a link), so nothing outside the
+index is opened or described in an error.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from ..errors import IndexCorrupt
+from .docs import DocStore
+from .manifest import Manifest
+from .safeio import Digest, digest_file
+from .vectors import get_backend
+
+DOCS_FILE = "docs.sqlite"
+DAMAGED = "the index is damaged (run `tase-search verify`)"
+
+
+def vectors_file(m: Manifest) -> str:
+    return "vectors" + get_backend(m.backend).suffix
+
+
+def expected(m: Manifest, name: str) -> Digest:
+    info = m.files[name]
+    return Digest(int(info["bytes"]), str(info["sha256"]))
+
+
+def generation_path(index_dir: Path, m: Manifest) -> Path:
+    """The generation directory the manifest names. FileNotFoundError when it is missing (a writer may
+    have just removed it); IndexCorrupt when it is a link or not a directory."""
+    gen = Path(index_dir) / m.generation_dir
+    mode = os.lstat(gen).st_mode
+    if not stat.S_ISDIR(mode):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a directory"
+        raise IndexCorrupt(f"generation {gen} is {kind}; {DAMAGED}")
+    return gen
+
+
+def listing_problem(m: Manifest) -> str | None:
+    """Why the manifest's file list cannot describe this index (None when it can): without its entries,
+    no size or checksum of the files would be checked."""
+    if not m.files:
+        return "the manifest lists no files"
+    wanted = (DOCS_FILE, vectors_file(m))
+    missing = [n for n in wanted if n not in m.files]
+    if missing:
+        return f"the manifest does not list {missing[0]}"
+    extra = sorted(set(m.files) - set(wanted))
+    if extra:
+        return f"the manifest lists {extra[0]}, which a {m.backend} index does not have"
+    return None
+
+
+def file_problem(gen: Path, m: Manifest, name: str, *, checksum: bool) -> str | None:
+    """Why one listed file does not match the manifest (None when it does). Never follows a link, so
+    what it reports is about the index's own entries only."""
+    path = gen / name
+    want = expected(m, name)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return f"{name}: missing"
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+        return f"{name}: is {kind}, not a file inside the index"
+    if st.st_size != want.bytes:
+        return f"{name}: {st.st_size} bytes, the manifest says {want.bytes} (truncated or replaced)"
+    if checksum and digest_file(path, f"index file {path}").sha256 != want.sha256:
+        return f"{name}: checksum differs from the manifest (the file is damaged)"
+    return None
+
+
+def check_files(gen: Path, m: Manifest, *, checksum: bool) -> None:
+    """Raise IndexCorrupt for the first listed file that does not match the manifest."""
+    why = listing_problem(m) or next(
+        (p for n in sorted(m.files) if (p := file_problem(gen, m, n, checksum=checksum))), None
+    )
+    if why:
+        raise IndexCorrupt(f"{gen}: {why}; {DAMAGED}")
+
+
+def store_problems(store: DocStore, m: Manifest, *, integrity: str = "quick_check") -> list[str]:
+    """What is wrong inside the document store: SQLite's own check (``quick_check``, or the slower
+    ``integrity_check``), counts against the manifest, and the weights fingerprint it records."""
+    import sqlite3
+
+    problems = []
+    try:
+        res = store.conn.execute(f"PRAGMA {integrity}").fetchall()
+        if res != [("ok",)]:
+            problems.append(f"{DOCS_FILE}: SQLite {integrity.replace('_', ' ')} failed: {str(res[:3])[:200]}")
+        n_docs, n_passages = store.counts()
+        n_tomb = store.tombstone_count()
+        for what, have, want in (
+            ("documents", n_docs, m.documents),
+            ("passages", n_passages, m.rows),
+            ("tombstones", n_tomb, m.tombstones),
+        ):
+            if have != want:
+                problems.append(f"{what}: SQLite has {have}, the manifest says {want}")
+        recorded = store.model_fingerprint()
+        if recorded is not None and recorded != m.model.fingerprint:
+            problems.append(
+                f"model fingerprint: the manifest says {m.model.fingerprint[:12]}, the documents were "
+                f"written with {recorded[:12]}"
+            )
+    except (sqlite3.DatabaseError, IndexCorrupt) as exc:
+        problems.append(f"{DOCS_FILE}: not a readable SQLite database ({str(exc)[:200]})")
+    return problems
