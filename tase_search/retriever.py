@@ -49,6 +49,7 @@ from .store import generation as _gen
 from .store import safeio
 from .store import vectors as _vec
 from .store.docs import DocStore
+from .store.faiss_errors import faiss_message
 from .store.lock import LOCK_NAME, WriterLock, fault_point, fsync_dir
 from .store.manifest import (
     MANIFEST_NAME,
@@ -834,7 +835,7 @@ class Retriever:
             slot.vectors.train(allv)
         except RuntimeError as exc:
             raise InputError(
-                f"index type {slot.factory!r} could not be trained on {n} vectors ({exc}); "
+                f"index type {slot.factory!r} could not be trained on {n} vectors ({faiss_message(exc)}); "
                 "use a smaller IVF list count or the automatic index type"
             ) from exc
         slot.vectors.add(allv, alli)

@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import IndexCorrupt, IndexWriteError, InputError
+from .faiss_errors import faiss_message
 from .faiss_guard import check_faiss_file
 from .safeio import CHUNK, Digest, HashingReader, write_file
 
@@ -332,11 +333,7 @@ def _ivf_of(index: object) -> object | None:
 
 
 def _faiss_msg(exc: Exception) -> str:
-    msg = str(exc).strip().splitlines()
-    for line in msg:
-        if "Error" in line or "error" in line:
-            return line.strip()[:200]
-    return (msg[-1] if msg else repr(exc))[:200]
+    return faiss_message(exc)
 
 
 def validate_factory(factory: str) -> None:
