@@ -85,6 +85,8 @@ class Progress:
             return
         if self._bar is not None:
             self._bar.refresh()
+        elif self.mode == "log" and self.done != max(self._printed, 0):  # where the count got to, first
+            self._print(self.line())
         self._print(name)
 
     def __call__(self, n: int) -> None:
