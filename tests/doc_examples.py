@@ -35,3 +35,20 @@ def run_example(name: str, **given: Any) -> dict[str, Any]:
     assert lang == "python", f"example {name!r} is {lang}, not python"
     exec(compile(code, f"{DOC}:{name}", "exec"), namespace)  # noqa: S102
     return namespace
+
+
+def shell_example(name: str) -> list[tuple[list[str], str | None]]:
+    """The commands of shell example ``name`` as argv lists, each with the first result id its
+    ``# → ID`` comment promises (None without one). Lines starting with ``#`` are comments."""
+    import shlex
+
+    lang, code = examples()[name]
+    assert lang in ("bash", "sh", "console"), f"example {name!r} is {lang}, not a shell example"
+    out = []
+    for line in code.splitlines():
+        command, _, comment = line.partition("#")
+        if not command.strip():
+            continue
+        expected = comment.split("→", 1)[1].strip() if "→" in comment else None
+        out.append((shlex.split(command), expected))
+    return out
