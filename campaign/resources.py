@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from campaign.common import fake_encoder, leftovers, make_docs, snapshot
+from campaign.common import check_next_write, fake_encoder, leftovers, make_docs, snapshot
 
 
 @contextlib.contextmanager
@@ -92,3 +92,86 @@ def disk_full_check(work: Path) -> dict[str, Any]:
         res = fill_and_check(ix)
         shutil.rmtree(ix, ignore_errors=True)
         return res
+
+
+def disk_full_sweep(work: Path, *, steps: int = 40, step: int = 4096, size: str = "8m") -> dict[str, Any]:
+    """Appends on a real small filesystem with the free space set, 4 KiB apart, around what the append
+    needs (found by bisection first): every trial must leave the old index byte-identical with nothing
+    left behind, or a new one that verifies; after a failure the next write must succeed.
+
+    One tmpfs (root only; skipped otherwise) holds the index and a filler file sized so that exactly the
+    wanted space is free.
+    """
+    import os
+
+    from campaign.hostile import index_bytes, restore
+    from tase_search.errors import IndexWriteError
+    from tase_search.retriever import Retriever
+    from tase_search.store.verify import verify_index
+
+    enc = fake_encoder()
+    mnt = Path(work) / "tmpfs-sweep"
+    with small_tmpfs(mnt, size) as fs:
+        if fs is None:
+            return {"ok": None, "skipped": "mounting a tmpfs is not permitted here"}
+        ix, filler = fs / "ix", fs / "filler"
+        Retriever.build(make_docs(100, prefix="f"), model=enc, path=ix).close()
+        pristine = index_bytes(ix)
+        new_docs = make_docs(60, prefix="n", seed=5)
+
+        def trial(free: int) -> dict[str, Any]:
+            restore(ix, pristine)
+            st = os.statvfs(fs)
+            fill = st.f_bavail * st.f_frsize - free
+            if fill > 0:
+                with open(filler, "wb") as fh:
+                    os.posix_fallocate(fh.fileno(), 0, fill)
+            problems: list[str] = []
+            try:
+                with Retriever.load(ix, model=enc) as r:
+                    r.add(new_docs)
+                state = "new"
+            except IndexWriteError as exc:
+                state = "old"
+                if "no space left" not in str(exc) or "unchanged" not in str(exc):
+                    problems.append(f"unclear message: {exc}")
+            except Exception as exc:  # noqa: BLE001
+                state = "error"
+                problems.append(f"not a clean error: {type(exc).__name__}: {exc}")
+            finally:
+                filler.unlink(missing_ok=True)
+            gens = sorted(p.name for p in ix.iterdir() if p.name.startswith(("gen-", ".tmp-gen-")))
+            if state == "old":
+                if index_bytes(ix) != pristine:
+                    problems.append("the old index is not byte-identical")
+                if gens != ["gen-000001"]:
+                    problems.append(f"generations left: {gens}")
+                problems.extend(check_next_write(ix, enc))
+            elif state == "new":
+                rep = verify_index(ix)
+                problems.extend(rep.problems)
+                if leftovers(ix):
+                    problems.append(f"temporaries left: {leftovers(ix)}")
+            return {"free": free, "state": state, "problems": problems}
+
+        lo, hi = 0, 4 << 20  # free bytes: the append fails at lo and succeeds at hi
+        if trial(hi)["state"] != "new":
+            return {"ok": False, "problems": [f"the append fails even with {hi} bytes free"]}
+        while hi - lo > step:
+            mid = (lo + hi) // 2 // step * step
+            if trial(mid)["state"] == "new":
+                hi = mid
+            else:
+                lo = mid
+        results = [trial(max(0, hi + (i - steps // 2) * step)) for i in range(steps)]
+        shutil.rmtree(ix, ignore_errors=True)
+    bad = [r for r in results if r["problems"] or r["state"] == "error"]
+    return {
+        "ok": not bad,
+        "threshold_free_bytes": hi,
+        "tried": len(results),
+        "step_bytes": step,
+        "old": sum(r["state"] == "old" for r in results),
+        "new": sum(r["state"] == "new" for r in results),
+        "problems": [f"{r['free']} bytes free: {'; '.join(r['problems'])}" for r in bad][:10],
+    }

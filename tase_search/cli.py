@@ -263,6 +263,14 @@ def main() -> None:
     help="strict: invalid UTF-8 is an error naming file and line; replace: use U+FFFD.",
 )
 @click.option(
+    "--reader-limit",
+    "reader_limits",
+    multiple=True,
+    metavar="NAME=N",
+    help="Raise a corpus reader limit (max_line_bytes, max_columns, max_json_depth, max_int_digits, "
+    "max_gzip_ratio, gzip_ratio_after_bytes); repeatable.",
+)
+@click.option(
     "--on-duplicate",
     type=click.Choice(["error", "skip", "replace"]),
     default="error",
@@ -291,6 +299,7 @@ def index_cmd(
     text_column: str | None,
     id_column: str | None,
     encoding_errors: str,
+    reader_limits: tuple[str, ...],
     on_duplicate: str,
     overwrite: bool,
     batch_size: int | None,
@@ -326,9 +335,10 @@ def index_cmd(
             raise click.BadParameter(f"file {c!r} does not exist", param_hint="CORPUS")
     s = _settings(model=model, batch_size=batch_size, precision=precision, index_root=root, threads=threads)
     n_threads = _use_threads(s)  # before torch is imported
-    from .readers import ReadStats, read_corpus
+    from .readers import ReaderLimits, ReadStats, read_corpus
     from .retriever import Retriever
 
+    limits = ReaderLimits.parse(reader_limits)
     path = _index_path(index, root)
     chosen_factory = factory or INDEX_TYPES[index_type]
     stats = ReadStats()
@@ -344,6 +354,7 @@ def index_cmd(
                 id_column=id_column,
                 encoding_errors=encoding_errors,
                 stats=stats,
+                limits=limits,
             )
 
     stream = docs()
@@ -442,7 +453,7 @@ def _count_lines(corpus: tuple[str, ...]) -> int | None:
     """Line count of plain files for the progress total (None for stdin / compressed input)."""
     total = 0
     for c in corpus:
-        if c == "-" or c.endswith(".gz"):
+        if c == "-" or c.endswith(".gz") or not os.path.isfile(c):  # a FIFO or device: never read twice
             return None
         try:
             with open(c, "rb") as fh:
@@ -577,7 +588,7 @@ def query_cmd(
     if threads is not None:  # a one-off query does not wait to measure the free CPUs unless asked
         _use_threads(_settings(threads=threads))
     from .retriever import Retriever
-    from .text import clean_document
+    from .text import is_blank
 
     if k < 1:
         raise click.BadParameter(f"{k} is not valid: give a whole number >= 1", param_hint="-k")
@@ -601,7 +612,7 @@ def query_cmd(
         hinted = False
         for line in sys.stdin:
             q = _text_arg(line.rstrip("\n"))
-            if not clean_document(q):  # blank, or only control characters
+            if is_blank(q):  # blank, or only control, zero-width or bidi characters
                 continue
             hits = r.search(q, k=k, filter=flt)
             _print_hits(q, hits, as_json, full)
@@ -611,7 +622,7 @@ def query_cmd(
             sys.stdout.flush()
         return
     for q in text:
-        if not clean_document(q):
+        if is_blank(q):
             raise click.BadParameter("a query is empty: give some text to search for", param_hint="TEXT")
     results = r.search(list(text), k=k, filter=flt)
     for q, hits in zip(text, results):

@@ -5,6 +5,10 @@ time, so a many-gigabyte corpus never sits in memory and every decoding or parsi
 name ``file:line``. Texts go through :func:`tase_search.text.clean_document` (NFC, control
 characters removed, trimmed); empty texts are skipped and counted in :class:`ReadStats`.
 
+Hostile input fails fast: :class:`ReaderLimits` bounds a line's length, a header's columns, JSON
+nesting and integer digits, and how far a gzip file may expand, each with a clear error and a
+way to raise the limit; special files (devices, FIFOs, sockets) are refused before they are opened.
+
 Only the standard library is imported, so ``tase-search`` can validate input before loading torch.
 """
 
@@ -16,14 +20,17 @@ import gzip
 import io
 import json
 import os
+import stat
 import sys
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .errors import InputError
 from .sniff import SAMPLE_BYTES, describe_binary
+from .store.docs import MAX_METADATA_DEPTH, json_depth
 from .text import clean_document, nfc
 
 __all__ = [
@@ -31,6 +38,7 @@ __all__ = [
     "FORMATS",
     "Document",
     "ReadStats",
+    "ReaderLimits",
     "detect_format",
     "read_corpus",
 ]
@@ -54,7 +62,65 @@ _EXTENSIONS: dict[str, str] = {
 _FORMAT_ALIASES: dict[str, str] = {"ndjson": "jsonl", "text": "txt"}
 _GZIP_MAGIC = b"\x1f\x8b"
 _UTF8_BOM = b"\xef\xbb\xbf"
-_CSV_FIELD_LIMIT = 2**31 - 1  # the C long limit on every platform; 10 MB+ fields must parse
+
+
+@dataclass(frozen=True)
+class ReaderLimits:
+    """How big one record of a corpus may be. The defaults fit any real corpus and stop hostile input
+    (a device, a gzip bomb, a line with no end) in seconds with a clear error; raise one for an unusual
+    corpus: ``read_corpus(path, limits=ReaderLimits(max_line_bytes=1 << 30))``, or on the command line
+    ``tase-search index --reader-limit max_line_bytes=1073741824``.
+
+    ``max_line_bytes``: one line (and one csv field). ``max_columns``: columns of a csv/tsv header.
+    ``max_json_depth``: nesting of a JSON Lines record (at most the store's ``MAX_METADATA_DEPTH``).
+    ``max_int_digits``: digits of a JSON integer (at most Python's ``sys.get_int_max_str_digits()``).
+    ``max_gzip_ratio``: decompressed / compressed size, checked once ``gzip_ratio_after_bytes`` have
+    been decompressed (so small, very repetitive files are fine).
+    """
+
+    max_line_bytes: int = 64 << 20
+    max_columns: int = 10_000
+    max_json_depth: int = MAX_METADATA_DEPTH
+    max_int_digits: int = 4300
+    max_gzip_ratio: int = 100
+    gzip_ratio_after_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise InputError(f"reader limit {f.name}={v!r} is not valid: give a whole number >= 1")
+        if self.max_json_depth > MAX_METADATA_DEPTH:
+            raise InputError(
+                f"reader limit max_json_depth={self.max_json_depth} is over {MAX_METADATA_DEPTH}, the deepest "
+                "metadata an index stores"
+            )
+        interpreter = sys.get_int_max_str_digits() or self.max_int_digits
+        if self.max_int_digits > interpreter:
+            raise InputError(
+                f"reader limit max_int_digits={self.max_int_digits} is over Python's own limit ({interpreter}); "
+                "raise that first (sys.set_int_max_str_digits, or PYTHONINTMAXSTRDIGITS)"
+            )
+
+    @classmethod
+    def parse(cls, items: Iterable[str]) -> ReaderLimits:
+        """Limits from ``NAME=NUMBER`` strings (the CLI's ``--reader-limit``); unnamed ones keep their default."""
+        names = {f.name for f in fields(cls)}
+        changes: dict[str, int] = {}
+        for item in items:
+            name, sep, value = item.partition("=")
+            name = name.strip().replace("-", "_")
+            if not sep or name not in names or not value.strip().isdigit():
+                raise InputError(
+                    f"reader limit {item!r} is not NAME=NUMBER with NAME one of {', '.join(sorted(names))}"
+                )
+            changes[name] = int(value)
+        return replace(cls(), **changes)
+
+
+_LIMIT_HINT = (
+    "raise it with --reader-limit {name}=N (ReaderLimits({name}=N) in Python) if the file is genuine"
+)
 
 
 @dataclass(frozen=True)
@@ -145,6 +211,7 @@ def read_corpus(
     id_column: str | None = None,
     encoding_errors: str = "strict",
     stats: ReadStats | None = None,
+    limits: ReaderLimits | None = None,
 ) -> Iterator[Document]:
     """Stream the documents of one corpus file (``-`` for stdin) as :class:`Document` objects.
 
@@ -157,6 +224,7 @@ def read_corpus(
     Arguments, the path and the format are checked now (raising :class:`InputError`); the file
     is opened and read lazily as the iterator is consumed, and closed when it is exhausted or
     closed. ``encoding_errors="replace"`` turns invalid UTF-8 into U+FFFD instead of failing.
+    ``limits`` bounds what one record may be (:class:`ReaderLimits`; the defaults when None).
     """
     if encoding_errors not in ENCODING_ERRORS:
         raise InputError(
@@ -176,7 +244,13 @@ def read_corpus(
     if text_column and id_column and text_column == id_column:
         raise InputError(f"the text column and the id column are both {text_column!r}")
     return _read(
-        path, fmt, text_column, id_column, encoding_errors, stats if stats is not None else ReadStats()
+        path,
+        fmt,
+        text_column,
+        id_column,
+        encoding_errors,
+        stats if stats is not None else ReadStats(),
+        limits or ReaderLimits(),
     )
 
 
@@ -190,6 +264,13 @@ def _check_path(path: str) -> None:
     if os.path.isdir(path):
         glob = os.path.join(path, "*.txt")
         raise InputError(f"{path} is a directory: pass the files inside it or a glob (e.g. {glob})")
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise InputError(
+            f"{path} is {kind}, not a regular file: tase-search reads corpus files; to index a stream, pipe "
+            "it to stdin and pass '-' (e.g. producer | tase-search index -)"
+        )
     if not os.access(path, os.R_OK):
         raise InputError(f"{path} is not readable (permission denied)")
 
@@ -201,16 +282,17 @@ def _read(
     id_column: str | None,
     encoding_errors: str,
     stats: ReadStats,
+    limits: ReaderLimits,
 ) -> Iterator[Document]:
     source = _display(path)
-    with _raw_lines(path) as raw:
+    with _raw_lines(path, limits) as raw:
         lines = _decoded_lines(raw, source, encoding_errors, stats)
         if fmt == "txt":
             docs = _read_txt(lines, source, stats)
         elif fmt == "jsonl":
-            docs = _read_jsonl(lines, source, text_column or "text", id_column, stats)
+            docs = _read_jsonl(lines, source, text_column or "text", id_column, stats, limits)
         else:
-            docs = _read_delimited(lines, source, fmt, text_column, id_column, stats)
+            docs = _read_delimited(lines, source, fmt, text_column, id_column, stats, limits)
         for doc in docs:
             stats.read += 1
             stats.per_source[source] = stats.per_source.get(source, 0) + 1
@@ -225,8 +307,24 @@ class _Borrowed(io.BufferedReader):
         pass
 
 
+class _Counted:
+    """A binary stream that counts the bytes read from it: the compressed side of a gzip ratio."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.bytes = 0
+
+    def read(self, n: int = -1) -> bytes:
+        out = self._stream.read(n)
+        self.bytes += len(out)
+        return out
+
+    def readable(self) -> bool:
+        return True
+
+
 @contextlib.contextmanager
-def _raw_lines(path: str) -> Iterator[Iterator[bytes]]:
+def _raw_lines(path: str, limits: ReaderLimits) -> Iterator[Iterator[bytes]]:
     """Binary lines of ``path`` (or stdin), ``\\n`` kept; gzip detected by magic bytes.
 
     Everything opened here is closed on exit; stdin is left open. Decompression and I/O errors
@@ -249,14 +347,16 @@ def _raw_lines(path: str) -> Iterator[Iterator[bytes]]:
             magic = stream.peek(2)[:2]
         except OSError as exc:
             raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
+        compressed = None
         if magic == _GZIP_MAGIC:
-            stream = stack.enter_context(gzip.GzipFile(fileobj=stream, mode="rb"))
+            compressed = _Counted(stream)
+            stream = stack.enter_context(gzip.GzipFile(fileobj=compressed, mode="rb"))
         elif path != STDIN and path.lower().endswith(".gz"):
             raise InputError(
                 f"{path} is not a valid gzip file (its name ends in .gz but it is not gzip data)"
             )
         _refuse_binary(stream, source)
-        yield _checked_lines(stream, source)
+        yield _checked_lines(stream, source, limits, compressed)
 
 
 def _refuse_binary(stream: Any, source: str) -> None:
@@ -274,17 +374,36 @@ def _refuse_binary(stream: Any, source: str) -> None:
         )
 
 
-def _checked_lines(stream: Any, source: str) -> Iterator[bytes]:
+def _checked_lines(
+    stream: Any, source: str, limits: ReaderLimits, compressed: _Counted | None = None
+) -> Iterator[bytes]:
+    """Lines of at most ``max_line_bytes`` (a newline-free device or file stops there, not in the OOM
+    killer); for gzip, the decompressed size is held to ``max_gzip_ratio`` times the compressed size."""
     lineno = 0
+    cap = limits.max_line_bytes
+    out = 0
     while True:
         try:
-            line = stream.readline()
+            line = stream.readline(cap + 1)
         except (OSError, EOFError, zlib.error) as exc:
             what = "corrupt or truncated gzip data" if isinstance(stream, gzip.GzipFile) else "read error"
             raise InputError(f"{source}:{lineno + 1}: {what} ({exc})") from exc
         if not line:
             return
         lineno += 1
+        if len(line) > cap and not (len(line) == cap + 1 and line.endswith(b"\n")):
+            raise InputError(
+                f"{source}:{lineno}: a line longer than {cap} bytes (max_line_bytes); is this the corpus file? "
+                + _LIMIT_HINT.format(name="max_line_bytes")
+            )
+        if compressed is not None:
+            out += len(line)
+            if out > limits.gzip_ratio_after_bytes and out > limits.max_gzip_ratio * max(compressed.bytes, 1):
+                raise InputError(
+                    f"{source}:{lineno}: gzip data expands more than {limits.max_gzip_ratio} times "
+                    f"({compressed.bytes} compressed bytes gave {out}; max_gzip_ratio), like a "
+                    "decompression bomb; " + _LIMIT_HINT.format(name="max_gzip_ratio")
+                )
         yield line
 
 
@@ -352,6 +471,19 @@ def _excerpt(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
+class _TooManyDigits(ValueError):
+    pass
+
+
+def _int_parser(limit: int) -> Any:
+    def parse(digits: str) -> int:
+        if len(digits) - digits.startswith("-") > limit:
+            raise _TooManyDigits(len(digits) - digits.startswith("-"))
+        return int(digits)
+
+    return parse
+
+
 def _convert_id(value: Any, where: str, name: str) -> str | None:
     """An id as str: strings and integers are accepted; null or empty means "let the store assign"."""
     if value is None:
@@ -370,15 +502,22 @@ def _read_jsonl(
     text_field: str,
     id_field: str | None,
     stats: ReadStats,
+    limits: ReaderLimits,
 ) -> Iterator[Document]:
     id_key = id_field or "id"
+    parse_int = _int_parser(limits.max_int_digits)
     for lineno, line in lines:
         if not line.strip():
             stats.skipped_empty += 1
             continue
         where = f"{source}:{lineno}"
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, parse_int=parse_int)
+        except _TooManyDigits as exc:
+            raise InputError(
+                f"{where}: an integer with {exc.args[0]} digits, over the limit of {limits.max_int_digits} "
+                "(max_int_digits); quote it as a string, or " + _LIMIT_HINT.format(name="max_int_digits")
+            ) from None
         except json.JSONDecodeError as exc:
             # some messages end in "at" ("Unterminated string starting at"): no second one
             at = "" if exc.msg.endswith(" at") else " at"
@@ -387,6 +526,17 @@ def _read_jsonl(
             ) from None
         except RecursionError:
             raise InputError(f"{where}: JSON nested too deeply") from None
+        except ValueError as exc:  # the interpreter's own integer digit limit
+            raise InputError(f"{where}: {str(exc)[:120]}; quote the number as a string") from None
+        # a record can only be deeper than the limit when it has that many brackets: count first (cheap)
+        if (
+            line.count("{") + line.count("[") > limits.max_json_depth
+            and json_depth(obj) > limits.max_json_depth
+        ):
+            raise InputError(
+                f"{where}: JSON nested more than {limits.max_json_depth} levels deep (max_json_depth); "
+                "flatten the record's metadata"
+            )
         if not isinstance(obj, dict):
             raise InputError(
                 f"{where}: expected a JSON object with a {text_field!r} field, found {_describe(obj)}"
@@ -419,14 +569,14 @@ def _read_delimited(
     text_column: str | None,
     id_column: str | None,
     stats: ReadStats,
+    limits: ReaderLimits,
 ) -> Iterator[Document]:
     """csv (RFC 4180 quoting, records may span lines) or tsv (one record per line, no quoting).
 
     tsv follows the linear-TSV convention of NLP corpora: quotes are ordinary characters, so a
     text starting with ``"`` is not mistaken for a quoted field that swallows the next lines.
     """
-    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
-        csv.field_size_limit(_CSV_FIELD_LIMIT)
+    csv.field_size_limit(min(limits.max_line_bytes, 2**31 - 1))  # a field spanning lines is bounded too
     current = [0]  # physical line number of the last line handed to the csv module
     ended = [False]  # the input ran out (inside a quoted field, if a row comes back after it)
 
@@ -461,12 +611,20 @@ def _read_delimited(
     if first is None:  # empty file: no header, no documents
         return
     header_line, header = first
+    if len(header) > limits.max_columns:
+        raise InputError(
+            f"{source}:{header_line}: the header has {len(header)} columns, over the limit of "
+            f"{limits.max_columns} (max_columns); check the delimiter, or "
+            + _LIMIT_HINT.format(name="max_columns")
+        )
     header = [nfc(h).strip() for h in header]
-    columns = ", ".join(repr(h) for h in header)
-    dupes = sorted({h for h in header if header.count(h) > 1})
+    columns = ", ".join(repr(h) for h in header[:20]) + (
+        f", ... ({len(header)} in all)" if len(header) > 20 else ""
+    )
+    dupes = sorted(h for h, n in Counter(header).items() if n > 1)  # linear: a huge header stays fast
     if dupes:
         raise InputError(
-            f"{source}:{header_line}: duplicate column name(s) in the header: {', '.join(dupes)}"
+            f"{source}:{header_line}: duplicate column name(s) in the header: {', '.join(dupes[:20])}"
         )
     text_name = text_column or "text"
     if text_name not in header:

@@ -61,7 +61,7 @@ from .store.manifest import (
     write_manifest,
 )
 from .store.vectors import choose_factory, get_backend, validate_factory
-from .text import clean_document
+from .text import clean_document, is_blank
 
 DOCS_FILE = "docs.sqlite"
 TMP_PREFIX = ".tmp-gen-"
@@ -542,7 +542,7 @@ class Retriever:
         for i, q in enumerate(queries):
             if not isinstance(q, str):
                 raise InputError(f"query #{i} is {type(q).__name__}, not str")
-            if not clean_document(q):  # blank, or only control characters
+            if is_blank(q):  # blank, or only control, zero-width or bidi characters
                 raise InputError("query is empty: give some text to search for")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InputError(f"k={k!r} is not valid: give a whole number >= 1")

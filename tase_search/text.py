@@ -17,6 +17,7 @@ import unicodedata
 __all__ = [
     "casefold_tr",
     "clean_document",
+    "is_blank",
     "nfc",
     "normalize_for_model",
     "turkish_lower",
@@ -100,6 +101,13 @@ def normalize_for_model(text: str, *, lowercase: bool) -> str:
     if lowercase and "İ" in text:
         text = text.replace("İ", "i")
     return text
+
+
+def is_blank(text: str) -> bool:
+    """Nothing to search for: only whitespace, control characters and invisible format characters
+    (zero-width spaces and joiners, bidi marks and isolates, BOMs, soft hyphens: Unicode ``Cf``)."""
+    cleaned = clean_document(text)
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in cleaned)
 
 
 def clean_document(text: str) -> str:

@@ -92,6 +92,8 @@ def open_regular(
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise error(f"{what} is a symbolic link; {_FIX}") from None
+        if exc.errno in (errno.EISDIR, errno.ENXIO):  # a directory; a socket
+            raise error(f"{what} is {os.strerror(exc.errno).lower()}, not a regular file; {_FIX}") from None
         raise
     try:
         st = os.fstat(fd)
