@@ -61,10 +61,9 @@ _WRITE_KEY = "tase_search.write"
 
 
 def _generation(path: Path) -> int | None:
-    try:
-        return int(json.loads((path / "manifest.json").read_text(encoding="utf-8"))["generation"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    from .store.manifest import read_generation  # a FIFO or a link in its place is never read
+
+    return read_generation(path)
 
 
 def _note_write(path: Path) -> None:

@@ -548,7 +548,8 @@ def _manifest_field(key: str, value: object):  # noqa: ANN202
     ],
 )
 def test_a_hostile_manifest_is_one_clean_error(ix: Path, enc: FakeEncoder, damage: object) -> None:
-    with FifoFeeder(ix / "manifest.json", b"{}") if damage is _manifest_fifo else _nothing():
+    feeder = FifoFeeder(ix / "manifest.json", b"{}") if damage is _manifest_fifo else None
+    with feeder or _nothing():
         damage(ix)  # type: ignore[operator]
         with pytest.raises(IndexCorrupt, match="manifest"):
             Retriever.load(ix, model=enc)
@@ -557,6 +558,7 @@ def test_a_hostile_manifest_is_one_clean_error(ix: Path, enc: FakeEncoder, damag
         for argv in (["info", "--index", str(ix)], ["delete", "d1", "--index", str(ix)], ["verify", str(ix)]):
             res = CliRunner().invoke(main, argv)
             assert res.exit_code == 1 and isinstance(res.exception, SystemExit), (argv, res.output)
+        assert feeder is None or feeder.thread.is_alive(), "something opened the FIFO (and would have hung)"
 
 
 class _nothing:  # noqa: N801
