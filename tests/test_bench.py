@@ -199,3 +199,11 @@ def test_make_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert few["count"] == 1 and (tmp_path / "few.txt").read_text("utf-8").strip() in real
     with pytest.raises(SystemExit, match="distinct"):  # 2 sentences cannot make 1,000 documents
         mc.run([str(txt), "--output", str(tmp_path / "x.txt"), "--n", "1000"])
+
+
+@pytest.mark.slow
+def test_threads_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    args = [str(corpus), "--quick", "--threads", "1", "--model", str(tiny_model_dir)]
+    res = _load("threads").run([*args, "--out", str(tmp_path / "t.json")])
+    assert res["lines"] == 20 and res["settings"]["1"]["threads"] == [1]
+    assert {"seconds", "docs_per_second", "wall_seconds", "busy_cpus_before"} <= set(res["runs"][0])
