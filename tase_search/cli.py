@@ -475,8 +475,12 @@ def _load_encoder(spec: str, s: Any, report: Any, threads: int, max_seq_length: 
     from .encoder import Encoder
     from .preflight import check_max_seq_length, check_model
 
+    from .models import get_entry
+
     check_model(spec)
-    report.stage(f"loading model {spec} ({threads} thread{'s' if threads != 1 else ''})")
+    entry = get_entry(spec)  # "default" is shown as the model it stands for
+    name = entry.name if entry is not None else spec
+    report.stage(f"loading model {name} ({threads} thread{'s' if threads != 1 else ''})")
     encoder = Encoder.load(
         spec,
         precision=s.precision,
