@@ -318,6 +318,8 @@ class Retriever:
         by default the type follows the corpus size (Flat, then HNSW, then IVF). ``query_backend``
         is as for :meth:`load`. What the ingest did (documents added, unchanged, ...) is left in
         :attr:`last_add`. A build that fails on a directory it created removes that directory again.
+        ``progress(n)`` is told of documents as they are embedded; an object that also has a
+        ``stage(name)`` method (:class:`tase_search.progress.Progress`) hears of building and saving too.
         """
         index_dir = resolve_index_path(path)
         _check_not_foreign(index_dir)  # path checks first: loading a model takes seconds
