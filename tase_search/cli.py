@@ -927,6 +927,9 @@ def _register_optional() -> None:
         main.add_command(train, "train")
     except ImportError:  # pragma: no cover
         pass
+    from .cli_serve import serve_cmd
+
+    main.add_command(serve_cmd, "serve")
 
 
 _register_optional()

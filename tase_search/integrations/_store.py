@@ -5,14 +5,10 @@ with a metadata filter, delete by id, get by id) plus two things it does not: an
 being with the first write, and listing the documents that match a filter (LlamaIndex deletes "all
 nodes of this source document", Haystack's ``filter_documents`` returns every match). Listing reads
 the document store of the index's current generation through its public methods.
-
-The search ``mode`` (dense, sparse, hybrid) is passed on when the Retriever takes one; with a
-Retriever that searches dense vectors only, ``"dense"`` is accepted and the others are refused.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,55 +17,9 @@ from typing import Any
 from ..errors import IndexCorrupt, InputError
 from ..readers import Document
 from ..retriever import DOCS_FILE, Hit, Retriever, resolve_index_path
+from ..search_options import as_native_filter, check_mode, run_search
 
-MODES = ("dense", "sparse", "hybrid")
 _LIST_BATCH = 500
-
-
-def check_mode(mode: str | None) -> str | None:
-    """``mode`` if it names a search mode (or is None, the index's default), else InputError."""
-    if mode is not None and mode not in MODES:
-        raise InputError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    return mode
-
-
-def run_search(
-    retriever: Retriever,
-    query: str | Sequence[str],
-    k: int,
-    filter: Mapping[str, Any] | None = None,  # noqa: A002 - the Retriever's name
-    mode: str | None = None,
-) -> Any:
-    """``retriever.search`` with ``mode`` passed on when it takes one (see the module docstring)."""
-    kwargs: dict[str, Any] = {"k": k, "filter": as_native_filter(filter)}
-    if check_mode(mode) is not None:
-        if "mode" in inspect.signature(retriever.search).parameters:
-            kwargs["mode"] = mode
-        elif mode != "dense":
-            raise InputError(
-                f"mode {mode!r} is not available: this version of tase-search searches dense vectors only; "
-                "use mode 'dense' or leave it out"
-            )
-    return retriever.search(query, **kwargs)
-
-
-def as_native_filter(filter: Mapping[str, Any] | None) -> dict[str, str] | None:  # noqa: A002
-    """A ``{field: value}`` equality filter as the Retriever takes it (values compared as text)."""
-    if not filter:
-        return None
-    if not isinstance(filter, Mapping):
-        raise InputError(
-            f"filter is {type(filter).__name__}: give a dict of metadata field -> value, e.g. {{'topic': 'spor'}}"
-        )
-    out = {}
-    for key, value in filter.items():
-        if isinstance(value, (dict, list, tuple, set)) or value is None:
-            raise InputError(
-                f"filter value for {key!r} is {value!r}: tase-search filters match one plain value per field"
-            )
-        # SQLite reads a JSON true/false as 1/0
-        out[str(key)] = str(int(value)) if isinstance(value, bool) else str(value)
-    return out
 
 
 class IndexStore:
@@ -200,4 +150,4 @@ def make_document(
     return Document(id=str(doc_id), text=text, metadata=dict(metadata or {}), source=source, line=n + 1)
 
 
-__all__ = ["MODES", "IndexStore", "as_native_filter", "check_mode", "make_document", "run_search"]
+__all__ = ["IndexStore", "make_document"]

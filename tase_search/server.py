@@ -1,0 +1,706 @@
+"""The HTTP API behind ``tase-search serve``: FastAPI over one or more indexes, run by uvicorn.
+
+    GET  /health                              liveness and each index's size and generation
+    GET  /indexes                             the served indexes
+    GET  /indexes/{name}                      what an index holds (as ``tase-search info --json``)
+    GET  /indexes/{name}/search?q=...&k=...&filter=topic=spor&mode=dense
+    POST /indexes/{name}/search               {"query": "..." or [...], "k", "filter", "mode"}
+    GET  /indexes/{name}/documents/{id}       one stored document
+    POST /indexes/{name}/documents            add: {"documents": [{"id", "text", "metadata"}], "on_duplicate"}
+    POST /indexes/{name}/delete               {"ids": [...]}
+    DELETE /indexes/{name}/documents/{id}
+    GET  /docs, /openapi.json                 the API, described
+
+Hits are what ``tase-search query --json`` prints. Every error, a bad request above all, is a JSON
+body ``{"error": {"status", "type", "message"}}`` with a 4xx status (5xx only for the server's own
+faults, without a traceback). Requests are bounded (body size, query length, k, batch sizes); writes
+can require an API key; :mod:`tase_search.served_index` lets searches run while one write per index
+commits. It listens on loopback unless told otherwise, and refuses a non-loopback address where
+anyone could write (no API key, not read-only).
+"""
+
+import contextlib
+import hmac
+import ipaddress
+import logging
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from ._version import __version__
+from .errors import (
+    IndexCorrupt,
+    IndexLocked,
+    IndexMismatch,
+    IndexNotFound,
+    IndexWriteError,
+    InputError,
+    ModelError,
+    TaseSearchError,
+)
+from .integrations import require
+from .readers import Document
+from .retriever import Retriever, resolve_index_path
+from .search_options import MODES
+from .served_index import ServedIndex
+
+require("fastapi", "serve")
+require("uvicorn", "serve")
+
+import uvicorn  # noqa: E402
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security  # noqa: E402
+from fastapi import Path as PathParam  # noqa: E402
+from fastapi.exceptions import RequestValidationError  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt  # noqa: E402
+from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
+
+log = logging.getLogger("tase_search.server")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+API_KEY_ENV = "TASE_SEARCH_API_KEY"
+#: Request limits: a request over them is refused with 413 (body) or 422 (fields), before any work.
+MAX_BODY_BYTES = 8 << 20
+MAX_K = 1000
+MAX_QUERY_CHARS = 2000
+MAX_QUERIES = 64
+MAX_DOCUMENTS = 1000
+MAX_IDS = 10_000
+MAX_ID_CHARS = 512
+MAX_FILTER_FIELDS = 16
+INDEX_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+Mode = Literal["dense", "sparse", "hybrid"]
+FilterValue = StrictBool | StrictInt | StrictFloat | Annotated[str, Field(max_length=MAX_QUERY_CHARS)]
+FieldName = Annotated[str, Field(min_length=1, max_length=128)]
+DocId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+QueryText = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]
+QueryBatch = Annotated[list[QueryText], Field(min_length=1, max_length=MAX_QUERIES)]
+FilterItem = Annotated[str, Field(pattern=r"^[^=]+=", max_length=MAX_QUERY_CHARS)]
+assert set(Mode.__args__) == set(MODES)  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------- bodies
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchRequest(_Strict):
+    """``query``: one query, or a list of queries answered together (one result per query)."""
+
+    query: QueryText | QueryBatch = Field(description="a query, or a list of up to 64 queries")
+    k: int = Field(10, ge=1, le=MAX_K, description="documents per query")
+    filter: dict[FieldName, FilterValue] | None = Field(
+        None, max_length=MAX_FILTER_FIELDS, description="metadata field -> value; all must match"
+    )
+    mode: Mode | None = Field(None, description="dense, sparse or hybrid (default: the index's default)")
+
+
+class Passage(BaseModel):
+    index: int
+    count: int
+    start: int
+    end: int
+    text: str
+
+
+class HitOut(BaseModel):
+    rank: int
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any]
+    source: str | None
+    passage: Passage
+
+
+class QueryResult(BaseModel):
+    query: str
+    hits: list[HitOut]
+
+
+class SearchResponse(BaseModel):
+    index: str
+    k: int
+    mode: Mode | None
+    results: list[QueryResult]
+    took_ms: float
+
+
+class DocumentIn(_Strict):
+    id: DocId | None = Field(None, description="default: the index assigns one")
+    text: str = Field(min_length=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class AddRequest(_Strict):
+    documents: list[DocumentIn] = Field(min_length=1, max_length=MAX_DOCUMENTS)
+    on_duplicate: Literal["error", "skip", "replace"] = "error"
+
+
+class AddResponse(BaseModel):
+    index: str
+    added: int
+    passages: int
+    replaced: int
+    skipped_duplicate: int
+    skipped_empty: int
+    unchanged: int
+    ids: list[str]
+    documents: int
+    generation: int
+    took_ms: float
+
+
+class DeleteRequest(_Strict):
+    ids: list[DocId] = Field(min_length=1, max_length=MAX_IDS)
+
+
+class DeleteResponse(BaseModel):
+    index: str
+    deleted: list[str]
+    missing: list[str]
+    documents: int
+    generation: int
+
+
+class StoredDocument(BaseModel):
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    source: str | None = None
+    line: int | None = None
+
+
+class IndexSummary(BaseModel):
+    name: str
+    documents: int
+    generation: int
+    model: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    indexes: list[IndexSummary]
+
+
+class ErrorBody(BaseModel):
+    status: int
+    type: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"model": ErrorResponse} for c in (*codes, 413, 422)}
+
+
+# ----------------------------------------------------------------------------- errors
+_STATUS: list[tuple[type[TaseSearchError], int]] = [
+    (IndexNotFound, 404),
+    (IndexLocked, 409),  # another writer: retry later
+    (IndexWriteError, 507),  # disk full, permissions: the index is unchanged
+    (IndexMismatch, 503),
+    (IndexCorrupt, 503),
+    (ModelError, 503),
+    (InputError, 400),
+]
+
+
+def status_of(exc: TaseSearchError) -> int:
+    return next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+
+
+def _error(
+    status: int, kind: str, message: str, details: list[dict[str, Any]] | None = None, **kw: Any
+) -> JSONResponse:
+    body = {"error": {"status": status, "type": kind, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status, **kw)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TaseSearchError)
+    async def _tase(_: Request, exc: TaseSearchError) -> JSONResponse:
+        return _error(status_of(exc), type(exc).__name__, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "")),
+            }
+            for e in exc.errors()[:20]
+        ]
+        summary = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details[:3])
+        return _error(422, "ValidationError", f"invalid request: {summary}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {401: "Unauthorized", 404: "NotFound", 405: "MethodNotAllowed", 413: "TooLarge"}.get(
+            exc.status_code, "HTTPError"
+        )
+        return _error(exc.status_code, kind, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return _error(500, "InternalError", "internal error; the server log has the details")
+
+
+class _BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413: by Content-Length up front, and by counting
+    the bytes of a chunked body as it arrives."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            response = _error(413, "TooLarge", self._message())
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counting_receive() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise HTTPException(413, self._message())
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    def _message(self) -> str:
+        return f"request body over {self.max_bytes} bytes; send fewer documents per request"
+
+
+# ----------------------------------------------------------------------------- app
+@dataclass
+class _Settings:
+    indexes: dict[str, ServedIndex]
+    api_key: str | None
+    read_only: bool
+
+
+def create_app(
+    indexes: Mapping[str, Retriever | ServedIndex],
+    *,
+    api_key: str | None = None,
+    read_only: bool = False,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The API over ``indexes`` (name -> Retriever). ``api_key``: writes must send it (``Authorization:
+    Bearer KEY`` or ``X-API-Key: KEY``); ``read_only``: no write routes at all."""
+    if not indexes:
+        raise InputError("no index to serve; give at least one --index")
+    served = {}
+    for name, idx in indexes.items():
+        if not isinstance(name, str) or not _valid_name(name):
+            raise InputError(
+                f"index name {name!r} cannot be used in a URL; use letters, digits, '.', '_', '-'"
+            )
+        served[name] = idx if isinstance(idx, ServedIndex) else ServedIndex(name, idx)
+    if api_key is not None:
+        _check_key(api_key)
+    settings = _Settings(served, api_key, read_only)
+    app = FastAPI(
+        title="tase-search",
+        version=__version__,
+        description="Turkish and English->Turkish semantic search over tase-search indexes.",
+    )
+    app.state.tase = settings
+    _install_error_handlers(app)
+    app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
+    # The path parameter lists the served names, so /docs (and schema-driven clients) offer them.
+    name_type = Annotated[
+        str,
+        PathParam(
+            pattern=INDEX_NAME, description="a served index", json_schema_extra={"enum": sorted(served)}
+        ),
+    ]
+    _read_routes(app, settings, name_type)
+    if not read_only:
+        _write_routes(app, settings, name_type)
+    return app
+
+
+def _valid_name(name: str) -> bool:
+    return re.match(INDEX_NAME, name) is not None
+
+
+def _check_key(key: str) -> None:
+    if len(key) < 16 or not key.isascii() or not key.isprintable() or " " in key:
+        raise InputError(
+            "the API key must be at least 16 printable ASCII characters without spaces "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+
+
+def _index(settings: _Settings, name: str) -> ServedIndex:
+    try:
+        return settings.indexes[name]
+    except KeyError:
+        raise IndexNotFound(
+            f"no index {name!r} is served here; served: {', '.join(sorted(settings.indexes))}"
+        ) from None
+
+
+def _read_routes(app: FastAPI, settings: _Settings, IndexName: Any) -> None:  # noqa: N803 - a type
+    @app.get("/health", response_model=Health, tags=["server"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "indexes": _summaries(settings)}
+
+    @app.get("/indexes", response_model=list[IndexSummary], tags=["indexes"])
+    def list_indexes() -> list[dict[str, Any]]:
+        return _summaries(settings)
+
+    @app.get("/indexes/{name}", response_model=dict[str, Any], responses=_errors(404), tags=["indexes"])
+    def info(name: IndexName) -> dict[str, Any]:
+        return _index(settings, name).info()
+
+    @app.get(
+        "/indexes/{name}/search", response_model=SearchResponse, responses=_errors(400, 404), tags=["search"]
+    )
+    def search_get(
+        name: IndexName,
+        q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="the query")],
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+        filter: Annotated[  # noqa: A002 - the API's name
+            list[FilterItem] | None,
+            Query(max_length=MAX_FILTER_FIELDS, description="FIELD=VALUE, repeatable; all must match"),
+        ] = None,
+        mode: Mode | None = None,
+    ) -> dict[str, Any]:
+        return _search(_index(settings, name), [q], k, _parse_filters(filter or []), mode)
+
+    @app.post(
+        "/indexes/{name}/search", response_model=SearchResponse, responses=_errors(400, 404), tags=["search"]
+    )
+    def search_post(name: IndexName, body: SearchRequest) -> dict[str, Any]:
+        queries = [body.query] if isinstance(body.query, str) else list(body.query)
+        return _search(_index(settings, name), queries, body.k, body.filter, body.mode)
+
+    @app.get(
+        "/indexes/{name}/documents/{doc_id}",
+        response_model=StoredDocument,
+        responses=_errors(404),
+        tags=["documents"],
+    )
+    def get_document(
+        name: IndexName, doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)]
+    ) -> dict[str, Any]:
+        found = _index(settings, name).get([doc_id])
+        if not found:
+            raise HTTPException(404, f"no document {doc_id!r} in index {name!r}")
+        return found[0]
+
+
+def _write_routes(app: FastAPI, settings: _Settings, IndexName: Any) -> None:  # noqa: N803 - a type
+    guard = [Depends(_key_guard(settings.api_key))] if settings.api_key else []
+    auth = (401,) if settings.api_key else ()
+
+    @app.post(
+        "/indexes/{name}/documents",
+        response_model=AddResponse,
+        responses=_errors(400, 404, 409, 503, 507, *auth),
+        dependencies=guard,
+        tags=["documents"],
+    )
+    def add(name: IndexName, body: AddRequest) -> dict[str, Any]:
+        idx = _index(settings, name)
+        docs = [
+            Document(id=d.id, text=d.text, metadata=d.metadata, source="<http>", line=n + 1)
+            for n, d in enumerate(body.documents)
+        ]
+        t0 = time.perf_counter()
+        res = idx.add(docs, on_duplicate=body.on_duplicate)
+        manifest = idx.reader().manifest
+        return {
+            "index": name,
+            "added": res.added,
+            "passages": res.passages,
+            "replaced": res.replaced,
+            "skipped_duplicate": res.skipped_duplicate,
+            "skipped_empty": res.skipped_empty,
+            "unchanged": int(getattr(res, "unchanged", 0)),
+            "ids": list(res.ids),
+            "documents": manifest.documents,
+            "generation": manifest.generation,
+            "took_ms": _ms(t0),
+        }
+
+    @app.post(
+        "/indexes/{name}/delete",
+        response_model=DeleteResponse,
+        responses=_errors(400, 404, 409, 503, 507, *auth),
+        dependencies=guard,
+        tags=["documents"],
+    )
+    def delete(name: IndexName, body: DeleteRequest) -> dict[str, Any]:
+        return _delete(_index(settings, name), name, body.ids)
+
+    @app.delete(
+        "/indexes/{name}/documents/{doc_id}",
+        response_model=DeleteResponse,
+        responses=_errors(400, 404, 409, 503, 507, *auth),
+        dependencies=guard,
+        tags=["documents"],
+    )
+    def delete_one(
+        name: IndexName, doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)]
+    ) -> dict[str, Any]:
+        out = _delete(_index(settings, name), name, [doc_id])
+        if not out["deleted"]:
+            raise HTTPException(404, f"no document {doc_id!r} in index {name!r}")
+        return out
+
+
+_API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="the server's API key (writes)"
+)
+_BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer API-KEY (writes)")
+
+
+def _key_guard(expected: str) -> Callable[..., None]:
+    want = expected.encode("ascii")
+
+    def guard(
+        key: Annotated[str | None, Security(_API_KEY_HEADER)] = None,
+        token: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+    ) -> None:
+        given = key if key is not None else (token.credentials if token is not None else None)
+        if given is None or not hmac.compare_digest(given.encode("latin-1", "replace"), want):
+            raise HTTPException(
+                401,
+                "writes need the server's API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return guard
+
+
+def _summaries(settings: _Settings) -> list[dict[str, Any]]:
+    out = []
+    for name, idx in settings.indexes.items():
+        m = idx.reader().manifest
+        out.append({"name": name, "documents": m.documents, "generation": m.generation, "model": m.model.id})
+    return out
+
+
+def _parse_filters(items: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"filter {item!r} is not FIELD=VALUE (e.g. filter=topic=spor)")
+        out[key.strip()] = value
+    return out
+
+
+def _search(
+    idx: ServedIndex,
+    queries: list[str],
+    k: int,
+    filter: Mapping[str, Any] | None,
+    mode: str | None,  # noqa: A002
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    results = idx.search(queries, k, filter, mode)
+    return {
+        "index": idx.name,
+        "k": k,
+        "mode": mode,
+        "results": [{"query": q, "hits": [h.to_dict() for h in hits]} for q, hits in zip(queries, results)],
+        "took_ms": _ms(t0),
+    }
+
+
+def _delete(idx: ServedIndex, name: str, ids: Sequence[str]) -> dict[str, Any]:
+    deleted = idx.delete(ids)
+    manifest = idx.reader().manifest
+    gone = set(deleted)
+    return {
+        "index": name,
+        "deleted": deleted,
+        "missing": sorted({i for i in ids if i not in gone}),
+        "documents": manifest.documents,
+        "generation": manifest.generation,
+    }
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)
+
+
+# ----------------------------------------------------------------------------- opening and running
+def open_indexes(
+    specs: Sequence[str],
+    *,
+    root: str | os.PathLike[str] | None = None,
+    precision: str = "auto",
+    query_backend: str = "auto",
+) -> dict[str, Retriever]:
+    """``NAME`` (under ``root``), ``DIR`` (served under its directory name) or ``NAME=DIR`` -> Retriever."""
+    out: dict[str, Retriever] = {}
+    for spec in specs or ("default",):
+        name, sep, where = spec.partition("=")
+        if sep and "/" not in name:
+            path = resolve_index_path(where, root)
+        else:
+            path, name = resolve_index_path(spec, root), ""
+        name = name or path.name
+        if name in out:
+            raise InputError(f"two indexes are served as {name!r}; name them with NAME=DIR")
+        out[name] = Retriever.load(path, precision=precision, query_backend=query_backend)
+    return out
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, api_key: str | None, read_only: bool) -> None:
+    """Refuse to let anyone on the network write: a non-loopback host needs an API key or read-only."""
+    if not is_loopback(host) and api_key is None and not read_only:
+        raise InputError(
+            f"--host {host} is reachable from the network and writes would be open to anyone: set an API key "
+            f"(--api-key or {API_KEY_ENV}) or serve --read-only"
+        )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (``port`` 0: a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise InputError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --host/--port"
+        ) from None
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _server(app: FastAPI, log_level: str) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=log_level == "debug",
+        timeout_keep_alive=5,
+        limit_concurrency=256,  # beyond this many open requests: 503, not an unbounded queue
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+def serve(
+    indexes: Mapping[str, Retriever | ServedIndex],
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    api_key: str | None = None,
+    read_only: bool = False,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    log_level: str = "info",
+) -> None:
+    """Serve until interrupted (Ctrl-C / SIGTERM stop it cleanly). Prints where it listens."""
+    check_exposure(host, api_key, read_only)
+    app = create_app(indexes, api_key=api_key, read_only=read_only, max_body_bytes=max_body_bytes)
+    sock = bind(host, port)
+    url = url_of(sock)
+    names = ", ".join(app.state.tase.indexes)
+    mode = "read-only" if read_only else ("writes need the API key" if api_key else "writes open (loopback)")
+    print(f"serving {names} at {url} ({mode}); API docs at {url}/docs", file=sys.stderr, flush=True)
+    with sock:
+        _server(app, log_level).run(sockets=[sock])
+
+
+class ServerThread:
+    """An app served by uvicorn on a background thread, e.g. for tests and load checks.
+
+    The socket is bound and listening before :meth:`start` returns, so requests can be sent at once
+    (the kernel queues them until uvicorn accepts).
+    """
+
+    def __init__(
+        self, app: FastAPI, *, host: str = DEFAULT_HOST, port: int = 0, log_level: str = "warning"
+    ) -> None:
+        self.app = app
+        self._sock = bind(host, port)
+        self.url = url_of(self._sock)
+        self._server = _server(app, log_level)
+        self._thread = threading.Thread(target=self._run, name="tase-search-server", daemon=True)
+
+    def _run(self) -> None:
+        self._server.run(sockets=[self._sock])
+
+    def start(self) -> "ServerThread":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        self._sock.close()
+
+    def __enter__(self) -> "ServerThread":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def serving(app: FastAPI, **kwargs: Any) -> Iterator[str]:
+    """``with serving(app) as url:`` — the app on a free loopback port for the duration of the block."""
+    with ServerThread(app, **kwargs) as server:
+        yield server.url
+
+
+__all__ = [
+    "API_KEY_ENV",
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "MAX_BODY_BYTES",
+    "ServerThread",
+    "check_exposure",
+    "create_app",
+    "open_indexes",
+    "serve",
+    "serving",
+]
