@@ -332,3 +332,15 @@ def test_serve_command_runs_and_stops(tmp_path: Path, tiny_model_dir: Path) -> N
 
 def test_doc_example(server: httpx.Client) -> None:
     run_example("serve", base_url=str(server.base_url))
+
+
+def test_listening_socket_says_tcp_so_responses_are_not_delayed() -> None:
+    """asyncio turns on TCP_NODELAY only for sockets whose proto is TCP; a socket made with proto 0
+    left every kept-alive response waiting ~40 ms for the client's delayed ACK (measured: /health
+    p50 48 ms -> 1.9 ms once fixed)."""
+    import socket
+
+    from tase_search.server import bind
+
+    with bind("127.0.0.1", 0) as sock:
+        assert sock.proto == socket.IPPROTO_TCP
