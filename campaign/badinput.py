@@ -391,6 +391,21 @@ def _ids(ix: Path) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ CLI cases
+def _fifo(path: Path) -> str:
+    if not path.exists():
+        os.mkfifo(path)
+    return str(path)
+
+
+def _newline_bomb(path: Path, mib: int = 200) -> str:
+    """A gzip of ``mib`` MiB of newlines (about 1000:1; ``mib`` members of 1 MiB each, so it is made in
+    milliseconds): read line by line it once ran for minutes."""
+    if not path.exists():
+        member = gzip.compress(b"\n" * (1 << 20), compresslevel=9)
+        path.write_bytes(member * mib)
+    return str(path)
+
+
 def cli_cases(d: Path) -> list[tuple[str, list[str], dict[str, str], str | None]]:
     """(name, argv, extra environment, stdin) — run against the index at ``{IX}`` (tiny model)."""
     d.mkdir(parents=True, exist_ok=True)
@@ -474,6 +489,44 @@ def cli_cases(d: Path) -> list[tuple[str, list[str], dict[str, str], str | None]
         ("index: directory as corpus", ["index", str(d), "-i", ix], {}, None),
         ("index: missing file", ["index", str(d / "nope.txt"), "-i", ix], {}, None),
         ("index: 10 MB line", ["index", f("big.txt", big + b"\n"), "-i", ix], {}, None),
+        (
+            "index: JSONL integer of 5000 digits",
+            ["index", f("int.jsonl", b'{"text": "a", "n": ' + b"9" * 5000 + b"}\n"), "-i", ix],
+            {},
+            None,
+        ),
+        (
+            "index: JSONL metadata 100 levels deep",
+            ["index", f("deep.jsonl", b'{"text": "a", "m": ' + b"[" * 100 + b"]" * 100 + b"}\n"), "-i", ix],
+            {},
+            None,
+        ),
+        ("index: /dev/zero as corpus", ["index", "/dev/zero", "--format", "txt", "-i", ix], {}, None),
+        ("index: FIFO as corpus", ["index", _fifo(d / "pipe.txt"), "-i", ix], {}, None),
+        ("index: /dev/zero on stdin", ["index", "-", "-i", ix], {}, "\x00" * (1 << 20)),
+        (
+            "index: CSV header of 100k columns",
+            [
+                "index",
+                f("wide.csv", ",".join(f"c{i}" for i in range(100_000)).encode() + b",text\n"),
+                "-i",
+                ix,
+            ],
+            {},
+            None,
+        ),
+        (
+            "index: gzip of 200 MB of newlines",
+            ["index", _newline_bomb(d / "bomb.txt.gz"), "-i", ix],
+            {},
+            None,
+        ),
+        (
+            "index: --reader-limit bogus",
+            ["index", f("ok0.txt", b"a\n"), "-i", ix, "--reader-limit", "x=1"],
+            {},
+            None,
+        ),
         ("index: --batch-size 0", ["index", f("ok1.txt", b"a\n"), "-i", ix, "--batch-size", "0"], {}, None),
         ("index: --batch-size -5", ["index", f("ok2.txt", b"a\n"), "-i", ix, "--batch-size", "-5"], {}, None),
         (
@@ -525,6 +578,12 @@ def cli_cases(d: Path) -> list[tuple[str, list[str], dict[str, str], str | None]
         ("query: CJK", ["query", SCRIPTS[2], "-i", ix], {}, None),
         ("query: emoji", ["query", SCRIPTS[3], "-i", ix, "--json"], {}, None),
         ("query: bidi and zero-width", ["query", SCRIPTS[7], "-i", ix], {}, None),
+        (
+            "query: only zero-width and bidi characters",
+            ["query", "\u200b\u200e\u2066\u2069\ufeff", "-i", ix],
+            {},
+            None,
+        ),
         (
             "query: undecodable bytes (surrogates)",
             ["query", "fut\udcffbol\udc80", "-i", ix, "--json"],

@@ -2,7 +2,9 @@
 
 A case is *detected* when ``verify_index`` reports a problem (and ``tase-search verify`` exits 1
 with a message, no traceback) **and** loading + searching raises a tase-search error
-(``IndexCorrupt`` / ``IndexMismatch`` / ``IndexNotFound``) instead of returning results.
+(``IndexCorrupt`` / ``IndexMismatch`` / ``IndexNotFound``) instead of returning results. Each case
+also tries a write (a delete): it must refuse and leave every file as it was, so damage is never
+carried into a new version (*writes refused*).
 
 The load-time checksum only runs for indexes up to ``VERIFY_ON_LOAD_BYTES``; the campaign also
 reports how many cases still fail loudly at load with it switched off (as for a large index),
@@ -143,6 +145,25 @@ def _remove_file(name: str) -> Damage:
     return f
 
 
+def _zero_page(name: str, page: int = 1) -> Damage:
+    def f(ix: Path, rng: random.Random) -> None:
+        p = _gen(ix) / name
+        raw = bytearray(p.read_bytes())
+        raw[page * 4096 : (page + 1) * 4096] = bytes(4096)
+        p.write_bytes(bytes(raw))
+
+    return f
+
+
+def _link_previous(name: str) -> Damage:
+    def f(ix: Path, rng: random.Random) -> None:
+        gens = sorted(p for p in ix.glob("gen-*") if p.is_dir())
+        (gens[-1] / name).unlink()
+        (gens[-1] / name).symlink_to(gens[0] / name)
+
+    return f
+
+
 def _manifest_is_array(ix: Path, rng: random.Random) -> None:
     (ix / "manifest.json").write_text("[1, 2, 3]\n")
 
@@ -182,6 +203,15 @@ def cases(other_model_index: Path) -> dict[str, tuple[Damage, bool]]:
         "manifest not UTF-8": (_manifest_not_utf8, False),
         "manifest is a JSON array": (_manifest_is_array, False),
         "manifest unknown field": (_set("surprise", 1), False),
+        "manifest model fingerprint changed": (_set("model.fingerprint", "0" * 32), False),
+        "manifest lists no files": (_set("files", {}), False),
+        "manifest generation not a number": (_set("generation", "x"), False),
+        "manifest row count a string": (_set("rows", lambda n: str(n)), False),
+        "docs.sqlite page zeroed": (_zero_page("docs.sqlite"), False),
+        "vectors.faiss replaced by a link to the previous generation's": (
+            _link_previous("vectors.faiss"),
+            False,
+        ),
     }
 
 
@@ -216,6 +246,29 @@ def _loud_load(ix: Path, enc: Any) -> tuple[bool, str]:
     return False, f"returned {len(hits)} hits silently"
 
 
+def _write_refused(ix: Path, enc: Any) -> tuple[bool, str]:
+    """A write (a delete) on the damaged index must refuse and leave every file as it was: damage is never
+    copied into a new version that would then verify as good."""
+    from campaign.hostile import index_bytes
+    from tase_search.errors import TaseSearchError
+    from tase_search.retriever import Retriever
+    from tase_search.store.manifest import read_manifest
+
+    before = index_bytes(ix)
+    try:
+        Retriever(ix, read_manifest(ix), encoder=enc).delete(["k5"])
+        outcome = False, "the write went ahead"
+    except TaseSearchError as exc:
+        outcome = True, f"{type(exc).__name__}: {exc}"
+    except FileNotFoundError as exc:  # no manifest to write against
+        outcome = True, f"no manifest ({exc.filename})"
+    except Exception as exc:  # noqa: BLE001
+        outcome = False, f"unclean {type(exc).__name__}: {exc}"
+    if index_bytes(ix) != before:
+        return False, "the index changed: " + outcome[1]
+    return outcome
+
+
 def _cli_verify(ix: Path) -> tuple[bool, str]:
     from click.testing import CliRunner
 
@@ -240,7 +293,7 @@ def run_corruption(work: Path, *, repeats: int = 3, seed: int = 0, docs: int = 3
     enc = fake_encoder()
     rng = random.Random(seed)
     tried = detected = 0
-    loud_without_checksum = 0
+    loud_without_checksum = writes_refused = 0
     per_case: dict[str, str] = {}
     missed: list[dict[str, str]] = []
     for name, (damage, is_random) in cases(other).items():
@@ -267,8 +320,12 @@ def run_corruption(work: Path, *, repeats: int = 3, seed: int = 0, docs: int = 3
                 l2_ok, _ = _loud_load(ix, enc)
             finally:
                 R.VERIFY_ON_LOAD_BYTES = saved
+            w_ok, w_msg = _write_refused(ix, enc)
             tried += 1
             loud_without_checksum += l2_ok
+            writes_refused += w_ok
+            if not w_ok:
+                missed.append({"case": name, "write": w_msg[:300]})
             if v_ok and c_ok and l_ok:
                 detected += 1
                 n_ok += 1
@@ -280,6 +337,7 @@ def run_corruption(work: Path, *, repeats: int = 3, seed: int = 0, docs: int = 3
         "tried": tried,
         "detected": detected,
         "loud_at_load_without_checksum": loud_without_checksum,
+        "writes_refused": writes_refused,
         "cases": per_case,
         "missed": missed[:20],
     }

@@ -4,8 +4,9 @@
 
 Parts (each can be skipped with ``--skip``): ``kills`` (SIGKILL + Ctrl-C of the real CLI with a tiny
 model; ``--driver api`` uses the fast Python-API writer instead), ``concurrency`` (readers + writer +
-lock probe, then the stale-lock check), ``corruption``, ``bad-inputs`` (API fuzz with the fake
-encoder plus fixed CLI cases with the tiny model) and ``disk-full`` (tmpfs; root only).
+lock probe, then the stale-lock check), ``corruption``, ``hostile`` (crafted indexes, planted links and
+lock files), ``bad-inputs`` (API fuzz with the fake encoder plus fixed CLI cases with the tiny model) and
+``disk-full`` (tmpfs, including a sweep of the free space in 4 KiB steps; root only).
 Progress goes to stderr; the summary JSON to stdout and ``--out`` (with the full details).
 Exit status 0 when nothing was lost or let in.
 """
@@ -22,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-PARTS = ("kills", "concurrency", "corruption", "bad-inputs", "disk-full")
+PARTS = ("kills", "concurrency", "corruption", "hostile", "bad-inputs", "disk-full")
 
 
 def _log(msg: str) -> None:
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         "--bad-inputs", type=int, default=500, help="random API bad-input cases (+ fixed CLI cases)"
     )
     ap.add_argument("--corruption-repeats", type=int, default=3, help="seeds per random corruption case")
+    ap.add_argument("--disk-steps", type=int, default=40, help="free-space steps of the disk-full sweep")
     ap.add_argument("--skip", action="append", default=[], choices=PARTS)
     ap.add_argument("--skip-cli-cases", action="append", default=[], metavar="TEXT", help="e.g. '10 MB'")
     ap.add_argument("--seed", type=int, default=0)
@@ -111,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         full["corruption"] = run_corruption(work / "corruption", repeats=a.corruption_repeats, seed=a.seed)
         seconds["corruption"] = time.monotonic() - t
 
+    if "hostile" not in a.skip:
+        from campaign.hostile import run_hostile
+
+        t = time.monotonic()
+        _log("hostile indexes")
+        full["hostile"] = run_hostile(work / "hostile")
+        seconds["hostile"] = time.monotonic() - t
+
     if "bad-inputs" not in a.skip:
         from campaign.badinput import run_api_fuzz, run_cli_cases
 
@@ -123,11 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         seconds["bad_inputs"] = time.monotonic() - t
 
     if "disk-full" not in a.skip:
-        from campaign.resources import disk_full_check
+        from campaign.resources import disk_full_check, disk_full_sweep
 
         t = time.monotonic()
         _log("disk full (tmpfs)")
         full["disk_full"] = disk_full_check(work / "disk")
+        _log(f"disk full: sweep of {a.disk_steps} free-space steps of 4 KiB around the threshold")
+        full["disk_full_sweep"] = disk_full_sweep(work / "disk", steps=a.disk_steps)
         seconds["disk_full"] = time.monotonic() - t
 
     full["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
@@ -201,8 +213,13 @@ def summarize(full: dict[str, Any]) -> dict[str, Any]:
         s["corruption"] = {
             "detected/tried": f"{c['detected']}/{c['tried']}",
             "loud_at_load_without_checksum": f"{c['loud_at_load_without_checksum']}/{c['tried']}",
+            "writes_refused/tried": f"{c['writes_refused']}/{c['tried']}",
         }
-        bad(c["detected"] != c["tried"])
+        bad(c["detected"] != c["tried"] or c["writes_refused"] != c["tried"])
+    if "hostile" in full:
+        h = full["hostile"]
+        s["hostile"] = {"held/tried": f"{h['held']}/{h['tried']}", "cases": len(h["cases"])}
+        bad(h["held"] != h["tried"])
     if "bad_inputs" in full:
         api, cli = full["bad_inputs"]["api"], full["bad_inputs"]["cli"]
         s["bad_inputs"] = {
@@ -215,6 +232,17 @@ def summarize(full: dict[str, Any]) -> dict[str, Any]:
     if "disk_full" in full:
         d = full["disk_full"]
         s["disk_full"] = "skipped" if d.get("ok") is None else ("ok" if d["ok"] else "FAILED")
+        bad(d.get("ok") is False)
+    if "disk_full_sweep" in full:
+        d = full["disk_full_sweep"]
+        if d.get("ok") is None:
+            s["disk_full_sweep"] = "skipped"
+        else:
+            s["disk_full_sweep"] = {
+                "ok": d["ok"],
+                "steps": f"{d['tried']} of {d['step_bytes']} bytes around {d['threshold_free_bytes']} free",
+                "old_intact/new_verified": f"{d['old']}/{d['new']}",
+            }
         bad(d.get("ok") is False)
     s["seconds"] = full.get("seconds", {})
     s["wall_seconds"] = full.get("wall_seconds")

@@ -730,7 +730,9 @@ class Retriever:
                     files=files,
                 )
                 target = index_dir / manifest.generation_dir
-                if os.path.lexists(target):  # left by a writer killed before its manifest: never published
+                if os.path.islink(target):  # planted: remove the link, never what it points to
+                    target.unlink()
+                elif os.path.lexists(target):  # left by a writer killed before its manifest: never published
                     shutil.rmtree(target)
                 os.rename(tmp, target)
                 final = target
@@ -1127,7 +1129,9 @@ def _carry_over(index_dir: Path, old: Manifest, tmp: Path) -> Any:
     try:
         gen_dir = _gen.generation_path(index_dir, old)
         _gen.check_files(gen_dir, old, checksum=False)
-        copied = safeio.copy_file(gen_dir / DOCS_FILE, tmp / DOCS_FILE, f"index file {gen_dir / DOCS_FILE}")
+        # a working copy: SQLite changes it and it is synced and read back once committed
+        what = f"index file {gen_dir / DOCS_FILE}"
+        copied = safeio.copy_file(gen_dir / DOCS_FILE, tmp / DOCS_FILE, what, sync=False)
         if copied != _gen.expected(old, DOCS_FILE):
             raise IndexCorrupt(f"{DOCS_FILE}: checksum differs from the manifest (the file is damaged)")
         vec = _gen.vectors_file(old)

@@ -186,8 +186,9 @@ class CheckedWriter:
     """A new file written in full or not at all: every write completes, fsync and close are checked, and
     :meth:`finish` reads the file back and compares it with what was written (size and SHA-256)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, sync: bool = True) -> None:
         self.path = Path(path)
+        self.sync = sync
         self._fd = os.open(
             self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666
         )
@@ -211,7 +212,8 @@ class CheckedWriter:
     def finish(self) -> Digest:
         fd, self._fd = self._fd, -1
         try:
-            os.fsync(fd)
+            if self.sync:
+                os.fsync(fd)
         finally:
             os.close(fd)  # raises on a deferred write error (NFS, FUSE): never dropped
         written = Digest(self.bytes, self._h.hexdigest())
@@ -241,10 +243,11 @@ def _write_all(fd: int, view: memoryview) -> None:
         view = view[n:]
 
 
-def write_file(path: Path, produce: Callable[[CheckedWriter], None]) -> Digest:
-    """Create ``path`` with what ``produce`` writes to the writer; its digest, checked against the disk.
-    On any failure the partial file is removed and the error propagates."""
-    w = CheckedWriter(path)
+def write_file(path: Path, produce: Callable[[CheckedWriter], None], *, sync: bool = True) -> Digest:
+    """Create ``path`` with what ``produce`` writes to the writer; its digest, checked against the disk
+    (after an fsync unless ``sync`` is False). On any failure the partial file is removed and the error
+    propagates."""
+    w = CheckedWriter(path, sync=sync)
     try:
         produce(w)
         return w.finish()
@@ -257,12 +260,12 @@ def write_bytes(path: Path, data: bytes) -> Digest:
     return write_file(path, lambda w: w.write(data))
 
 
-def copy_file(src: Path, dst: Path, what: str) -> Digest:
+def copy_file(src: Path, dst: Path, what: str, *, sync: bool = True) -> Digest:
     """Copy a regular file (no links followed) to a new ``dst``; the digest of the bytes copied, which the
-    read-back check proves ``dst`` holds."""
+    read-back check proves ``dst`` holds. ``sync=False`` for a working copy that is synced later."""
     reader = HashingReader(src, what)
     try:
-        digest = write_file(dst, lambda w: _pump(reader, w))
+        digest = write_file(dst, lambda w: _pump(reader, w), sync=sync)
     finally:
         reader.close()
     return digest
