@@ -47,6 +47,7 @@ from .store import content as _content
 from .store import fields as _fields
 from .store import generation as _gen
 from .store import safeio
+from .store import stamps as _stamps
 from .store import vectors as _vec
 from .store.docs import DocStore
 from .store.faiss_errors import faiss_message
@@ -689,8 +690,11 @@ class Retriever:
             vec_name = "vectors" + backend.suffix
             try:
                 tmp.mkdir()
+                docs_trusted = False
                 if old is not None:
-                    slot = _Slot(_carry_over(index_dir, old, tmp), old.factory)
+                    carried, docs_trusted = _carry_over(index_dir, old, tmp)
+                    slot = _Slot(carried, old.factory)
+                    del carried
                 else:
                     slot = _Slot(
                         backend.create(base.factory, base.model.dimension, base.search_params), base.factory
@@ -699,7 +703,8 @@ class Retriever:
                 store = DocStore(tmp / DOCS_FILE)
                 try:
                     if old is not None:  # the copy matched its checksum; now what SQLite and the counts say
-                        _refuse_damage(index_dir, _gen.store_problems(store, old))
+                        check = None if docs_trusted else "quick_check"
+                        _refuse_damage(index_dir, _gen.store_problems(store, old, integrity=check))
                     store.begin()
                     result = mutate(store, slot, base)
                     self._maybe_retype(base, slot, store)
@@ -760,6 +765,9 @@ class Retriever:
                     ) from exc
                 raise
             fault_point("committed")
+            # every file was read back above: the next write may trust them while they stay untouched
+            sums = {n: str(f["sha256"]) for n, f in files.items()}
+            _stamps.record(index_dir, manifest.generation_dir, sums)
             self.close()
             self.manifest = manifest
             keep = {manifest.generation_dir, old.generation_dir if old else ""}
@@ -1109,7 +1117,7 @@ def _check_not_foreign(index_dir: Path) -> None:
         return
     if not index_dir.is_dir():
         raise InputError(f"{index_dir} exists and is not a directory; choose another --index")
-    ours = (MANIFEST_NAME, ".lock", "gen-", TMP_PREFIX, ".manifest.json.tmp-")
+    ours = (MANIFEST_NAME, ".lock", "gen-", TMP_PREFIX, ".manifest.json.tmp-", _stamps.STAMP_NAME)
     foreign = [p.name for p in index_dir.iterdir() if not p.name.startswith(ours)]
     if foreign:
         raise InputError(
@@ -1122,21 +1130,31 @@ _UNCHANGED = "; the index is unchanged"
 _DAMAGED_SUFFIX = "; the index is damaged"
 
 
-def _carry_over(index_dir: Path, old: Manifest, tmp: Path) -> Any:
+def _carry_over(index_dir: Path, old: Manifest, tmp: Path) -> tuple[Any, bool]:
     """Copy the current generation's document store into ``tmp`` and load its vectors, each through its
     manifest checksum in the same pass as the copy or load (and its size and type before that), so damage
-    makes the write refuse instead of carrying it into a new version that then verifies as good."""
+    makes the write refuse instead of carrying it into a new version that then verifies as good.
+
+    A file stamped as verified and untouched since (:mod:`.store.stamps`) is copied or loaded without the
+    hash. Returns the vectors and whether the document store was such a file (then SQLite's own check is
+    skipped too)."""
     try:
         gen_dir = _gen.generation_path(index_dir, old)
         _gen.check_files(gen_dir, old, checksum=False)
+        # files a writer read back and stamped, untouched since, are not hashed again
+        vec = _gen.vectors_file(old)
+        name_of = old.generation_dir
+        trusted = {n for n in (DOCS_FILE, vec) if _stamps.unchanged(index_dir, name_of, n, _sha(old, n))}
         # a working copy: SQLite changes it and it is synced and read back once committed
         what = f"index file {gen_dir / DOCS_FILE}"
-        copied = safeio.copy_file(gen_dir / DOCS_FILE, tmp / DOCS_FILE, what, sync=False)
-        if copied != _gen.expected(old, DOCS_FILE):
+        copied = safeio.copy_file(
+            gen_dir / DOCS_FILE, tmp / DOCS_FILE, what, sync=False, hash=DOCS_FILE not in trusted
+        )
+        if DOCS_FILE not in trusted and copied != _gen.expected(old, DOCS_FILE):
             raise IndexCorrupt(f"{DOCS_FILE}: checksum differs from the manifest (the file is damaged)")
-        vec = _gen.vectors_file(old)
+        expect = None if vec in trusted else _gen.expected(old, vec)
         vectors = get_backend(old.backend).load(
-            gen_dir / vec, old.factory, old.model.dimension, old.search_params, expect=_gen.expected(old, vec)
+            gen_dir / vec, old.factory, old.model.dimension, old.search_params, expect=expect
         )
     except FileNotFoundError:
         raise IndexCorrupt(
@@ -1148,7 +1166,11 @@ def _carry_over(index_dir: Path, old: Manifest, tmp: Path) -> Any:
     if vectors.ntotal != old.rows + old.tombstones:
         rows = old.rows + old.tombstones
         _refuse_damage(index_dir, [f"the vector index holds {vectors.ntotal} rows, the manifest says {rows}"])
-    return vectors
+    return vectors, DOCS_FILE in trusted
+
+
+def _sha(m: Manifest, name: str) -> str:
+    return str(m.files[name]["sha256"])
 
 
 def _refuse_damage(index_dir: Path, problems: list[str]) -> None:
@@ -1231,8 +1253,9 @@ def _remove_stale_temporaries(index_dir: Path) -> None:
     """Temporary generations left by killed writers (we hold the lock, so none is in progress)."""
     for p in index_dir.glob(TMP_PREFIX + "*"):
         shutil.rmtree(p, ignore_errors=True)
-    for p in index_dir.glob(".manifest.json.tmp-*"):
-        p.unlink(missing_ok=True)
+    for pattern in (".manifest.json.tmp-*", _stamps.STAMP_NAME + ".tmp-*"):
+        for p in index_dir.glob(pattern):
+            p.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -717,3 +717,34 @@ def test_jsonl_corpus_of_crafted_lines_through_the_cli(tmp_path: Path, enc: Fake
         main, ["index", str(p), "--index", str(tmp_path / "ix"), "--reader-limit", "nope=3"]
     )
     assert res.exit_code == 1 and "reader limit" in res.output, res.output
+
+
+# ================================================================ the pre-write check's cache
+def test_a_stamped_untouched_index_is_not_hashed_again_but_an_edit_is_caught(
+    tmp_path: Path, enc: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tase_search.store import generation as G
+
+    ix = _build(tmp_path / "ix", enc)  # built in place: its stamps match the files on disk
+    checks: list[object] = []
+    real = G.store_problems
+
+    def spy(store: DocStore, m: object, *, integrity: str | None = "quick_check") -> list[str]:
+        checks.append(integrity)
+        return real(store, m, integrity=integrity)
+
+    monkeypatch.setattr(G, "store_problems", spy)
+    Retriever.load(ix, model=enc).delete(["d1"])
+    assert checks == [None]  # trusted by its stamp: no quick_check (and no hashing)
+    p = generation_dir(ix) / "vectors.faiss"
+    with open(p, "r+b") as fh:  # same file, same size, one byte changed in place
+        fh.seek(p.stat().st_size // 2)
+        b = fh.read(1)
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([b[0] ^ 0xFF]))
+    with pytest.raises(IndexCorrupt, match="index is damaged: run `tase-search verify`"):
+        Retriever.load(ix, model=enc).delete(["d2"])
+    (ix / ".verified.json").write_text("not json")  # a damaged cache only means a full check
+    _flip("vectors.faiss")(ix)
+    Retriever.load(ix, model=enc).delete(["d2"])
+    assert checks[-1] == "quick_check" and verify_index(ix).ok

@@ -87,16 +87,19 @@ def check_files(gen: Path, m: Manifest, *, checksum: bool) -> None:
         raise IndexCorrupt(f"{gen}: {why}; {DAMAGED}")
 
 
-def store_problems(store: DocStore, m: Manifest, *, integrity: str = "quick_check") -> list[str]:
-    """What is wrong inside the document store: SQLite's own check (``quick_check``, or the slower
-    ``integrity_check``), counts against the manifest, and the weights fingerprint it records."""
+def store_problems(store: DocStore, m: Manifest, *, integrity: str | None = "quick_check") -> list[str]:
+    """What is wrong inside the document store: SQLite's own check (``quick_check``, the slower
+    ``integrity_check``, or None for none), counts against the manifest, and the weights fingerprint it
+    records."""
     import sqlite3
 
     problems = []
     try:
-        res = store.conn.execute(f"PRAGMA {integrity}").fetchall()
+        res = store.conn.execute(f"PRAGMA {integrity}").fetchall() if integrity else [("ok",)]
         if res != [("ok",)]:
-            problems.append(f"{DOCS_FILE}: SQLite {integrity.replace('_', ' ')} failed: {str(res[:3])[:200]}")
+            problems.append(
+                f"{DOCS_FILE}: SQLite {str(integrity).replace('_', ' ')} failed: {str(res[:3])[:200]}"
+            )
         n_docs, n_passages = store.counts()
         n_tomb = store.tombstone_count()
         for what, have, want in (

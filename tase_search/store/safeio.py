@@ -155,15 +155,16 @@ class HashingReader:
     """Reads a regular file (no links followed) and hashes every byte read, for a loader that consumes
     the file once anyway: the checksum check then costs the hash, not a second read."""
 
-    def __init__(self, path: Path, what: str) -> None:
+    def __init__(self, path: Path, what: str, *, hash: bool = True) -> None:  # noqa: A002
         self.what = what
         self._fd = open_regular(path, what)
-        self._h = hashlib.sha256()
+        self._h = hashlib.sha256() if hash else None
         self.bytes = 0
 
     def read(self, n: int) -> bytes:
         out = os.read(self._fd, n)
-        self._h.update(out)
+        if self._h is not None:
+            self._h.update(out)
         self.bytes += len(out)
         return out
 
@@ -174,7 +175,7 @@ class HashingReader:
                 pass
         finally:
             self.close()
-        return Digest(self.bytes, self._h.hexdigest())
+        return Digest(self.bytes, self._h.hexdigest() if self._h is not None else "")
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -227,6 +228,15 @@ class CheckedWriter:
             )
         return written
 
+    def close(self) -> None:
+        """Close without the read-back (for a copy whose content is checked elsewhere); errors propagate."""
+        fd, self._fd = self._fd, -1
+        try:
+            if self.sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def abort(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
@@ -260,11 +270,21 @@ def write_bytes(path: Path, data: bytes) -> Digest:
     return write_file(path, lambda w: w.write(data))
 
 
-def copy_file(src: Path, dst: Path, what: str, *, sync: bool = True) -> Digest:
+def copy_file(src: Path, dst: Path, what: str, *, sync: bool = True, hash: bool = True) -> Digest:  # noqa: A002
     """Copy a regular file (no links followed) to a new ``dst``; the digest of the bytes copied, which the
-    read-back check proves ``dst`` holds. ``sync=False`` for a working copy that is synced later."""
-    reader = HashingReader(src, what)
+    read-back check proves ``dst`` holds. ``sync=False`` for a working copy that is synced later;
+    ``hash=False`` for a plain copy of a file already known to be intact (its digest's sha256 is empty)."""
+    reader = HashingReader(src, what, hash=hash)
     try:
+        if not hash:
+            w = CheckedWriter(dst, sync=sync)
+            try:
+                _pump(reader, w)
+                w.close()
+            except BaseException:
+                w.abort()
+                raise
+            return Digest(reader.bytes, "")
         digest = write_file(dst, lambda w: _pump(reader, w), sync=sync)
     finally:
         reader.close()
