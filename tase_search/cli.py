@@ -405,9 +405,7 @@ def index_cmd(
             action = "appended to" if res.added or res.replaced else "unchanged"
     elapsed = time.perf_counter() - t0
     report.close()
-    if action != "unchanged":
-        report.stage("preparing the query path")
-        _prepare_query_path(r, s.query_backend)
+    _prepare_query_path(r, s.query_backend, report)  # also after an unchanged run: a missing bundle is rebuilt
     info = r.info()
     summary = {
         "index": str(path),
@@ -473,9 +471,8 @@ def _check_unlocked(path: Path) -> None:
 def _load_encoder(spec: str, s: Any, report: Any, threads: int, max_seq_length: int | None) -> Any:
     """Check, then load, the model for an index command, telling the reporter (the slow step)."""
     from .encoder import Encoder
-    from .preflight import check_max_seq_length, check_model
-
     from .models import get_entry
+    from .preflight import check_max_seq_length, check_model
 
     check_model(spec)
     entry = get_entry(spec)  # "default" is shown as the model it stands for
@@ -661,7 +658,7 @@ def _light_retriever(path: Path, *, mmap: bool = False) -> Any:
     return Retriever(r.path, r.manifest, encoder=light, mmap=mmap) if light is not None else None
 
 
-def _prepare_query_path(r: Any, backend: str) -> None:
+def _prepare_query_path(r: Any, backend: str, report: Any = None) -> None:
     """After indexing: make sure later queries on this index can take the fast, torch-free path."""
     if backend == "torch":
         return
@@ -670,6 +667,8 @@ def _prepare_query_path(r: Any, backend: str) -> None:
 
     if bundle_path(r.manifest.model.fingerprint).is_file():
         return
+    if report is not None:
+        report.stage("preparing the query path")
     prepare = getattr(r.encoder, "onnx_query_encoder", None)
     try:
         if prepare is not None:
