@@ -24,6 +24,13 @@ def examples() -> dict[str, tuple[str, str]]:
     return found
 
 
+def corpus() -> dict[str, Any]:
+    """The names the corpus example defines (CORPUS, IDS, TEXTS, METADATAS)."""
+    namespace: dict[str, Any] = {}
+    exec(compile(examples()["corpus"][1], f"{DOC}:corpus", "exec"), namespace)  # noqa: S102
+    return namespace
+
+
 def run_example(name: str, **given: Any) -> dict[str, Any]:
     """Execute the corpus example, then example ``name``, with ``given`` defined; returns its namespace."""
     blocks = examples()
