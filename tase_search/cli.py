@@ -481,6 +481,7 @@ def _load_encoder(spec: str, s: Any, report: Any, threads: int, max_seq_length: 
     encoder = Encoder.load(
         spec,
         precision=s.precision,
+        device=s.device,
         batch_size=s.batch_size,
         query_backend=s.query_backend,
         max_seq_length=max_seq_length,
