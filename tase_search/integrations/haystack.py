@@ -192,13 +192,17 @@ class TaseRetriever:
         native_filter(filters)  # refuse an unsupported filter now, not at the first query
 
     def to_dict(self) -> dict[str, Any]:
+        store = self.document_store.to_dict()  # explicitly: Haystack 2.x does not call nested to_dict
         return default_to_dict(
-            self, document_store=self.document_store, top_k=self.top_k, filters=self.filters, mode=self.mode
+            self, document_store=store, top_k=self.top_k, filters=self.filters, mode=self.mode
         )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaseRetriever:
-        return default_from_dict(cls, data)
+        params = dict(data.get("init_parameters", {}))
+        if isinstance(params.get("document_store"), dict):
+            params["document_store"] = TaseDocumentStore.from_dict(params["document_store"])
+        return default_from_dict(cls, {**data, "init_parameters": params})
 
     @component.output_types(documents=list[Document])
     def run(
