@@ -106,3 +106,10 @@ def test_index_store_lists_gets_and_deletes_by_filter(tmp_path: Path) -> None:
         store.add([docs[0].__class__(id=None, text="a", metadata={}, source="<test>", line=1)])
     with pytest.raises(InputError, match="no model given"):
         IndexStore(tmp_path / "absent")
+
+
+def test_the_documented_corpus_is_the_toy_encoders_corpus() -> None:
+    """The toy encoder's glossary is made for this corpus: docs and tests must not drift apart."""
+    from doc_examples import corpus
+
+    assert corpus()["CORPUS"] == CORPUS
