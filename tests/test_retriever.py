@@ -550,7 +550,7 @@ def test_build_over_existing_index(tmp_path: Path, fake_encoder: FakeEncoder) ->
     r = build(path, FakeEncoder(model_id="yeni-model"), docs=["tamamen yeni"], overwrite=True)
     m = read_manifest(path)
     assert m.generation == 2 and m.documents == 1 and m.model.id == "yeni-model"
-    assert gen_files(path) == [".lock", "gen-000002", "manifest.json"]
+    assert gen_files(path) == [".lock", ".verified.json", "gen-000002", "manifest.json"]  # + the write's stamps
     assert ids_of(r.search("yeni", k=5)) == ["1"]
 
 
