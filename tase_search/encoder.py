@@ -891,6 +891,16 @@ class Encoder:
         return tokenizer_lowercases(self.tokenizer)
 
     # ---------------------------------------------------------------- encoding
+    @property
+    def query_prompt(self) -> str | None:
+        """The text put before every query (e5: ``"query: "``), or None."""
+        return self._prompts.get("query") or None
+
+    @property
+    def passage_prompt(self) -> str | None:
+        """The text put before every document or passage (e5: ``"passage: "``), or None."""
+        return self._prompts.get("document") or self._prompts.get("passage") or None
+
     def encode_query(self, texts: str | Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
         """Encode search queries (uses the model's ``query`` prompt if it defines one).
 
@@ -1010,8 +1020,7 @@ class Encoder:
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """Encode documents or passages (uses the model's ``document`` prompt if it defines one)."""
-        prompt = self._prompts.get("document") or self._prompts.get("passage")
-        return self._encode(_as_list(texts), prompt, batch_size=batch_size, progress=progress)
+        return self._encode(_as_list(texts), self.passage_prompt, batch_size=batch_size, progress=progress)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """The autocast context for this encoder's precision: bf16 autocast for ``bf16-autocast``,
@@ -1062,8 +1071,16 @@ class Encoder:
         """
         return list(self._iter_passages(text, overlap))
 
+    @cached_property
+    def _passage_prompt_tokens(self) -> int:
+        prompt = self.passage_prompt
+        if not prompt:
+            return 0
+        return len(self.tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"])
+
     def _iter_passages(self, text: str, overlap: int) -> Iterator[Passage]:
-        limit = max(8, self.max_seq_length - 2)  # room for [CLS]/[SEP] (or </s>)
+        # room for the special tokens ([CLS]/[SEP] or <s>/</s>) and the passage prompt
+        limit = max(8, self.max_seq_length - 2 - self._passage_prompt_tokens)
         if len(text) <= limit:  # fewer characters than the limit: fewer tokens too
             yield Passage(0, len(text), 0, 1)
             return

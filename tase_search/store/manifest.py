@@ -55,6 +55,9 @@ class ModelInfo:
     dimension: int
     max_seq_length: int
     normalized: bool = True
+    #: the prompts the encoder put before queries and passages (None: none); part of what the vectors mean
+    query_prompt: str | None = None
+    passage_prompt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ _MODEL_FIELDS: dict[str, _Check] = {
     "dimension": (int, True, range(1, 65_537)),
     "max_seq_length": (int, True, range(0, (1 << 20) + 1)),
     "normalized": (bool, False, None),
+    "query_prompt": (str, False, range(0, 4097)),
+    "passage_prompt": (str, False, range(0, 4097)),
 }
 _FIELDS: dict[str, _Check] = {
     "model": (dict, True, None),
@@ -173,8 +178,6 @@ _FIELDS: dict[str, _Check] = {
     "updated": (str, False, range(0, 65)),
     "versions": (dict, False, None),
     "files": (dict, False, None),
-    "query_prompt": (str, False, range(0, 4097)),
-    "passage_prompt": (str, False, range(0, 4097)),
 }
 _OPTIONAL_NULL = ("query_prompt", "passage_prompt")  # may also be null: no prompt
 
@@ -249,9 +252,25 @@ def write_manifest(index_dir: Path, manifest: Manifest) -> None:
     atomic_write_bytes(Path(index_dir) / MANIFEST_NAME, manifest.to_json().encode("utf-8"))
 
 
-def check_compatible(manifest: Manifest, *, model_id: str, fingerprint: str, dimension: int) -> None:
-    """Refuse to search an index with vectors from other weights."""
+def check_compatible(
+    manifest: Manifest,
+    *,
+    model_id: str,
+    fingerprint: str,
+    dimension: int,
+    prompts: tuple[str | None, str | None] | None = None,
+) -> None:
+    """Refuse to search an index with vectors from other weights, or made with other prompts.
+
+    ``prompts`` is the encoder's ``(query_prompt, passage_prompt)``; None skips that check.
+    """
     m = manifest.model
+    if prompts is not None and (m.query_prompt, m.passage_prompt) != tuple(prompts):
+        raise IndexMismatch(
+            f"index was built with prompts query={m.query_prompt!r} passage={m.passage_prompt!r} but model "
+            f"{model_id!r} uses query={prompts[0]!r} passage={prompts[1]!r}; load it with the model it was "
+            f"built with ({m.id!r}) or rebuild the index"
+        )
     if m.dimension != dimension:
         raise IndexMismatch(
             f"index vectors have dimension {m.dimension} but model {model_id!r} gives {dimension}; "
