@@ -219,6 +219,8 @@ def main() -> None:
       tase-search index haberler.txt --index haberler   # build or extend an index
       tase-search query "futbol maçı" --index haberler -k 5
       tase-search query "football match" --index haberler --json
+      tase-search query Turkcell --mode hybrid --index haberler   # keywords and meaning, fused
+      tase-search sparse build --index eski                       # keyword search for an older index
       tase-search info --index haberler
       tase-search list                                  # the named indexes, their sizes and models
       tase-search cache clean                           # remove cached ONNX query graphs
@@ -278,6 +280,13 @@ def main() -> None:
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing index instead of appending to it.")
 @click.option(
+    "--sparse/--no-sparse",
+    default=True,
+    show_default=True,
+    help="A new index also gets a keyword (BM25) part for --mode sparse/hybrid searches; appending keeps "
+    "what the index has.",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(1, 65536),
     default=None,
@@ -301,6 +310,7 @@ def index_cmd(
     reader_limits: tuple[str, ...],
     on_duplicate: str,
     overwrite: bool,
+    sparse: bool,
     batch_size: int | None,
     precision: str | None,
     threads: int | None,
@@ -395,6 +405,7 @@ def index_cmd(
                     on_duplicate=on_duplicate,
                     overlap=s.overlap_tokens,
                     progress=report,
+                    sparse=sparse,
                 )
                 res, action = r.last_add, "built"
             except IndexExists:  # another process created it since we looked: append to that one
@@ -558,6 +569,28 @@ def _parse_filters(filters: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--full", is_flag=True, help="Print whole documents instead of the matching passage, shortened."
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "dense", "sparse", "hybrid"]),
+    default=None,
+    help="dense: by meaning (vectors); sparse: by keywords (BM25); hybrid: both, fused; auto: by the "
+    "query's language (hybrid for Turkish and names, dense for English). Default: the search_mode "
+    "setting (auto). Env: TASE_SEARCH_SEARCH_MODE.",
+)
+@click.option(
+    "--fusion",
+    type=click.Choice(["rrf", "weighted"]),
+    default="rrf",
+    show_default=True,
+    help="How hybrid fuses the two rankings: reciprocal rank fusion, or min-max scaled scores.",
+)
+@click.option(
+    "--dense-weight",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="The dense ranking's share in hybrid fusion (0..1).",
+)
 @_precision_option
 @_query_backend_option
 @_threads_option
@@ -570,6 +603,9 @@ def query_cmd(
     filters: tuple[str, ...],
     as_json: bool,
     full: bool,
+    mode: str | None,
+    fusion: str,
+    dense_weight: float,
     precision: str | None,
     query_backend: str | None,
     threads: int | None,
@@ -584,6 +620,7 @@ def query_cmd(
       tase-search query "futbol maçı" --index haberler -k 5
       tase-search query "football match" "hava durumu" --index haberler --json
       tase-search query "maç sonucu" --filter topic=spor --index demo
+      tase-search query Turkcell --mode sparse --index haberler     # keywords only (no model loaded)
       printf 'futbol\\nweather tomorrow\\n' | tase-search query - --index haberler --json
     """
     if threads is not None:  # a one-off query does not wait to measure the free CPUs unless asked
@@ -603,11 +640,22 @@ def query_cmd(
     # one-off queries map the vector file (no full read; the process exits after a few searches);
     # stdin mode is long-lived, so it reads the file once for steady per-query latency
     mmap = not stdin
-    r = _light_retriever(path, mmap=mmap) if model is None and s.query_backend != "torch" else None
+    light = model is None and s.query_backend != "torch"
+    r = _light_retriever(path, mmap=mmap, search_mode=s.search_mode) if light else None
     if r is None:
         # Without a query bundle, a one-off answer is sooner on PyTorch than after opening a graph.
         backend = "torch" if s.query_backend == "auto" and not stdin else s.query_backend
-        r = Retriever.load(path, model=model, precision=s.precision, query_backend=backend, mmap=mmap)
+        r = Retriever.load(
+            path,
+            model=model,
+            precision=s.precision,
+            query_backend=backend,
+            mmap=mmap,
+            search_mode=s.search_mode,
+        )
+    how = {"mode": mode, "fusion": fusion, "dense_weight": dense_weight}
+    if (mode or s.search_mode) != "dense" and mode in (None, "auto") and r.sparse_note:
+        click.echo(r.sparse_note, err=True)
     if stdin:
         r.warm_up()  # load once, before the first line arrives
         hinted = False
@@ -615,7 +663,7 @@ def query_cmd(
             q = _text_arg(line.rstrip("\n"))
             if is_blank(q):  # blank, or only control, zero-width or bidi characters
                 continue
-            hits = r.search(q, k=k, filter=flt)
+            hits = r.search(q, k=k, filter=flt, **how)
             _print_hits(q, hits, as_json, full)
             if not hits and flt and not hinted:
                 _filter_hint(r, flt)
@@ -625,7 +673,7 @@ def query_cmd(
     for q in text:
         if is_blank(q):
             raise click.BadParameter("a query is empty: give some text to search for", param_hint="TEXT")
-    results = r.search(list(text), k=k, filter=flt)
+    results = r.search(list(text), k=k, filter=flt, **how)
     for q, hits in zip(text, results):
         _print_hits(q, hits, as_json, full)
     if flt and not any(results):
@@ -644,7 +692,7 @@ def _filter_hint(r: Any, flt: dict[str, str]) -> None:
         )
 
 
-def _light_retriever(path: Path, *, mmap: bool = False) -> Any:
+def _light_retriever(path: Path, *, mmap: bool = False, search_mode: str | None = None) -> Any:
     """The index opened with the torch-free query encoder for its weights, when one is cached.
 
     ``tase-search index`` (or any long-lived process that prepared the ONNX query path) leaves a
@@ -656,7 +704,9 @@ def _light_retriever(path: Path, *, mmap: bool = False) -> Any:
 
     r = Retriever.load(path)  # reads the manifest only; the encoder is loaded lazily
     light = LightQueryEncoder.for_fingerprint(r.manifest.model.fingerprint)
-    return Retriever(r.path, r.manifest, encoder=light, mmap=mmap) if light is not None else None
+    if light is None:
+        return None
+    return Retriever(r.path, r.manifest, encoder=light, mmap=mmap, search_mode=search_mode)
 
 
 def _prepare_query_path(r: Any, backend: str, report: Any = None) -> None:
@@ -727,6 +777,7 @@ def info_cmd(index: str | None, root: str | None, as_json: bool) -> None:
         ("dimension", info["dimension"]),
         ("index type", f"{info['factory']} ({info['index_type']}, {info['metric']})"),
         ("search params", info["search_params"] or "-"),
+        ("keyword search", _sparse_line(info)),
         ("size on disk", _human_bytes(info["bytes_on_disk"])),
         ("generation", info["generation"]),
         ("created", info["created"]),
@@ -737,6 +788,15 @@ def info_cmd(index: str | None, root: str | None, as_json: bool) -> None:
         rows.insert(3, ("deleted, pending", info["tombstones"]))
     for key, val in rows:
         click.echo(f"{key:>16}  {val}")
+
+
+def _sparse_line(info: dict[str, Any]) -> str:
+    if info["sparse"] == "current":
+        return "BM25 (sparse part current)"
+    add = f"add it with `tase-search sparse build --index {info['path']}`"
+    if info["sparse"] == "none":
+        return f"none: dense only; {add}"
+    return f"out of date ({info['sparse']}); {add}"
 
 
 def _human_bytes(n: int) -> str:
@@ -930,6 +990,9 @@ def _register_optional() -> None:
     from .cli_serve import serve_cmd
 
     main.add_command(serve_cmd, "serve")
+    from .cli_sparse import sparse_group
+
+    main.add_command(sparse_group, "sparse")
 
 
 _register_optional()

@@ -49,6 +49,7 @@ class Settings:
     query_backend: str = "auto"  # auto: ONNX Runtime for small query batches when installed, else PyTorch
     threads: int = 0  # 0: the free CPUs, capped (tase_search.threads); else torch/FAISS threads as given
     progress: str = "auto"  # auto | bar | log | off
+    search_mode: str = "auto"  # auto (by query language: tase_search.modes.AUTO) | dense | sparse | hybrid
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -61,6 +62,9 @@ class Settings:
             raise InputError(f"batch size {self.batch_size} is out of range: use 1..65536")
         if not 0 <= self.overlap_tokens <= 65536:
             raise InputError(f"overlap {self.overlap_tokens} is out of range: use 0..65536")
+        from .modes import check_search_mode
+
+        check_search_mode(self.search_mode)
         if self.progress not in PROGRESS_MODES:
             raise InputError(f"progress {self.progress!r} is not one of {', '.join(PROGRESS_MODES)}")
         if not 0 <= self.threads <= MAX_THREADS:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from . import modes as _modes
 from .encoder import Encoder
 from .errors import (
     IndexCorrupt,
@@ -41,6 +42,7 @@ from .errors import (
     InputError,
     TaseSearchError,
 )
+from .fusion import FUSIONS, fuse
 from .progress import stage_of
 from .readers import Document
 from .store import content as _content
@@ -279,9 +281,12 @@ class Retriever:
         batch_size: int = 64,
         query_backend: str = "auto",
         mmap: bool = False,
+        search_mode: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.manifest = manifest
+        self._search_mode = None if search_mode is None else _modes.check_search_mode(search_mode)
+        self._sparse_stale: str | None = None  # why the keyword part cannot be searched (None: it can)
         self._encoder = encoder
         self._model_spec = model
         self._precision = precision
@@ -311,6 +316,7 @@ class Retriever:
         batch_size: int = 64,
         progress: Callable[[int], None] | None = None,
         query_backend: str = "auto",
+        sparse: bool = True,
     ) -> Retriever:
         """Create a new index at ``path`` (default ``indexes/default``) from ``docs``.
 
@@ -321,6 +327,8 @@ class Retriever:
         :attr:`last_add`. A build that fails on a directory it created removes that directory again.
         ``progress(n)`` is told of documents as they are embedded; an object that also has a
         ``stage(name)`` method (:class:`tase_search.progress.Progress`) hears of building and saving too.
+        ``sparse`` (default on) also builds the keyword (BM25) part that the ``sparse`` and ``hybrid``
+        search modes use, in the same write.
         """
         index_dir = resolve_index_path(path)
         _check_not_foreign(index_dir)  # path checks first: loading a model takes seconds
@@ -355,9 +363,13 @@ class Retriever:
         r = cls(index_dir, manifest, encoder=encoder)
         unborn = not index_dir.exists()
         try:
-            r.last_add = r._write(
-                lambda store, slot, m: r._ingest(docs, store, slot, m, on_duplicate, progress), fresh=True
-            )
+
+            def ingest(store: DocStore, slot: _Slot, m: Manifest) -> AddResult:
+                if sparse:
+                    store.build_sparse()  # empty: filled as the documents go in
+                return r._ingest(docs, store, slot, m, on_duplicate, progress)
+
+            r.last_add = r._write(ingest, fresh=True)
         except BaseException:
             if unborn:
                 _remove_unborn(index_dir)
@@ -374,6 +386,7 @@ class Retriever:
         batch_size: int = 64,
         query_backend: str = "auto",
         mmap: bool = False,
+        search_mode: str | None = None,
     ) -> Retriever:
         """Open an existing index. The model defaults to the one recorded in its manifest.
 
@@ -387,11 +400,22 @@ class Retriever:
         went from 2.4 s to 1.0 s — but a long-lived searcher then pays page faults while its pages
         come in (at 1M, on a cold page cache, p50 87 ms over the first 300 queries), so the default
         reads the file once for steady latency. Writes never use the mapped copy.
+
+        ``search_mode`` is the mode of a :meth:`search` that names none (default: the ``search_mode``
+        setting, itself ``auto`` unless configured; see :mod:`tase_search.modes`).
         """
         index_dir = resolve_index_path(path)
         manifest = _read_existing(index_dir)
         if model is not None and not isinstance(model, str):  # an Encoder (or any EncoderLike)
-            return cls(index_dir, manifest, encoder=model, precision=precision, batch_size=batch_size, mmap=mmap)
+            return cls(
+                index_dir,
+                manifest,
+                encoder=model,
+                precision=precision,
+                batch_size=batch_size,
+                mmap=mmap,
+                search_mode=search_mode,
+            )
         return cls(
             index_dir,
             manifest,
@@ -400,6 +424,7 @@ class Retriever:
             batch_size=batch_size,
             query_backend=query_backend,
             mmap=mmap,
+            search_mode=search_mode,
         )
 
     @classmethod
@@ -500,6 +525,13 @@ class Retriever:
                 f"manifest says {(m.documents, m.rows, m.tombstones)}; the index is damaged (run `tase-search verify`)"
             )
         self._deny = np.asarray(tomb, dtype=np.int64) if tomb else None
+        try:
+            self._sparse_stale = (
+                docs.sparse_stale_reason(m.rows) if docs.sparse else "it has no keyword (sparse) part"
+            )
+        except BaseException:
+            docs.close()
+            raise
         self._vectors, self._docs = vectors, docs
 
     def refresh(self) -> bool:
@@ -528,16 +560,45 @@ class Retriever:
         return self.manifest.documents
 
     # ------------------------------------------------------------------ search
+    @property
+    def search_mode(self) -> str:
+        """The mode of a :meth:`search` that names none: as given to :meth:`load`, else the
+        ``search_mode`` setting (``auto`` unless configured)."""
+        if self._search_mode is None:
+            from .config import load_settings
+
+            self._search_mode = load_settings().search_mode
+        return self._search_mode
+
+    @property
+    def sparse_note(self) -> str | None:
+        """One line telling a user that this index is searched by meaning only and how to add keyword
+        search; None when its keyword part can be searched."""
+        self._open()
+        return None if self._sparse_stale is None else _modes.unavailable_note(self.path, self._sparse_stale)
+
     def search(
         self,
         query: str | Sequence[str],
         k: int = 10,
         filter: Mapping[str, str] | None = None,  # noqa: A002 - the natural name for users
+        mode: str | None = None,
+        *,
+        fusion: str = "rrf",
+        dense_weight: float = 0.5,
     ) -> list[Hit] | list[list[Hit]]:
         """Top-``k`` documents for a query (a list of hits) or for each of several queries.
 
         ``filter`` keeps documents whose metadata field equals the value (``{"topic": "spor"}``);
         the keys ``id`` and ``source`` match those columns. One hit per document: its best passage.
+
+        ``mode``: ``dense`` (vectors: meaning, also across languages), ``sparse`` (BM25 over
+        Turkish-aware keywords: names, numbers, rare words), ``hybrid`` (both, fused by ``fusion``:
+        ``rrf`` or ``weighted``, ``dense_weight`` the dense side's share in either), or ``auto`` (per
+        query, the mode measured best for its language: :data:`tase_search.modes.AUTO`); None is
+        :attr:`search_mode`. On an index without a keyword part, ``auto`` and the configured default
+        search dense, and asking for ``sparse`` or ``hybrid`` is an error that says how to add one.
+        A hit's ``score`` is its cosine (dense), BM25 score (sparse) or fused score (hybrid).
         """
         single = isinstance(query, str)
         if not single and (isinstance(query, (bytes, Mapping)) or not isinstance(query, Iterable)):
@@ -552,25 +613,69 @@ class Retriever:
                 raise InputError("query is empty: give some text to search for")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InputError(f"k={k!r} is not valid: give a whole number >= 1")
+        requested = self.search_mode if mode is None else _modes.check_search_mode(mode)
+        if fusion not in FUSIONS:
+            raise InputError(f"fusion {fusion!r} is not one of {', '.join(FUSIONS)}")
+        weight_ok = isinstance(dense_weight, (int, float)) and not isinstance(dense_weight, bool)
+        if not (weight_ok and 0 <= dense_weight <= 1):
+            raise InputError(f"dense_weight={dense_weight!r} is not valid: give a number from 0 to 1")
         k = min(k, MAX_K)
-        encoder = self.encoder
+        if requested != "sparse":
+            self.encoder  # noqa: B018 - load and check the model before the index files
         self._open()
-        qv = encoder.encode_query([clean_document(q) for q in queries])
-        results = self._search_vectors(qv, k, filter)
+        cleaned = [clean_document(q) for q in queries]
+        chosen = [self._mode_for(q, requested, explicit=mode is not None) for q in cleaned]
+        results = self._search_modes(cleaned, chosen, k, filter, fusion, float(dense_weight))
         return results[0] if single else results
 
-    def _search_vectors(
+    def _mode_for(self, query: str, requested: str, *, explicit: bool) -> str:
+        """The mode one query is searched in: ``auto`` resolved by its language, and dense where the
+        keyword part cannot be searched (an error when the caller asked for another mode by name)."""
+        chosen = _modes.auto_mode(query) if requested == "auto" else requested
+        if chosen != "dense" and self._sparse_stale is not None:
+            if explicit and requested != "auto":
+                raise InputError(_modes.unavailable_error(requested, self.path, self._sparse_stale))
+            return "dense"
+        return chosen
+
+    def _search_modes(
         self,
-        qv: np.ndarray,
+        queries: Sequence[str],
+        modes: Sequence[str],
         k: int,
         filter: Mapping[str, str] | None,  # noqa: A002
+        fusion: str,
+        dense_weight: float,
     ) -> list[list[Hit]]:
-        assert self._vectors is not None and self._docs is not None
+        """Each query in its mode: dense and sparse candidates (``HYBRID_DEPTH`` documents each for
+        hybrid), fused per document, then the top ``k`` read back."""
+        assert self._docs is not None
+        flt = _normalize_filter(filter) if filter else None
         allow = None
-        if filter:
-            allow = np.asarray(self._docs.pids_matching(_normalize_filter(filter)), dtype=np.int64)
+        if flt:
+            allow = np.asarray(self._docs.pids_matching(flt), dtype=np.int64)
             if len(allow) == 0:
-                return [[] for _ in range(len(qv))]
+                return [[] for _ in queries]
+        depth = max(k, _modes.HYBRID_DEPTH)
+        groups: list[list[tuple[int, float]]] = [[] for _ in queries]
+        dense_at = [i for i, m in enumerate(modes) if m != "sparse"]
+        if dense_at:
+            qv = self.encoder.encode_query([queries[i] for i in dense_at])
+            n = depth if any(modes[i] == "hybrid" for i in dense_at) else k
+            for i, g in zip(dense_at, self._dense_groups(qv, n, allow)):
+                groups[i] = g
+        for i, m in enumerate(modes):
+            if m == "dense":
+                continue
+            found = self._sparse_groups(queries[i], k if m == "sparse" else depth, flt)
+            groups[i] = found if m == "sparse" else self._fuse(groups[i], found, fusion, dense_weight)
+        return self._hits(groups, k)
+
+    def _dense_groups(
+        self, qv: np.ndarray, k: int, allow: np.ndarray | None
+    ) -> list[list[tuple[int, float]]]:
+        """The best ``k`` documents of each query vector as ``(best passage id, cosine)``, best first."""
+        assert self._vectors is not None
         total = self._vectors.ntotal
         if total == 0:
             return [[] for _ in range(len(qv))]
@@ -584,10 +689,46 @@ class Retriever:
                 if all(len(g) >= want for g in grouped) or k_search >= total:
                     break
                 k_search = min(total, k_search * 4)
-        wanted = sorted({pid for g in grouped for pid, _ in g[:k]})
+        return [g[:k] for g in grouped]
+
+    def _sparse_groups(self, query: str, k: int, flt: dict[str, str] | None) -> list[tuple[int, float]]:
+        """The best ``k`` documents for ``query`` by BM25 as ``(best passage id, score)``, best first."""
+        assert self._docs is not None
+        limit = max(k * 2, k + 8)
+        while True:
+            rows = self._docs.search_sparse(query, limit, flt)
+            grouped = self._group([s for _, s in rows], [p for p, _ in rows])
+            if len(grouped) >= k or len(rows) < limit:
+                return grouped[:k]
+            limit *= 4
+
+    def _fuse(
+        self,
+        dense: list[tuple[int, float]],
+        sparse: list[tuple[int, float]],
+        fusion: str,
+        dense_weight: float,
+    ) -> list[tuple[int, float]]:
+        """Fuse two per-document rankings of passage ids; a document keeps the passage of the ranking
+        it stands higher in (dense on a tie)."""
+        assert self._docs is not None
+        doc_of = self._docs.doc_keys([p for p, _ in dense] + [p for p, _ in sparse])
+        passage: dict[int, tuple[int, int]] = {}  # document -> (rank, passage id)
+        for ranking in (dense, sparse):
+            for rank, (pid, _) in enumerate(ranking):
+                dk = doc_of.get(pid)
+                if dk is not None and (dk not in passage or rank < passage[dk][0]):
+                    passage[dk] = (rank, pid)
+        by_doc = [[(doc_of[p], s) for p, s in ranking if p in doc_of] for ranking in (dense, sparse)]
+        return [(passage[dk][1], score) for dk, score in fuse(by_doc[0], by_doc[1], fusion, dense_weight)]
+
+    def _hits(self, groups: list[list[tuple[int, float]]], k: int) -> list[list[Hit]]:
+        """Read the top ``k`` of each ranking back from the document store as hits."""
+        assert self._docs is not None
+        wanted = sorted({pid for g in groups for pid, _ in g[:k]})
         stored = self._docs.fetch(wanted)
         out: list[list[Hit]] = []
-        for g in grouped:
+        for g in groups:
             hits = []
             for pid, score in g:
                 sp = stored.get(pid)
@@ -609,7 +750,7 @@ class Retriever:
             out.append(hits)
         return out
 
-    def _group(self, scores: np.ndarray, ids: np.ndarray) -> list[tuple[int, float]]:
+    def _group(self, scores: Sequence[float], ids: Sequence[int]) -> list[tuple[int, float]]:
         """Best passage per document, in score order (documents are resolved later by passage id)."""
         assert self._docs is not None
         seen_docs: dict[int, None] = {}
@@ -665,6 +806,27 @@ class Retriever:
 
         return self._write(mutate)
 
+    def build_sparse(self) -> int:
+        """Give this index a keyword (sparse) part, made from the stored text without re-embedding,
+        through the same crash-safe write as any other change (a rebuild if it has a stale one).
+        Returns the passages indexed; 0, writing nothing, when the keyword part is already current."""
+        self._open()
+        if self._sparse_stale is None:
+            return 0
+        self.close()
+
+        def mutate(store: DocStore, slot: _Slot, m: Manifest) -> int:
+            if not store.sparse:
+                return store.build_sparse()
+            if store.sparse_built is not None:  # it was stale: this write rebuilt it already
+                return store.sparse_built
+            raise _NothingChanged(AddResult())  # another writer built it since we looked
+
+        try:
+            return self._write(mutate)
+        except _NothingChanged:
+            return 0
+
     def _write(self, mutate: Callable[[DocStore, _Slot, Manifest], Any], *, fresh: bool = False) -> Any:
         index_dir = self.path
         index_dir.mkdir(parents=True, exist_ok=True)
@@ -710,11 +872,14 @@ class Retriever:
                         check = None if docs_trusted else "quick_check"
                         _refuse_damage(index_dir, _gen.store_problems(store, old, integrity=check))
                     store.begin()
+                    if store.sparse_stale_reason() is not None:  # an older version wrote, or an old analyser
+                        store.build_sparse()
                     result = mutate(store, slot, base)
                     self._maybe_retype(base, slot, store)
                     vectors, factory = slot.vectors, slot.factory
                     slot.vectors = None
                     tombstones = len(store.tombstones())
+                    store.record_sparse()
                     n_docs, n_passages = store.counts()
                     store.set_model_fingerprint(base.model.fingerprint)
                     fault_point("ingested")
@@ -1014,10 +1179,13 @@ class Retriever:
             gen_dir = _gen.generation_path(self.path, m)
             size = sum(st.st_size for p in gen_dir.iterdir() if stat.S_ISREG((st := p.lstat()).st_mode))
         sources: list[tuple[str, int]] = []
+        sparse = "unknown (the document store could not be read)"
         try:
             store = DocStore(gen_dir / DOCS_FILE, readonly=True)
             try:
                 sources = store.sources()
+                stale = store.sparse_stale_reason(m.rows) if store.sparse else "none"
+                sparse = "current" if stale is None else stale
             finally:
                 store.close()
         except IndexCorrupt:
@@ -1044,6 +1212,7 @@ class Retriever:
             "format_version": m.format_version,
             "versions": m.versions,
             "sources": dict(sources),
+            "sparse": sparse,
         }
 
     def get(self, ids: Sequence[str]) -> list[dict[str, Any]]:

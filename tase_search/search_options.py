@@ -1,9 +1,9 @@
 """Search options shared by every front end (toolkit integrations, the HTTP server): the ``mode`` and
 the metadata ``filter``.
 
-The search ``mode`` (dense, sparse, hybrid) is passed on when :meth:`Retriever.search` takes one; with
-a Retriever that searches dense vectors only, ``"dense"`` is accepted and the others are refused, so
-clients can send the parameter today and get the modes where the index has them.
+The search ``mode`` (dense, sparse, hybrid) is passed on to :meth:`Retriever.search`, which refuses
+sparse and hybrid on an index without a keyword part (saying how to add one); with a retriever-like
+object whose ``search`` takes no mode, ``"dense"`` is accepted and the others are refused.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def run_search(
             kwargs["mode"] = mode
         elif mode != "dense":
             raise InputError(
-                f"mode {mode!r} is not available: this version of tase-search searches dense vectors only; "
+                f"mode {mode!r} is not available: this retriever searches dense vectors only; "
                 "use mode 'dense' or leave it out"
             )
     return retriever.search(query, **kwargs)

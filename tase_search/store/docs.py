@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IndexCorrupt, InputError
+from . import sparse as _sparse
 from .safeio import not_regular
 
 SCHEMA = """
@@ -88,6 +89,10 @@ class DocStore:
         try:
             self._check_schema()
             self.conn.execute("SELECT 1 FROM documents LIMIT 1").fetchall()
+            #: whether the store has a keyword (sparse) part, kept in step by insert and delete
+            self.sparse = _sparse.present(self.conn)
+            #: passages indexed by :meth:`build_sparse` on this connection (None: not called)
+            self.sparse_built: int | None = None
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise IndexCorrupt(f"document store {self.path} is damaged: {exc}") from exc
@@ -104,6 +109,9 @@ class DocStore:
         if odd or missing:
             what = ", ".join(odd[:3]) if odd else f"no table {missing[0]!r}"
             raise IndexCorrupt(f"document store {self.path} is not one tase-search wrote ({what}); {_FIX}")
+        bad = _sparse.definition_problem(self.conn)
+        if bad:
+            raise IndexCorrupt(f"document store {self.path} is not one tase-search wrote ({bad}); {_FIX}")
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
@@ -212,6 +220,9 @@ class DocStore:
             self.conn.executemany(
                 'INSERT INTO passages(pid, doc_key, idx, count, start, "end") VALUES (?, ?, ?, ?, ?, ?)', rows
             )
+            if self.sparse:
+                spans = [(r[4], r[5]) for r in rows]
+                _sparse.insert(self.conn, _sparse.passage_rows(text, spans, [r[0] for r in rows]))
         self._set_state("next_pid", pid)
         if next_auto_id is not None:
             self._set_state("next_auto_id", next_auto_id)
@@ -229,7 +240,41 @@ class DocStore:
             self.conn.execute("DELETE FROM passages WHERE doc_key=?", row)
             self.conn.execute("DELETE FROM documents WHERE doc_key=?", row)
             deleted.append(doc_id)
+        if self.sparse:
+            _sparse.delete(self.conn, pids)
         return deleted, pids
+
+    # ------------------------------------------------------------ keyword part
+    def build_sparse(self) -> int:
+        """Give the store a keyword part built from its stored text (replacing a stale one), inside the
+        open transaction; returns the passages indexed."""
+        n = _sparse.rebuild(self.conn)
+        self.sparse, self.sparse_built = True, n
+        return n
+
+    def sparse_stale_reason(self, passages: int | None = None) -> str | None:
+        """Why the keyword part does not match the documents (None: it does, or there is none).
+        ``passages``: the passage count when the caller knows it (the manifest's), saving a count."""
+        if not self.sparse:
+            return None
+        with self._reading():
+            if passages is None:
+                passages = int(self.conn.execute("SELECT COUNT(*) FROM passages").fetchone()[0])
+            return _sparse.stale_reason(self.conn, passages, self.next_pid())
+
+    def record_sparse(self) -> None:
+        """Before a write commits: note what the keyword part now indexes (see :mod:`.sparse`)."""
+        if self.sparse:
+            passages = int(self.conn.execute("SELECT COUNT(*) FROM passages").fetchone()[0])
+            _sparse.record(self.conn, passages, self.next_pid())
+
+    def search_sparse(
+        self, query: str, limit: int, filters: dict[str, str] | None = None
+    ) -> list[tuple[int, float]]:
+        """Best ``limit`` passages by BM25 as ``(pid, score)``, among documents matching ``filters``."""
+        where, params = _filter_sql(filters or {})
+        with self._reading():
+            return _sparse.search(self.conn, query, limit, where, params)
 
     def add_tombstones(self, pids: Sequence[int]) -> None:
         """Vectors of deleted passages that the index type could not remove: excluded at search."""
@@ -290,20 +335,10 @@ class DocStore:
 
     def pids_matching(self, filters: dict[str, str]) -> list[int]:
         """Passage ids of documents whose metadata (or ``id`` / ``source``) equals every filter value."""
-        clauses, params = [], []
-        for key, value in filters.items():
-            if key in ("id", "source"):
-                clauses.append(f"d.{key} = ?")
-            else:
-                # json_valid: rows written before NaN was scrubbed hold non-JSON (NaN) and just do not match
-                clauses.append(
-                    "CAST(CASE WHEN json_valid(d.metadata) THEN json_extract(d.metadata, ?) END AS TEXT) = ?"
-                )
-                params.append(_json_path(key))
-            params.append(value)
+        where, params = _filter_sql(filters)
         q = "SELECT p.pid FROM passages p JOIN documents d ON d.doc_key = p.doc_key"
-        if clauses:
-            q += " WHERE " + " AND ".join(clauses)
+        if where:
+            q += " WHERE " + where
         with self._reading():
             return [r[0] for r in self.conn.execute(q, params)]
 
@@ -358,6 +393,22 @@ def json_depth(value: Any) -> int:
         depth = max(depth, d)
         stack.extend((x, d + 1) for x in v if isinstance(x, (dict, list)))
     return depth
+
+
+def _filter_sql(filters: dict[str, str]) -> tuple[str, list[str]]:
+    """A filter as SQL conditions on document ``d`` (every value must match) and their parameters."""
+    clauses, params = [], []
+    for key, value in filters.items():
+        if key in ("id", "source"):
+            clauses.append(f"d.{key} = ?")
+        else:
+            # json_valid: rows written before NaN was scrubbed hold non-JSON (NaN) and just do not match
+            clauses.append(
+                "CAST(CASE WHEN json_valid(d.metadata) THEN json_extract(d.metadata, ?) END AS TEXT) = ?"
+            )
+            params.append(_json_path(key))
+        params.append(value)
+    return " AND ".join(clauses), params
 
 
 def _json_path(key: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IndexError_, IndexNotFound
+from . import sparse as _sparse
 from .docs import DocStore
 from .generation import DOCS_FILE, file_problem, generation_path, listing_problem, store_problems
 from .manifest import MANIFEST_NAME, Manifest, read_manifest
@@ -101,8 +102,12 @@ def _verify_docs(path: Path, m: Manifest, rep: VerifyReport) -> None:
             problems.append(f"docs.sqlite: not a readable SQLite database ({exc})")
         if store.model_fingerprint() is not None:
             rep.checked.append("model fingerprint matches the documents")
+        if store.sparse and not problems:
+            _verify_sparse(store, m, rep, problems)
     except IndexError_ as exc:
         problems = [f"docs.sqlite: {exc}"]
+    except sqlite3.DatabaseError as exc:
+        problems = [f"docs.sqlite: not a readable SQLite database ({exc})"]
     finally:
         store.close()
     for p in problems:
@@ -110,6 +115,21 @@ def _verify_docs(path: Path, m: Manifest, rep: VerifyReport) -> None:
     if not problems:
         rep.checked.append("docs.sqlite integrity")
         rep.checked.append("documents/passages/tombstones match the manifest")
+
+
+def _verify_sparse(store: DocStore, m: Manifest, rep: VerifyReport, problems: list[str]) -> None:
+    """The keyword part: one row per passage and FTS5's own check, when it is current; a stale one
+    (written around by an older version) is not searched and is rebuilt by the next write."""
+    stale = store.sparse_stale_reason(m.rows)
+    if stale is not None:
+        rep.checked.append(
+            f"sparse: out of date ({stale}); searched dense only until `tase-search sparse build`"
+        )
+        return
+    found = _sparse.problems(store.conn, m.rows)
+    problems.extend(found)
+    if not found:
+        rep.checked.append("sparse: FTS5 integrity, one keyword row per passage")
 
 
 def _verify_vectors(gen: Path, m: Manifest, rep: VerifyReport) -> None:

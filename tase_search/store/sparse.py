@@ -1,0 +1,182 @@
+"""The sparse (keyword) part of an index: an FTS5 table inside ``docs.sqlite``, ranked by BM25.
+
+Why here: rows of this table are written in the same SQLite transaction as the documents and
+passages they index, so an add, a delete, a crash or a full disk can never leave the keyword index
+and the vectors from different generations, and the manifest's checksum of ``docs.sqlite`` covers it.
+
+One row per passage, ``rowid`` = the passage id (= its vector id), so a keyword hit maps to its
+document exactly as a vector hit does. The column ``terms`` holds the passage's analysed terms
+(:mod:`tase_search.analysis`) and FTS5's ``unicode61 remove_diacritics 0`` tokenizer only splits them
+on spaces. The table keeps its terms (it is not contentless): a delete is a plain ``DELETE`` by rowid on
+any SQLite version (contentless deletes need 3.43), and FTS5's ``integrity-check`` can compare the
+inverted index with the terms it was built from. The cost is the terms' copy: 5 MB per 100k short
+documents.
+
+``state`` row ``sparse`` records the analyser the terms were made with and, as of the write that made
+it, the passage count and next passage id. A keyword part whose record does not match the file (an
+older tase-search wrote documents without indexing them, or the analyser changed) is *stale*: searches
+do not use it and the next write rebuilds it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from ..analysis import ANALYZER, document_terms, query_terms
+from ..language import detect_language
+
+TABLE = "sparse"
+CREATE = f"CREATE VIRTUAL TABLE {TABLE} USING fts5(terms, tokenize='unicode61 remove_diacritics 0')"
+#: FTS5's own tables behind the virtual table (``sparse_data``, ...): part of a store that has one.
+SHADOW = tuple(f"{TABLE}_{s}" for s in ("data", "idx", "content", "docsize", "config"))
+STATE_KEY = "sparse"
+#: The language of a document is guessed from this many characters of its text.
+DETECT_CHARS = 2000
+_BATCH = 2000
+
+
+def present(conn: sqlite3.Connection) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM sqlite_master WHERE name=? AND type='table'", (TABLE,)).fetchone()
+        is not None
+    )
+
+
+def definition_problem(conn: sqlite3.Connection) -> str | None:
+    """Why the table named ``sparse`` is not the one tase-search creates (None when it is, or absent)."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE name=?", (TABLE,)).fetchone()
+    if row is None:
+        return None
+    if not isinstance(row[0], str) or " ".join(row[0].split()) != CREATE:
+        return f"table {TABLE!r} is not the keyword index tase-search creates"
+    return None
+
+
+def create(conn: sqlite3.Connection) -> None:
+    conn.execute(CREATE)
+
+
+def insert(conn: sqlite3.Connection, rows: Iterable[tuple[int, str]]) -> None:
+    """Index ``(passage id, analysed terms)`` rows."""
+    conn.executemany(f"INSERT INTO {TABLE}(rowid, terms) VALUES (?, ?)", rows)
+
+
+def passage_rows(text: str, spans: Sequence[tuple[int, int]], pids: Sequence[int]) -> list[tuple[int, str]]:
+    """The rows of one document's passages (``(start, end)`` spans of ``text``); the document's language
+    is guessed once, from its beginning."""
+    language = detect_language(text[:DETECT_CHARS]) or "tr"
+    return [(pid, document_terms(text[s:e], language)) for pid, (s, e) in zip(pids, spans)]
+
+
+def delete(conn: sqlite3.Connection, pids: Sequence[int]) -> None:
+    for i in range(0, len(pids), 500):
+        chunk = [int(p) for p in pids[i : i + 500]]
+        conn.execute(f"DELETE FROM {TABLE} WHERE rowid IN (%s)" % ",".join("?" * len(chunk)), chunk)
+
+
+def rebuild(conn: sqlite3.Connection) -> int:
+    """(Re)create the table from the stored documents (no model needed); returns the rows indexed."""
+    conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    create(conn)
+    cur = conn.execute('SELECT p.doc_key, p.pid, p.start, p."end" FROM passages p ORDER BY p.doc_key, p.pid')
+    n = 0
+    while True:
+        batch = cur.fetchmany(_BATCH)
+        if not batch:
+            break
+        by_doc: dict[int, list[tuple[int, int, int]]] = {}
+        for doc_key, pid, start, end in batch:
+            by_doc.setdefault(doc_key, []).append((pid, start, end))
+        keys = list(by_doc)
+        texts = dict(
+            conn.execute(
+                "SELECT doc_key, text FROM documents WHERE doc_key IN (%s)" % ",".join("?" * len(keys)), keys
+            ).fetchall()
+        )
+        rows: list[tuple[int, str]] = []
+        for doc_key, parts in by_doc.items():
+            text = texts.get(doc_key)
+            if isinstance(text, str):
+                rows += passage_rows(text, [(s, e) for _, s, e in parts], [p for p, _, _ in parts])
+        insert(conn, rows)
+        n += len(rows)
+    return n
+
+
+# ------------------------------------------------------------------ the record in ``state``
+def record(conn: sqlite3.Connection, rows: int, next_pid: int) -> None:
+    """Note that the keyword part indexes ``rows`` passages, up to ``next_pid``, with :data:`ANALYZER`."""
+    value = json.dumps({"analyzer": ANALYZER, "rows": rows, "next_pid": next_pid}, sort_keys=True)
+    conn.execute("INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)", (STATE_KEY, value))
+
+
+def stale_reason(conn: sqlite3.Connection, rows: int, next_pid: int) -> str | None:
+    """Why the keyword part does not index exactly ``rows`` passages up to ``next_pid`` with this
+    analyser (None: it does). Reads one ``state`` row."""
+    row = conn.execute("SELECT value FROM state WHERE key=?", (STATE_KEY,)).fetchone()
+    try:
+        rec = json.loads(row[0]) if row and isinstance(row[0], str) else None
+    except ValueError:
+        rec = None
+    if not isinstance(rec, dict):
+        return "it has no record of what it indexes"
+    if rec.get("analyzer") != ANALYZER:
+        made = str(rec.get("analyzer"))[:40]
+        return f"its terms were made by analyser {made!r}, this version uses {ANALYZER!r}"
+    if rec.get("rows") != rows or rec.get("next_pid") != next_pid:
+        return "documents were added or deleted without it (by an older tase-search)"
+    return None
+
+
+# ------------------------------------------------------------------ search
+def match_expression(terms: Sequence[str]) -> str:
+    """An FTS5 query matching any of ``terms`` (each quoted: a term is never FTS5 syntax)."""
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def search(
+    conn: sqlite3.Connection, query: str, limit: int, where: str = "", params: Sequence[object] = ()
+) -> list[tuple[int, float]]:
+    """Best ``limit`` passages for ``query`` as ``(pid, score)``, score = BM25 (higher is better).
+
+    ``where`` / ``params``: extra conditions on the passage ``p`` and its document ``d`` (a filter).
+    """
+    terms = query_terms(query)
+    if not terms:
+        return []
+    join = " JOIN passages p ON p.pid = s.rowid JOIN documents d ON d.doc_key = p.doc_key" if where else ""
+    sql = (
+        f"SELECT s.rowid, -bm25({TABLE}) FROM {TABLE} s{join} WHERE {TABLE} MATCH ?"
+        + (f" AND {where}" if where else "")
+        + f" ORDER BY bm25({TABLE}) LIMIT ?"
+    )
+    return [(int(p), float(s)) for p, s in conn.execute(sql, (match_expression(terms), *params, int(limit)))]
+
+
+# ------------------------------------------------------------------ verify
+def problems(conn: sqlite3.Connection, passages: int) -> list[str]:
+    """What is wrong with the keyword part: its rows against the passages, and FTS5's integrity check
+    (run on a temporary copy: the check is an INSERT, which a read-only connection cannot run)."""
+    out: list[str] = []
+    rows = int(conn.execute(f"SELECT COUNT(*) FROM {TABLE}_content").fetchone()[0])
+    if rows != passages:
+        out.append(f"sparse: the keyword index holds {rows} passages, the document store {passages}")
+    orphans = conn.execute(
+        f"SELECT COUNT(*) FROM {TABLE}_content c LEFT JOIN passages p ON p.pid = c.id WHERE p.pid IS NULL"
+    ).fetchone()[0]
+    if orphans:
+        out.append(f"sparse: {orphans} keyword rows belong to no passage")
+    with tempfile.TemporaryDirectory(prefix="tase-search-verify-") as tmp:
+        copy = sqlite3.connect(Path(tmp) / "copy.sqlite", isolation_level=None)
+        try:
+            conn.backup(copy)
+            copy.execute(f"INSERT INTO {TABLE}({TABLE}, rank) VALUES ('integrity-check', 1)")
+        except sqlite3.DatabaseError as exc:
+            out.append(f"sparse: FTS5 integrity check failed ({exc})")
+        finally:
+            copy.close()
+    return out
