@@ -573,23 +573,23 @@ def _parse_filters(filters: tuple[str, ...]) -> dict[str, str]:
     "--mode",
     type=click.Choice(["auto", "dense", "sparse", "hybrid"]),
     default=None,
-    help="dense: by meaning (vectors); sparse: by keywords (BM25); hybrid: both, fused; auto: by the "
-    "query's language (hybrid for Turkish and names, dense for English). Default: the search_mode "
-    "setting (auto). Env: TASE_SEARCH_SEARCH_MODE.",
+    help="dense: by meaning (vectors); sparse: by keywords (BM25); hybrid: both, fused; auto: the mode "
+    "measured best for the query's language (now hybrid for both). Default: the search_mode setting "
+    "(auto). Env: TASE_SEARCH_SEARCH_MODE.",
 )
 @click.option(
     "--fusion",
-    type=click.Choice(["rrf", "weighted"]),
-    default="rrf",
-    show_default=True,
-    help="How hybrid fuses the two rankings: reciprocal rank fusion, or min-max scaled scores.",
+    type=click.Choice(["weighted", "rrf"]),
+    default=None,
+    help="How hybrid fuses the two rankings: weighted (min-max scaled scores; the default) or rrf "
+    "(reciprocal rank fusion).",
 )
 @click.option(
     "--dense-weight",
     type=click.FloatRange(0, 1),
-    default=0.5,
-    show_default=True,
-    help="The dense ranking's share in hybrid fusion (0..1).",
+    default=None,
+    help="The dense ranking's share in hybrid fusion, 0..1 (default: 0.5 for a query in the corpus's "
+    "language, 0.8 for one in another language).",
 )
 @_precision_option
 @_query_backend_option

@@ -13,8 +13,10 @@ of them has: ç, ğ, ı, ş, ö, ü for Turkish; q, w, x, which the Turkish alph
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 
-__all__ = ["ENGLISH_FUNCTION_WORDS", "TURKISH_FUNCTION_WORDS", "detect_language"]
+__all__ = ["ENGLISH_FUNCTION_WORDS", "TURKISH_FUNCTION_WORDS", "corpus_language", "detect_language"]
 
 _WORD = re.compile(r"[^\W\d_]+")
 _TR_LETTERS = frozenset("çğışöüâîû")
@@ -60,3 +62,14 @@ def detect_language(text: str) -> str | None:
     if tr == en:
         return None
     return "tr" if tr > en else "en"
+
+
+def corpus_language(texts: Iterable[str]) -> str | None:
+    """The language of most of ``texts`` (a sample of a corpus): the one guessed for at least two thirds
+    of those with a signal; None for a mixed corpus or no signal."""
+    counts = Counter(lang for lang in map(detect_language, texts) if lang is not None)
+    total = sum(counts.values())
+    if not total:
+        return None
+    lang, n = counts.most_common(1)[0]
+    return lang if 3 * n >= 2 * total else None

@@ -43,6 +43,7 @@ from .errors import (
     TaseSearchError,
 )
 from .fusion import FUSIONS, fuse
+from .language import corpus_language, detect_language
 from .progress import stage_of
 from .readers import Document
 from .store import content as _content
@@ -76,6 +77,7 @@ ON_DUPLICATE = ("error", "skip", "replace")
 #: 0.1 s). Larger indexes skip those two (they would add seconds): ``tase-search verify`` does them.
 VERIFY_ON_LOAD_BYTES = 64 << 20
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_UNKNOWN = object()  # not looked at yet
 
 DocLike = str | Document | Mapping[str, Any]
 
@@ -287,6 +289,7 @@ class Retriever:
         self.manifest = manifest
         self._search_mode = None if search_mode is None else _modes.check_search_mode(search_mode)
         self._sparse_stale: str | None = None  # why the keyword part cannot be searched (None: it can)
+        self._corpus_language: object = _UNKNOWN  # the documents' language, sampled when first needed
         self._encoder = encoder
         self._model_spec = model
         self._precision = precision
@@ -525,6 +528,7 @@ class Retriever:
                 f"manifest says {(m.documents, m.rows, m.tombstones)}; the index is damaged (run `tase-search verify`)"
             )
         self._deny = np.asarray(tomb, dtype=np.int64) if tomb else None
+        self._corpus_language = _UNKNOWN
         try:
             self._sparse_stale = (
                 docs.sparse_stale_reason(m.rows) if docs.sparse else "it has no keyword (sparse) part"
@@ -584,8 +588,8 @@ class Retriever:
         filter: Mapping[str, str] | None = None,  # noqa: A002 - the natural name for users
         mode: str | None = None,
         *,
-        fusion: str = "rrf",
-        dense_weight: float = 0.5,
+        fusion: str | None = None,
+        dense_weight: float | None = None,
     ) -> list[Hit] | list[list[Hit]]:
         """Top-``k`` documents for a query (a list of hits) or for each of several queries.
 
@@ -593,12 +597,15 @@ class Retriever:
         the keys ``id`` and ``source`` match those columns. One hit per document: its best passage.
 
         ``mode``: ``dense`` (vectors: meaning, also across languages), ``sparse`` (BM25 over
-        Turkish-aware keywords: names, numbers, rare words), ``hybrid`` (both, fused by ``fusion``:
-        ``rrf`` or ``weighted``, ``dense_weight`` the dense side's share in either), or ``auto`` (per
+        Turkish-aware keywords: names, numbers, rare words), ``hybrid`` (both, fused), or ``auto`` (per
         query, the mode measured best for its language: :data:`tase_search.modes.AUTO`); None is
         :attr:`search_mode`. On an index without a keyword part, ``auto`` and the configured default
         search dense, and asking for ``sparse`` or ``hybrid`` is an error that says how to add one.
-        A hit's ``score`` is its cosine (dense), BM25 score (sparse) or fused score (hybrid).
+
+        Hybrid fuses by ``fusion``: ``weighted`` (min-max scaled scores, the measured default) or
+        ``rrf`` (reciprocal rank fusion); ``dense_weight`` is the dense side's share (0..1), by default
+        :func:`tase_search.modes.dense_weight` of the query's and the corpus's languages. A hit's
+        ``score`` is its cosine (dense), BM25 score (sparse) or fused score in 0..1 (hybrid).
         """
         single = isinstance(query, str)
         if not single and (isinstance(query, (bytes, Mapping)) or not isinstance(query, Iterable)):
@@ -614,19 +621,32 @@ class Retriever:
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InputError(f"k={k!r} is not valid: give a whole number >= 1")
         requested = self.search_mode if mode is None else _modes.check_search_mode(mode)
+        fusion = _modes.FUSION if fusion is None else fusion
         if fusion not in FUSIONS:
             raise InputError(f"fusion {fusion!r} is not one of {', '.join(FUSIONS)}")
-        weight_ok = isinstance(dense_weight, (int, float)) and not isinstance(dense_weight, bool)
-        if not (weight_ok and 0 <= dense_weight <= 1):
-            raise InputError(f"dense_weight={dense_weight!r} is not valid: give a number from 0 to 1")
+        if dense_weight is not None:
+            weight_ok = isinstance(dense_weight, (int, float)) and not isinstance(dense_weight, bool)
+            if not (weight_ok and 0 <= dense_weight <= 1):
+                raise InputError(f"dense_weight={dense_weight!r} is not valid: give a number from 0 to 1")
         k = min(k, MAX_K)
         if requested != "sparse":
             self.encoder  # noqa: B018 - load and check the model before the index files
         self._open()
         cleaned = [clean_document(q) for q in queries]
         chosen = [self._mode_for(q, requested, explicit=mode is not None) for q in cleaned]
-        results = self._search_modes(cleaned, chosen, k, filter, fusion, float(dense_weight))
+        weights = [
+            (self._dense_weight(q) if dense_weight is None else float(dense_weight)) if m == "hybrid" else 1.0
+            for q, m in zip(cleaned, chosen)
+        ]
+        results = self._search_modes(cleaned, chosen, weights, k, filter, fusion)
         return results[0] if single else results
+
+    def _dense_weight(self, query: str) -> float:
+        """The dense share of a hybrid query: by whether it is in the corpus's language."""
+        if self._corpus_language is _UNKNOWN:
+            assert self._docs is not None
+            self._corpus_language = corpus_language(self._docs.sample_texts(_modes.CORPUS_SAMPLE))
+        return _modes.dense_weight(detect_language(query), self._corpus_language)
 
     def _mode_for(self, query: str, requested: str, *, explicit: bool) -> str:
         """The mode one query is searched in: ``auto`` resolved by its language, and dense where the
@@ -642,10 +662,10 @@ class Retriever:
         self,
         queries: Sequence[str],
         modes: Sequence[str],
+        weights: Sequence[float],
         k: int,
         filter: Mapping[str, str] | None,  # noqa: A002
         fusion: str,
-        dense_weight: float,
     ) -> list[list[Hit]]:
         """Each query in its mode: dense and sparse candidates (``HYBRID_DEPTH`` documents each for
         hybrid), fused per document, then the top ``k`` read back."""
@@ -668,7 +688,7 @@ class Retriever:
             if m == "dense":
                 continue
             found = self._sparse_groups(queries[i], k if m == "sparse" else depth, flt)
-            groups[i] = found if m == "sparse" else self._fuse(groups[i], found, fusion, dense_weight)
+            groups[i] = found if m == "sparse" else self._fuse(groups[i], found, fusion, weights[i])
         return self._hits(groups, k)
 
     def _dense_groups(

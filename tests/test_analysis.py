@@ -7,8 +7,15 @@ import pytest
 from tase_search import analysis as A
 from tase_search.errors import InputError
 from tase_search.fusion import fuse, rrf, weighted
-from tase_search.language import detect_language
-from tase_search.modes import AUTO, auto_mode, check_search_mode
+from tase_search.language import corpus_language, detect_language
+from tase_search.modes import (
+    AUTO,
+    DENSE_WEIGHT_CROSS,
+    DENSE_WEIGHT_SAME,
+    auto_mode,
+    check_search_mode,
+    dense_weight,
+)
 
 
 def terms(text: str) -> list[str]:
@@ -61,6 +68,15 @@ def test_detect_language() -> None:
     assert detect_language("Bu bir deneme ve test için yazıldı") == "tr"
     assert detect_language("What is the weather like in Istanbul today?") == "en"
     assert detect_language("Turkcell") is None and detect_language("") is None
+
+
+def test_corpus_language_and_the_dense_weight_it_sets() -> None:
+    tr = ["Yarın İstanbul'da yağmur var.", "Bu kitap çok güzel.", "Turkcell", "Maç bitti ve kazandık."]
+    assert corpus_language(tr) == "tr"
+    assert corpus_language(tr + ["The weather is fine.", "It is what it is."]) is None  # mixed
+    assert corpus_language(["Turkcell", "2014"]) is None and corpus_language([]) is None
+    assert dense_weight("en", "tr") == DENSE_WEIGHT_CROSS > dense_weight("tr", "tr") == DENSE_WEIGHT_SAME
+    assert dense_weight(None, "tr") == dense_weight("en", None) == DENSE_WEIGHT_SAME
 
 
 def test_rrf_is_scaled_so_first_in_both_is_one() -> None:

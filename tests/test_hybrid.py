@@ -111,6 +111,13 @@ def test_auto_picks_by_query_language(index: Retriever, monkeypatch: pytest.Monk
     assert index.search("Turkcell", k=3) == index.search("Turkcell", k=3, mode="sparse")  # the default
 
 
+def test_hybrid_weighs_dense_more_for_a_query_in_another_language(index: Retriever) -> None:
+    en, tr = "Where do we go every year for the marathon?", "Turkcell hisseleri yükseldi mi?"
+    assert index.search(en, k=6, mode="hybrid") == index.search(en, k=6, mode="hybrid", dense_weight=0.8)
+    assert index.search(en, k=6, mode="hybrid") != index.search(en, k=6, mode="hybrid", dense_weight=0.5)
+    assert index.search(tr, k=6, mode="hybrid") == index.search(tr, k=6, mode="hybrid", dense_weight=0.5)
+
+
 def test_sparse_mode_needs_no_model(index: Retriever) -> None:
     r = Retriever.load(index.path, model="/no/such/model")  # the model would fail to load if asked for
     assert ids(r.search("Türksat", k=1, mode="sparse")) == ["sat"]

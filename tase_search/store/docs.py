@@ -356,6 +356,24 @@ class DocStore:
                 )
         return out
 
+    def sample_texts(self, n: int, chars: int = 1000) -> list[str]:
+        """The beginnings of up to ``n`` documents spread evenly over the store (by key): a cheap look
+        at what the corpus is (``n`` primary-key lookups, whatever its size)."""
+        with self._reading():
+            lo, hi = self.conn.execute("SELECT MIN(doc_key), MAX(doc_key) FROM documents").fetchone()
+            if lo is None:
+                return []
+            keys = sorted({lo + (hi - lo) * i // max(1, n - 1) for i in range(n)})
+            out = []
+            for key in keys:
+                row = self.conn.execute(
+                    "SELECT substr(text, 1, ?) FROM documents WHERE doc_key >= ? ORDER BY doc_key LIMIT 1",
+                    (chars, key),
+                ).fetchone()
+                if row and isinstance(row[0], str):
+                    out.append(row[0])
+            return out
+
     def sources(self) -> list[tuple[str, int]]:
         with self._reading():
             return [
