@@ -14,9 +14,10 @@ once per task and reused by every mode. Tasks:
 * ``<bitext>.tr-en`` and ``<bitext>.en-tr`` for each ``--bitext`` TSV: a sentence -> its translation.
 
 Metrics: ``hit@1``, ``hit@5``, ``mrr@10`` (one relevant set per query). Modes: ``dense``, ``sparse``,
-``hybrid`` (RRF, equal weights), ``auto`` (the shipped per-language default, ``tase_search.modes.AUTO``);
-``--variants`` adds ``hybrid-w`` (weighted scores) and RRF / weighted with a dense weight of 0.3 and 0.7,
-to choose the defaults from. The table is printed on stderr (markdown) and is in the JSON.
+``hybrid`` (the default fusion and dense weight, ``tase_search.modes``), ``auto`` (the default mode
+per query language, ``tase_search.modes.AUTO``); ``--variants`` adds reciprocal rank fusion (``rrf``,
+dense weight 0.5 and 0.8) and weighted scores at fixed dense weights (``w-d0.3`` ... ``w-d0.8``), to
+choose the defaults from. The table is printed on stderr (markdown) and is in the JSON.
 
     python bench/hybrid.py --model default --limit 300 --out runs/bench/hybrid.json \\
         --tquad /work/shared/data/tquad/dev-v0.1.json \\
@@ -48,14 +49,12 @@ MODES: dict[str, dict[str, Any]] = {
     "auto": {"mode": "auto"},
 }
 VARIANTS: dict[str, dict[str, Any]] = {
-    "hybrid-w": {"mode": "hybrid", "fusion": "weighted"},
-    "hybrid-d0.3": {"mode": "hybrid", "dense_weight": 0.3},
-    "hybrid-d0.7": {"mode": "hybrid", "dense_weight": 0.7},
-    "hybrid-w-d0.3": {"mode": "hybrid", "fusion": "weighted", "dense_weight": 0.3},
-    "hybrid-w-d0.7": {"mode": "hybrid", "fusion": "weighted", "dense_weight": 0.7},
-    "hybrid-d0.8": {"mode": "hybrid", "dense_weight": 0.8},
-    "hybrid-d0.9": {"mode": "hybrid", "dense_weight": 0.9},
-    "hybrid-w-d0.8": {"mode": "hybrid", "fusion": "weighted", "dense_weight": 0.8},
+    "rrf": {"mode": "hybrid", "fusion": "rrf", "dense_weight": 0.5},
+    "rrf-d0.8": {"mode": "hybrid", "fusion": "rrf", "dense_weight": 0.8},
+    "w-d0.3": {"mode": "hybrid", "fusion": "weighted", "dense_weight": 0.3},
+    "w-d0.5": {"mode": "hybrid", "fusion": "weighted", "dense_weight": 0.5},
+    "w-d0.7": {"mode": "hybrid", "fusion": "weighted", "dense_weight": 0.7},
+    "w-d0.8": {"mode": "hybrid", "fusion": "weighted", "dense_weight": 0.8},
 }
 K = 10
 

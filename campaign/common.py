@@ -146,7 +146,8 @@ def check_state(
     *,
     query: str = "futbol maçı",
 ) -> dict[str, Any]:
-    """Is the index exactly ``old`` or exactly ``new``, verified, and searchable? (no write)"""
+    """Is the index exactly ``old`` or exactly ``new``, verified, and searchable by vectors and by keywords
+    (the keyword part is written with the documents, so it must answer from the same state)? (no write)"""
     from tase_search.errors import IndexNotFound
     from tase_search.retriever import Retriever
     from tase_search.store.verify import verify_index
@@ -183,6 +184,12 @@ def check_state(
             for h in hits:
                 if snap.get(h.id) != h.text:
                     problems.append(f"hit {h.id!r} is not in the committed state")
+            if r.sparse_note is not None:
+                problems.append(f"keyword part not searchable: {r.sparse_note}")
+            else:
+                for h in r.search(query, k=5, mode="sparse"):
+                    if snap.get(h.id) != h.text:
+                        problems.append(f"keyword hit {h.id!r} is not in the committed state")
     except Exception as exc:  # noqa: BLE001
         problems.append(f"query failed: {exc!r}")
     return {"ok": not problems, "state": state, "problems": problems}

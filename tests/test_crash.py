@@ -47,19 +47,26 @@ BASE = [
     )
 ]
 QUERIES = ["futbol maçı", "hava yağmur", "kedi"]
+KEYWORDS = [*QUERIES, "yeni belge", "ekonomi", "metin"]  # also the words the writes below add
 BIG_DOCS = 30_000  # enough that encoding takes a while after the temporary generation appears
 
 
 def state(path: Path, enc: object) -> tuple:
-    """Everything a reader can observe: manifest generation and counts, stored documents, answers."""
+    """Everything a reader can observe: manifest generation and counts, stored documents, answers by
+    vectors and by keywords. The keyword part must index exactly the generation's passages."""
     m = read_manifest(path)
     con = sqlite3.connect(f"file:{path / m.generation_dir / 'docs.sqlite'}?mode=ro", uri=True)
     docs = con.execute("SELECT id, text, metadata FROM documents ORDER BY id").fetchall()
+    passages = con.execute("SELECT pid FROM passages ORDER BY pid").fetchall()
+    keyword_rows = con.execute("SELECT id FROM sparse_content ORDER BY id").fetchall()
     con.close()
+    assert keyword_rows == passages, "the keyword part and the vectors are from different writes"
     r = Retriever.load(path, model=enc)  # type: ignore[arg-type]
-    hits = [[(h.id, round(h.score, 5)) for h in hs] for hs in r.search(QUERIES, k=4)]
+    assert r.sparse_note is None, r.sparse_note
+    hits = [[(h.id, round(h.score, 5)) for h in hs] for hs in r.search(QUERIES, k=4, mode="dense")]
+    keyword = [[(h.id, round(h.score, 5)) for h in hs] for hs in r.search(KEYWORDS, k=4, mode="sparse")]
     r.close()
-    return (m.generation, m.documents, m.rows, m.tombstones, m.files, docs, hits)
+    return (m.generation, m.documents, m.rows, m.tombstones, m.files, docs, hits, keyword)
 
 
 def temporaries(path: Path) -> list[str]:
