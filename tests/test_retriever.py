@@ -503,6 +503,28 @@ def test_ivf_smaller_than_training_sample_trains_at_the_end(
 
 
 # ============================================================================ errors / paths
+class _PromptedFake(FakeEncoder):
+    """The fake encoder with e5-style role prompts (same weights fingerprint as the plain fake)."""
+
+    query_prompt = "query: "
+    passage_prompt = "passage: "
+
+
+def test_prompts_are_recorded_and_other_prompts_refused(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    path = tmp_path / "idx"
+    build(path, _PromptedFake())
+    m = read_manifest(path).model
+    assert (m.query_prompt, m.passage_prompt) == ("query: ", "passage: ")
+    assert Retriever.load(path, model=_PromptedFake()).search("maç", k=1)
+    with pytest.raises(IndexMismatch, match="prompts"):  # same weights, no prompts: other vectors
+        Retriever.load(path, model=fake_encoder)
+    plain = tmp_path / "plain"
+    build(plain, fake_encoder)
+    assert read_manifest(plain).model.query_prompt is None
+    with pytest.raises(IndexMismatch, match="prompts"):
+        Retriever.load(plain, model=_PromptedFake())
+
+
 def test_other_model_is_refused(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
     path = tmp_path / "idx"
     build(path, fake_encoder)

@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m training.merge",
         description="Interpolate the weights of two fine-tunes of one model: WEIGHT * SECOND + (1 - WEIGHT) * FIRST.",
-        epilog="example: python -m training.merge tase-minilm-tr runs/semantic/model --weight 0.5 --output runs/merged",
+        epilog="example: python -m training.merge tase-e5-tr runs/semantic/model --weight 0.5 --output runs/merged",
     )
     ap.add_argument("first", help="model A (registered name, directory or hub id); its files are kept")
     ap.add_argument("second", help="model B, same architecture and tokenizer")

@@ -6,11 +6,11 @@ sentence-transformers' multi-dataset trainer. Why this shape: the paper (arXiv 2
 MNRL stages (translation pairs, then NLI); what works on a 2-core CPU with only small public data
 is a multi-task stage mixing translation alignment, distillation from an English teacher and
 Turkish semantic tasks - both are configs of this one runner (``configs/paper.yaml``,
-``configs/tase-minilm-tr.yaml``).
+``configs/tase-e5-tr.yaml``).
 
 Usage::
 
-    python -m training.pipeline training/configs/tase-minilm-tr.yaml --set data_root=/work/shared/data
+    python -m training.pipeline training/configs/tase-e5-tr.yaml --set data_root=/work/shared/data
     tase-search train training/configs/paper.yaml --output runs/paper --max-steps 100
 
 Every run writes ``run.json`` in its output directory (config, sha256 of each data file, package

