@@ -573,9 +573,9 @@ def _parse_filters(filters: tuple[str, ...]) -> dict[str, str]:
     "--mode",
     type=click.Choice(["auto", "dense", "sparse", "hybrid"]),
     default=None,
-    help="dense: by meaning (vectors); sparse: by keywords (BM25); hybrid: both, fused; auto: the mode "
-    "measured best for the query's language (now hybrid for both). Default: the search_mode setting "
-    "(auto). Env: TASE_SEARCH_SEARCH_MODE.",
+    help="dense: by meaning (vectors); sparse: by keywords (BM25); hybrid: both, fused; auto: hybrid for a "
+    "query in the index's language (and names), dense for one in another language. Default: the "
+    "search_mode setting (auto). Env: TASE_SEARCH_SEARCH_MODE.",
 )
 @click.option(
     "--fusion",

@@ -1,14 +1,18 @@
 """Search modes (dense, sparse, hybrid), which one ``auto`` picks for a query, and how hybrid fuses.
 
-Why by language: keyword matching helps most where the query and the documents share a language
-(names, numbers, rare words the vectors blur), while a query in the other language shares only names
-and numbers with them, so its keyword list is mostly noise and the dense side must weigh more.
-Every default here is what ``bench/hybrid.py --variants`` measured best on the dev sets (the table and
-command are in bench/README.md; re-run it when the default model changes): hybrid with weighted
-scores beat dense on every task for queries in both languages once a query in the other language
-than the corpus gets a dense weight of 0.8 (at 0.5 it loses 0.09 MRR on Tatoeba), and weighted
-scores beat reciprocal rank fusion on all seven tasks. A query too short to tell (a name) counts as
-being in the corpus's language, since that is where keyword search helps most.
+Why by language: keyword matching helps where the query and the documents share a language (names,
+numbers, rare words the vectors blur), while a query in the other language shares only names and
+numbers with them, so its keyword list is mostly noise. So ``auto`` asks whether the query is in the
+corpus's language (*same*; a query or corpus with no language signal, such as a name, counts as same,
+since that is where keywords help most) or in the other one (*cross*).
+
+The defaults are what ``bench/hybrid.py --variants`` measured on the dev sets (bench/README.md has the
+table and the command; re-run it when the default model changes). With both models measured, hybrid
+with weighted scores at dense weight 0.5 beat dense on every same-language task (TQuAD questions,
+titles as names); on the translation tasks dense was best or tied at every weight (the shipped
+tase-e5-tr model is at 0.99 there, so keywords can only cost), hence ``cross`` -> dense, and hybrid
+asked for by name across languages gets dense weight 0.8, the least costly. Weighted scores beat
+reciprocal rank fusion on 12 of the 14 task/model pairs.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import InputError
-from .language import detect_language
 
 __all__ = [
     "AUTO",
@@ -27,19 +30,18 @@ __all__ = [
     "auto_mode",
     "check_search_mode",
     "dense_weight",
+    "relation",
 ]
 
 MODES = ("dense", "sparse", "hybrid")
 #: What a ``search_mode`` setting or ``mode=`` may be: a mode, or ``auto`` (by query language).
 SEARCH_MODES = ("auto", *MODES)
-#: The mode ``auto`` searches a query in, by its language (None: no signal, e.g. a name).
-AUTO: dict[str | None, str] = {"tr": "hybrid", "en": "hybrid", None: "hybrid"}
-#: How hybrid fuses by default: weighted scores beat RRF on every dev task (bench/README.md).
+#: The mode ``auto`` searches a query in, by :func:`relation` of its language to the corpus's.
+AUTO: dict[str, str] = {"same": "hybrid", "cross": "dense"}
+#: How hybrid fuses by default (``weighted`` or ``rrf``).
 FUSION = "weighted"
-#: The dense share of a hybrid query in the corpus's language (or of one with no language signal) ...
-DENSE_WEIGHT_SAME = 0.5
-#: ... and of one in another language, whose keywords rarely match (only names and numbers do).
-DENSE_WEIGHT_CROSS = 0.8
+#: The dense share of a hybrid query, by :func:`relation`.
+DENSE_WEIGHT: dict[str, float] = {"same": 0.5, "cross": 0.8}
 #: Documents taken from each side before fusing (or k, when larger).
 HYBRID_DEPTH = 50
 #: Documents sampled to tell the corpus's language.
@@ -52,16 +54,20 @@ def check_search_mode(mode: object) -> str:
     return str(mode)
 
 
-def auto_mode(query: str) -> str:
-    """The mode :data:`AUTO` gives ``query``'s language."""
-    return AUTO[detect_language(query)]
+def relation(query_language: str | None, corpus_language: str | None) -> str:
+    """``cross`` when the query and the corpus are known to be in different languages, else ``same``."""
+    cross = query_language is not None and corpus_language is not None and query_language != corpus_language
+    return "cross" if cross else "same"
+
+
+def auto_mode(query_language: str | None, corpus_language: str | None) -> str:
+    """The mode :data:`AUTO` gives a query in ``query_language`` over a ``corpus_language`` corpus."""
+    return AUTO[relation(query_language, corpus_language)]
 
 
 def dense_weight(query_language: str | None, corpus_language: str | None) -> float:
-    """The dense share of a hybrid query: :data:`DENSE_WEIGHT_CROSS` when the query and the corpus are
-    known to be in different languages, else :data:`DENSE_WEIGHT_SAME`."""
-    cross = query_language is not None and corpus_language is not None and query_language != corpus_language
-    return DENSE_WEIGHT_CROSS if cross else DENSE_WEIGHT_SAME
+    """The dense share of a hybrid query (:data:`DENSE_WEIGHT`)."""
+    return DENSE_WEIGHT[relation(query_language, corpus_language)]
 
 
 def unavailable_note(path: Path, reason: str) -> str:

@@ -598,9 +598,10 @@ class Retriever:
 
         ``mode``: ``dense`` (vectors: meaning, also across languages), ``sparse`` (BM25 over
         Turkish-aware keywords: names, numbers, rare words), ``hybrid`` (both, fused), or ``auto`` (per
-        query, the mode measured best for its language: :data:`tase_search.modes.AUTO`); None is
-        :attr:`search_mode`. On an index without a keyword part, ``auto`` and the configured default
-        search dense, and asking for ``sparse`` or ``hybrid`` is an error that says how to add one.
+        query, the mode measured best for a query in the corpus's language or in another:
+        :data:`tase_search.modes.AUTO`, now hybrid and dense); None is :attr:`search_mode`. On an index
+        without a keyword part, ``auto`` and the configured default search dense, and asking for
+        ``sparse`` or ``hybrid`` is an error that says how to add one.
 
         Hybrid fuses by ``fusion``: ``weighted`` (min-max scaled scores, the measured default) or
         ``rrf`` (reciprocal rank fusion); ``dense_weight`` is the dense side's share (0..1), by default
@@ -633,30 +634,40 @@ class Retriever:
             self.encoder  # noqa: B018 - load and check the model before the index files
         self._open()
         cleaned = [clean_document(q) for q in queries]
-        chosen = [self._mode_for(q, requested, explicit=mode is not None) for q in cleaned]
+        languages = [detect_language(q) for q in cleaned] if requested in ("auto", "hybrid") else []
+        chosen = [
+            self._mode_for(languages[i] if languages else None, requested, explicit=mode is not None)
+            for i in range(len(cleaned))
+        ]
         weights = [
-            (self._dense_weight(q) if dense_weight is None else float(dense_weight)) if m == "hybrid" else 1.0
-            for q, m in zip(cleaned, chosen)
+            (self._dense_weight(languages[i]) if dense_weight is None else float(dense_weight))
+            if m == "hybrid"
+            else 1.0
+            for i, m in enumerate(chosen)
         ]
         results = self._search_modes(cleaned, chosen, weights, k, filter, fusion)
         return results[0] if single else results
 
-    def _dense_weight(self, query: str) -> float:
-        """The dense share of a hybrid query: by whether it is in the corpus's language."""
+    def _language(self) -> str | None:
+        """The corpus's language, from a sample of its documents (once per opened generation)."""
         if self._corpus_language is _UNKNOWN:
             assert self._docs is not None
             self._corpus_language = corpus_language(self._docs.sample_texts(_modes.CORPUS_SAMPLE))
-        return _modes.dense_weight(detect_language(query), self._corpus_language)
+        return self._corpus_language  # type: ignore[return-value]
 
-    def _mode_for(self, query: str, requested: str, *, explicit: bool) -> str:
-        """The mode one query is searched in: ``auto`` resolved by its language, and dense where the
-        keyword part cannot be searched (an error when the caller asked for another mode by name)."""
-        chosen = _modes.auto_mode(query) if requested == "auto" else requested
-        if chosen != "dense" and self._sparse_stale is not None:
-            if explicit and requested != "auto":
+    def _dense_weight(self, query_language: str | None) -> float:
+        """The dense share of a hybrid query: by whether it is in the corpus's language."""
+        return _modes.dense_weight(query_language, self._language())
+
+    def _mode_for(self, query_language: str | None, requested: str, *, explicit: bool) -> str:
+        """The mode one query is searched in: ``auto`` resolved by its language against the corpus's,
+        and dense where the keyword part cannot be searched (an error when the caller asked for another
+        mode by name)."""
+        if self._sparse_stale is not None:  # no keyword part to search
+            if explicit and requested in ("sparse", "hybrid"):
                 raise InputError(_modes.unavailable_error(requested, self.path, self._sparse_stale))
             return "dense"
-        return chosen
+        return _modes.auto_mode(query_language, self._language()) if requested == "auto" else requested
 
     def _search_modes(
         self,

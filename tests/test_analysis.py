@@ -8,14 +8,7 @@ from tase_search import analysis as A
 from tase_search.errors import InputError
 from tase_search.fusion import fuse, rrf, weighted
 from tase_search.language import corpus_language, detect_language
-from tase_search.modes import (
-    AUTO,
-    DENSE_WEIGHT_CROSS,
-    DENSE_WEIGHT_SAME,
-    auto_mode,
-    check_search_mode,
-    dense_weight,
-)
+from tase_search.modes import AUTO, DENSE_WEIGHT, auto_mode, check_search_mode, dense_weight, relation
 
 
 def terms(text: str) -> list[str]:
@@ -75,8 +68,13 @@ def test_corpus_language_and_the_dense_weight_it_sets() -> None:
     assert corpus_language(tr) == "tr"
     assert corpus_language(tr + ["The weather is fine.", "It is what it is."]) is None  # mixed
     assert corpus_language(["Turkcell", "2014"]) is None and corpus_language([]) is None
-    assert dense_weight("en", "tr") == DENSE_WEIGHT_CROSS > dense_weight("tr", "tr") == DENSE_WEIGHT_SAME
-    assert dense_weight(None, "tr") == dense_weight("en", None) == DENSE_WEIGHT_SAME
+    assert relation("en", "tr") == relation("tr", "en") == "cross"
+    assert (
+        relation("tr", "tr") == relation(None, "tr") == relation("en", None) == "same"
+    )  # names, mixed corpora
+    assert (
+        dense_weight("en", "tr") == DENSE_WEIGHT["cross"] > dense_weight(None, "tr") == DENSE_WEIGHT["same"]
+    )
 
 
 def test_rrf_is_scaled_so_first_in_both_is_one() -> None:
@@ -98,10 +96,10 @@ def test_weighted_fusion_min_max() -> None:
         fuse([], [], "max")
 
 
-def test_auto_mode_by_query_language() -> None:
-    assert auto_mode("Yarın İstanbul'da yağmur var mı?") == AUTO["tr"]
-    assert auto_mode("Will it rain in Istanbul tomorrow?") == AUTO["en"]
-    assert auto_mode("Turkcell") == AUTO[None]
+def test_auto_mode_by_query_and_corpus_language() -> None:
+    assert auto_mode("tr", "tr") == AUTO["same"] == "hybrid"
+    assert auto_mode("en", "tr") == AUTO["cross"] == "dense"  # the measured defaults
+    assert auto_mode(None, "tr") == AUTO["same"]
     assert check_search_mode("hybrid") == "hybrid"
     with pytest.raises(InputError, match="search mode 'bm25' is not one of auto, dense, sparse, hybrid"):
         check_search_mode("bm25")

@@ -103,16 +103,17 @@ def test_hybrid_fuses_both_rankings(index: Retriever) -> None:
         index.search("Turkcell", mode="bm25")
 
 
-def test_auto_picks_by_query_language(index: Retriever, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(modes, "AUTO", {"tr": "sparse", "en": "dense", None: "sparse"})
+def test_auto_picks_by_query_and_corpus_language(index: Retriever, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(modes, "AUTO", {"same": "sparse", "cross": "dense"})
     assert index.search("Turkcell", k=3, mode="auto") == index.search("Turkcell", k=3, mode="sparse")
-    en = "Where do we go every year?"
+    en = "Where do we go every year?"  # English, over a corpus that is mostly Turkish
     assert index.search(en, k=3, mode="auto") == index.search(en, k=3, mode="dense")
     assert index.search("Turkcell", k=3) == index.search("Turkcell", k=3, mode="sparse")  # the default
 
 
 def test_hybrid_weighs_dense_more_for_a_query_in_another_language(index: Retriever) -> None:
     en, tr = "Where do we go every year for the marathon?", "Turkcell hisseleri yükseldi mi?"
+    assert index.search(en, k=6) == index.search(en, k=6, mode="dense")  # auto: across languages, dense
     assert index.search(en, k=6, mode="hybrid") == index.search(en, k=6, mode="hybrid", dense_weight=0.8)
     assert index.search(en, k=6, mode="hybrid") != index.search(en, k=6, mode="hybrid", dense_weight=0.5)
     assert index.search(tr, k=6, mode="hybrid") == index.search(tr, k=6, mode="hybrid", dense_weight=0.5)
