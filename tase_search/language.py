@@ -8,11 +8,12 @@ no signal either way and get ``None``: callers then treat them as both.
 The signal: common words of each language (words that exist in both, such as ``on`` "ten",
 ``at`` "horse", ``her`` "every", ``a``/``in`` after an apostrophe, are left out), letters only one of
 them has (ç, ğ, ı, ş, ö, ü for Turkish; q, w, x, which the Turkish alphabet lacks, for English), Turkish
-endings (``-iyor``, ``-abilir``, ``-acak``, ``-dı``, ``-dır``, ...), English endings (``-ed``, ``-ly``,
+endings (``-iyor``, ``-abilir``, ``-acak``, ``-dı``, ``-dır``, ...) and case suffixes after an
+apostrophe (``Tom'un``, ``Boston'a``), English endings (``-ed``, ``-ly``,
 ``-ing``, ``-tion``; half as strong) and English contractions (``n't``, ``'s``, ``'re``, ``'ll``, ...:
-Turkish puts case suffixes after an apostrophe, never these). On the dev sets it names
-96% of Tatoeba's short sentences and 99% of news sentences and TQuAD questions correctly, and leaves
-the rest as None.
+Turkish puts case suffixes after an apostrophe, never these). On the dev sets it names the language of
+99% of Tatoeba's short sentences, 99% of news sentences and all TQuAD questions (nearly all the rest
+get None; 6 of 6,000 news sentences, English ones full of Turkish names, are called Turkish).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ _TR_ENDING = re.compile(
     r"(?:[ıiuü]yor\w*|[ae]bil(?:ir|di)\w*|[ae]ca[kğ]\w*|[ae]ce[kğ]\w*|m[ae][zk]|s[ıi]n[ıi]z|[mn][ıiuü]z|[dt][ıiuü]r?)$"
 )
 _EN_ENDING = re.compile(r"(?:ed|ly|ing|tion|ness)$")
+# a case suffix after an apostrophe (Tom'un, Boston'a, 2015'te), not an English contraction
+_TR_APOSTROPHE = re.compile(r"\w['’](?!(?:s|re|ve|ll|m|d|t)\b)[a-zçğıöşü]+\b")
 _EN_CONTRACTION = re.compile(r"(?:n['’]t|['’](?:s|re|ve|ll|m|d))\b", re.IGNORECASE)
 
 #: Function words that tell English (those that are Turkish words too are left out).
@@ -41,7 +44,9 @@ ENGLISH_FUNCTION_WORDS = frozenset(
     up out over under between because while during against through same both few own again further
     once here off above below until nor too me us got get kept left went said told made saw like know
     think want need everybody everyone nobody something nothing anything still never always often
-    already soon now well really please thank thanks tonight today tomorrow yesterday let go come""".split()
+    already soon now well really please thank thanks tonight today tomorrow yesterday let go come so one
+    two three year years later time day days week month january february march april june july august
+    september october november december monday tuesday wednesday thursday friday saturday sunday""".split()
 )
 #: Function words that tell Turkish.
 TURKISH_FUNCTION_WORDS = frozenset(
@@ -64,6 +69,7 @@ def detect_language(text: str) -> str | None:
     if "İ" in text:
         tr += 1
     en += len(_EN_CONTRACTION.findall(text))
+    tr += len(_TR_APOSTROPHE.findall(text))
     for word in _WORD.findall(_EN_CONTRACTION.sub(" ", text).lower()):
         if word in TURKISH_FUNCTION_WORDS:
             tr += 1
@@ -74,11 +80,10 @@ def detect_language(text: str) -> str | None:
             tr += 1
         elif letters & _EN_LETTERS:
             en += 0.5
-        if len(word) > 4:
-            if _TR_ENDING.search(word):
-                tr += 1
-            elif _EN_ENDING.search(word):
-                en += 0.5
+        if len(word) > 4 and _TR_ENDING.search(word):
+            tr += 1
+        elif len(word) > 3 and _EN_ENDING.search(word):
+            en += 0.5
     if tr == en:
         return None
     return "tr" if tr > en else "en"
