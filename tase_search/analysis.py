@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections.abc import Iterable
 
 from .language import ENGLISH_FUNCTION_WORDS, TURKISH_FUNCTION_WORDS, detect_language
-from .text import nfc, turkish_lower
+from .text import nfc
 
 __all__ = ["ANALYZER", "MAX_QUERY_TERMS", "analyze", "document_terms", "query_terms"]
 
@@ -43,6 +44,7 @@ MAX_TERM_CHARS = 64
 
 _WORD = re.compile(r"[^\W_]+")
 _CIRCUMFLEX = str.maketrans({"â": "a", "î": "i", "û": "u"})
+_TR_LOWER = str.maketrans({"İ": "i", "I": "ı"})
 _local = threading.local()  # PyStemmer objects are not shared between threads
 
 
@@ -59,9 +61,15 @@ def _stemmer(language: str):  # noqa: ANN202 - Stemmer.Stemmer, imported lazily
 
 
 def _lower(text: str, language: str) -> str:
-    if language == "tr":
-        return turkish_lower(text)
-    return nfc(text).replace("İ", "i").lower().replace("i\u0307", "i")
+    """Lowercase by ``language`` (as :func:`tase_search.text.turkish_lower` for Turkish: İ→i, I→ı, and
+    no stray U+0307 left), NFC; one pass for text that is NFC already, as stored text is."""
+    if not unicodedata.is_normalized("NFC", text):
+        text = nfc(text)
+    text = text.translate(_TR_LOWER) if language == "tr" else text.replace("İ", "i")
+    text = text.lower()
+    if "\u0307" in text:
+        text = text.replace("i\u0307", "i")
+    return text if unicodedata.is_normalized("NFC", text) else nfc(text)
 
 
 def analyze(text: str, language: str) -> list[str]:

@@ -203,6 +203,7 @@ class DocStore:
         """
         pid = first_pid
         pids: list[int] = []
+        keyword_rows: list[tuple[int, str]] = []
         for (doc_id, text, meta, source, line), parts in zip(docs, passages):
             try:
                 cur = self.conn.execute(
@@ -221,8 +222,9 @@ class DocStore:
                 'INSERT INTO passages(pid, doc_key, idx, count, start, "end") VALUES (?, ?, ?, ?, ?, ?)', rows
             )
             if self.sparse:
-                spans = [(r[4], r[5]) for r in rows]
-                _sparse.insert(self.conn, _sparse.passage_rows(text, spans, [r[0] for r in rows]))
+                keyword_rows += _sparse.passage_rows(text, [(r[4], r[5]) for r in rows], [r[0] for r in rows])
+        if keyword_rows:
+            _sparse.insert(self.conn, keyword_rows)
         self._set_state("next_pid", pid)
         if next_auto_id is not None:
             self._set_state("next_auto_id", next_auto_id)
