@@ -102,6 +102,7 @@ def test_index_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None
     assert len(list((tmp_path / "cache").glob("emb-*.npy"))) == 2  # one document block, one query block
 
 
+@pytest.mark.slow  # a minute or more of CLI subprocesses; the benchmark's own run is what it checks
 def test_end_to_end_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
     res = _load("end_to_end").run([str(corpus), "--quick", "--limit", "30", "--warm-queries", "5",
                                    "--model", str(tiny_model_dir), "--out", str(tmp_path / "e2e.json")])
@@ -121,6 +122,7 @@ def test_end_to_end_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) ->
     assert warm["speedup_p50_vs_torch"] > 0 and isinstance(warm["meets_target"], bool)
 
 
+@pytest.mark.slow  # two to three minutes of CLI subprocesses
 def test_end_to_end_sampled_encode_then_reuse_index(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
     """The large-corpus options: encode a sample, skip the in-process build, then query the kept index."""
     e2e = _load("end_to_end")

@@ -30,10 +30,13 @@ def test_default_model_is_the_golden_one(encoder, golden):
 
 
 def test_golden_vectors_fp32(encoder, golden):
+    assert (encoder.query_prompt, encoder.passage_prompt) == (golden["query_prompt"], golden["passage_prompt"])
     got = encoder.encode_document(golden["sentences"])
     want = np.asarray(golden["vectors"], dtype=np.float32)
     np.testing.assert_allclose(got, want, atol=2e-4)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    got_q = encoder.encode_query(golden["sentences"])
+    np.testing.assert_allclose(got_q, np.asarray(golden["query_vectors"], dtype=np.float32), atol=2e-4)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "bf16-autocast"])

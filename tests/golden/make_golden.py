@@ -25,12 +25,16 @@ def main() -> None:
 
     enc = Encoder.load("default", precision="fp32")
     vectors = enc.encode_document(SENTENCES)
+    queries = enc.encode_query(SENTENCES)  # the query prompt makes these other vectors
     out = {
         "model_id": enc.model_id,
         "fingerprint": enc.fingerprint,
         "dimension": enc.dimension,
         "sentences": SENTENCES,
+        "query_prompt": enc.query_prompt,
+        "passage_prompt": enc.passage_prompt,
         "vectors": [[round(float(x), 6) for x in row] for row in vectors],
+        "query_vectors": [[round(float(x), 6) for x in row] for row in queries],
     }
     path = Path(__file__).with_name("default-model.json")
     path.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
