@@ -68,7 +68,8 @@ def reader_main(
                     r = Retriever.load(index, model=enc)
                 else:
                     r.refresh()
-                hits = r.search(q, k=k, filter=flt)
+                # dense: the check below recomputes each hit's score as the vectors' inner product
+                hits = r.search(q, k=k, filter=flt, mode="dense")
                 rec: dict[str, Any] = {
                     "gen": r.manifest.generation,
                     "q": q,
