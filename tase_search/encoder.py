@@ -982,6 +982,7 @@ class Encoder:
                 max_seq_length=self.max_seq_length,
                 lowercase=self.lowercases,
                 prompt=prompt,
+                passage_prompt=self.passage_prompt,
                 reference=lambda texts: self._encode_onnx(runner, list(texts), prompt),
             )
         except Exception as exc:  # noqa: BLE001 - only an optimisation for later processes

@@ -265,6 +265,7 @@ def write_bundle(
     lowercase: bool,
     prompt: str | None,
     reference: Any,
+    passage_prompt: str | None = None,
 ) -> Path | None:
     """Record what :class:`LightQueryEncoder` needs to encode queries without torch or transformers.
 
@@ -288,6 +289,8 @@ def write_bundle(
         "max_seq_length": int(max_seq_length),
         "lowercase": bool(lowercase),
         "prompt": prompt or "",
+        # not used for queries; recorded so the index's prompt check can be made without the model
+        "passage_prompt": passage_prompt or "",
         "graph": runner.path.name,
         "tokenizer": tok_file.name,
         "pad_token": str(pad_token),
@@ -328,6 +331,7 @@ class LightQueryEncoder:
         self._max_seq_length = int(bundle["max_seq_length"])
         self.lowercase = bool(bundle["lowercase"])
         self.prompt: str = bundle.get("prompt") or ""
+        self._passage_prompt: str = bundle["passage_prompt"]  # a bundle without it is stale: rewritten
         self.runner = runner or OnnxQueryEncoder(folder / bundle["graph"])
         tok = Tokenizer.from_file(str(folder / bundle["tokenizer"]))
         tok.no_padding()
@@ -337,6 +341,14 @@ class LightQueryEncoder:
             pad_id=int(bundle["pad_id"]), pad_type_id=int(bundle["pad_type_id"]), pad_token=bundle["pad_token"]
         )
         self.tokenizer = tok
+
+    @property
+    def query_prompt(self) -> str | None:
+        return self.prompt or None
+
+    @property
+    def passage_prompt(self) -> str | None:
+        return self._passage_prompt or None
 
     @classmethod
     def for_fingerprint(cls, fingerprint: str) -> LightQueryEncoder | None:

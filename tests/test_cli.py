@@ -564,3 +564,22 @@ def test_one_off_queries_map_the_index_and_stdin_reads_it(
     many = json_lines(ok(run(runner, "query", "-", "--index", index_dir, "--json", "-k", "2", input=f"{QUERY}\n")).stdout)
     assert seen == [True, False]  # stdin mode is long-lived: it reads the file once
     assert [(h["id"], round(h["score"], 5)) for h in one] == [(h["id"], round(h["score"], 5)) for h in many]
+
+
+def test_query_of_an_index_built_with_prompts(runner: CliRunner, tiny_model_dir: Path, tmp_path: Path) -> None:
+    """An e5-style model (role prompts): a later `query` process, whichever query path it takes,
+    presents the same prompts the index recorded."""
+    import json
+    import shutil
+
+    model = tmp_path / "prompted"
+    shutil.copytree(tiny_model_dir, model)
+    cfg_path = model / "config_sentence_transformers.json"
+    cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+    cfg["prompts"] = {"query": "query: ", "passage": "passage: "}
+    cfg_path.write_text(json.dumps(cfg))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("futbol maçı yarın\nyağmur yağacak\n", encoding="utf-8")
+    ok(run(runner, "index", corpus, "--index", tmp_path / "ix", "--model", model))
+    res = ok(run(runner, "query", "futbol", "--index", tmp_path / "ix", "--mode", "dense", "--json"))
+    assert json.loads(res.output.splitlines()[0])["id"]
