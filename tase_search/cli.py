@@ -704,8 +704,9 @@ def _light_retriever(path: Path, *, mmap: bool = False, search_mode: str | None 
 
     r = Retriever.load(path)  # reads the manifest only; the encoder is loaded lazily
     light = LightQueryEncoder.for_fingerprint(r.manifest.model.fingerprint)
-    if light is None:
-        return None
+    m = r.manifest.model
+    if light is None or (light.query_prompt, light.passage_prompt) != (m.query_prompt, m.passage_prompt):
+        return None  # none cached, or cached for the same weights with other prompts: the full encoder
     return Retriever(r.path, r.manifest, encoder=light, mmap=mmap, search_mode=search_mode)
 
 
