@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from ._version import __version__
+from .cli_home import _human_bytes
 from .errors import IndexExists, TaseSearchError
 
 # oneDNN caches a compiled kernel ("primitive") per input shape, 1024 by default. Batches of
@@ -798,15 +799,6 @@ def _sparse_line(info: dict[str, Any]) -> str:
     if info["sparse"] == "none":
         return f"none: dense only; {add}"
     return f"out of date ({info['sparse']}); {add}"
-
-
-def _human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 @main.command("delete", context_settings=CONTEXT)
