@@ -61,6 +61,9 @@ def test_detect_language() -> None:
     assert detect_language("Bu bir deneme ve test için yazıldı") == "tr"
     assert detect_language("What is the weather like in Istanbul today?") == "en"
     assert detect_language("Turkcell") is None and detect_language("") is None
+    # the back-vowel locative/ablative ending is Turkish; English words in -de are not taken for it
+    assert detect_language("Tom binada.") == "tr" and detect_language("Tom arabadan indi") == "tr"
+    assert detect_language("Tom decided to provide a guide") == "en"
 
 
 def test_corpus_language_and_the_dense_weight_it_sets() -> None:
