@@ -14,19 +14,20 @@ makes a batch mixing 8-token Tatoeba pairs with 120-token news pairs an order of
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import random
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tase_search import formats
 from tase_search.errors import DataError
+from tase_search.text import nfc
 
 __all__ = [
     "BucketedNoDuplicatesBatchSampler",
+    "check_data_file",
     "dedup_rows",
     "file_sha256",
     "load_nli_tr",
@@ -41,8 +42,6 @@ __all__ = [
     "sts_positive_pairs",
 ]
 
-csv.field_size_limit(1 << 24)
-
 
 # --------------------------------------------------------------------------- files
 def file_sha256(path: str | Path) -> str:
@@ -54,97 +53,28 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise DataError(f"{path}: training data file not found (check the path or --set data_root=...)")
-    if not path.is_file():
-        raise DataError(f"{path}: is not a file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty")
-
-
-def _format_of(path: Path, fmt: str | None) -> str:
-    if fmt:
-        return fmt
-    suffix = path.suffix.lower()
-    if suffix in (".tsv", ".tab"):
-        return "tsv"
-    if suffix == ".csv":
-        return "csv"
-    if suffix in (".jsonl", ".ndjson"):
-        return "jsonl"
-    raise DataError(f"{path}: cannot tell the format from the extension; use .tsv, .csv or .jsonl (or set format)")
+def check_data_file(path: str | Path) -> Path:
+    """``path`` when it is a non-empty file; the error points at ``--set data_root=...``."""
+    try:
+        p = formats.check_file(path, "training data")
+    except DataError as exc:
+        raise DataError(f"{exc} (or --set data_root=...)") from None
+    if p.stat().st_size == 0:
+        raise DataError(f"{p}: training data file is empty; give a file with a header row and data rows")
+    return p
 
 
 def read_table(
     path: str | Path, columns: Sequence[str], *, fmt: str | None = None, limit: int | None = None
 ) -> list[tuple[str, ...]]:
-    """Read ``columns`` from a TSV/CSV file with a header row, or a JSONL file, as tuples of strings.
+    """``columns`` of every row of a tsv/csv/jsonl file with a header row, as tuples of strings.
 
-    TSV/CSV follow the csv module's quoting (fields with tabs, quotes or newlines are quoted with
-    doubled quotes). Raises :class:`DataError` with ``file:line`` for a missing column, a row with
-    the wrong number of fields, an empty required field, or invalid JSON.
+    The one table reader of :mod:`tase_search.formats` (linear TSV: quotes are ordinary
+    characters; csv: RFC 4180). An empty required field is an error naming ``file:line``.
     """
-    p = Path(path)
-    _check_file(p)
-    kind = _format_of(p, fmt)
-    out: list[tuple[str, ...]] = []
-    if kind == "jsonl":
-        with open(p, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{p}:{lineno}: invalid JSON ({exc.msg})") from exc
-                if not isinstance(obj, dict):
-                    raise DataError(f"{p}:{lineno}: expected a JSON object per line")
-                row = []
-                for c in columns:
-                    v = obj.get(c)
-                    if not isinstance(v, str) or not v.strip():
-                        raise DataError(f"{p}:{lineno}: field {c!r} missing or empty (need columns {list(columns)})")
-                    row.append(v.strip())
-                out.append(tuple(row))
-                if limit and len(out) >= limit:
-                    break
-    else:
-        delim = "\t" if kind == "tsv" else ","
-        try:
-            with open(p, encoding="utf-8", newline="") as fh:
-                reader = csv.reader(fh, delimiter=delim)
-                header = next(reader, None)
-                if not header:
-                    raise DataError(f"{p}:1: no header row (need columns {list(columns)})")
-                header = [h.strip().lstrip("\ufeff") for h in header]
-                missing = [c for c in columns if c not in header]
-                if missing:
-                    raise DataError(f"{p}:1: header {header} lacks column(s) {missing}")
-                idx = [header.index(c) for c in columns]
-                for rec in reader:
-                    lineno = reader.line_num
-                    if not rec or all(not f.strip() for f in rec):
-                        continue
-                    if len(rec) != len(header):
-                        raise DataError(
-                            f"{p}:{lineno}: expected {len(header)} {kind.upper()} fields, got {len(rec)} "
-                            "(a stray tab or unbalanced quote?)"
-                        )
-                    row = tuple(rec[i].strip() for i in idx)
-                    for c, v in zip(columns, row, strict=True):
-                        if not v:
-                            raise DataError(f"{p}:{lineno}: field {c!r} is empty")
-                    out.append(row)
-                    if limit and len(out) >= limit:
-                        break
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{p}: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-        except csv.Error as exc:
-            raise DataError(f"{p}: malformed {kind.upper()}: {exc}") from exc
-    if not out:
-        raise DataError(f"{p}: no data rows")
-    return out
+    p = check_data_file(path)
+    rows = formats.read_table(p, columns, what="training data", fmt=fmt, limit=limit)
+    return [tuple(r[c] for c in columns) for r in rows]
 
 
 def dedup_rows(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -193,41 +123,31 @@ def read_pairs(
 
 
 # --------------------------------------------------------------------------- STS
-def read_sts(
-    path: str | Path,
-    *,
-    columns: Sequence[str] = ("sentence1", "sentence2", "score"),
-    max_score: float = 5.0,
-    limit: int | None = None,
-) -> Any:
+def read_sts(path: str | Path, *, max_score: float = 5.0, limit: int | None = None) -> Any:
     """STS file → Dataset(sentence1, sentence2, score in [0, 1]) for CoSENT / cosine losses."""
-    rows = read_table(path, columns, limit=limit)
-    out = []
-    for i, (a, b, s) in enumerate(rows, 2):
-        try:
-            score = float(s)
-        except ValueError as exc:
-            raise DataError(f"{path}:~{i}: score {s!r} is not a number") from exc
+    pairs = formats.read_sts(check_data_file(path), limit=limit)
+    for i, score in enumerate(pairs.scores, 1):
         if not 0.0 <= score <= max_score:
-            raise DataError(f"{path}:~{i}: score {score} outside [0, {max_score}]")
-        out.append((a, b, score / max_score))
-    return _to_dataset(out, ("sentence1", "sentence2", "score"))
+            raise DataError(
+                f"{path}: pair {i}: score {score} outside [0, {max_score}]; check the score column"
+            )
+    rows = [
+        (a, b, s / max_score)
+        for a, b, s in zip(pairs.sentences1, pairs.sentences2, pairs.scores, strict=True)
+    ]
+    return _to_dataset(rows, ("sentence1", "sentence2", "score"))
 
 
-def sts_positive_pairs(
-    path: str | Path, *, min_score: float = 4.0, columns: Sequence[str] = ("sentence1", "sentence2", "score")
-) -> Any:
+def sts_positive_pairs(path: str | Path, *, min_score: float = 4.0) -> Any:
     """High-scoring STS pairs (score ≥ ``min_score`` on the 0-5 scale) → Dataset(anchor, positive) for MNRL."""
-    rows = read_table(path, columns)
-    out = []
-    for a, b, s in rows:
-        try:
-            if float(s) >= min_score:
-                out.append((a, b))
-        except ValueError as exc:
-            raise DataError(f"{path}: score {s!r} is not a number") from exc
+    pairs = formats.read_sts(check_data_file(path))
+    out = [
+        (a, b)
+        for a, b, s in zip(pairs.sentences1, pairs.sentences2, pairs.scores, strict=True)
+        if s >= min_score
+    ]
     if not out:
-        raise DataError(f"{path}: no pair scores >= {min_score}")
+        raise DataError(f"{path}: no pair scores >= {min_score}; lower min_score")
     return _to_dataset(dedup_rows(out), ("anchor", "positive"))
 
 
@@ -253,53 +173,35 @@ def read_squad(
     """SQuAD-format JSON → Dataset(anchor=question, positive=paragraph | answer sentence).
 
     ``target="sentence"`` uses the sentence containing the first answer's start (short positives
-    train faster and teach the question→evidence match); ``"paragraph"`` uses the whole context,
-    cut to ``max_chars`` at a word boundary (the model's token cap truncates anyway).
+    train faster and teach the question→evidence match; questions without an answer offset are
+    left out); ``"paragraph"`` uses the whole context, cut to ``max_chars`` at a word boundary (the
+    model's token cap truncates anyway).
     """
-    p = Path(path)
-    _check_file(p)
     if target not in ("paragraph", "sentence"):
         raise DataError(f"SQuAD target must be 'paragraph' or 'sentence', got {target!r}")
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{p}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{p}: not UTF-8") from exc
-    data = obj.get("data") if isinstance(obj, dict) else None
-    if not isinstance(data, list):
-        raise DataError(f"{p}: not SQuAD JSON (no top-level 'data' list)")
+    squad = formats.read_squad(check_data_file(path), what="SQuAD training data")
+    spans: dict[int, list[tuple[int, int]]] = {}
     rows: list[tuple[str, str]] = []
-    for ai, art in enumerate(data):
-        for pi, para in enumerate(art.get("paragraphs", []) if isinstance(art, dict) else []):
-            ctx = para.get("context") if isinstance(para, dict) else None
-            if not isinstance(ctx, str) or not ctx.strip():
-                raise DataError(f"{p}: data[{ai}].paragraphs[{pi}] has no context")
-            spans = split_sentences(ctx) if target == "sentence" else []
-            for qa in para.get("qas", []):
-                q = (qa.get("question") or "").strip()
-                if not q:
-                    continue
-                if target == "sentence":
-                    answers = qa.get("answers") or []
-                    start = answers[0].get("answer_start") if answers else None
-                    if isinstance(start, str) and start.strip().isdigit():  # TQuAD stores it as a string
-                        start = int(start)
-                    if not isinstance(start, int):
-                        continue
-                    pos = next((ctx[a:b].strip() for a, b in spans if a <= start < b), None)
-                    if not pos:
-                        continue
-                else:
-                    pos = ctx.strip()
-                    if max_chars and len(pos) > max_chars:
-                        cut = pos.rfind(" ", 0, max_chars)
-                        pos = pos[: cut if cut > 0 else max_chars]
-                rows.append((q, pos))
-                if limit and len(rows) >= limit:
-                    break
+    for q in squad.questions:
+        if target == "sentence":
+            raw = squad.raw_paragraphs[q.paragraph]
+            if q.answer_start is None:
+                continue
+            if q.paragraph not in spans:
+                spans[q.paragraph] = split_sentences(raw)
+            pos = next((nfc(raw[a:b]).strip() for a, b in spans[q.paragraph] if a <= q.answer_start < b), "")
+            if not pos:
+                continue
+        else:
+            pos = squad.paragraphs[q.paragraph]
+            if max_chars and len(pos) > max_chars:
+                cut = pos.rfind(" ", 0, max_chars)
+                pos = pos[: cut if cut > 0 else max_chars]
+        rows.append((q.question, pos))
+        if limit and len(rows) >= limit:
+            break
     if not rows:
-        raise DataError(f"{p}: no question/{target} pairs found")
+        raise DataError(f"{path}: no question/{target} pairs found; check the answers' answer_start offsets")
     return _to_dataset(dedup_rows(rows), ("anchor", "positive"))
 
 
@@ -366,7 +268,9 @@ def load_nli_tr(
         try:
             ds = loader(hub_id, cfg, split=split)
         except Exception as exc:  # noqa: BLE001 - network / hub errors vary by datasets version
-            raise DataError(f"could not load {hub_id} ({cfg}, {split}): {exc}. This needs network access.") from exc
+            raise DataError(
+                f"could not load {hub_id} ({cfg}, {split}): {exc}. This needs network access."
+            ) from exc
         rows.extend(ds)
         if limit and len(rows) >= limit:
             rows = rows[:limit]

@@ -839,7 +839,7 @@ def train(
     for spec in specs:
         for f in data_files(spec):
             if f not in run["data_files"]:
-                tdata._check_file(Path(f))
+                tdata.check_data_file(f)
                 run["data_files"][f] = tdata.file_sha256(f)
     run_path = out / "run.json"
     previous: dict[str, Any] = {}

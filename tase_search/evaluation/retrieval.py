@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import DataError, InputError
-from ._io import read_squad, read_tsv
+from ..formats import read_squad, read_table
 
 __all__ = [
     "RetrievalTask",
@@ -283,7 +283,7 @@ def bitext_tasks(
     reported as ``accuracy`` (Tatoeba-style). ``limit`` keeps the first N pairs.
     """
     name = name or _task_name(path)
-    rows = read_tsv(path, ("tr", "en"), what="bitext", limit=limit)
+    rows = read_table(path, ("tr", "en"), what="bitext", fmt="tsv", limit=limit, allow_empty=True)
     tr, en = _Interner(), _Interner()
     tr2en: dict[int, set[int]] = {}
     en2tr: dict[int, set[int]] = {}
@@ -333,23 +333,21 @@ def squad_task(
     passages at evaluation time (a paragraph scores as its best passage). ``limit`` keeps the
     first N questions (the corpus stays whole).
     """
-    items, contexts = read_squad(path, what="SQuAD JSON")
+    squad = read_squad(path)
     paras = _Interner()
-    for ctx in contexts:
-        paras(ctx)
-    para_of = {it["id"]: paras.ids[it["context"]] for it in items}
-    selected = items[:limit] if limit is not None else items
+    doc_of = [paras(ctx) for ctx in squad.paragraphs]
+    selected = squad.questions[:limit] if limit is not None else squad.questions
     if aligned_path is None:
-        queries = [it["question"] for it in selected]
-        qrels = [{para_of[it["id"]]} for it in selected]
+        queries = [q.question for q in selected]
+        qrels = [{doc_of[q.paragraph]} for q in selected]
         desc = f"question -> paragraph retrieval ({Path(path).name})"
     else:
-        other = {it["id"]: it["question"] for it in read_squad(aligned_path, what="aligned SQuAD JSON")[0]}
+        other = {q.id: q.question for q in read_squad(aligned_path, what="aligned SQuAD JSON").questions}
         queries, qrels = [], []
-        for it in selected:
-            if it["id"] in other:
-                queries.append(other[it["id"]])
-                qrels.append({para_of[it["id"]]})
+        for q in selected:
+            if q.id in other:
+                queries.append(other[q.id])
+                qrels.append({doc_of[q.paragraph]})
         if not queries:
             raise DataError(
                 f"no question id of {str(path)!r} occurs in the aligned file {str(aligned_path)!r}: "
@@ -390,7 +388,7 @@ def english_check_task(
         paths = [paths]
     sents = _Interner()
     for p in paths:
-        for row in read_tsv(p, (column,), what="bitext", limit=limit):
+        for row in read_table(p, (column,), what="bitext", fmt="tsv", limit=limit, allow_empty=True):
             if row[column]:
                 sents(row[column])
     rng = np.random.default_rng(seed)
@@ -430,15 +428,12 @@ def load_qrels_files(
 
     Queries without a relevant document are left out; a qrel naming an unknown id is an error.
     """
-    qrows = read_tsv(queries_path, ("id", "text"), what="queries")
-    crows = read_tsv(corpus_path, ("id", "text"), what="corpus")
+    qrows = read_table(queries_path, ("id", "text"), what="queries", fmt="tsv", allow_empty=True)
+    crows = read_table(corpus_path, ("id", "text"), what="corpus", fmt="tsv", allow_empty=True)
     aliases = {"query_id": ("query-id", "qid"), "doc_id": ("corpus-id", "docid", "corpus_id", "pid")}
-    try:
-        rrows = read_tsv(qrels_path, ("query_id", "doc_id", "score"), what="qrels", aliases=aliases)
-    except DataError as exc:
-        if "needs a header row" not in str(exc):
-            raise
-        rrows = read_tsv(qrels_path, ("query_id", "doc_id"), what="qrels", aliases=aliases)
+    rrows = read_table(
+        qrels_path, ("query_id", "doc_id"), what="qrels", fmt="tsv", optional=("score",), aliases=aliases
+    )
     doc_num: dict[str, int] = {}
     corpus: list[str] = []
     for r in crows:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import DataError
-from ._io import read_tsv
+from ..formats import read_sts
 from .stats import pearson, spearman
 
 __all__ = ["evaluate_sts", "load_sts", "sts_metrics"]
@@ -25,23 +25,11 @@ class SupportsEncodeQuery(Protocol):
 
 
 def load_sts(path: str | Path, *, limit: int | None = None) -> tuple[list[float], list[str], list[str]]:
-    """``(scores, sentences1, sentences2)`` from an STS TSV (rows with an empty sentence are skipped)."""
-    rows = read_tsv(path, ("score", "sentence1", "sentence2"), what="STS", limit=limit)
-    scores, s1, s2 = [], [], []
-    for i, r in enumerate(rows):
-        if not r["sentence1"] or not r["sentence2"]:
-            continue
-        try:
-            scores.append(float(r["score"]))
-        except ValueError as exc:
-            raise DataError(
-                f"STS file {str(path)!r}, data row {i + 1}: score {r['score']!r} is not a number"
-            ) from exc
-        s1.append(r["sentence1"])
-        s2.append(r["sentence2"])
-    if len(scores) < 2:
-        raise DataError(f"STS file {str(path)!r} needs at least two scored pairs")
-    return scores, s1, s2
+    """``(scores, sentences1, sentences2)`` from an STS TSV (:func:`tase_search.formats.read_sts`)."""
+    pairs = read_sts(path, limit=limit)
+    if len(pairs) < 2:
+        raise DataError(f"{path}: STS file needs at least two scored pairs for a correlation")
+    return pairs.scores, pairs.sentences1, pairs.sentences2
 
 
 def sts_metrics(gold: Sequence[float], emb1: np.ndarray, emb2: np.ndarray) -> dict[str, Any]:

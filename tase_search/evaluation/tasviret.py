@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import DataError, TaseSearchError
-from ._io import read_tsv
+from ..formats import read_table
 from .stats import roc_auc
 
 __all__ = ["evaluate_tasviret", "load_captions", "plot_histogram", "tasviret_metrics"]
@@ -35,7 +35,9 @@ class SupportsEncodeQuery(Protocol):
 
 def load_captions(path: str | Path, *, limit: int | None = None) -> tuple[list[str], list[str]]:
     """``(image_ids, captions)`` from a TSV with ``image_id`` and ``caption`` columns (header row)."""
-    rows = read_tsv(path, ("image_id", "caption"), what="Tasviret captions", limit=limit)
+    rows = read_table(
+        path, ("image_id", "caption"), what="Tasviret captions", fmt="tsv", limit=limit, allow_empty=True
+    )
     rows = [r for r in rows if r["caption"]]
     if not rows:
         raise DataError(f"Tasviret captions file {str(path)!r} has no non-empty captions")
