@@ -34,10 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import add_common_args, finish, machine_facts  # noqa: E402
 
-from tase_search import retriever as R  # noqa: E402
 from tase_search.retriever import Retriever  # noqa: E402
+from tase_search.store import commit as C  # noqa: E402
 from tase_search.store import generation as G  # noqa: E402
 from tase_search.store import safeio, stamps  # noqa: E402
+from tase_search.store.manifest import read_manifest  # noqa: E402
+from tase_search.store.vectors import get_backend  # noqa: E402
 
 
 class RandomEncoder:
@@ -65,23 +67,23 @@ def _unchecked_carry_over(index_dir: Path, old: Any, tmp: Path) -> Any:
     gen = index_dir / old.generation_dir
     shutil.copyfile(gen / G.DOCS_FILE, tmp / G.DOCS_FILE)
     vec = G.vectors_file(old)
-    return R.get_backend(old.backend).load(gen / vec, old.factory, old.model.dimension, old.search_params)
+    return get_backend(old.backend).load(gen / vec, old.factory, old.model.dimension, old.search_params)
 
 
 def _delete(ix: Path, enc: RandomEncoder, doc_id: str, mode: str) -> float:
-    saved = R._carry_over, R._gen.store_problems
+    saved = C.carry_over, G.store_problems
     if mode == "full":
         stamps.forget(ix)
     elif mode == "unchecked":
-        R._carry_over = lambda index_dir, old, tmp: (_unchecked_carry_over(index_dir, old, tmp), True)
-        R._gen.store_problems = lambda *a, **k: []
+        C.carry_over = lambda index_dir, old, tmp: (_unchecked_carry_over(index_dir, old, tmp), True)
+        G.store_problems = lambda *a, **k: []
     try:
-        r = Retriever(ix, R.read_manifest(ix), encoder=enc)
+        r = Retriever(ix, read_manifest(ix), encoder=enc)
         t = time.perf_counter()
         r.delete([doc_id])
         return time.perf_counter() - t
     finally:
-        R._carry_over, R._gen.store_problems = saved
+        C.carry_over, G.store_problems = saved
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     docs = ({"id": f"r{i}", "text": f"belge {i} futbol maç haber"} for i in range(a.rows))
     Retriever.build(docs, model=enc, path=ix, factory="Flat", overwrite=True).close()
     build_s = time.perf_counter() - t
-    m = R.read_manifest(ix)
+    m = read_manifest(ix)
     gen = ix / m.generation_dir
     sizes = {name: info["bytes"] for name, info in m.files.items()}
 
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for j, mode in enumerate(modes):
             times[mode].append(_delete(ix, enc, f"r{len(modes) * i + j}", mode))
 
-    gen = ix / R.read_manifest(ix).generation_dir
+    gen = ix / read_manifest(ix).generation_dir
     t = time.perf_counter()
     for name in sizes:
         safeio.digest_file(gen / name, name)

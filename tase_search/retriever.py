@@ -16,13 +16,10 @@ loadable and intact, and readers never see half-written state.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import math
 import os
 import re
-import shutil
-import sqlite3
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -37,38 +34,32 @@ from .encoder import Encoder
 from .errors import (
     IndexCorrupt,
     IndexExists,
-    IndexNotFound,
-    IndexWriteError,
     InputError,
-    TaseSearchError,
 )
 from .fusion import FUSIONS, fuse
 from .language import corpus_language, detect_language
 from .progress import stage_of
 from .readers import Document
+from .store import commit as _commit
 from .store import content as _content
 from .store import fields as _fields
 from .store import generation as _gen
-from .store import safeio
-from .store import stamps as _stamps
 from .store import vectors as _vec
+from .store.commit import NothingChanged
+from .store.commit import VectorSlot as _Slot
 from .store.docs import DocStore
 from .store.faiss_errors import faiss_message
-from .store.lock import LOCK_NAME, WriterLock, fault_point, fsync_dir
+from .store.layout import DOCS_FILE, MANIFEST_NAME, TMP_PREFIX  # noqa: F401 - TMP_PREFIX: re-export
 from .store.manifest import (
-    MANIFEST_NAME,
     Manifest,
     ModelInfo,
     check_compatible,
-    read_generation,
-    read_manifest,
-    write_manifest,
+    read_existing,
+    read_manifest_safe,  # noqa: F401 - re-export
 )
 from .store.vectors import choose_factory, get_backend, validate_factory
 from .text import clean_document, is_blank
 
-DOCS_FILE = "docs.sqlite"
-TMP_PREFIX = ".tmp-gen-"
 CHUNK_DOCS = 2048
 MAX_K = 10_000
 ON_DUPLICATE = ("error", "skip", "replace")
@@ -138,16 +129,6 @@ class AddResult:
     ids: list[str] = field(default_factory=list, repr=False)
 
 
-@dataclass
-class _Slot:
-    """The vector index a write is filling and its factory string. A write may swap in another type
-    mid-way (an ``auto`` index outgrowing Flat), so the index travels in this holder, never in a local
-    that would keep the old one (and a second copy of every vector) alive."""
-
-    vectors: Any
-    factory: str
-
-
 class _BackgroundAdds:
     """Vector-index adds on one worker thread, so chunk N's add overlaps chunk N+1's encoding.
 
@@ -209,15 +190,6 @@ class _PassageShare:
             self.told = self.docs
 
 
-class _NothingChanged(Exception):  # noqa: N818 - control flow, never seen by users
-    """Raised out of a write whose input changed nothing (all unchanged or skipped): ``_write`` then
-    drops its temporary generation instead of committing a copy of the old one."""
-
-    def __init__(self, result: AddResult) -> None:
-        super().__init__("nothing changed")
-        self.result = result
-
-
 def _one_omp_thread() -> None:
     import sys
 
@@ -259,10 +231,6 @@ def _expand(path: str) -> Path:
         return Path(path).expanduser()
     except RuntimeError:  # "~nosuchuser": no home directory to expand to
         raise InputError(f"cannot expand {path!r}: no such user's home directory") from None
-
-
-def _generation_dirs(index_dir: Path) -> list[Path]:
-    return sorted(p for p in index_dir.glob("gen-*") if p.is_dir())
 
 
 # ----------------------------------------------------------------------------- retriever
@@ -334,7 +302,7 @@ class Retriever:
         search modes use, in the same write.
         """
         index_dir = resolve_index_path(path)
-        _check_not_foreign(index_dir)  # path checks first: loading a model takes seconds
+        _commit.refuse_foreign(index_dir)  # path checks first: loading a model takes seconds
         if (index_dir / MANIFEST_NAME).exists() and not overwrite:
             raise IndexExists(
                 f"an index already exists at {index_dir}; add to it with Retriever.load(...).add(...) "
@@ -375,7 +343,7 @@ class Retriever:
             r.last_add = r._write(ingest, fresh=True)
         except BaseException:
             if unborn:
-                _remove_unborn(index_dir)
+                _commit.remove_unborn(index_dir)
             raise
         return r
 
@@ -408,7 +376,7 @@ class Retriever:
         setting, itself ``auto`` unless configured; see :mod:`tase_search.modes`).
         """
         index_dir = resolve_index_path(path)
-        manifest = _read_existing(index_dir)
+        manifest = read_existing(index_dir)
         if model is not None and not isinstance(model, str):  # an Encoder (or any EncoderLike)
             return cls(
                 index_dir,
@@ -440,7 +408,10 @@ class Retriever:
         if self._encoder is None:
             spec = self._model_spec or self.manifest.model.id
             enc = Encoder.load(
-                spec, precision=self._precision, batch_size=self._batch_size, query_backend=self._query_backend
+                spec,
+                precision=self._precision,
+                batch_size=self._batch_size,
+                query_backend=self._query_backend,
             )
             self._check(enc)
             self._encoder = enc
@@ -481,7 +452,7 @@ class Retriever:
                 self._open_generation(gen_dir)
                 return
             except (FileNotFoundError, IndexCorrupt) as exc:
-                newest = _read_existing(self.path)
+                newest = read_existing(self.path)
                 if newest.generation == self.manifest.generation or attempt == 9:
                     if isinstance(exc, IndexCorrupt):
                         raise
@@ -540,7 +511,7 @@ class Retriever:
 
     def refresh(self) -> bool:
         """Pick up a newer generation written by another process; True if it changed."""
-        newest = _read_existing(self.path)
+        newest = read_existing(self.path)
         if newest.generation == self.manifest.generation:
             return False
         self.close()
@@ -820,7 +791,7 @@ class Retriever:
                     docs, store, slot, m, on_duplicate, progress, noop_if_unchanged=True
                 )
             )
-        except _NothingChanged as nothing:  # every document was unchanged or skipped: no new generation
+        except NothingChanged as nothing:  # every document was unchanged or skipped: no new generation
             return nothing.result
 
     def delete(self, ids: Iterable[str]) -> list[str]:
@@ -851,131 +822,39 @@ class Retriever:
                 return store.build_sparse()
             if store.sparse_built is not None:  # it was stale: this write rebuilt it already
                 return store.sparse_built
-            raise _NothingChanged(AddResult())  # another writer built it since we looked
+            raise NothingChanged(AddResult())  # another writer built it since we looked
 
         try:
             return self._write(mutate)
-        except _NothingChanged:
+        except NothingChanged:
             return 0
 
     def _write(self, mutate: Callable[[DocStore, _Slot, Manifest], Any], *, fresh: bool = False) -> Any:
-        index_dir = self.path
-        index_dir.mkdir(parents=True, exist_ok=True)
-        with WriterLock(index_dir):
-            _remove_stale_temporaries(index_dir)
-            fault_point("locked")
-            if fresh:
-                old = None
-                base = self.manifest
-            else:
-                old = _read_existing(index_dir)
-                base = old
-                if self._encoder is not None:
-                    check_compatible(
-                        old,
-                        model_id=self._encoder.model_id,
-                        fingerprint=self._encoder.fingerprint,
-                        dimension=self._encoder.dimension,
-                        prompts=_prompts_of(self._encoder),
-                    )
-            if fresh and (index_dir / MANIFEST_NAME).exists():
-                base = _bump_past(base, read_manifest_safe(index_dir))
-            gen = base.generation + 1
-            tmp = index_dir / f"{TMP_PREFIX}{gen:06d}-{os.getpid()}"
-            final: Path | None = None  # the new generation directory, once tmp is renamed to it
-            backend = get_backend(base.backend)
-            vec_name = "vectors" + backend.suffix
-            try:
-                tmp.mkdir()
-                docs_trusted = False
-                if old is not None:
-                    carried, docs_trusted = _carry_over(index_dir, old, tmp)
-                    slot = _Slot(carried, old.factory)
-                    del carried
-                else:
-                    slot = _Slot(
-                        backend.create(base.factory, base.model.dimension, base.search_params), base.factory
-                    )
-                fault_point("copied")
-                store = DocStore(tmp / DOCS_FILE)
-                try:
-                    if old is not None:  # the copy matched its checksum; now what SQLite and the counts say
-                        check = None if docs_trusted else "quick_check"
-                        _refuse_damage(index_dir, _gen.store_problems(store, old, integrity=check))
-                    store.begin()
-                    if store.sparse_stale_reason() is not None:  # an older version wrote, or an old analyser
-                        store.build_sparse()
-                    result = mutate(store, slot, base)
-                    self._maybe_retype(base, slot, store)
-                    vectors, factory = slot.vectors, slot.factory
-                    slot.vectors = None
-                    tombstones = len(store.tombstones())
-                    store.record_sparse()
-                    n_docs, n_passages = store.counts()
-                    store.set_model_fingerprint(base.model.fingerprint)
-                    fault_point("ingested")
-                    store.commit()
-                    sqlite_bytes = store.file_bytes()
-                finally:
-                    store.rollback()
-                    store.close()
-                fault_point("sqlite")
-                files = {vec_name: vectors.save(tmp / vec_name).as_manifest()}  # written, synced, read back
-                fault_point("faiss")
-                files[DOCS_FILE] = _checked_sqlite(tmp / DOCS_FILE, sqlite_bytes).as_manifest()
-                fsync_dir(tmp)
-                fault_point("synced")
-                manifest = base.bumped(
-                    generation=gen,
-                    rows=n_passages,
-                    documents=n_docs,
-                    tombstones=tombstones,
-                    factory=factory,
-                    search_params=getattr(vectors, "search_params", ""),
-                    files=files,
+        """One crash-safe write (:func:`tase_search.store.commit.commit`): ``mutate``, then the index-type
+        policy (:meth:`_maybe_retype`), published as the next generation."""
+
+        def then_retype(store: DocStore, slot: _Slot, m: Manifest) -> Any:
+            result = mutate(store, slot, m)
+            self._maybe_retype(m, slot, store)
+            return result
+
+        def check(current: Manifest) -> None:
+            if self._encoder is not None:
+                check_compatible(
+                    current,
+                    model_id=self._encoder.model_id,
+                    fingerprint=self._encoder.fingerprint,
+                    dimension=self._encoder.dimension,
+                    prompts=_prompts_of(self._encoder),
                 )
-                target = index_dir / manifest.generation_dir
-                if os.path.islink(target):  # planted: remove the link, never what it points to
-                    target.unlink()
-                elif os.path.lexists(target):  # left by a writer killed before its manifest: never published
-                    shutil.rmtree(target)
-                os.rename(tmp, target)
-                final = target
-                fsync_dir(index_dir)
-                fault_point("renamed")
-                write_manifest(index_dir, manifest)  # the commit point
-            except BaseException as exc:
-                if final is not None and read_generation(index_dir) == gen:
-                    # the manifest was replaced before the error (syncing its directory failed, or Ctrl-C
-                    # came just then): the new version is what readers see, so it stays
-                    self.close()
-                    self.manifest = manifest
-                    why = _write_failure(exc)
-                    if why is not None:
-                        raise IndexWriteError(
-                            f"{index_dir} holds the new version (generation {gen}), but the write did not "
-                            f"finish cleanly: {why.removesuffix(_UNCHANGED)}"
-                        ) from exc
-                    raise
-                left = _remove_new_generation(tmp, final)
-                why = None if isinstance(exc, TaseSearchError) else _write_failure(exc)
-                if why is not None:
-                    raise IndexWriteError(
-                        f"could not write the new version of {index_dir}: {why}{_still_current(old)}{left}"
-                    ) from exc
-                raise
-            fault_point("committed")
-            # every file was read back above: the next write may trust them while they stay untouched
-            sums = {n: str(f["sha256"]) for n, f in files.items()}
-            _stamps.record(index_dir, manifest.generation_dir, sums)
+
+        def published(manifest: Manifest) -> None:
             self.close()
             self.manifest = manifest
-            keep = {manifest.generation_dir, old.generation_dir if old else ""}
-            for d in _generation_dirs(index_dir):
-                if d.name not in keep:
-                    shutil.rmtree(d, ignore_errors=True)
-            fault_point("cleaned")
-        return result
+
+        return _commit.commit(
+            self.path, then_retype, new=self.manifest if fresh else None, check=check, on_commit=published
+        )
 
     def _maybe_retype(self, m: Manifest, slot: _Slot, store: DocStore) -> None:
         """Under ``auto``, move to the index type the corpus size calls for (without re-embedding).
@@ -1071,7 +950,7 @@ class Retriever:
 
         A document identical to one already stored (text and metadata; the same id too, if it has one)
         or to an earlier one in the input is *unchanged*: counted, not stored again. With
-        ``noop_if_unchanged`` a write that would change nothing raises :class:`_NothingChanged`, so no
+        ``noop_if_unchanged`` a write that would change nothing raises :class:`NothingChanged`, so no
         new generation is committed. ``progress(n)`` hears of documents as they are embedded and, if it
         has a ``stage(name)`` method, of building and saving.
         """
@@ -1097,9 +976,7 @@ class Retriever:
                 explicit = [d.id for d in chunk if d.id is not None]
                 stored_by_id = _content.keys_by_id(store.conn, explicit) if explicit else {}
                 existing = set(stored_by_id)
-                anonymous = [
-                    _content.content_hash(d.text, d.metadata) for d in chunk if d.id is None
-                ]
+                anonymous = [_content.content_hash(d.text, d.metadata) for d in chunk if d.id is None]
                 known = _content.known_keys(store.conn, anonymous) if anonymous else set()
                 key_of_id: dict[str, str] = {}  # ids of this chunk -> their content
                 for d, key in zip(chunk, keys):
@@ -1195,7 +1072,7 @@ class Retriever:
         adds.close()
         res.seconds = time.perf_counter() - t0
         if noop_if_unchanged and not (res.added or res.replaced):
-            raise _NothingChanged(res)
+            raise NothingChanged(res)
         stage("saving the index")
         return res
 
@@ -1291,180 +1168,6 @@ def _size_class(factory: str) -> int:
     if "HNSW" in factory:
         return 1
     return 0
-
-
-def _read_existing(index_dir: Path) -> Manifest:
-    try:
-        return read_manifest(index_dir)
-    except FileNotFoundError:
-        hint = ""
-        if index_dir.is_dir() and any(index_dir.iterdir()):
-            hint = " (the directory exists but has no manifest.json: not an index, or never finished)"
-        raise IndexNotFound(
-            f"no index at {index_dir}{hint}; build one with `tase-search index CORPUS --index {index_dir}`"
-        ) from None
-
-
-def read_manifest_safe(index_dir: Path) -> Manifest | None:
-    try:
-        return read_manifest(index_dir)
-    except Exception:  # noqa: BLE001 - only used to keep generation numbers increasing
-        return None
-
-
-def _bump_past(base: Manifest, existing: Manifest | None) -> Manifest:
-    from dataclasses import replace
-
-    if existing is None:
-        return base
-    return replace(base, generation=max(base.generation, existing.generation))
-
-
-def _check_not_foreign(index_dir: Path) -> None:
-    """Refuse to turn a directory with unrelated files (a typo'd --index ~/Documents) into an index."""
-    if not index_dir.exists():
-        return
-    if not index_dir.is_dir():
-        raise InputError(f"{index_dir} exists and is not a directory; choose another --index")
-    ours = (MANIFEST_NAME, ".lock", "gen-", TMP_PREFIX, ".manifest.json.tmp-", _stamps.STAMP_NAME)
-    foreign = [p.name for p in index_dir.iterdir() if not p.name.startswith(ours)]
-    if foreign:
-        raise InputError(
-            f"{index_dir} is not empty and is not a tase-search index (it holds {', '.join(sorted(foreign)[:3])}); "
-            "choose a new directory or an index name"
-        )
-
-
-_UNCHANGED = "; the index is unchanged"
-_DAMAGED_SUFFIX = "; the index is damaged"
-
-
-def _carry_over(index_dir: Path, old: Manifest, tmp: Path) -> tuple[Any, bool]:
-    """Copy the current generation's document store into ``tmp`` and load its vectors, each through its
-    manifest checksum in the same pass as the copy or load (and its size and type before that), so damage
-    makes the write refuse instead of carrying it into a new version that then verifies as good.
-
-    A file stamped as verified and untouched since (:mod:`.store.stamps`) is copied or loaded without the
-    hash. Returns the vectors and whether the document store was such a file (then SQLite's own check is
-    skipped too)."""
-    try:
-        gen_dir = _gen.generation_path(index_dir, old)
-        _gen.check_files(gen_dir, old, checksum=False)
-        # files a writer read back and stamped, untouched since, are not hashed again
-        vec = _gen.vectors_file(old)
-        name_of = old.generation_dir
-        trusted = {n for n in (DOCS_FILE, vec) if _stamps.unchanged(index_dir, name_of, n, _sha(old, n))}
-        # a working copy: SQLite changes it and it is synced and read back once committed
-        what = f"index file {gen_dir / DOCS_FILE}"
-        copied = safeio.copy_file(
-            gen_dir / DOCS_FILE, tmp / DOCS_FILE, what, sync=False, hash=DOCS_FILE not in trusted
-        )
-        if DOCS_FILE not in trusted and copied != _gen.expected(old, DOCS_FILE):
-            raise IndexCorrupt(f"{DOCS_FILE}: checksum differs from the manifest (the file is damaged)")
-        expect = None if vec in trusted else _gen.expected(old, vec)
-        vectors = get_backend(old.backend).load(
-            gen_dir / vec, old.factory, old.model.dimension, old.search_params, expect=expect
-        )
-    except FileNotFoundError:
-        raise IndexCorrupt(
-            f"cannot write to {index_dir}: the index is damaged: run `tase-search verify` (the generation "
-            "or one of its files is missing); nothing was changed"
-        ) from None
-    except IndexCorrupt as exc:
-        _refuse_damage(index_dir, [str(exc)])
-    if vectors.ntotal != old.rows + old.tombstones:
-        rows = old.rows + old.tombstones
-        _refuse_damage(index_dir, [f"the vector index holds {vectors.ntotal} rows, the manifest says {rows}"])
-    return vectors, DOCS_FILE in trusted
-
-
-def _sha(m: Manifest, name: str) -> str:
-    return str(m.files[name]["sha256"])
-
-
-def _refuse_damage(index_dir: Path, problems: list[str]) -> None:
-    if problems:
-        why = problems[0].split(_DAMAGED_SUFFIX)[0]
-        raise IndexCorrupt(
-            f"cannot write to {index_dir}: the index is damaged: run `tase-search verify` ({why}); "
-            "nothing was changed, and the damage was not copied into a new version"
-        )
-
-
-def _checked_sqlite(path: Path, expected_bytes: int) -> safeio.Digest:
-    """fsync the committed SQLite file and read it back: its size must be what SQLite says it wrote."""
-    safeio.fsync_file(path)
-    digest = safeio.digest_file(path, f"index file {path}")
-    if digest.bytes != expected_bytes:
-        what = f"the document store on disk has {digest.bytes} bytes, SQLite wrote {expected_bytes}"
-        raise OSError(errno.EIO, what, str(path))
-    return digest
-
-
-def _still_current(old: Manifest | None) -> str:
-    return f" (generation {old.generation} is still the current one)" if old is not None else ""
-
-
-def _remove_new_generation(tmp: Path, final: Path | None) -> str:
-    """Remove the unpublished new generation; a note for the message when some of it could not be."""
-    left = []
-    for d in (tmp, final):
-        if d is not None and os.path.lexists(d):
-            shutil.rmtree(d, ignore_errors=True)
-            if os.path.lexists(d):
-                left.append(str(d))
-    if not left:
-        return ""
-    return f"; could not remove the unfinished new version {', '.join(left)}: remove it by hand"
-
-
-def _write_failure(exc: BaseException) -> str | None:
-    """Describe a failed write that is the system's doing (full disk, permissions, I/O), else None.
-
-    The message says the index is unchanged: it is only used before the commit point.
-    """
-    full = "no space left on the device; free some space (a write needs room for a copy of the index)"
-    if isinstance(exc, OSError):
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            what = full
-        else:
-            what = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
-    elif isinstance(exc, sqlite3.OperationalError):
-        code = getattr(exc, "sqlite_errorname", "")
-        msg = str(exc).lower()
-        if code == "SQLITE_FULL" or "disk is full" in msg:
-            what = full
-        elif code.startswith(("SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")) or "i/o" in msg:
-            what = f"SQLite could not write ({exc})"
-        else:
-            return None
-    elif isinstance(exc, RuntimeError) and "write error" in str(exc):  # FAISS write_index
-        what = full if "No space left" in str(exc) else f"the vector index could not be saved ({exc})"
-    else:
-        return None
-    return what + _UNCHANGED
-
-
-def _remove_unborn(index_dir: Path) -> None:
-    """After a failed first build: remove the index directory it created, when it holds nothing but the
-    writer's lock file (another writer's files, or one holding the lock now, are left alone)."""
-    try:
-        if {p.name for p in index_dir.iterdir()} - {LOCK_NAME}:
-            return
-        with WriterLock(index_dir):
-            (index_dir / LOCK_NAME).unlink(missing_ok=True)
-        index_dir.rmdir()
-    except (OSError, TaseSearchError):  # locked by another writer, or not ours to remove
-        pass
-
-
-def _remove_stale_temporaries(index_dir: Path) -> None:
-    """Temporary generations left by killed writers (we hold the lock, so none is in progress)."""
-    for p in index_dir.glob(TMP_PREFIX + "*"):
-        shutil.rmtree(p, ignore_errors=True)
-    for pattern in (".manifest.json.tmp-*", _stamps.STAMP_NAME + ".tmp-*"):
-        for p in index_dir.glob(pattern):
-            p.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 from fakes import FakeEncoder
 
-import tase_search.retriever as retriever_mod
+import tase_search.store.commit as commit_mod
 import tase_search.store.lock as lock_mod
 import tase_search.store.vectors as vectors_mod
 from tase_search.cli import main
@@ -256,9 +256,9 @@ def test_death_at_each_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, poi
     r.add([{"id": "ek", "text": "Ekonomi haberleri geldi."}])
     before = state(path, FakeEncoder())
     with monkeypatch.context() as mp:
-        mp.setattr(retriever_mod, "fault_point", _die_at(point))
+        mp.setattr(commit_mod, "fault_point", _die_at(point))
         mp.setattr(lock_mod, "fault_point", _die_at(point))
-        mp.setattr(retriever_mod.shutil, "rmtree", lambda *a, **k: None)  # a killed process cleans nothing
+        mp.setattr(commit_mod.shutil, "rmtree", lambda *a, **k: None)  # a killed process cleans nothing
         mp.setattr(lock_mod.Path, "unlink", lambda *a, **k: None)
         with pytest.raises(Killed):
             write(r)

@@ -25,9 +25,9 @@ from fakes import FakeEncoder  # noqa: E402
 
 from campaign.common import check_next_write, leftovers, make_docs, snapshot  # noqa: E402
 from campaign.faults import COMMITTED_POINTS, KillCampaign, Op, _cli, _reset  # noqa: E402
-from tase_search import retriever as R  # noqa: E402
 from tase_search.errors import IndexWriteError  # noqa: E402
 from tase_search.retriever import Retriever  # noqa: E402
+from tase_search.store import commit as commit_mod  # noqa: E402
 from tase_search.store import lock as lockmod  # noqa: E402
 from tase_search.store.lock import FAULT_POINTS  # noqa: E402
 from tase_search.store.verify import verify_index  # noqa: E402
@@ -54,7 +54,7 @@ def _assert_survived(rec: dict | None) -> None:
 # ------------------------------------------------------------------------------ the hook itself
 def test_fault_points_fire_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
-    monkeypatch.setattr(R, "fault_point", seen.append)
+    monkeypatch.setattr(commit_mod, "fault_point", seen.append)
     monkeypatch.setattr(lockmod, "fault_point", seen.append)
     r = Retriever.build(make_docs(5), model=FakeEncoder(), path=tmp_path / "ix")
     assert seen == list(FAULT_POINTS)
@@ -224,7 +224,7 @@ def test_permission_error_is_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def denied(*_a: object, **_k: object) -> None:
         raise PermissionError(errno.EACCES, "Permission denied", str(ix / "x"))
 
-    monkeypatch.setattr("tase_search.retriever.os.rename", denied)
+    monkeypatch.setattr("tase_search.store.commit.os.rename", denied)
     with pytest.raises(IndexWriteError, match="Permission denied.*unchanged"):
         Retriever.load(ix, model=enc).delete(["d1"])
     monkeypatch.undo()

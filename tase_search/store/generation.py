@@ -15,17 +15,18 @@ import stat
 from pathlib import Path
 
 from ..errors import IndexCorrupt
+from . import layout
 from .docs import DocStore
+from .layout import DOCS_FILE
 from .manifest import Manifest
 from .safeio import Digest, digest_file
 from .vectors import get_backend
 
-DOCS_FILE = "docs.sqlite"
 DAMAGED = "the index is damaged (run `tase-search verify`)"
 
 
 def vectors_file(m: Manifest) -> str:
-    return "vectors" + get_backend(m.backend).suffix
+    return layout.vectors_file(get_backend(m.backend).suffix)
 
 
 def expected(m: Manifest, name: str) -> Digest:
@@ -100,21 +101,39 @@ def store_problems(store: DocStore, m: Manifest, *, integrity: str | None = "qui
             problems.append(
                 f"{DOCS_FILE}: SQLite {str(integrity).replace('_', ' ')} failed: {str(res[:3])[:200]}"
             )
-        n_docs, n_passages = store.counts()
-        n_tomb = store.tombstone_count()
-        for what, have, want in (
-            ("documents", n_docs, m.documents),
-            ("passages", n_passages, m.rows),
-            ("tombstones", n_tomb, m.tombstones),
-        ):
-            if have != want:
-                problems.append(f"{what}: SQLite has {have}, the manifest says {want}")
-        recorded = store.model_fingerprint()
-        if recorded is not None and recorded != m.model.fingerprint:
-            problems.append(
-                f"model fingerprint: the manifest says {m.model.fingerprint[:12]}, the documents were "
-                f"written with {recorded[:12]}"
-            )
+        problems.extend(count_problems(store, m))
+        fingerprint = fingerprint_problem(store, m)
+        if fingerprint:
+            problems.append(fingerprint)
     except (sqlite3.DatabaseError, IndexCorrupt) as exc:
         problems.append(f"{DOCS_FILE}: not a readable SQLite database ({str(exc)[:200]})")
     return problems
+
+
+def count_problems(store: DocStore, m: Manifest) -> list[str]:
+    """Where the document store's documents, passages and tombstones differ from the manifest's counts."""
+    n_docs, n_passages = store.counts()
+    have = (n_docs, n_passages, store.tombstone_count())
+    want = (m.documents, m.rows, m.tombstones)
+    return [
+        f"{what}: SQLite has {h}, the manifest says {w}"
+        for what, h, w in zip(("documents", "passages", "tombstones"), have, want)
+        if h != w
+    ]
+
+
+def fingerprint_problem(store: DocStore, m: Manifest) -> str | None:
+    """Why the documents do not belong to the manifest's model weights (None: they do, or say nothing)."""
+    recorded = store.model_fingerprint()
+    if recorded is None or recorded == m.model.fingerprint:
+        return None
+    return (
+        f"model fingerprint: the manifest says {m.model.fingerprint[:12]}, the documents were indexed with "
+        f"{recorded[:12]}"
+    )
+
+
+def vector_count_problem(ntotal: int, m: Manifest) -> str | None:
+    """Why a vector index of ``ntotal`` rows cannot be the manifest's (it must hold rows + tombstones)."""
+    want = m.rows + m.tombstones
+    return None if ntotal == want else f"the vector index holds {ntotal} rows, the manifest says {want}"

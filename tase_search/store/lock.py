@@ -21,11 +21,11 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import IndexLocked, IndexWriteError
+from .layout import LOCK_NAME, temporary_file
 from .safeio import fsync_dir, open_regular, write_bytes
 
 __all__ = ["FAULT_POINTS", "LOCK_NAME", "WriterLock", "atomic_write_bytes", "fault_point", "fsync_dir"]
 
-LOCK_NAME = ".lock"
 FAULT_ENV = "TASE_SEARCH_FAULT"
 #: The named points of the write path, in order (see ``Retriever._write``).
 FAULT_POINTS = (
@@ -155,7 +155,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see the old or the new file, never a mix. The temporary
     is written in full and read back (:func:`safeio.write_bytes`) before it replaces ``path``."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_file(path)
     try:
         tmp.unlink(missing_ok=True)  # left by a killed process that had our PID
         write_bytes(tmp, data)

@@ -16,12 +16,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import IndexCorrupt, IndexMismatch, TaseSearchError
+from ..errors import IndexCorrupt, IndexMismatch, IndexNotFound, TaseSearchError
+from .layout import INDEX_FILES, MANIFEST_NAME, generation_name
 from .lock import atomic_write_bytes
 from .safeio import read_bytes
 
 FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
 
 
 def now_iso() -> str:
@@ -81,7 +81,7 @@ class Manifest:
 
     @property
     def generation_dir(self) -> str:
-        return f"gen-{self.generation:06d}"
+        return generation_name(self.generation)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
@@ -130,6 +130,27 @@ def read_manifest(index_dir: Path) -> Manifest:
         raise IndexCorrupt(f"{path}: {exc}") from None
 
 
+def read_existing(index_dir: Path) -> Manifest:
+    """The manifest of an index that must exist: IndexNotFound (saying how to build one) when there is none."""
+    try:
+        return read_manifest(index_dir)
+    except FileNotFoundError:
+        hint = ""
+        if Path(index_dir).is_dir() and any(Path(index_dir).iterdir()):
+            hint = f" (the directory exists but has no {MANIFEST_NAME}: not an index, or never finished)"
+        raise IndexNotFound(
+            f"no index at {index_dir}{hint}; build one with `tase-search index CORPUS --index {index_dir}`"
+        ) from None
+
+
+def read_manifest_safe(index_dir: Path) -> Manifest | None:
+    """The manifest, or None for any problem (only used to keep generation numbers increasing)."""
+    try:
+        return read_manifest(index_dir)
+    except Exception:  # noqa: BLE001 - any unreadable manifest: nothing to stay above
+        return None
+
+
 def read_generation(index_dir: Path) -> int | None:
     """The generation the manifest names, or None when there is no valid manifest (never raises)."""
     try:
@@ -141,8 +162,6 @@ def read_generation(index_dir: Path) -> int | None:
 # ------------------------------------------------------------------------------------ schema
 #: A manifest is a few kilobytes; anything far bigger is not one (and is not read into memory).
 MAX_MANIFEST_BYTES = 1 << 20
-#: The files a generation directory may hold: plain names, never paths.
-INDEX_FILES = ("docs.sqlite", "vectors.faiss", "vectors.npz")
 _MAX_COUNT = (1 << 53) + 1
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TOKEN = re.compile(r"[0-9A-Za-z:._+-]{1,256}")

@@ -253,14 +253,20 @@ def _write_all(fd: int, view: memoryview) -> None:
         view = view[n:]
 
 
-def write_file(path: Path, produce: Callable[[CheckedWriter], None], *, sync: bool = True) -> Digest:
+def write_file(
+    path: Path, produce: Callable[[CheckedWriter], None], *, sync: bool = True, read_back: bool = True
+) -> Digest:
     """Create ``path`` with what ``produce`` writes to the writer; its digest, checked against the disk
-    (after an fsync unless ``sync`` is False). On any failure the partial file is removed and the error
-    propagates."""
+    (after an fsync unless ``sync`` is False). ``read_back=False`` skips the read-back for a copy whose
+    content is checked elsewhere (the digest's sha256 is then empty). On any failure the partial file is
+    removed and the error propagates."""
     w = CheckedWriter(path, sync=sync)
     try:
         produce(w)
-        return w.finish()
+        if read_back:
+            return w.finish()
+        w.close()
+        return Digest(w.bytes, "")
     except BaseException:
         w.abort()
         raise
@@ -276,19 +282,9 @@ def copy_file(src: Path, dst: Path, what: str, *, sync: bool = True, hash: bool 
     ``hash=False`` for a plain copy of a file already known to be intact (its digest's sha256 is empty)."""
     reader = HashingReader(src, what, hash=hash)
     try:
-        if not hash:
-            w = CheckedWriter(dst, sync=sync)
-            try:
-                _pump(reader, w)
-                w.close()
-            except BaseException:
-                w.abort()
-                raise
-            return Digest(reader.bytes, "")
-        digest = write_file(dst, lambda w: _pump(reader, w), sync=sync)
+        return write_file(dst, lambda w: _pump(reader, w), sync=sync, read_back=hash)
     finally:
         reader.close()
-    return digest
 
 
 def _pump(reader: HashingReader, w: CheckedWriter) -> None:
@@ -297,15 +293,15 @@ def _pump(reader: HashingReader, w: CheckedWriter) -> None:
 
 
 def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(path, os.O_NOFOLLOW)
 
 
 def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    _fsync(path, os.O_DIRECTORY)
+
+
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags)
     try:
         os.fsync(fd)
     finally:

@@ -21,9 +21,9 @@ import json
 import os
 from pathlib import Path
 
+from .layout import STAMP_NAME, stamp_temporary
 from .safeio import read_bytes, write_bytes
 
-STAMP_NAME = ".verified.json"
 _MAX_BYTES = 64 << 10
 
 
@@ -36,7 +36,7 @@ def identity(path: Path) -> list[int]:
 def record(index_dir: Path, generation_dir: str, checksums: dict[str, str]) -> None:
     """Remember that the files of ``generation_dir`` were just verified to hold ``checksums``."""
     gen = Path(index_dir) / generation_dir
-    tmp = Path(index_dir) / f"{STAMP_NAME}.tmp-{os.getpid()}"
+    tmp = stamp_temporary(index_dir)
     try:
         files = {name: {"sha256": sha, "identity": identity(gen / name)} for name, sha in checksums.items()}
         tmp.unlink(missing_ok=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -37,6 +37,7 @@ MOVE_BATCH = 65_536
 #: The numpy backend reads its whole file into memory (it is the tests' reference, for small indexes).
 MAX_NPZ_BYTES = 1 << 30
 
+T = TypeVar("T")
 _FACTORY_RE = re.compile(r"^[A-Za-z0-9_,.=x]+$")
 
 
@@ -166,17 +167,12 @@ class FaissIndex:
         check_faiss_file(path, f"vector index {path}")
         try:
             if expect is not None:
-                reader = HashingReader(path, f"vector index {path}")
-                try:
-                    index = faiss.read_index(faiss.PyCallbackIOReader(reader.read, CHUNK))
-                    got = reader.finish()
-                finally:
-                    reader.close()
-                if got != expect:
-                    raise IndexCorrupt(
-                        f"vector index {path} does not match its size and checksum in the manifest; "
-                        "the index is damaged"
-                    )
+                index = read_hashed(
+                    path,
+                    f"vector index {path}",
+                    lambda reader: faiss.read_index(faiss.PyCallbackIOReader(reader.read, CHUNK)),
+                    expect,
+                )[0]
             elif mmap:
                 try:
                     index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
@@ -378,22 +374,16 @@ class NumpyIndex:
         ``expect``: as for :meth:`FaissIndex.load`."""
         import io
 
-        reader = HashingReader(path, f"vector file {path}")
-        try:
+        def read_capped(reader: HashingReader) -> bytes:
             parts: list[bytes] = []
             while (chunk := reader.read(CHUNK)) and reader.bytes <= MAX_NPZ_BYTES:
                 parts.append(chunk)
-            raw = b"".join(parts)
-            got = reader.finish()
-        finally:
-            reader.close()
+            return b"".join(parts)
+
+        raw, got = read_hashed(path, f"vector file {path}", read_capped, expect)
         if got.bytes > MAX_NPZ_BYTES:
             raise IndexCorrupt(
                 f"vector file {path} is over {MAX_NPZ_BYTES} bytes; the numpy backend is for small indexes"
-            )
-        if expect is not None and got != expect:
-            raise IndexCorrupt(
-                f"vector file {path} does not match its checksum in the manifest; the index is damaged"
             )
         try:
             with np.load(io.BytesIO(raw), allow_pickle=False) as data:
@@ -458,6 +448,25 @@ class NumpyIndex:
         buf = io.BytesIO()
         np.savez(buf, ids=self.ids, vectors=self.vectors)
         return write_file(path, lambda w: w.write(buf.getbuffer()))
+
+
+def read_hashed(
+    path: Path, what: str, consume: Callable[[HashingReader], T], expect: Digest | None
+) -> tuple[T, Digest]:
+    """What ``consume`` makes of the file, read through a hash (no link followed), and the file's digest.
+    With ``expect``, a file of another size or checksum is refused (IndexCorrupt): a write carrying a
+    file over checks it in the same pass as the load."""
+    reader = HashingReader(path, what)
+    try:
+        out = consume(reader)
+        got = reader.finish()
+    finally:
+        reader.close()
+    if expect is not None and got != expect:
+        raise IndexCorrupt(
+            f"{what} does not match its size and checksum in the manifest; the index is damaged"
+        )
+    return out, got
 
 
 BACKENDS: dict[str, type] = {"faiss": FaissIndex, "numpy": NumpyIndex}

@@ -18,8 +18,16 @@ from typing import Any
 from ..errors import IndexError_, IndexNotFound
 from . import sparse as _sparse
 from .docs import DocStore
-from .generation import DOCS_FILE, file_problem, generation_path, listing_problem, store_problems
-from .manifest import MANIFEST_NAME, Manifest, read_manifest
+from .generation import (
+    file_problem,
+    generation_path,
+    listing_problem,
+    store_problems,
+    vector_count_problem,
+    vectors_file,
+)
+from .layout import DOCS_FILE, MANIFEST_NAME
+from .manifest import Manifest, read_manifest
 from .safeio import not_regular
 from .vectors import get_backend
 
@@ -88,7 +96,7 @@ def _verify_docs(path: Path, m: Manifest, rep: VerifyReport) -> None:
     try:
         store = DocStore(path, readonly=True)
     except IndexError_ as exc:
-        rep.fail(f"docs.sqlite: {exc}")
+        rep.fail(f"{DOCS_FILE}: {exc}")
         return
     try:
         problems = store_problems(store, m, integrity="integrity_check")
@@ -97,23 +105,23 @@ def _verify_docs(path: Path, m: Manifest, rep: VerifyReport) -> None:
                 "SELECT COUNT(*) FROM passages p LEFT JOIN documents d ON d.doc_key=p.doc_key WHERE d.doc_key IS NULL"
             ).fetchone()[0]
             if orphans:
-                problems.append(f"docs.sqlite: {orphans} passages without a document")
+                problems.append(f"{DOCS_FILE}: {orphans} passages without a document")
         except sqlite3.DatabaseError as exc:
-            problems.append(f"docs.sqlite: not a readable SQLite database ({exc})")
+            problems.append(f"{DOCS_FILE}: not a readable SQLite database ({exc})")
         if store.model_fingerprint() is not None:
             rep.checked.append("model fingerprint matches the documents")
         if store.sparse and not problems:
             _verify_sparse(store, m, rep, problems)
     except IndexError_ as exc:
-        problems = [f"docs.sqlite: {exc}"]
+        problems = [f"{DOCS_FILE}: {exc}"]
     except sqlite3.DatabaseError as exc:
-        problems = [f"docs.sqlite: not a readable SQLite database ({exc})"]
+        problems = [f"{DOCS_FILE}: not a readable SQLite database ({exc})"]
     finally:
         store.close()
     for p in problems:
         rep.fail(p)
     if not problems:
-        rep.checked.append("docs.sqlite integrity")
+        rep.checked.append(f"{DOCS_FILE} integrity")
         rep.checked.append("documents/passages/tombstones match the manifest")
 
 
@@ -134,13 +142,13 @@ def _verify_sparse(store: DocStore, m: Manifest, rep: VerifyReport, problems: li
 
 def _verify_vectors(gen: Path, m: Manifest, rep: VerifyReport) -> None:
     try:
-        backend = get_backend(m.backend)
-        vec_path = gen / ("vectors" + backend.suffix)
+        vec_path = gen / vectors_file(m)
         if not_regular(vec_path):
             return  # reported with the files
-        vectors = backend.load(vec_path, m.factory, m.model.dimension, m.search_params)
-        if vectors.ntotal != m.rows + m.tombstones:
-            rep.fail(f"vectors: index holds {vectors.ntotal} rows, manifest says {m.rows + m.tombstones}")
+        vectors = get_backend(m.backend).load(vec_path, m.factory, m.model.dimension, m.search_params)
+        problem = vector_count_problem(vectors.ntotal, m)
+        if problem:
+            rep.fail(f"vectors: {problem}")
         else:
             rep.checked.append("vectors load + row count")
     except FileNotFoundError:

@@ -1,0 +1,92 @@
+"""The index-directory layout: every file and directory name an index holds, and nothing else.
+
+Why one module: the writer, the loader, ``verify``, the CLI and ``list`` all need to know what an
+index directory looks like, and a name spelled in two places drifts. An index is::
+
+    <index>/
+      manifest.json            the commit point: names the current generation and its checksums
+      .lock                    the writer lock (flock; holds the writer's PID)
+      .verified.json           stamps of files a writer read back (a cache: see stamps.py)
+      gen-NNNNNN/              one immutable generation per write
+        docs.sqlite            documents, passages, keyword (FTS5) part
+        vectors.faiss          the vector index (vectors.npz for the numpy backend)
+      .tmp-gen-NNNNNN-PID/     a generation being written (removed by the next writer if left)
+      .manifest.json.tmp-PID   the next manifest before its atomic rename
+      .verified.json.tmp-PID   the next stamp file before its rename
+
+This module only names things and lists them; it opens no file and imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MANIFEST_NAME = "manifest.json"
+LOCK_NAME = ".lock"
+STAMP_NAME = ".verified.json"
+DOCS_FILE = "docs.sqlite"
+VECTORS_STEM = "vectors"
+#: Every file name a generation directory may hold: plain names, never paths.
+INDEX_FILES = (DOCS_FILE, VECTORS_STEM + ".faiss", VECTORS_STEM + ".npz")
+GEN_PREFIX = "gen-"
+TMP_PREFIX = ".tmp-gen-"
+#: What a killed writer may leave besides a temporary generation: a manifest or stamp file not yet renamed.
+MANIFEST_TMP_PREFIX = f".{MANIFEST_NAME}.tmp-"
+STAMP_TMP_PREFIX = f"{STAMP_NAME}.tmp-"
+#: Names (prefixes) an index directory may hold; anything else means the directory is not an index.
+OWN_PREFIXES = (MANIFEST_NAME, LOCK_NAME, GEN_PREFIX, TMP_PREFIX, MANIFEST_TMP_PREFIX, STAMP_NAME)
+
+
+def generation_name(generation: int) -> str:
+    """``gen-NNNNNN``: the directory of one generation."""
+    return f"{GEN_PREFIX}{generation:06d}"
+
+
+def temporary_generation(index_dir: Path, generation: int) -> Path:
+    """Where this process builds ``generation`` before publishing it (the PID keeps writers apart)."""
+    return Path(index_dir) / f"{TMP_PREFIX}{generation:06d}-{os.getpid()}"
+
+
+def temporary_file(path: Path) -> Path:
+    """The temporary an atomic replacement of ``path`` is written to first."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def stamp_temporary(index_dir: Path) -> Path:
+    return Path(index_dir) / f"{STAMP_TMP_PREFIX}{os.getpid()}"
+
+
+def vectors_file(suffix: str) -> str:
+    """The vector file's name for a backend whose files end in ``suffix`` (``.faiss``)."""
+    return VECTORS_STEM + suffix
+
+
+def manifest_path(index_dir: Path) -> Path:
+    return Path(index_dir) / MANIFEST_NAME
+
+
+def has_manifest(index_dir: Path) -> bool:
+    """Whether ``index_dir`` holds an index (a manifest file; whether it is valid is not looked at)."""
+    return manifest_path(index_dir).is_file()
+
+
+def generation_dirs(index_dir: Path) -> list[Path]:
+    """The generation directories present, oldest first (published or left by a killed writer)."""
+    return sorted(p for p in Path(index_dir).glob(GEN_PREFIX + "*") if p.is_dir())
+
+
+def temporaries(index_dir: Path) -> list[Path]:
+    """What killed writers left: temporary generations, manifests and stamp files."""
+    index_dir = Path(index_dir)
+    return [
+        p
+        for prefix in (TMP_PREFIX, MANIFEST_TMP_PREFIX, STAMP_TMP_PREFIX)
+        for p in index_dir.glob(prefix + "*")
+    ]
+
+
+def foreign_entries(index_dir: Path) -> list[str]:
+    """Names in ``index_dir`` that no index holds, sorted (a typo'd ``--index ~/Documents`` has many)."""
+    return sorted(p.name for p in Path(index_dir).iterdir() if not p.name.startswith(OWN_PREFIXES))
