@@ -1,0 +1,68 @@
+"""An encoder whose documents go through another backend's runner; queries and the rest unchanged.
+
+Why a wrapper: the backend is chosen once, at load, and everything that takes an encoder (the
+Retriever, the CLI, the evaluation) keeps calling ``encode_document``. The output is the same as
+:meth:`tase_search.encoder.Encoder.encode_document`: the model's passage prompt applied, NFC (and
+İ→i for lowercasing tokenizers), batches in length order (padding is the dominant cost on CPU),
+L2-normalised float32 rows in input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..onnx_query import l2_normalize
+from ..text import normalize_for_model
+
+Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+def _numpy_features(features: dict[str, Any]) -> dict[str, np.ndarray]:
+    return {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v)) for k, v in features.items()}
+
+
+class BackendEncoder:
+    """``encoder`` with :meth:`encode_document` run by ``runner`` (named ``backend``)."""
+
+    def __init__(self, encoder: Any, runner: Runner, backend: str) -> None:
+        self._inner = encoder
+        self.runner = runner
+        self.backend = backend
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the wrapped encoder's
+        return getattr(self.__dict__["_inner"], name)
+
+    @property
+    def inner(self) -> Any:
+        """The wrapped encoder (the torch path)."""
+        return self._inner
+
+    def encode_document(
+        self,
+        texts: str | Sequence[str],
+        *,
+        batch_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        items = [texts] if isinstance(texts, str) else list(texts)
+        enc = self._inner
+        if not items:
+            return np.zeros((0, enc.dimension), dtype=np.float32)
+        prompt = enc.passage_prompt or ""
+        prepared = [prompt + normalize_for_model(t, lowercase=enc.lowercases) for t in items]
+        order = np.argsort([-len(t) for t in prepared], kind="stable")
+        out = np.empty((len(prepared), enc.dimension), dtype=np.float32)
+        preprocess = getattr(enc.model, "preprocess", None) or enc.model.tokenize
+        bs = batch_size or enc.batch_size
+        for start in range(0, len(order), bs):
+            idx = order[start : start + bs]
+            out[idx] = l2_normalize(self.runner(_numpy_features(preprocess([prepared[i] for i in idx]))))
+            if progress is not None:
+                progress(len(idx))
+        return out
+
+    def __repr__(self) -> str:
+        return f"BackendEncoder({self.backend}, {self._inner!r})"
