@@ -296,6 +296,25 @@ def main() -> None:
 @_precision_option
 @_threads_option
 @_progress_options
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: embed on a Ray cluster (pip install 'tase-search[ray]'); the same index at the end.",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="With --engine ray: 'auto' or HOST:PORT of a running cluster (default: start Ray here).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 100_000),
+    default=2,
+    show_default=True,
+    help="With --engine ray: encoder actors (one model copy each).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def index_cmd(
     corpus: tuple[str, ...],
@@ -317,6 +336,9 @@ def index_cmd(
     threads: int | None,
     quiet: bool,
     force_progress: bool,
+    engine: str,
+    address: str | None,
+    workers: int,
     as_json: bool,
 ) -> None:
     """Build an index from CORPUS files, or append to an existing one.
@@ -335,6 +357,7 @@ def index_cmd(
       cat notes.txt | tase-search index - --index notlar
       tase-search index big.tsv.gz --text-column body --id-column doc_id --factory 'HNSW32,Flat'
       nohup tase-search index big.txt --index big --threads 4 > index.log 2>&1 &   # progress as log lines
+      tase-search index shards/*.jsonl --index big --engine ray --address auto --workers 16
     """
     if factory and index_type != "auto":
         raise click.UsageError("give either --index-type or --factory, not both")
@@ -353,6 +376,17 @@ def index_cmd(
     chosen_factory = factory or INDEX_TYPES[index_type]
     stats = ReadStats()
     report = _reporter(s, quiet, force_progress, total=_count_lines(corpus))
+    if engine == "ray":
+        from .cli_ray import index_on_ray
+
+        run = index_on_ray(
+            corpus, path, model, s, report, chosen_factory, fmt, text_column, id_column,
+            encoding_errors, limits, on_duplicate, overwrite, sparse, address, workers,
+        )  # fmt: skip
+        _index_summary(path, run.retriever, run.added, run.action, run.stats, run.seconds, n_threads, as_json)
+        return
+    if address is not None:
+        raise click.UsageError("--address applies to --engine ray")
 
     def docs() -> Iterator[Any]:
         for c in corpus:
@@ -418,6 +452,13 @@ def index_cmd(
     elapsed = time.perf_counter() - t0
     report.close()
     _prepare_query_path(r, s.query_backend, report)  # also after an unchanged run: a missing bundle is rebuilt
+    _index_summary(path, r, res, action, stats, elapsed, n_threads, as_json)
+
+
+def _index_summary(
+    path: Path, r: Any, res: Any, action: str, stats: Any, elapsed: float, n_threads: int, as_json: bool
+) -> None:
+    """Print what an index command did: one line (and notes on stderr), or one JSON object."""
     info = r.info()
     summary = {
         "index": str(path),

@@ -375,11 +375,12 @@ def _refuse_binary(stream: Any, source: str) -> None:
 
 
 def _checked_lines(
-    stream: Any, source: str, limits: ReaderLimits, compressed: _Counted | None = None
+    stream: Any, source: str, limits: ReaderLimits, compressed: _Counted | None = None, first: int = 1
 ) -> Iterator[bytes]:
     """Lines of at most ``max_line_bytes`` (a newline-free device or file stops there, not in the OOM
-    killer); for gzip, the decompressed size is held to ``max_gzip_ratio`` times the compressed size."""
-    lineno = 0
+    killer); for gzip, the decompressed size is held to ``max_gzip_ratio`` times the compressed size.
+    ``first``: the number of the stream's first line (a byte range of a file starts further down)."""
+    lineno = first - 1
     cap = limits.max_line_bytes
     out = 0
     while True:
@@ -408,10 +409,11 @@ def _checked_lines(
 
 
 def _decoded_lines(
-    lines: Iterable[bytes], source: str, encoding_errors: str, stats: ReadStats
+    lines: Iterable[bytes], source: str, encoding_errors: str, stats: ReadStats, first: int = 1
 ) -> Iterator[tuple[int, str]]:
-    """``(line_number, text)`` pairs, 1-based, line endings kept; a leading UTF-8 BOM dropped."""
-    for lineno, raw in enumerate(lines, start=1):
+    """``(line_number, text)`` pairs, numbered from ``first``, line endings kept; a leading UTF-8 BOM
+    (on line 1) dropped."""
+    for lineno, raw in enumerate(lines, start=first):
         if lineno == 1 and raw.startswith(_UTF8_BOM):
             raw = raw[len(_UTF8_BOM) :]
         try:
