@@ -13,13 +13,11 @@ import json
 import os
 import random
 import sqlite3
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-TESTS_DIR = REPO / "tests"
 
 WORDS = (
     "futbol maç galatasaray fenerbahçe istanbul ankara izmir yağmur hava deprem ekonomi şehir kedi "
@@ -32,26 +30,19 @@ PROBE_ID = "__campaign_probe__"
 Snapshot = dict[str, str]  # document id -> text
 
 
-def _tests_on_path() -> None:
-    if str(TESTS_DIR) not in sys.path:
-        sys.path.insert(0, str(TESTS_DIR))
-
-
 def fake_encoder(dim: int = 64) -> Any:
-    """The test suite's deterministic bag-of-words encoder (no torch)."""
-    _tests_on_path()
-    from fakes import FakeEncoder
+    """The deterministic bag-of-words encoder of :mod:`tase_search.testing` (no torch)."""
+    from tase_search.testing import FakeEncoder
 
     return FakeEncoder(dim)
 
 
 def tiny_model(out: Path) -> Path:
-    """A tiny random-init sentence-transformers model (the test suite's), built once into ``out``."""
+    """A tiny random-init sentence-transformers model (:mod:`tase_search.testing`), built once into ``out``."""
     if (out / "modules.json").is_file():
         return out
-    _tests_on_path()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from conftest import build_tiny_model
+    from tase_search.testing import build_tiny_model
 
     return build_tiny_model(out, seed=0)
 

@@ -220,7 +220,7 @@ def _build(path: Path, model_id: str, docs: int) -> None:
 
     enc = fake_encoder()
     if model_id != "fake":  # another model: other weights and dimension, other documents
-        from fakes import FakeEncoder  # on sys.path via fake_encoder()
+        from tase_search.testing import FakeEncoder
 
         enc = FakeEncoder(32, model_id=model_id)
     r = Retriever.build(

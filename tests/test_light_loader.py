@@ -198,7 +198,7 @@ def test_cls_and_max_pooling(tiny_model_dir: Path, tmp_path: Path, mode: str) ->
 
 def test_t5_loads_encoder_only(tmp_path: Path) -> None:
     """T5 configs load as T5EncoderModel, as sentence-transformers does (decoder weights ignored)."""
-    from conftest import build_tiny_t5
+    from tase_search.testing import build_tiny_t5
 
     out = build_tiny_t5(tmp_path / "t5", max_seq_length=16)
     light, st = _both(out)

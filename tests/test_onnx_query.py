@@ -189,7 +189,7 @@ def test_bf16_encoder_exports_its_own_weights_in_fp32(tiny_model_dir, cache) -> 
 
 def test_t5_encoder_through_onnx(tmp_path: Path, cache) -> None:
     """The paper's architecture (T5 encoder + mean pooling) exports with dynamic lengths too."""
-    from conftest import build_tiny_t5
+    from tase_search.testing import build_tiny_t5
 
     out = build_tiny_t5(tmp_path / "t5", max_seq_length=32)
     onnx_enc = Encoder.load(str(out), precision="fp32", query_backend="onnx")
