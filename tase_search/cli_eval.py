@@ -370,7 +370,7 @@ def report_cmd(
 
     \b
     Example:
-      tase-search eval report --data /work/shared/data -m all-minilm-l6-v2 -m runs/stage1 \\
+      tase-search eval report --data /path/to/data -m all-minilm-l6-v2 -m runs/stage1 \\
           --out runs/dev.json --markdown runs/dev.md
     """
     from .evaluation import format_table, jsonable, run_suite

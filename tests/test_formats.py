@@ -105,7 +105,7 @@ def test_corpus_reader_and_evaluation_read_tsv_alike(tmp_path: Path) -> None:
 
 def test_training_and_evaluation_parse_the_same_files(tmp_path: Path) -> None:
     pytest.importorskip("datasets")
-    from training import data as tdata
+    from tase_search.training import data as tdata
 
     bitext = _write(tmp_path / "b.tsv", QUOTED_TSV)
     assert tdata.read_table(bitext, ["tr", "en"]) == ROWS

@@ -76,7 +76,7 @@ def _encode(path: Path, texts: list[str]) -> np.ndarray:
 
 
 def test_pruning_keeps_what_the_text_needs_and_gives_identical_embeddings(tiny_unigram, tmp_path):
-    from training.prune_vocab import prune_model
+    from tase_search.training.prune_vocab import prune_model
 
     texts = ["evler kedi", "house cat", "ev köpek"]
     report = prune_model(
@@ -96,7 +96,7 @@ def test_pruning_keeps_what_the_text_needs_and_gives_identical_embeddings(tiny_u
 
 
 def test_alphabet_fill_respects_the_budget(tiny_unigram, tmp_path):
-    from training.prune_vocab import prune_model
+    from tase_search.training.prune_vocab import prune_model
 
     small = prune_model(tiny_unigram, tmp_path / "a", ["ev"], budget=0)
     big = prune_model(tiny_unigram, tmp_path / "b", ["ev"], budget=small.new_size + 3)
@@ -107,7 +107,7 @@ def test_centering_equals_subtracting_the_pooled_mean(tiny_unigram, tmp_path):
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from training.center import center_model
+    from tase_search.training.center import center_model
 
     texts = ["evler kedi", "house cat", "ev köpek", "dog dog cat"]
     info = center_model(tiny_unigram, tmp_path / "c", texts, strength=1.0)

@@ -16,8 +16,8 @@ pytest.importorskip("yaml")
 datasets = pytest.importorskip("datasets")
 
 from tase_search.errors import DataError, InputError  # noqa: E402
-from training import data as tdata  # noqa: E402
-from training import pipeline  # noqa: E402
+from tase_search.training import data as tdata  # noqa: E402
+from tase_search.training import pipeline  # noqa: E402
 
 CORPUS = [
     "Merhaba, nasılsın?",
@@ -454,7 +454,7 @@ def test_build_loss_unknown_and_cached() -> None:
 
 # --------------------------------------------------------------------------- vocab
 def test_extend_wordpiece_keeps_old_ids_and_adds_letters() -> None:
-    from training.vocab import extend_wordpiece
+    from tase_search.training.vocab import extend_wordpiece
 
     tj = {
         "normalizer": {"type": "BertNormalizer", "lowercase": True, "strip_accents": None},
@@ -473,7 +473,7 @@ def test_extend_wordpiece_keeps_old_ids_and_adds_letters() -> None:
 def test_extend_model_vocab_tiny(tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from training.vocab import extend_model_vocab
+    from tase_search.training.vocab import extend_model_vocab
 
     base = _tiny_model_dir(tmp_path, "bert")
     turkish = CORPUS[0::2] * 5 + ["Kırmızı kırmızı kırmızılar şapkalar şapkalı"] * 10
@@ -516,7 +516,7 @@ def test_cli_train_runs_tiny_config(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- ablation
 def test_ablation_configs_equal_budget_and_differ_only_where_meant() -> None:
-    from training import ablate
+    from tase_search.training import ablate
 
     cfgs = {r: ablate.load_row_config(r, "/d") for r in ablate.ROWS}
     assert {ablate.step_budget(c) for c in cfgs.values()} == {240}
@@ -559,7 +559,7 @@ def _ablation_data_root(root: Path) -> Path:
 
 
 def test_ablate_trains_rows_resumes_and_writes_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from training import ablate
+    from tase_search.training import ablate
 
     base = _tiny_model_dir(tmp_path, "bert")
     data = _ablation_data_root(tmp_path / "data")
@@ -594,7 +594,7 @@ def test_ablate_trains_rows_resumes_and_writes_table(tmp_path: Path, capsys: pyt
 
 
 def test_ablate_missing_data_names_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from training import ablate
+    from tase_search.training import ablate
 
     data = _ablation_data_root(tmp_path / "data")
     (data / "tquad/train-v0.1.json").unlink()
@@ -625,7 +625,7 @@ def test_hard_negative_spec_is_checked_at_config_load(tmp_path: Path) -> None:
 def test_mined_negatives_are_wrong_translations_and_cached(tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from training.mining import mine_pair_negatives
+    from tase_search.training.mining import mine_pair_negatives
 
     base = _tiny_model_dir(tmp_path, "bert")
     model = SentenceTransformer(str(base), device="cpu")
@@ -668,7 +668,7 @@ def test_pipeline_trains_with_mined_negatives_and_align_distill(tmp_path: Path) 
 def test_align_distill_mse_ignores_negative_columns() -> None:
     import torch
 
-    from training.losses import AlignDistillLoss
+    from tase_search.training.losses import AlignDistillLoss
 
     class Stub(torch.nn.Module):
         def forward(self, f: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -690,7 +690,7 @@ def test_interpolate_state_dicts_math_and_errors() -> None:
     import torch
 
     from tase_search.errors import ModelError
-    from training.merge import interpolate_state_dicts
+    from tase_search.training.merge import interpolate_state_dicts
 
     a = {"w": torch.tensor([0.0, 2.0], dtype=torch.float16), "ids": torch.tensor([1, 2])}
     b = {"w": torch.tensor([4.0, 6.0], dtype=torch.float16), "ids": torch.tensor([1, 2])}
@@ -717,7 +717,7 @@ def test_interpolate_models_endpoints_midpoint_and_tokenizer_check(tmp_path: Pat
     from transformers import BertModel
 
     from tase_search.errors import ModelError
-    from training.merge import interpolate_models, main
+    from tase_search.training.merge import interpolate_models, main
 
     (tmp_path / "a").mkdir()
     first = _tiny_model_dir(tmp_path / "a", "bert")
@@ -760,3 +760,78 @@ def test_pipeline_interpolate_step(tmp_path: Path) -> None:
     bad = _write(tmp_path / "bad.yaml", text.replace("weight: 1.0", "wieght: 1.0"))
     with pytest.raises(InputError, match=r"bad.yaml: 'interpolate' has unknown keys \['wieght'\]"):
         pipeline.load_config(bad)
+
+
+# --------------------------------------------------------------------------- packaging
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_training_is_a_module_of_the_package() -> None:
+    import tase_search.training
+
+    assert Path(tase_search.training.__file__).resolve().parent == REPO / "training"
+    source = (REPO / "tase_search" / "cli_train.py").read_text(encoding="utf-8")
+    assert "sys.path" not in source and "from .training import pipeline" in source
+    from tase_search.training.config import config_path, shipped_configs
+
+    assert {"paper", "tase-e5-tr", "tase-minilm-tr", "ablation/both"} <= set(shipped_configs())
+    assert config_path("paper") == REPO / "training" / "configs" / "paper.yaml"
+    with pytest.raises(InputError, match="shipped config"):
+        config_path("../pyproject")
+
+
+def test_core_import_and_cli_help_without_datasets() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['datasets'] = None\n"
+        "import tase_search, tase_search.evaluation, tase_search.formats\n"
+        "from tase_search.cli import main\n"
+        "for args in (['--help'], ['train', '--help'], ['eval', '--help']):\n"
+        "    try:\n"
+        "        main(args, standalone_mode=False)\n"
+        "    except SystemExit as exc:\n"
+        "        assert not exc.code, (args, exc.code)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "CONFIG is a YAML file or the name of a shipped config" in res.stdout
+
+
+def test_shipped_configs_name_no_data_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from tase_search.cli_train import train
+    from tase_search.training.config import CONFIG_DIR
+
+    for path in CONFIG_DIR.rglob("*.yaml"):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert "data_root" not in raw and "/work/" not in path.read_text(encoding="utf-8"), path
+    with pytest.raises(InputError, match=r"--set data_root="):
+        pipeline.load_config("paper")
+    monkeypatch.chdir(tmp_path)  # any directory: the shipped config is found by name
+    res = CliRunner().invoke(train, ["tase-e5-tr"])
+    assert res.exit_code != 0 and "--set data_root=" in res.output
+
+
+@pytest.mark.slow
+def test_wheel_ships_training_and_its_configs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import zipfile
+
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    names = set(zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist())
+    for path in (REPO / "training").rglob("*"):
+        if path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts:
+            assert f"tase_search/training/{path.relative_to(REPO / 'training')}" in names, path
+    meta = next(n for n in names if n.endswith("METADATA"))
+    requires = [line for line in zipfile.ZipFile(next(tmp_path.glob("*.whl"))).read(meta).decode().splitlines()
+                if line.startswith("Requires-Dist: datasets")]
+    assert requires and all("extra ==" in line for line in requires)

@@ -9,7 +9,7 @@ model on the dev suite (:func:`tase_search.evaluation.run_suite`, cached per mod
 
 Usage::
 
-    python -m training.ablate --data-root /work/shared/data --output runs/ablation
+    python -m training.ablate --data-root /path/to/data --output runs/ablation
     python -m training.ablate --data-root DATA --rows stage1,both --max-steps 40 --table-out t.md --json-out t.json
 
 ``--max-steps N`` is the total budget of each row (split over a row's stages in the configs'

@@ -1,7 +1,7 @@
 """The evaluation suite runner: several models x the dev tasks, as one JSON-able dict and a table.
 
-``DEV_SUITE`` lists the tasks with paths relative to a data root laid out like the shared data
-folder (``--data DIR``)::
+``DEV_SUITE`` lists the tasks with paths relative to a data root (``--data DIR``; there is no
+default location)::
 
     DIR/bitext/dev/tatoeba-dev-tur-eng.tsv     tatoeba-dev.tr-en / .en-tr  accuracy (R@1)
     DIR/bitext/dev/newstest2018-tur-eng.tsv    newstest2018.tr-en / .en-tr accuracy (R@1)
@@ -256,6 +256,8 @@ def run_suite(
         raise InputError("no model given: name at least one model to evaluate")
     if limit is not None and limit < 1:
         raise InputError(f"limit {limit} must be >= 1")
+    if not data_root:
+        raise InputError("no evaluation data folder given: pass --data DIR (or data_root=DIR), laid out as listed")
     root = Path(data_root).expanduser()
     selected = _select(tasks, suite)
     _check_files(root, selected, suite)
