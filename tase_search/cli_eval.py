@@ -374,6 +374,7 @@ def report_cmd(
           --out runs/dev.json --markdown runs/dev.md
     """
     from .evaluation import format_table, jsonable, run_suite
+    from .store.lock import atomic_write_bytes
 
     s = _settings(models[0] if models else None, precision, batch_size)
     specs = list(models) or [s.model]
@@ -398,13 +399,12 @@ def report_cmd(
     try:
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(
-                json.dumps(jsonable(results), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-            )
+            text = json.dumps(jsonable(results), ensure_ascii=False, indent=2) + "\n"
+            atomic_write_bytes(out, text.encode("utf-8"))
         if markdown is not None:
             markdown.parent.mkdir(parents=True, exist_ok=True)
-            markdown.write_text(table + "\n", encoding="utf-8")
-    except OSError as exc:
+            atomic_write_bytes(markdown, (table + "\n").encode("utf-8"))
+    except (OSError, TaseSearchError) as exc:
         raise click.ClickException(f"could not write results: {exc}") from exc
     if as_json:
         _emit_json(results)

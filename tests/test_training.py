@@ -54,7 +54,10 @@ def test_read_pairs_tsv_csv_jsonl(tmp_path: Path) -> None:
     csvf = _write(tmp_path / "b.csv", 'src,tgt\n"a, quoted",b\nc,d\n')
     ds = tdata.read_pairs(csvf, ["src", "tgt"], names=["anchor", "positive"])
     assert ds[0] == {"anchor": "a, quoted", "positive": "b"}
-    jl = _write(tmp_path / "c.jsonl", json.dumps({"q": "x", "p": "y"}) + "\n\n" + json.dumps({"q": "z", "p": "w"}) + "\n")
+    jl = _write(
+        tmp_path / "c.jsonl",
+        json.dumps({"q": "x", "p": "y"}) + "\n\n" + json.dumps({"q": "z", "p": "w"}) + "\n",
+    )
     assert len(tdata.read_pairs(jl, ["q", "p"])) == 2
     both = tdata.read_pairs([tsv, tsv], ["tr", "en"], dedup=False)
     assert len(both) == 2 * (len(PAIRS) + 1)
@@ -88,8 +91,11 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
 
 
 def test_sts_loaders(tmp_path: Path) -> None:
-    path = _tsv(tmp_path / "sts.tsv", "score\tsentence1\tsentence2",
-                [("5.0", "a", "b"), ("1.0", "c", "d"), ("4.2", "e", "f")])
+    path = _tsv(
+        tmp_path / "sts.tsv",
+        "score\tsentence1\tsentence2",
+        [("5.0", "a", "b"), ("1.0", "c", "d"), ("4.2", "e", "f")],
+    )
     ds = tdata.read_sts(path)
     assert ds.column_names == ["sentence1", "sentence2", "score"]
     assert ds["score"] == pytest.approx([1.0, 0.2, 0.84])
@@ -104,10 +110,28 @@ def test_sts_loaders(tmp_path: Path) -> None:
 
 def _squad(tmp_path: Path) -> Path:
     ctx = "Ankara Türkiye'nin başkentidir. İstanbul en kalabalık şehirdir. Nüfusu on beş milyondur."
-    obj = {"data": [{"title": "t", "paragraphs": [{"context": ctx, "qas": [
-        {"question": "Türkiye'nin başkenti neresidir?", "answers": [{"answer_start": 0, "text": "Ankara"}]},
-        {"question": "En kalabalık şehir hangisi?", "answers": [{"answer_start": "32", "text": "İstanbul"}]},
-    ]}]}]}
+    obj = {
+        "data": [
+            {
+                "title": "t",
+                "paragraphs": [
+                    {
+                        "context": ctx,
+                        "qas": [
+                            {
+                                "question": "Türkiye'nin başkenti neresidir?",
+                                "answers": [{"answer_start": 0, "text": "Ankara"}],
+                            },
+                            {
+                                "question": "En kalabalık şehir hangisi?",
+                                "answers": [{"answer_start": "32", "text": "İstanbul"}],
+                            },
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
     return _write(tmp_path / "squad.json", json.dumps(obj, ensure_ascii=False))
 
 
@@ -180,7 +204,9 @@ def test_parallel_rows_nested_and_flat() -> None:
         ("Merhaba", "Hello")
     ]
     ds = tdata.load_parallel_hub(
-        "some/corpus", "translation.tr", "translation.en",
+        "some/corpus",
+        "translation.tr",
+        "translation.en",
         loader=lambda *a, **k: datasets.Dataset.from_list(rows),
     )
     assert ds.column_names == ["tr", "en"] and len(ds) == 2
@@ -205,7 +231,9 @@ def test_sampler_no_duplicates_and_buckets() -> None:
         seen = [t for i in b for t in (anchors[i], positives[i])]
         assert len(seen) == len(set(seen)), "a text repeats inside a batch"
     # bucketing: the length spread inside a batch is far below the spread of the data
-    spread = [max(len(anchors[i]) for i in b) - min(len(anchors[i]) for i in b) for b in batches if len(b) > 1]
+    spread = [
+        max(len(anchors[i]) for i in b) - min(len(anchors[i]) for i in b) for b in batches if len(b) > 1
+    ]
     assert sum(spread) / len(spread) < 0.5 * (max(map(len, anchors)) - min(map(len, anchors)))
     # a new epoch reshuffles, the same epoch repeats
     first = list(sampler)
@@ -214,14 +242,18 @@ def test_sampler_no_duplicates_and_buckets() -> None:
 
 
 def test_sampler_ignores_label_column() -> None:
-    ds = datasets.Dataset.from_dict({"a": ["x", "y", "z"], "b": ["p", "q", "r"], "label": [[0.1], [0.1], [0.1]]})
+    ds = datasets.Dataset.from_dict(
+        {"a": ["x", "y", "z"], "b": ["p", "q", "r"], "label": [[0.1], [0.1], [0.1]]}
+    )
     batches = list(tdata.BucketedNoDuplicatesBatchSampler(ds, batch_size=3, drop_last=False))
     assert batches and sorted(batches[0]) == [0, 1, 2]
 
 
 # --------------------------------------------------------------------------- config
 def test_config_overrides_and_vars(tmp_path: Path) -> None:
-    cfg_path = _write(tmp_path / "c.yaml", """
+    cfg_path = _write(
+        tmp_path / "c.yaml",
+        """
 name: t
 data_root: /nowhere
 base_model: some-model
@@ -229,8 +261,11 @@ stages:
   - tasks:
       - data: {type: pairs, paths: ["${data_root}/bitext/*.tsv"]}
         loss: {type: mnrl}
-""")
-    cfg = pipeline.load_config(cfg_path, ["data_root=/data", "stages.0.lr=1e-4", "stages.0.batch_size=8", "extra.x=1"])
+""",
+    )
+    cfg = pipeline.load_config(
+        cfg_path, ["data_root=/data", "stages.0.lr=1e-4", "stages.0.batch_size=8", "extra.x=1"]
+    )
     st = cfg["stages"][0]
     assert st["tasks"][0]["data"]["paths"] == ["/data/bitext/*.tsv"]
     assert st["lr"] == pytest.approx(1e-4) and st["batch_size"] == 8 and st["epochs"] == 1.0
@@ -241,10 +276,15 @@ stages:
         pipeline.load_config(cfg_path, ["stages.3.lr=1"])
     with pytest.raises(InputError, match="not found"):
         pipeline.load_config(tmp_path / "missing.yaml")
-    bad = _write(tmp_path / "bad.yaml", "name: t\nbase_model: m\nstages:\n  - {lr: 1, tasks: [{data: {}, loss: {}}], bogus: 1}\n")
+    bad = _write(
+        tmp_path / "bad.yaml",
+        "name: t\nbase_model: m\nstages:\n  - {lr: 1, tasks: [{data: {}, loss: {}}], bogus: 1}\n",
+    )
     with pytest.raises(InputError, match="unknown keys"):
         pipeline.load_config(bad)
-    undefined = _write(tmp_path / "u.yaml", "base_model: ${nope}\nstages: [{tasks: [{data: {}, loss: {}}]}]\n")
+    undefined = _write(
+        tmp_path / "u.yaml", "base_model: ${nope}\nstages: [{tasks: [{data: {}, loss: {}}]}]\n"
+    )
     with pytest.raises(InputError, match="nope"):
         pipeline.load_config(undefined)
 
@@ -263,7 +303,9 @@ def test_shipped_configs_parse(tmp_path: Path) -> None:
     assert "dev" not in json.dumps(ship["stages"]).replace("/dev/null", "")  # never trains on dev files
     for path in sorted((root / "experiments").glob("*.yaml")):  # experiments: same rules
         exp = pipeline.load_config(path, ["data_root=/d"])
-        assert exp["stages"] and all("/d/" in json.dumps(t["data"]) for st in exp["stages"] for t in st["tasks"])
+        assert exp["stages"] and all(
+            "/d/" in json.dumps(t["data"]) for st in exp["stages"] for t in st["tasks"]
+        )
         assert "dev" not in json.dumps(exp["stages"]).replace("/dev/null", ""), path
 
 
@@ -277,21 +319,30 @@ def _tiny_tokenizer(kind: str) -> object:
         tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        tok.train_from_iterator(CORPUS * 3, trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials))
+        tok.train_from_iterator(
+            CORPUS * 3, trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials)
+        )
         from tokenizers.processors import TemplateProcessing
 
         tok.post_processor = TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B [SEP]",
             special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
         )
         return PreTrainedTokenizerFast(
-            tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-            mask_token="[MASK]", model_max_length=64,
+            tokenizer_object=tok,
+            unk_token="[UNK]",
+            pad_token="[PAD]",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            mask_token="[MASK]",
+            model_max_length=64,
         )
     tok = Tokenizer(models.Unigram())
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.train_from_iterator(
-        CORPUS * 3, trainers.UnigramTrainer(vocab_size=120, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>")
+        CORPUS * 3,
+        trainers.UnigramTrainer(vocab_size=120, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>"),
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=64
@@ -304,14 +355,29 @@ def _tiny_model_dir(tmp_path: Path, kind: str) -> Path:
     if kind == "bert":
         from transformers import BertConfig, BertModel
 
-        cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=64)
+        cfg = BertConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        )
         model = BertModel(cfg)
     else:
         from transformers import T5Config, T5EncoderModel
 
-        cfg = T5Config(vocab_size=len(tok), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
-                       pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+        cfg = T5Config(
+            vocab_size=len(tok),
+            d_model=32,
+            d_kv=16,
+            d_ff=64,
+            num_layers=2,
+            num_heads=2,
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+        )
         model = T5EncoderModel(cfg)
     model.save_pretrained(out)
     tok.save_pretrained(out)
@@ -320,9 +386,14 @@ def _tiny_model_dir(tmp_path: Path, kind: str) -> Path:
 
 def _tiny_config(tmp_path: Path, base: Path, extra_tasks: str = "", teacher: str = "") -> Path:
     _tsv(tmp_path / "bitext.tsv", "tr\ten", PAIRS * 2)
-    _tsv(tmp_path / "sts.tsv", "score\tsentence1\tsentence2",
-         [("5", PAIRS[0][0], CORPUS[4]), ("1", CORPUS[6], CORPUS[8]), ("3", CORPUS[2], CORPUS[10])])
-    return _write(tmp_path / "tiny.yaml", f"""
+    _tsv(
+        tmp_path / "sts.tsv",
+        "score\tsentence1\tsentence2",
+        [("5", PAIRS[0][0], CORPUS[4]), ("1", CORPUS[6], CORPUS[8]), ("3", CORPUS[2], CORPUS[10])],
+    )
+    return _write(
+        tmp_path / "tiny.yaml",
+        f"""
 name: tiny
 data_root: {tmp_path}
 base_model: {base}
@@ -342,7 +413,8 @@ stages:
         data: {{type: pairs, paths: ["${{data_root}}/bitext.tsv"], columns: [tr, en]}}
         loss: {{type: mnrl_symmetric}}
 {extra_tasks}
-""")
+""",
+    )
 
 
 def _trained_changes(base: Path, out: Path) -> None:
@@ -477,8 +549,15 @@ def test_extend_model_vocab_tiny(tmp_path: Path) -> None:
 
     base = _tiny_model_dir(tmp_path, "bert")
     turkish = CORPUS[0::2] * 5 + ["Kırmızı kırmızı kırmızılar şapkalar şapkalı"] * 10
-    report = extend_model_vocab(base, tmp_path / "ext", turkish, english_probe=CORPUS[1::2], vocab_size=400,
-                                max_new=300, min_frequency=1)
+    report = extend_model_vocab(
+        base,
+        tmp_path / "ext",
+        turkish,
+        english_probe=CORPUS[1::2],
+        vocab_size=400,
+        max_new=300,
+        min_frequency=1,
+    )
     assert report.added > 0 and report.new_size == report.old_size + report.added
     model = SentenceTransformer(str(tmp_path / "ext"), device="cpu")
     assert model[0].auto_model.get_input_embeddings().weight.shape[0] == report.new_size
@@ -523,7 +602,12 @@ def test_ablation_configs_equal_budget_and_differ_only_where_meant() -> None:
     for c in cfgs.values():
         assert c["base_model"] == "all-minilm-l6-v2" and c["question"]
         assert (c["seed"], c["threads"], c["precision"], c["max_seq_length"], c["save_max_seq_length"]) == (
-            42, 1, "auto", 96, 256)
+            42,
+            1,
+            "auto",
+            96,
+            256,
+        )
         assert {(s["batch_size"], s["lr"]) for s in c["stages"]} == {(64, 5e-5)}
         text = json.dumps(c["stages"])
         assert "/d/" in text and "dev" not in text  # never trains on dev files
@@ -548,8 +632,12 @@ def _ablation_data_root(root: Path) -> Path:
         (root / sub).mkdir(parents=True, exist_ok=True)
     _tsv(root / "bitext/train/tiny.tsv", "tr\ten", PAIRS)
     _tsv(root / "bitext/dev/tatoeba-dev-tur-eng.tsv", "tr\ten", PAIRS[:4])
-    sts = [("5", PAIRS[0][0], CORPUS[4]), ("4.5", CORPUS[2], CORPUS[6]), ("1", CORPUS[6], CORPUS[8]),
-           ("3", CORPUS[2], CORPUS[10])]
+    sts = [
+        ("5", PAIRS[0][0], CORPUS[4]),
+        ("4.5", CORPUS[2], CORPUS[6]),
+        ("1", CORPUS[6], CORPUS[8]),
+        ("3", CORPUS[2], CORPUS[10]),
+    ]
     _tsv(root / "stsb-tr/train.tsv", "score\tsentence1\tsentence2", sts)
     _tsv(root / "stsb-tr/dev.tsv", "score\tsentence1\tsentence2", sts)
     squad = _squad(root)
@@ -558,16 +646,38 @@ def _ablation_data_root(root: Path) -> Path:
     return root
 
 
-def test_ablate_trains_rows_resumes_and_writes_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ablate_trains_rows_resumes_and_writes_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tase_search.training import ablate
 
     base = _tiny_model_dir(tmp_path, "bert")
     data = _ablation_data_root(tmp_path / "data")
     out = tmp_path / "abl"
-    argv = ["--data-root", str(data), "--output", str(out), "--max-steps", "2", "--base-model", str(base),
-            "--teacher", str(base), "--set", "precision=fp32", "--set", "max_seq_length=32",
-            "--tasks", "tatoeba-dev,stsb-tr,tquad", "--limit", "4", "--table-out", str(tmp_path / "t.md"),
-            "--json-out", str(tmp_path / "t.json")]
+    argv = [
+        "--data-root",
+        str(data),
+        "--output",
+        str(out),
+        "--max-steps",
+        "2",
+        "--base-model",
+        str(base),
+        "--teacher",
+        str(base),
+        "--set",
+        "precision=fp32",
+        "--set",
+        "max_seq_length=32",
+        "--tasks",
+        "tatoeba-dev,stsb-tr,tquad",
+        "--limit",
+        "4",
+        "--table-out",
+        str(tmp_path / "t.md"),
+        "--json-out",
+        str(tmp_path / "t.json"),
+    ]
     assert ablate.main(argv) == 0, capsys.readouterr().err
     report = json.loads((tmp_path / "t.json").read_text())
     assert list(report["rows"]) == list(ablate.ROWS)
@@ -604,7 +714,10 @@ def test_ablate_missing_data_names_files(tmp_path: Path, capsys: pytest.CaptureF
     msg = str(err.value)
     assert str(data / "tquad/train-v0.1.json") in msg and str(data / "stsb-tr/dev.tsv") in msg
     assert "laid out like the shared data folder" in msg and not (tmp_path / "abl").exists()
-    assert ablate.main(["--data-root", str(tmp_path / "none"), "--output", str(tmp_path / "abl"), "--no-eval"]) == 2
+    assert (
+        ablate.main(["--data-root", str(tmp_path / "none"), "--output", str(tmp_path / "abl"), "--no-eval"])
+        == 2
+    )
     err_text = capsys.readouterr().err
     assert "does not exist" in err_text and "bitext/train/*.tsv" in err_text
 
@@ -612,10 +725,17 @@ def test_ablate_missing_data_names_files(tmp_path: Path, capsys: pytest.CaptureF
 # --------------------------------------------------------------------------- hard negatives
 def test_hard_negative_spec_is_checked_at_config_load(tmp_path: Path) -> None:
     base = _tiny_model_dir(tmp_path, "bert")
-    text = _tiny_config(tmp_path, base).read_text().replace(
-        "loss: {type: mnrl_symmetric}", "loss: {type: mnrl_symmetric}\n        hard_negatives: {range_mx: 5}"
+    text = (
+        _tiny_config(tmp_path, base)
+        .read_text()
+        .replace(
+            "loss: {type: mnrl_symmetric}",
+            "loss: {type: mnrl_symmetric}\n        hard_negatives: {range_mx: 5}",
+        )
     )
-    with pytest.raises(InputError, match=r"task 'bitext'.*unknown key\(s\) \['range_mx'\].*valid: num_negatives"):
+    with pytest.raises(
+        InputError, match=r"task 'bitext'.*unknown key\(s\) \['range_mx'\].*valid: num_negatives"
+    ):
         pipeline.load_config(_write(tmp_path / "bad.yaml", text))
     text = text.replace("range_mx: 5", "range_min: 5, range_max: 5")
     with pytest.raises(InputError, match="range_min 5 must be < range_max 5"):
@@ -632,8 +752,9 @@ def test_mined_negatives_are_wrong_translations_and_cached(tmp_path: Path) -> No
     model.train()
     ds = tdata.read_pairs([str(_tsv(tmp_path / "b.tsv", "tr\ten", PAIRS))], ["tr", "en"])
     logs: list[str] = []
-    out = mine_pair_negatives(ds, model, {"range_max": 5, "relative_margin": 0.0}, cache_dir=tmp_path / "c",
-                              log=logs.append)
+    out = mine_pair_negatives(
+        ds, model, {"range_max": 5, "relative_margin": 0.0}, cache_dir=tmp_path / "c", log=logs.append
+    )
     assert out.column_names == ["tr", "en", "negative_1"] and 0 < len(out) <= len(PAIRS)
     truth = dict(PAIRS)
     english = set(truth.values())
@@ -642,8 +763,9 @@ def test_mined_negatives_are_wrong_translations_and_cached(tmp_path: Path) -> No
         assert row["negative_1"] in english and row["negative_1"] != row["en"]  # a real, wrong translation
     assert model.training  # mining ran in eval mode and restored the training mode
     assert len(list((tmp_path / "c").glob("hard-negatives-*.jsonl"))) == 1
-    again = mine_pair_negatives(ds, model, {"range_max": 5, "relative_margin": 0.0}, cache_dir=tmp_path / "c",
-                                log=logs.append)
+    again = mine_pair_negatives(
+        ds, model, {"range_max": 5, "relative_margin": 0.0}, cache_dir=tmp_path / "c", log=logs.append
+    )
     assert again.to_list() == out.to_list() and "from" in logs[-1]  # second call read the cache
     with pytest.raises(InputError, match="two-column pair task"):
         mine_pair_negatives(out, model, {}, log=logs.append)
@@ -724,7 +846,9 @@ def test_interpolate_models_endpoints_midpoint_and_tokenizer_check(tmp_path: Pat
     second = tmp_path / "b"
     shutil.copytree(first, second)  # same tokenizer, fresh random weights
     BertModel(BertModel.config_class.from_pretrained(str(first))).save_pretrained(second)
-    enc = {k: SentenceTransformer(str(p), device="cpu").encode(CORPUS) for k, p in (("a", first), ("b", second))}
+    enc = {
+        k: SentenceTransformer(str(p), device="cpu").encode(CORPUS) for k, p in (("a", first), ("b", second))
+    }
     assert not np.allclose(enc["a"], enc["b"], atol=1e-2)  # two random inits really differ
     for w, want in ((0.0, "a"), (1.0, "b")):
         out = interpolate_models(str(first), str(second), w, tmp_path / f"m{w}")
@@ -823,8 +947,21 @@ def test_wheel_ships_training_and_its_configs(tmp_path: Path) -> None:
     import zipfile
 
     res = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert res.returncode == 0, res.stderr
     names = set(zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist())
@@ -832,6 +969,9 @@ def test_wheel_ships_training_and_its_configs(tmp_path: Path) -> None:
         if path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts:
             assert f"tase_search/training/{path.relative_to(REPO / 'training')}" in names, path
     meta = next(n for n in names if n.endswith("METADATA"))
-    requires = [line for line in zipfile.ZipFile(next(tmp_path.glob("*.whl"))).read(meta).decode().splitlines()
-                if line.startswith("Requires-Dist: datasets")]
+    requires = [
+        line
+        for line in zipfile.ZipFile(next(tmp_path.glob("*.whl"))).read(meta).decode().splitlines()
+        if line.startswith("Requires-Dist: datasets")
+    ]
     assert requires and all("extra ==" in line for line in requires)

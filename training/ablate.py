@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tase_search.errors import DataError, InputError, ModelError
+from tase_search.store.lock import atomic_write_bytes
 
 from . import pipeline
 
@@ -54,7 +55,9 @@ def step_budget(cfg: dict[str, Any]) -> int:
     total = 0
     for st in cfg["stages"]:
         if not st.get("max_steps"):
-            raise InputError(f"config {cfg.get('name')!r}: stage {st['name']!r} has no max_steps (ablation rows need a step budget)")
+            raise InputError(
+                f"config {cfg.get('name')!r}: stage {st['name']!r} has no max_steps (ablation rows need a step budget)"
+            )
         total += int(st["max_steps"])
     return total
 
@@ -106,16 +109,22 @@ def _eval_files(tasks: Sequence[str] | None) -> list[str]:
     from tase_search.evaluation import DEV_SUITE
 
     chosen = [
-        t for t in DEV_SUITE
-        if not tasks or t.name in tasks or any(t.name.startswith(n + ".") for n in tasks)
+        t for t in DEV_SUITE if not tasks or t.name in tasks or any(t.name.startswith(n + ".") for n in tasks)
     ]
     if tasks and not chosen:
-        raise InputError(f"no evaluation task matches {list(tasks)}: choose from {', '.join(t.name for t in DEV_SUITE)}")
+        raise InputError(
+            f"no evaluation task matches {list(tasks)}: choose from {', '.join(t.name for t in DEV_SUITE)}"
+        )
     return list(dict.fromkeys(f for t in chosen for f in t.files))
 
 
-def check_data(data_root: str | Path, configs: Sequence[dict[str, Any]], tasks: Sequence[str] | None = None,
-               *, evaluate: bool = True) -> None:
+def check_data(
+    data_root: str | Path,
+    configs: Sequence[dict[str, Any]],
+    tasks: Sequence[str] | None = None,
+    *,
+    evaluate: bool = True,
+) -> None:
     """Fail before any training when a training file of the rows (or, with ``evaluate``, a dev file) is missing."""
     root = Path(data_root).expanduser()
     missing: list[str] = []
@@ -135,7 +144,8 @@ def check_data(data_root: str | Path, configs: Sequence[dict[str, Any]], tasks: 
         return
     where = f"{str(root)!r} does not exist" if not root.is_dir() else f"missing under {str(root)!r}"
     raise DataError(
-        f"ablation data not found ({where}):\n" + "".join(f"  {m} (no such file)\n" for m in dict.fromkeys(missing))
+        f"ablation data not found ({where}):\n"
+        + "".join(f"  {m} (no such file)\n" for m in dict.fromkeys(missing))
         + f"--data-root must be a folder laid out like the shared data folder: for training {TRAIN_LAYOUT}; "
         f"for evaluation {', '.join(_eval_files(None))} (or name fewer --tasks, or --no-eval)."
     )
@@ -198,22 +208,33 @@ def train_row(cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- eval
 def _evaluate_cached(
-    label: str, spec: str, data_root: Path, tasks: Sequence[str] | None, limit: int | None,
-    cache: Path, stamp: str | None, progress: Callable[[str], None],
+    label: str,
+    spec: str,
+    data_root: Path,
+    tasks: Sequence[str] | None,
+    limit: int | None,
+    cache: Path,
+    stamp: str | None,
+    progress: Callable[[str], None],
 ) -> dict[str, Any]:
     """``run_suite`` for one model, reusing ``cache`` when it was made for the same data, tasks, limit and model."""
     from tase_search.evaluation import jsonable, run_suite
 
-    key = {"spec": spec, "data_root": str(data_root), "tasks": list(tasks or []), "limit": limit, "model": stamp}
+    key = {
+        "spec": spec,
+        "data_root": str(data_root),
+        "tasks": list(tasks or []),
+        "limit": limit,
+        "model": stamp,
+    }
     old = _read_json(cache) if cache.is_file() else {}
     if old.get("key") == key and old.get("results"):
         progress(f"[ablate] {label}: evaluation reused from {cache}")
         return old["results"]
-    res = jsonable(run_suite([spec], data_root, tasks=list(tasks) if tasks else None, limit=limit, progress=progress))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "results": res}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(cache)
+    res = jsonable(
+        run_suite([spec], data_root, tasks=list(tasks) if tasks else None, limit=limit, progress=progress)
+    )
+    pipeline.write_json(cache, {"key": key, "results": res})
     return res
 
 
@@ -276,8 +297,18 @@ def run_ablation(
         raise InputError("no rows: name at least one of " + ", ".join(ROWS))
     root = Path(data_root).expanduser()
     out = Path(output)
-    configs = {r: load_row_config(r, root, config_dir=config_dir, overrides=overrides, base_model=base_model,
-                                  teacher=teacher, max_steps=max_steps) for r in rows}
+    configs = {
+        r: load_row_config(
+            r,
+            root,
+            config_dir=config_dir,
+            overrides=overrides,
+            base_model=base_model,
+            teacher=teacher,
+            max_steps=max_steps,
+        )
+        for r in rows
+    }
     bases = {str(c["base_model"]) for c in configs.values()}
     if len(bases) != 1:
         raise InputError(f"ablation rows must share one base model, got {sorted(bases)}")
@@ -286,7 +317,10 @@ def run_ablation(
     for r, cfg in configs.items():  # before any training: a mixed-budget table is refused up front
         check_budget(cfg, out / r)
     report: dict[str, Any] = {
-        "data_root": str(root), "output": str(out), "base_model": base, "rows": {},
+        "data_root": str(root),
+        "output": str(out),
+        "base_model": base,
+        "rows": {},
     }
     for r, cfg in configs.items():
         report["rows"][r] = train_row(cfg, out / r)
@@ -300,22 +334,22 @@ def run_ablation(
         t0 = time.perf_counter()
         parts[BASE] = _evaluate_cached(BASE, base, root, tasks, limit, out / "base-eval.json", base, say)
         for r, info in report["rows"].items():
-            parts[r] = _evaluate_cached(r, info["model_dir"], root, tasks, limit, out / r / "eval.json",
-                                        info.get("finished"), say)
+            parts[r] = _evaluate_cached(
+                r, info["model_dir"], root, tasks, limit, out / r / "eval.json", info.get("finished"), say
+            )
         results = _merge(parts)
         report["eval_seconds"] = round(time.perf_counter() - t0, 1)
         report["eval"] = results
         table = ablation_table(results, report["rows"], base)
         report["table"] = table
-        md = (f"# Ablation (data: {root})\n\n{table}\n\n## Per task\n\n{format_table(results)}\n")
+        md = f"# Ablation (data: {root})\n\n{table}\n\n## Per task\n\n{format_table(results)}\n"
         target = Path(table_out) if table_out else out / "ablation.md"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(md, encoding="utf-8")
+        atomic_write_bytes(target, md.encode("utf-8"))
         say(table)
         say(f"[ablate] table written to {target}")
     target_json = Path(json_out) if json_out else out / "ablation.json"
-    target_json.parent.mkdir(parents=True, exist_ok=True)
-    target_json.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    pipeline.write_json(target_json, report)
     say(f"[ablate] results written to {target_json}")
     return report
 
@@ -330,26 +364,46 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m training.ablate", description=__doc__.split("\n")[0])
     ap.add_argument("--data-root", required=True, help="folder laid out like the shared data folder")
-    ap.add_argument("--output", default="runs/ablation", help="one sub-folder per row (default runs/ablation)")
+    ap.add_argument(
+        "--output", default="runs/ablation", help="one sub-folder per row (default runs/ablation)"
+    )
     ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated rows (default {','.join(ROWS)})")
-    ap.add_argument("--max-steps", type=int, help="total steps per row (smoke runs); default: the configs' budget")
+    ap.add_argument(
+        "--max-steps", type=int, help="total steps per row (smoke runs); default: the configs' budget"
+    )
     ap.add_argument("--tasks", help="comma-separated evaluation tasks (default: the whole dev suite)")
     ap.add_argument("--limit", type=int, help="evaluate on the first N rows of each dev file (smoke runs)")
     ap.add_argument("--no-eval", action="store_true", help="only train the rows")
     ap.add_argument("--config-dir", default=str(CONFIG_DIR))
     ap.add_argument("--base-model", help="replace the rows' base model (and the evaluated base)")
     ap.add_argument("--teacher", help="replace the teacher of rows that distil")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="config override applied to every row")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override applied to every row",
+    )
     ap.add_argument("--table-out", help="markdown table (default OUTPUT/ablation.md)")
     ap.add_argument("--json-out", help="JSON report (default OUTPUT/ablation.json)")
     ns = ap.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         run_ablation(
-            ns.data_root, ns.output, _csv(ns.rows) or [], max_steps=ns.max_steps, tasks=_csv(ns.tasks),
-            limit=ns.limit, config_dir=ns.config_dir, overrides=ns.overrides, base_model=ns.base_model,
-            teacher=ns.teacher, evaluate=not ns.no_eval, table_out=ns.table_out, json_out=ns.json_out,
+            ns.data_root,
+            ns.output,
+            _csv(ns.rows) or [],
+            max_steps=ns.max_steps,
+            tasks=_csv(ns.tasks),
+            limit=ns.limit,
+            config_dir=ns.config_dir,
+            overrides=ns.overrides,
+            base_model=ns.base_model,
+            teacher=ns.teacher,
+            evaluate=not ns.no_eval,
+            table_out=ns.table_out,
+            json_out=ns.json_out,
         )
     except (InputError, DataError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -68,7 +68,9 @@ class AlignDistillLoss(nn.Module):
             dim = embs[0].shape[-1]
             if t.shape[-1] != dim:  # one teacher embedding per column, concatenated (self-distillation)
                 t = t.view(t.shape[0], -1, dim)
-                mse = torch.stack([((e - t[:, i]) ** 2).sum(-1).mean() for i, e in enumerate(embs[: t.shape[1]])])
+                mse = torch.stack(
+                    [((e - t[:, i]) ** 2).sum(-1).mean() for i, e in enumerate(embs[: t.shape[1]])]
+                )
             else:  # one teacher embedding (of the positive) for anchor and positive
                 mse = torch.stack([((e - t) ** 2).sum(-1).mean() for e in embs[:2]])
             mse = mse.mean()

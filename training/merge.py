@@ -38,7 +38,9 @@ def check_interpolate_spec(spec: Any) -> dict[str, Any]:
     if unknown:
         raise InputError(f"'interpolate' has unknown keys {sorted(unknown)}; valid keys: ['weight', 'with']")
     if not spec.get("with"):
-        raise InputError("'interpolate' needs 'with': the model to interpolate with (name, directory or hub id)")
+        raise InputError(
+            "'interpolate' needs 'with': the model to interpolate with (name, directory or hub id)"
+        )
     return {"with": str(spec["with"]), "weight": _check_weight(spec.get("weight", 0.5))}
 
 
@@ -46,9 +48,13 @@ def _check_weight(weight: Any) -> float:
     try:
         w = float(weight)
     except (TypeError, ValueError):
-        raise InputError(f"interpolation weight {weight!r} is not a number; give one between 0 and 1") from None
+        raise InputError(
+            f"interpolation weight {weight!r} is not a number; give one between 0 and 1"
+        ) from None
     if not 0.0 <= w <= 1.0:
-        raise InputError(f"interpolation weight {w} is outside [0, 1] (0 keeps the first model, 1 the second)")
+        raise InputError(
+            f"interpolation weight {w} is outside [0, 1] (0 keeps the first model, 1 the second)"
+        )
     return w
 
 
@@ -71,14 +77,18 @@ def interpolate_state_dicts(a: dict[str, Any], b: dict[str, Any], weight: float)
     for k, ta in a.items():
         tb = b[k]
         if tuple(ta.shape) != tuple(tb.shape):
-            raise ModelError(f"parameter {k!r} has shape {tuple(ta.shape)} in the first model and "
-                             f"{tuple(tb.shape)} in the second (different vocabulary or size?)")
+            raise ModelError(
+                f"parameter {k!r} has shape {tuple(ta.shape)} in the first model and "
+                f"{tuple(tb.shape)} in the second (different vocabulary or size?)"
+            )
         if ta.is_floating_point():
             mixed = ta.float() * (1.0 - w) + tb.float() * w
             out[k] = mixed.to(ta.dtype)
         else:
             if not torch.equal(ta, tb):
-                raise ModelError(f"integer buffer {k!r} differs between the models; they cannot be interpolated")
+                raise ModelError(
+                    f"integer buffer {k!r} differs between the models; they cannot be interpolated"
+                )
             out[k] = ta.clone()
     return out
 
@@ -91,7 +101,9 @@ def _tokenizer_fingerprint(model: Any) -> str:
     return h.hexdigest()
 
 
-def interpolate_models(first: str, second: str, weight: float, output: str | Path, *, fp16: bool = True) -> Path:
+def interpolate_models(
+    first: str, second: str, weight: float, output: str | Path, *, fp16: bool = True
+) -> Path:
     """Write ``weight * second + (1 - weight) * first`` to ``output``; return the directory.
 
     ``first``/``second`` are registered names, directories or hub ids. The result keeps first's
@@ -103,8 +115,10 @@ def interpolate_models(first: str, second: str, weight: float, output: str | Pat
     w = _check_weight(weight)
     ma, mb = load_model(first), load_model(second)
     if _tokenizer_fingerprint(ma) != _tokenizer_fingerprint(mb):
-        raise ModelError(f"{first!r} and {second!r} use different tokenizers (vocabulary or casing); "
-                         "interpolate only fine-tunes of the same base model")
+        raise ModelError(
+            f"{first!r} and {second!r} use different tokenizers (vocabulary or casing); "
+            "interpolate only fine-tunes of the same base model"
+        )
     ma.load_state_dict(interpolate_state_dicts(ma.state_dict(), mb.state_dict(), w))
     out = Path(output)
     if not fp16:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tase_search.errors import InputError
+from tase_search.store.lock import atomic_write_bytes
 
 __all__ = ["HARD_NEGATIVE_KEYS", "check_hard_negatives", "mine_pair_negatives"]
 
@@ -51,7 +52,9 @@ def check_hard_negatives(spec: dict[str, Any]) -> dict[str, Any]:
     if out["num_negatives"] < 1:
         raise InputError(f"hard_negatives.num_negatives must be >= 1, got {out['num_negatives']}")
     if not out["range_min"] < out["range_max"]:
-        raise InputError(f"hard_negatives: range_min {out['range_min']} must be < range_max {out['range_max']}")
+        raise InputError(
+            f"hard_negatives: range_min {out['range_min']} must be < range_max {out['range_max']}"
+        )
     if not 0.0 <= out["relative_margin"] < 1.0:
         raise InputError(f"hard_negatives.relative_margin must be in [0, 1), got {out['relative_margin']}")
     return out
@@ -131,9 +134,6 @@ def mine_pair_negatives(
         )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            for row in mined:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        tmp.replace(cache)
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in mined)
+        atomic_write_bytes(cache, text.encode("utf-8"))
     return mined

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import glob
+import io
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tase_search.errors import DataError, InputError, ModelError
+from tase_search.store.lock import atomic_write_bytes
 
 from . import data as tdata
 from .config import DEFAULTS, STAGE_DEFAULTS, apply_overrides, load_config, resolve_vars  # noqa: F401
@@ -50,6 +52,7 @@ __all__ = [
     "resolve_vars",
     "train",
 ]
+
 
 # --------------------------------------------------------------------------- data
 def _expand(paths: str | Sequence[str]) -> list[str]:
@@ -111,7 +114,11 @@ def build_task_dataset(spec: dict[str, Any]) -> Any:
             ds = parts.get("triplets")
             if "pairs" in parts:
                 pairs = parts["pairs"]
-                ds = pairs if ds is None else concatenate_datasets([ds.select_columns(["anchor", "positive"]), pairs])
+                ds = (
+                    pairs
+                    if ds is None
+                    else concatenate_datasets([ds.select_columns(["anchor", "positive"]), pairs])
+                )
         elif part in parts:
             ds = parts[part]
         else:
@@ -243,7 +250,9 @@ def add_self_teacher_labels(ds: Any, teacher: Any, precision: str, cache: dict[s
         for t, v in zip(todo, teacher_embeddings(teacher, todo, precision), strict=True):
             cache[t] = v
     columns = [ds[c] for c in cols]
-    labels = np.stack([np.concatenate([cache[col[i]] for col in columns]) for i in range(len(ds))]).astype(np.float32)
+    labels = np.stack([np.concatenate([cache[col[i]] for col in columns]) for i in range(len(ds))]).astype(
+        np.float32
+    )
     if "label" in ds.column_names:
         ds = ds.remove_columns("label")
     return ds.add_column("label", list(labels))
@@ -259,7 +268,9 @@ def apply_prompts(ds: Any, prompts: dict[str, str] | None) -> Any:
         return ds
     unknown = set(prompts) - set(ds.column_names)
     if unknown:
-        raise InputError(f"prompts name columns {sorted(unknown)} that the data does not have ({ds.column_names})")
+        raise InputError(
+            f"prompts name columns {sorted(unknown)} that the data does not have ({ds.column_names})"
+        )
 
     def fn(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         return {c: [p + t for t in batch[c]] for c, p in prompts.items()}
@@ -285,11 +296,11 @@ def _save_teacher_cache(path: Path, teacher: str | None, cache: dict[str, Any]) 
     import numpy as np
 
     texts = list(cache)
-    tmp = path.with_name(path.stem + ".tmp.npz")
     # texts as one UTF-8 JSON blob: a numpy unicode array pads every text to the longest (GBs for 60k texts)
     blob = np.frombuffer(json.dumps(texts, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
-    np.savez(tmp, teacher=np.array(str(teacher)), texts=blob, emb=np.stack([cache[t] for t in texts]))
-    tmp.replace(path)
+    buf = io.BytesIO()
+    np.savez(buf, teacher=np.array(str(teacher)), texts=blob, emb=np.stack([cache[t] for t in texts]))
+    atomic_write_bytes(path, buf.getvalue())
 
 
 # --------------------------------------------------------------------------- losses
@@ -310,7 +321,10 @@ def build_loss(spec: dict[str, Any], model: Any) -> Any:
     if kind == "mnrl_symmetric":
         try:  # sentence-transformers >= 6: the symmetric loss is an option of MNRL
             return losses.MultipleNegativesRankingLoss(
-                model, scale=scale, directions=("query_to_doc", "doc_to_query"), partition_mode="per_direction"
+                model,
+                scale=scale,
+                directions=("query_to_doc", "doc_to_query"),
+                partition_mode="per_direction",
             )
         except TypeError:
             return losses.MultipleNegativesSymmetricRankingLoss(model, scale=scale)
@@ -365,13 +379,17 @@ def export_fp16(model_dir: str | Path, out_dir: str | Path) -> Path:
         if path.suffix == ".safetensors":
             tensors = load_file(str(path))
             half = {
-                k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous() for k, v in tensors.items()
+                k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous()
+                for k, v in tensors.items()
             }
             save_file(half, str(out), metadata={"format": "pt"})
         elif path.suffix == ".bin" and path.name == "pytorch_model.bin":
             state = torch.load(str(path), map_location="cpu", weights_only=True)
             save_file(
-                {k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous() for k, v in state.items()},
+                {
+                    k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous()
+                    for k, v in state.items()
+                },
                 str(out.with_name("model.safetensors")),
                 metadata={"format": "pt"},
             )
@@ -402,7 +420,13 @@ def package_versions() -> dict[str, str]:
 
     out = {"python": platform.python_version()}
     for name in (
-        "tase-search", "sentence-transformers", "transformers", "torch", "tokenizers", "datasets", "accelerate",
+        "tase-search",
+        "sentence-transformers",
+        "transformers",
+        "torch",
+        "tokenizers",
+        "datasets",
+        "accelerate",
     ):
         try:
             out[name] = md.version(name)
@@ -411,10 +435,12 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
-    tmp.replace(path)
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented UTF-8 JSON, atomically (a killed run leaves the old file or the new one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(
+        path, (json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    )
 
 
 def _progress_callback(stage_name: str, batch_size: int, budget_minutes: float | None = None) -> Any:
@@ -434,11 +460,15 @@ def _progress_callback(stage_name: str, batch_size: int, budget_minutes: float |
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             # A wall-clock budget: CPU speed varies with load, so a step count cannot promise a deadline.
             if budget_minutes and time.perf_counter() - self.t0 > budget_minutes * 60:
-                print(f"[{stage_name}] time budget of {budget_minutes} min reached at step {state.global_step}",
-                      flush=True)
+                print(
+                    f"[{stage_name}] time budget of {budget_minutes} min reached at step {state.global_step}",
+                    flush=True,
+                )
                 control.should_training_stop = True
 
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+        ) -> None:
             if not logs or "loss" not in logs:
                 return
             el = time.perf_counter() - self.t0
@@ -477,7 +507,9 @@ def _run_stage(
     datasets: dict[str, Any] = {}
     loss_fns: dict[str, Any] = {}
     for task in stage["tasks"]:
-        ds = apply_prompts(normalize_dataset(build_task_dataset(task["data"]), lowercase), task.get("prompts"))
+        ds = apply_prompts(
+            normalize_dataset(build_task_dataset(task["data"]), lowercase), task.get("prompts")
+        )
         if task.get("hard_negatives"):
             from .mining import mine_pair_negatives
 
@@ -495,11 +527,15 @@ def _run_stage(
             info["mining_seconds"] += round(time.perf_counter() - t0, 1)
         if _needs_teacher(task["loss"]):
             if teacher is None:
-                raise InputError(f"task {task['name']!r} uses loss {task['loss']['type']!r} but the config has no teacher")
+                raise InputError(
+                    f"task {task['name']!r} uses loss {task['loss']['type']!r} but the config has no teacher"
+                )
             column = task["loss"].get("teacher_column") or _text_columns(ds)[-1]
             if column != "self" and column not in ds.column_names:
-                raise InputError(f"task {task['name']!r}: teacher_column {column!r} not in {ds.column_names} "
-                                 "(or 'self': each text distilled to the teacher's embedding of itself)")
+                raise InputError(
+                    f"task {task['name']!r}: teacher_column {column!r} not in {ds.column_names} "
+                    "(or 'self': each text distilled to the teacher's embedding of itself)"
+                )
             t0 = time.perf_counter()
             if column == "self":
                 ds = add_self_teacher_labels(ds, teacher, precision, teacher_cache)
@@ -510,12 +546,16 @@ def _run_stage(
         datasets[task["name"]] = ds
         loss_fns[task["name"]] = build_loss(task["loss"], model)
         info["tasks"][task["name"]] = {"rows": len(ds), "columns": ds.column_names, "loss": task["loss"]}
-        print(f"[{stage['name']}] task {task['name']}: {len(ds)} rows {ds.column_names} loss {task['loss']['type']}",
-              flush=True)
+        print(
+            f"[{stage['name']}] task {task['name']}: {len(ds)} rows {ds.column_names} loss {task['loss']['type']}",
+            flush=True,
+        )
     info["data_seconds"] = round(time.perf_counter() - t_data, 1)
 
     # a partial of a module-level class: the trainer pickles its args into every checkpoint
-    sampler = functools.partial(tdata.BucketedNoDuplicatesBatchSampler, bucket_batches=int(stage["bucket_batches"]))
+    sampler = functools.partial(
+        tdata.BucketedNoDuplicatesBatchSampler, bucket_batches=int(stage["bucket_batches"])
+    )
 
     steps = max_steps if max_steps else stage.get("max_steps")
     args = SentenceTransformerTrainingArguments(
@@ -552,7 +592,9 @@ def _run_stage(
         args=args,
         train_dataset=train_ds,
         loss=loss,
-        callbacks=[_progress_callback(stage["name"], int(stage["batch_size"]), stage.get("time_budget_minutes"))],
+        callbacks=[
+            _progress_callback(stage["name"], int(stage["batch_size"]), stage.get("time_budget_minutes"))
+        ],
     )
     ckpts = sorted((stage_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     resume_from = str(ckpts[-1]) if (resume and ckpts) else None
@@ -576,8 +618,9 @@ def _run_stage(
     return info
 
 
-def _pruned_base(base_location: str, vocab_cfg: dict[str, Any], out: Path, run: dict[str, Any], *,
-                 resume: bool) -> Path:
+def _pruned_base(
+    base_location: str, vocab_cfg: dict[str, Any], out: Path, run: dict[str, Any], *, resume: bool
+) -> Path:
     """The base model with its vocabulary pruned to the pieces the config's text needs (training/prune_vocab.py)."""
     from tase_search.models import resolve
 
@@ -597,8 +640,9 @@ def _pruned_base(base_location: str, vocab_cfg: dict[str, Any], out: Path, run: 
         _, loc = resolve(str(vocab_cfg["lexicon"]))
         words = (Path(loc) / "vocab.txt").read_text(encoding="utf-8").split()
         lexicon = [w for w in words if not w.startswith(("##", "["))]
-    report = prune_model(resolve(base_location)[1], vdir, texts, budget=int(vocab_cfg.get("budget", 44000)),
-                         lexicon=lexicon)
+    report = prune_model(
+        resolve(base_location)[1], vdir, texts, budget=int(vocab_cfg.get("budget", 44000)), lexicon=lexicon
+    )
     run["vocab"] = {**report.as_dict(), "seconds": round(time.perf_counter() - t0, 1)}
     print(f"vocabulary pruned: {run['vocab']}", flush=True)
     return vdir
@@ -620,8 +664,13 @@ def _centered(model_dir: Path, spec: dict[str, Any], out: Path, run: dict[str, A
         for i in rows[: int(source.get("limit", 500))]:
             texts.extend(prompts.get(c, "") + ds[i][c] for c in cols)
     t0 = time.perf_counter()
-    info = center_model(model_dir, out / "centered", texts, strength=float(spec.get("strength", 1.0)),
-                        max_length=int(spec.get("max_length", 256)))
+    info = center_model(
+        model_dir,
+        out / "centered",
+        texts,
+        strength=float(spec.get("strength", 1.0)),
+        max_length=int(spec.get("max_length", 256)),
+    )
     run["center"] = {**info, "seconds": round(time.perf_counter() - t0, 1)}
     print(f"centered: {run['center']}", flush=True)
     return out / "centered"
@@ -673,8 +722,9 @@ def train(
     }
     specs = [t["data"] for s in config["stages"] for t in s["tasks"]]
     if config.get("vocab"):
-        specs += list(config["vocab"].get("sources", [])) + ([config["vocab"]["english_probe"]]
-                                                            if config["vocab"].get("english_probe") else [])
+        specs += list(config["vocab"].get("sources", [])) + (
+            [config["vocab"]["english_probe"]] if config["vocab"].get("english_probe") else []
+        )
     for spec in specs:
         for f in data_files(spec):
             if f not in run["data_files"]:
@@ -687,9 +737,11 @@ def train(
             previous = json.loads(run_path.read_text())
         except json.JSONDecodeError:
             previous = {}
-        run["previous_runs"] = [*previous.get("previous_runs", []), {
-            k: previous.get(k) for k in ("started", "finished", "config", "total_seconds")}]
-    _write_json(run_path, run)
+        run["previous_runs"] = [
+            *previous.get("previous_runs", []),
+            {k: previous.get(k) for k in ("started", "finished", "config", "total_seconds")},
+        ]
+    write_json(run_path, run)
 
     # ---- base model (+ vocabulary extension)
     base_location = config["base_model"]
@@ -730,7 +782,9 @@ def train(
     teacher_spec = base_location if config.get("teacher") == "base" else config.get("teacher")
     teacher = load_model(teacher_spec) if teacher_spec else None
     if teacher is not None:  # the teacher sees what the longest stage sees, no more (its cost is quadratic)
-        teacher.max_seq_length = max(int(s.get("max_seq_length") or config["max_seq_length"]) for s in config["stages"])
+        teacher.max_seq_length = max(
+            int(s.get("max_seq_length") or config["max_seq_length"]) for s in config["stages"]
+        )
     run["frozen_parameters"] = len(_freeze(model, config.get("freeze") or []))
     teacher_cache = _load_teacher_cache(out / "teacher-cache.npz", config.get("teacher"))
 
@@ -747,16 +801,27 @@ def train(
             continue
         model.max_seq_length = int(stage.get("max_seq_length") or config["max_seq_length"])
         info = _run_stage(
-            model, stage, config, stage_dir, precision, teacher, teacher_cache, resume=resume, max_steps=max_steps
+            model,
+            stage,
+            config,
+            stage_dir,
+            precision,
+            teacher,
+            teacher_cache,
+            resume=resume,
+            max_steps=max_steps,
         )
         model.max_seq_length = int(save_len)
         if teacher_cache:
             _save_teacher_cache(out / "teacher-cache.npz", config.get("teacher"), teacher_cache)
         model.save(str(done))
         run["stages"].append(info)
-        _write_json(run_path, run)
-        print(f"[{stage['name']}] done in {info['train_seconds'] / 60:.1f} min, "
-              f"{info['pairs_per_second']} pairs/s -> {done}", flush=True)
+        write_json(run_path, run)
+        print(
+            f"[{stage['name']}] done in {info['train_seconds'] / 60:.1f} min, "
+            f"{info['pairs_per_second']} pairs/s -> {done}",
+            flush=True,
+        )
 
     final = out / "stage-{}".format(len(config["stages"])) / "model"
     if config.get("center"):  # fold the common direction out of the embeddings (training/center.py)
@@ -768,7 +833,10 @@ def train(
         t0 = time.perf_counter()
         model_dir = interpolate_models(str(final), spec["with"], spec["weight"], out / "model")
         run["interpolate"] = {**spec, "seconds": round(time.perf_counter() - t0, 1)}
-        print(f"interpolated: {1 - spec['weight']:g} x trained + {spec['weight']:g} x {spec['with']}", flush=True)
+        print(
+            f"interpolated: {1 - spec['weight']:g} x trained + {spec['weight']:g} x {spec['with']}",
+            flush=True,
+        )
     else:
         model_dir = export_fp16(final, out / "model")
     run["model_dir"] = str(model_dir)
@@ -779,14 +847,19 @@ def train(
 
         t0 = time.perf_counter()
         specs = [*eval_cfg.get("compare", []), str(model_dir)]
-        res = run_suite(specs, eval_cfg["data_root"], tasks=eval_cfg.get("tasks"), limit=eval_cfg.get("limit"),
-                        progress=lambda line: print(line, flush=True))
+        res = run_suite(
+            specs,
+            eval_cfg["data_root"],
+            tasks=eval_cfg.get("tasks"),
+            limit=eval_cfg.get("limit"),
+            progress=lambda line: print(line, flush=True),
+        )
         run["eval"] = jsonable(res)
         run["eval_seconds"] = round(time.perf_counter() - t0, 1)
         print(format_table(res), flush=True)
     run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     run["total_seconds"] = round(time.perf_counter() - t_start, 1)
-    _write_json(run_path, run)
+    write_json(run_path, run)
     return model_dir
 
 

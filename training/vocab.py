@@ -48,7 +48,9 @@ class VocabReport:
         return dict(self.__dict__)
 
 
-def train_turkish_wordpiece(texts: Iterable[str], vocab_size: int = 16000, min_frequency: int = 3) -> list[str]:
+def train_turkish_wordpiece(
+    texts: Iterable[str], vocab_size: int = 16000, min_frequency: int = 3
+) -> list[str]:
     """Train a WordPiece (lowercased, accents kept) on ``texts``; return its vocabulary, most useful first.
 
     The trainer is BPE-style, so token ids follow merge order: earlier = more frequent, and the
