@@ -50,6 +50,7 @@ def bitext(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return p
 
 
+@pytest.mark.bench
 def test_encode_quick(tiny_model_dir: Path, corpus: Path, bitext: Path, tmp_path: Path,
                       capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "encode.json"
@@ -70,6 +71,7 @@ def test_encode_quick(tiny_model_dir: Path, corpus: Path, bitext: Path, tmp_path
     assert "encode:" in capsys.readouterr().err
 
 
+@pytest.mark.bench
 def test_index_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
     res = _load("index").run(["--quick", "--n", "600", "--nq", "20", "--texts", str(corpus),
                               "--model", str(tiny_model_dir), "--cache-dir", str(tmp_path / "cache"),
@@ -103,6 +105,7 @@ def test_index_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.slow  # a minute or more of CLI subprocesses; the benchmark's own run is what it checks
+@pytest.mark.bench
 def test_end_to_end_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
     res = _load("end_to_end").run([str(corpus), "--quick", "--limit", "30", "--warm-queries", "5",
                                    "--model", str(tiny_model_dir), "--out", str(tmp_path / "e2e.json")])
@@ -123,6 +126,7 @@ def test_end_to_end_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow  # two to three minutes of CLI subprocesses
+@pytest.mark.bench
 def test_end_to_end_sampled_encode_then_reuse_index(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
     """The large-corpus options: encode a sample, skip the in-process build, then query the kept index."""
     e2e = _load("end_to_end")
@@ -204,6 +208,7 @@ def test_make_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.bench
 def test_threads_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
     args = [str(corpus), "--quick", "--threads", "1", "--model", str(tiny_model_dir)]
     res = _load("threads").run([*args, "--out", str(tmp_path / "t.json")])

@@ -12,6 +12,7 @@ from types import ModuleType
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
+pytestmark = pytest.mark.bench  # each test runs a benchmark script
 
 
 def _load(name: str) -> ModuleType:

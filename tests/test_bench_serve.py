@@ -14,7 +14,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-pytestmark = [pytest.mark.integrations, pytest.mark.slow]  # starts a server child process
+pytestmark = [pytest.mark.integrations, pytest.mark.slow, pytest.mark.bench]  # starts a server child process
 
 
 def test_serve_load_quick(tiny_model_dir: Path, tmp_path: Path) -> None:
