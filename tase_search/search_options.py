@@ -1,7 +1,7 @@
 """Search options shared by every front end (toolkit integrations, the HTTP server): the ``mode`` and
 the metadata ``filter``.
 
-The search ``mode`` (dense, sparse, hybrid) is passed on to :meth:`Retriever.search`, which refuses
+The search ``mode`` (auto, dense, sparse, hybrid; see :mod:`tase_search.modes`) is passed on to :meth:`Retriever.search`, which refuses
 sparse and hybrid on an index without a keyword part (saying how to add one); with a retriever-like
 object whose ``search`` takes no mode, ``"dense"`` is accepted and the others are refused.
 """
@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import InputError
+from .modes import SEARCH_MODES
 from .retriever import Retriever
 
-MODES = ("dense", "sparse", "hybrid")
+#: What a front end's ``mode`` may be (None: the index's default).
+MODES = SEARCH_MODES
 
 
 def check_mode(mode: str | None) -> str | None:
@@ -37,7 +39,7 @@ def run_search(
     if check_mode(mode) is not None:
         if "mode" in inspect.signature(retriever.search).parameters:
             kwargs["mode"] = mode
-        elif mode != "dense":
+        elif mode not in ("dense", "auto"):
             raise InputError(
                 f"mode {mode!r} is not available: this retriever searches dense vectors only; "
                 "use mode 'dense' or leave it out"

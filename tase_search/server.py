@@ -78,7 +78,7 @@ MAX_ID_CHARS = 512
 MAX_FILTER_FIELDS = 16
 INDEX_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
-Mode = Literal["dense", "sparse", "hybrid"]
+Mode = Literal["auto", "dense", "sparse", "hybrid"]
 FilterValue = StrictBool | StrictInt | StrictFloat | Annotated[str, Field(max_length=MAX_QUERY_CHARS)]
 FieldName = Annotated[str, Field(min_length=1, max_length=128)]
 DocId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
@@ -101,7 +101,9 @@ class SearchRequest(_Strict):
     filter: dict[FieldName, FilterValue] | None = Field(
         None, max_length=MAX_FILTER_FIELDS, description="metadata field -> value; all must match"
     )
-    mode: Mode | None = Field(None, description="dense, sparse or hybrid (default: the index's default)")
+    mode: Mode | None = Field(
+        None, description="auto, dense, sparse or hybrid (default: the index's default)"
+    )
 
 
 class Passage(BaseModel):

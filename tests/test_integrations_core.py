@@ -62,12 +62,15 @@ def test_mode_is_passed_on_where_the_retriever_takes_it(tmp_path: Path) -> None:
     assert [h.id for h in run_search(plain, "football", 1, mode="dense")] == ["spor-1"]
     with pytest.raises(InputError, match="mode 'hybrid' is not available: .* sparse build"):
         run_search(plain, "football", 1, mode="hybrid")  # an index without a keyword part
-    with pytest.raises(InputError, match="mode 'fuzzy' is not one of dense, sparse, hybrid"):
+    with pytest.raises(InputError, match="mode 'fuzzy' is not one of auto, dense, sparse, hybrid"):
         check_mode("fuzzy")
+    # auto on an index without a keyword part searches by meaning, as Retriever.search does
+    assert [h.id for h in run_search(plain, "football", 1, mode="auto")] == ["spor-1"]
     moded = _ModeRetriever(plain.path, plain.manifest, encoder=plain.encoder)
     run_search(moded, "football", 1, mode="hybrid")
+    run_search(moded, "football", 1, mode="auto")
     run_search(moded, "football", 1)
-    assert _ModeRetriever.seen == ["hybrid", None]  # no mode given: none passed, the index's default
+    assert _ModeRetriever.seen == ["hybrid", "auto", None]  # no mode given: none passed, the index's default
 
 
 def test_native_filters() -> None:
