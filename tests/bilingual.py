@@ -1,6 +1,6 @@
 """A small Turkish corpus and a toy bilingual encoder for the integration tests.
 
-``BilingualEncoder`` is the suite's hashed bag-of-words :class:`~fakes.FakeEncoder` with a glossary
+``BilingualEncoder`` is the hashed bag-of-words :class:`~tase_search.testing.FakeEncoder` with a glossary
 in front: English words are replaced by the Turkish words the corpus uses, so an English query finds
 its Turkish document the way the real model's shared space does, in microseconds and without weights.
 It counts texts per role (``calls["query"]``, ``calls["document"]``), so a test can check that a
@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from fakes import FakeEncoder
+
+from tase_search.testing import FakeEncoder
 
 GLOSSARY = {
     "football": "futbol",

@@ -18,17 +18,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the campaign package (repo root)
-
-from fakes import FakeEncoder  # noqa: E402
-
-from campaign.badinput import run_api_fuzz, run_cli_cases  # noqa: E402
-from campaign.common import generation, leftovers, make_docs, snapshot  # noqa: E402
-from tase_search.config import load_settings  # noqa: E402
-from tase_search.errors import InputError, TaseSearchError  # noqa: E402
-from tase_search.readers import read_corpus  # noqa: E402
-from tase_search.retriever import MAX_K, Retriever, resolve_index_path  # noqa: E402
-from tase_search.store.verify import verify_index  # noqa: E402
+from campaign.badinput import run_api_fuzz, run_cli_cases
+from campaign.common import generation, leftovers, make_docs, snapshot
+from tase_search.config import load_settings
+from tase_search.errors import InputError, TaseSearchError
+from tase_search.readers import read_corpus
+from tase_search.retriever import MAX_K, Retriever, resolve_index_path
+from tase_search.store.verify import verify_index
+from tase_search.testing import FakeEncoder
 
 SETTINGS = settings(
     max_examples=40,

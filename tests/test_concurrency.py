@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the campaign package (repo root)
-
-from fakes import FakeEncoder  # noqa: E402
-
-from campaign.common import make_docs  # noqa: E402
-from campaign.concurrency import run_concurrency, stale_lock_check  # noqa: E402
-from tase_search import retriever as R  # noqa: E402
-from tase_search.errors import IndexCorrupt, IndexLocked  # noqa: E402
-from tase_search.retriever import Retriever  # noqa: E402
-from tase_search.store import docs as docs_mod  # noqa: E402
-from tase_search.store.lock import LOCK_NAME, WriterLock  # noqa: E402
+from campaign.common import make_docs
+from campaign.concurrency import run_concurrency, stale_lock_check
+from tase_search import retriever as R
+from tase_search.errors import IndexCorrupt, IndexLocked
+from tase_search.retriever import Retriever
+from tase_search.store import docs as docs_mod
+from tase_search.store.lock import LOCK_NAME, WriterLock
+from tase_search.testing import FakeEncoder
 
 
 def _assert_clean(res: dict) -> None:

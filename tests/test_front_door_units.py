@@ -9,7 +9,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from fakes import FakeEncoder
 
 from tase_search import threads as threads_mod
 from tase_search.cache import clean_onnx_cache
@@ -21,6 +20,7 @@ from tase_search.retriever import Retriever, resolve_index_path
 from tase_search.sniff import describe_binary
 from tase_search.store import content
 from tase_search.store.faiss_errors import faiss_message
+from tase_search.testing import FakeEncoder
 
 
 # ------------------------------------------------------------------------------ progress

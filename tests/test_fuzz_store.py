@@ -8,25 +8,21 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the campaign package (repo root)
-
-from fakes import FakeEncoder  # noqa: E402
-
-from campaign.common import make_docs  # noqa: E402
-from campaign.hostile import generation_dir, index_bytes, reseal, restore  # noqa: E402
-from tase_search.errors import IndexError_, InputError, TaseSearchError  # noqa: E402
-from tase_search.readers import ReaderLimits, read_corpus  # noqa: E402
-from tase_search.retriever import Retriever  # noqa: E402
-from tase_search.store.faiss_guard import check_faiss_file  # noqa: E402
-from tase_search.store.manifest import read_manifest  # noqa: E402
-from tase_search.store.verify import verify_index  # noqa: E402
+from campaign.common import make_docs
+from campaign.hostile import generation_dir, index_bytes, reseal, restore
+from tase_search.errors import IndexError_, InputError, TaseSearchError
+from tase_search.readers import ReaderLimits, read_corpus
+from tase_search.retriever import Retriever
+from tase_search.store.faiss_guard import check_faiss_file
+from tase_search.store.manifest import read_manifest
+from tase_search.store.verify import verify_index
+from tase_search.testing import FakeEncoder
 
 FUZZ = settings(
     derandomize=True,

@@ -25,12 +25,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the campaign package (repo root)
-
-from fakes import FakeEncoder  # noqa: E402
-
-from campaign.common import make_docs  # noqa: E402
-from campaign.hostile import (  # noqa: E402
+from campaign.common import make_docs
+from campaign.hostile import (
     FifoFeeder,
     generation_dir,
     index_bytes,
@@ -39,23 +35,24 @@ from campaign.hostile import (  # noqa: E402
     set_ivf_nlist,
     sqlite_edit,
 )
-from tase_search.cli import main  # noqa: E402
-from tase_search.errors import (  # noqa: E402
+from tase_search.cli import main
+from tase_search.errors import (
     IndexCorrupt,
     IndexLocked,
     IndexWriteError,
     InputError,
     TaseSearchError,
 )
-from tase_search.readers import ReaderLimits, read_corpus  # noqa: E402
-from tase_search.retriever import Retriever  # noqa: E402
-from tase_search.store import lock as lockmod  # noqa: E402
-from tase_search.store import safeio  # noqa: E402
-from tase_search.store.docs import DocStore  # noqa: E402
-from tase_search.store.lock import WriterLock, parse_pid  # noqa: E402
-from tase_search.store.manifest import read_manifest  # noqa: E402
-from tase_search.store.vectors import FaissIndex  # noqa: E402
-from tase_search.store.verify import verify_index  # noqa: E402
+from tase_search.readers import ReaderLimits, read_corpus
+from tase_search.retriever import Retriever
+from tase_search.store import lock as lockmod
+from tase_search.store import safeio
+from tase_search.store.docs import DocStore
+from tase_search.store.lock import WriterLock, parse_pid
+from tase_search.store.manifest import read_manifest
+from tase_search.store.vectors import FaissIndex
+from tase_search.store.verify import verify_index
+from tase_search.testing import FakeEncoder
 
 
 @pytest.fixture

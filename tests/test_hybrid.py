@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fakes import FakeEncoder
 
 from tase_search import modes
 from tase_search.cli import main
@@ -20,6 +19,7 @@ from tase_search.retriever import Retriever
 from tase_search.store import sparse as sparse_mod
 from tase_search.store.manifest import read_manifest
 from tase_search.store.verify import verify_index
+from tase_search.testing import FakeEncoder
 
 DOCS = [
     {"id": "tc", "text": "Turkcell'in hisseleri bugün yükseldi.", "topic": "ekonomi"},

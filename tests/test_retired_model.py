@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from fakes import FakeEncoder
 
 from tase_search.errors import ModelError
 from tase_search.models import resolve
 from tase_search.models.registry import DEFAULT_MODEL, get_entry
 from tase_search.retriever import Retriever
+from tase_search.testing import FakeEncoder
 
 
 def test_default_is_the_bundled_e5_model():

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import FakeEncoder
 
 from tase_search.errors import IndexCorrupt, InputError, ModelError
 from tase_search.retriever import Retriever, resolve_index_path
+from tase_search.testing import FakeEncoder
 
 REPO = Path(__file__).resolve().parents[1]
 SCANNED = ["tase_search", "training", "campaign", "bench"]
@@ -249,13 +249,13 @@ def test_files_follow_the_umask(tmp_path: Path, umask: int) -> None:
 def test_runs_without_pickle_module_imported_for_index_io(tmp_path: Path) -> None:
     """Building, loading and searching an index never imports pickle-based loaders of our own."""
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
-        "from fakes import FakeEncoder\n"
+        "import sys\n"
+        "from tase_search.testing import FakeEncoder\n"
         "from tase_search.retriever import Retriever\n"
         "r = Retriever.build(['futbol'], model=FakeEncoder(), path=%r)\n"
         "Retriever.load(%r, model=FakeEncoder()).search('futbol')\n"
         "print('torch' in sys.modules)\n"
-    ) % (str(REPO / "tests"), str(tmp_path / "ix"), str(tmp_path / "ix"))
+    ) % (str(tmp_path / "ix"), str(tmp_path / "ix"))
     import subprocess
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
