@@ -16,39 +16,36 @@ loadable and intact, and readers never see half-written state.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
-import re
 import stat
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import ingest as _ingest
 from . import modes as _modes
 from .encoder import Encoder
+from .encoding import query_bundle as _bundle
 from .errors import (
     IndexCorrupt,
     IndexExists,
     InputError,
 )
 from .fusion import FUSIONS, fuse
+from .ingest import CHUNK_DOCS, ON_DUPLICATE  # noqa: F401 - re-exports
+from .inputs import DocLike, normalize_filter, scrub
 from .language import corpus_language, detect_language
-from .progress import stage_of
-from .readers import Document
+from .paths import resolve_index_path
+from .results import AddResult, Hit, PassageRef
 from .store import commit as _commit
-from .store import content as _content
 from .store import fields as _fields
 from .store import generation as _gen
-from .store import vectors as _vec
+from .store import retype as _retype
 from .store.commit import NothingChanged
 from .store.commit import VectorSlot as _Slot
 from .store.docs import DocStore
-from .store.faiss_errors import faiss_message
 from .store.layout import DOCS_FILE, MANIFEST_NAME, TMP_PREFIX  # noqa: F401 - TMP_PREFIX: re-export
 from .store.manifest import (
     Manifest,
@@ -57,180 +54,15 @@ from .store.manifest import (
     read_existing,
     read_manifest_safe,  # noqa: F401 - re-export
 )
-from .store.vectors import choose_factory, get_backend, validate_factory
+from .store.vectors import get_backend, validate_factory
 from .text import clean_document, is_blank
 
-CHUNK_DOCS = 2048
 MAX_K = 10_000
-ON_DUPLICATE = ("error", "skip", "replace")
 #: Loading checks file sizes and the vector count always; when the index files are at most this big
 #: together it also recomputes their SHA-256 and compares SQLite's counts with the manifest (under
 #: 0.1 s). Larger indexes skip those two (they would add seconds): ``tase-search verify`` does them.
 VERIFY_ON_LOAD_BYTES = 64 << 20
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _UNKNOWN = object()  # not looked at yet
-
-DocLike = str | Document | Mapping[str, Any]
-
-
-# ----------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class PassageRef:
-    """Which part of the document matched: passage ``index`` of ``count``, characters ``start:end``."""
-
-    index: int
-    count: int
-    start: int
-    end: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result: a document and the passage of it that matched best."""
-
-    id: str
-    score: float
-    text: str
-    metadata: dict[str, Any]
-    passage: PassageRef
-    source: str | None = None
-    rank: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rank": self.rank,
-            "id": self.id,
-            "score": round(float(self.score), 6),
-            "text": self.text,
-            "metadata": self.metadata,
-            "source": self.source,
-            "passage": {
-                "index": self.passage.index,
-                "count": self.passage.count,
-                "start": self.passage.start,
-                "end": self.passage.end,
-                "text": self.passage.text,
-            },
-        }
-
-
-@dataclass
-class AddResult:
-    """What an add did."""
-
-    added: int = 0
-    passages: int = 0
-    skipped_duplicate: int = 0
-    replaced: int = 0
-    skipped_empty: int = 0
-    unchanged: int = 0  # identical to a document already indexed (or earlier in the input): not stored again
-    seconds: float = 0.0
-    ids: list[str] = field(default_factory=list, repr=False)
-
-
-class _BackgroundAdds:
-    """Vector-index adds on one worker thread, so chunk N's add overlaps chunk N+1's encoding.
-
-    Why: indexing is encode-bound, but an HNSW insert costs ~0.2-0.5 ms and grows with the graph,
-    so run in line the adds are 4-10% of a large build. FAISS releases the GIL and the encoder's
-    tokenisation and pooling leave a core idle at times, so the add can hide in those gaps. At most
-    one add is in flight and every add waits for the previous one, so rows enter the index in the
-    same order as in line (the result is the same index). The worker limits FAISS to one OpenMP
-    thread so it does not fight the encoder's threads. Anything that reads or changes the index
-    (remove, retype, train, save) calls :meth:`wait` first; an add's exception surfaces there.
-    """
-
-    def __init__(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="tase-search-add", initializer=_one_omp_thread)
-        self._future: Any = None
-
-    def submit(self, vectors: Any, emb: np.ndarray, ids: np.ndarray) -> None:
-        self.wait()
-        self._future = self._pool.submit(vectors.add, emb, ids)
-
-    def wait(self) -> None:
-        future, self._future = self._future, None
-        if future is not None:
-            future.result()
-
-    def close(self, *, quiet: bool = False) -> None:
-        """Wait for the add in flight and stop the worker; ``quiet`` drops the add's error (used while
-        another error is already propagating, which is the one the caller should see)."""
-        try:
-            self.wait()
-        except BaseException:
-            if not quiet:
-                raise
-        finally:
-            self._pool.shutdown(wait=True)
-
-
-class _PassageShare:
-    """Turns the encoder's per-batch passage counts into document counts for a progress reporter, so a
-    chunk of 2,048 documents moves the count (and the docs/s and ETA) while it is embedded, not only
-    when it is done. ``finish`` reports what is left of the chunk (skipped documents included)."""
-
-    def __init__(self, report: Callable[[int], None], passages: int, docs: int) -> None:
-        self.report, self.passages, self.docs = report, max(1, passages), docs
-        self.seen = self.told = 0
-
-    def __call__(self, n: int) -> None:
-        self.seen += n
-        due = min(self.docs, self.docs * self.seen // self.passages)
-        if due > self.told:
-            self.report(due - self.told)
-            self.told = due
-
-    def finish(self) -> None:
-        if self.docs > self.told:
-            self.report(self.docs - self.told)
-            self.told = self.docs
-
-
-def _one_omp_thread() -> None:
-    import sys
-
-    faiss = sys.modules.get("faiss")
-    if faiss is not None:
-        faiss.omp_set_num_threads(1)  # OpenMP's thread count is per calling thread: this worker only
-
-
-# ----------------------------------------------------------------------------- paths
-def resolve_index_path(
-    name_or_path: str | os.PathLike[str] | None, root: str | os.PathLike[str] | None = None
-) -> Path:
-    """An index name lives under ``root``; anything with a path separator (or ``.``) is a path.
-
-    ``root`` defaults to the ``index_root`` setting (``TASE_SEARCH_INDEX_ROOT``, the config file, else
-    the user data directory: :func:`tase_search.home.default_index_root`), as for the CLI.
-    """
-    if name_or_path is None or str(name_or_path) == "":
-        name_or_path = "default"
-    s = str(name_or_path)
-    if isinstance(name_or_path, Path) or os.sep in s or s.startswith(".") or s.startswith("~"):
-        return _expand(s)
-    if not _NAME_RE.match(s):
-        raise InputError(
-            f"index name {s!r} is not valid: use letters, digits, '.', '_' and '-' (or give a path with a '/')"
-        )
-    if root is None:
-        from .config import load_settings
-
-        root = load_settings().index_root
-    return _expand(str(root)) / s
-
-
-def _expand(path: str) -> Path:
-    if "\x00" in path:
-        # the OS cannot name such a file, and "~user\0" makes the home-directory lookup raise ValueError
-        raise InputError(f"index path {path!r} contains a NUL character; give a path without it")
-    try:
-        return Path(path).expanduser()
-    except RuntimeError:  # "~nosuchuser": no home directory to expand to
-        raise InputError(f"cannot expand {path!r}: no such user's home directory") from None
 
 
 # ----------------------------------------------------------------------------- retriever
@@ -259,6 +91,9 @@ class Retriever:
         self._sparse_stale: str | None = None  # why the keyword part cannot be searched (None: it can)
         self._corpus_language: object = _UNKNOWN  # the documents' language, sampled when first needed
         self._encoder = encoder
+        self._query_encoder: Any = None  # chosen at the first query (query_encoder)
+        #: why queries load the full encoder when the index's torch-free query path was wanted (else None)
+        self.query_path_note: str | None = None
         self._model_spec = model
         self._precision = precision
         self._batch_size = batch_size
@@ -338,13 +173,14 @@ class Retriever:
             def ingest(store: DocStore, slot: _Slot, m: Manifest) -> AddResult:
                 if sparse:
                     store.build_sparse()  # empty: filled as the documents go in
-                return r._ingest(docs, store, slot, m, on_duplicate, progress)
+                return _ingest.add_documents(docs, r.encoder, store, slot, m, on_duplicate, progress)
 
             r.last_add = r._write(ingest, fresh=True)
         except BaseException:
             if unborn:
                 _commit.remove_unborn(index_dir)
             raise
+        _bundle.keep_bundle(encoder, index_dir)
         return r
 
     @classmethod
@@ -417,13 +253,29 @@ class Retriever:
             self._encoder = enc
         return self._encoder
 
+    @property
+    def query_encoder(self) -> Any:
+        """What queries are encoded with, chosen at the first query: the index's torch-free query bundle
+        when it can be used (:func:`tase_search.encoding.query_bundle.bundle_for_queries`), else
+        :attr:`encoder`. A :class:`~tase_search.encoding.QueryEncoder`."""
+        if self._query_encoder is None:
+            light, self.query_path_note = _bundle.bundle_for_queries(
+                self.path, self.manifest.model, encoder=self._encoder, query_backend=self._query_backend
+            )
+            self._query_encoder = light if light is not None else self.encoder
+        return self._query_encoder
+
+    def write_query_bundle(self) -> Path | None:
+        """Write the torch-free query path for the index's model into the index directory, unless a good
+        one is there (every build and add does this; call it for an index made before it existed)."""
+        path = self.encoder.write_query_bundle(self.path)
+        self._query_encoder = None  # the next query looks again
+        return path
+
     def warm_up(self) -> Retriever:
-        """Load the encoder, its query path (the ONNX graph under ``auto``) and the index files now,
-        so the first :meth:`search` costs what every later one does. Returns ``self``."""
-        encoder = self.encoder
-        prepare = getattr(encoder, "onnx_query_encoder", None)
-        if prepare is not None:
-            prepare()
+        """Load the query encoder and the index files now, so the first :meth:`search` costs what every
+        later one does. Returns ``self``."""
+        self.query_encoder  # noqa: B018 - load and check now
         self._open()
         return self
 
@@ -602,7 +454,7 @@ class Retriever:
                 raise InputError(f"dense_weight={dense_weight!r} is not valid: give a number from 0 to 1")
         k = min(k, MAX_K)
         if requested != "sparse":
-            self.encoder  # noqa: B018 - load and check the model before the index files
+            self.query_encoder  # noqa: B018 - load and check the model before the index files
         self._open()
         cleaned = [clean_document(q) for q in queries]
         languages = [detect_language(q) for q in cleaned] if requested in ("auto", "hybrid") else []
@@ -652,7 +504,7 @@ class Retriever:
         """Each query in its mode: dense and sparse candidates (``HYBRID_DEPTH`` documents each for
         hybrid), fused per document, then the top ``k`` read back."""
         assert self._docs is not None
-        flt = _normalize_filter(filter) if filter else None
+        flt = normalize_filter(filter) if filter else None
         allow = None
         if flt:
             allow = np.asarray(self._docs.pids_matching(flt), dtype=np.int64)
@@ -662,7 +514,7 @@ class Retriever:
         groups: list[list[tuple[int, float]]] = [[] for _ in queries]
         dense_at = [i for i, m in enumerate(modes) if m != "sparse"]
         if dense_at:
-            qv = self.encoder.encode_query([queries[i] for i in dense_at])
+            qv = self.query_encoder.encode_query([queries[i] for i in dense_at])
             n = depth if any(modes[i] == "hybrid" for i in dense_at) else k
             for i, g in zip(dense_at, self._dense_groups(qv, n, allow)):
                 groups[i] = g
@@ -782,21 +634,41 @@ class Retriever:
         nothing; when nothing changes at all, no new version of the index is written. An id that is
         already indexed with other content: ``on_duplicate`` error, skip or replace.
         """
-        if on_duplicate not in ON_DUPLICATE:
-            raise InputError(f"on_duplicate={on_duplicate!r} is not one of {', '.join(ON_DUPLICATE)}")
-        self.encoder  # noqa: B018 - load and check before taking the lock
+        _ingest.check_on_duplicate(on_duplicate)
+        encoder = self.encoder  # load and check before taking the lock
         try:
-            return self._write(
-                lambda store, slot, m: self._ingest(
-                    docs, store, slot, m, on_duplicate, progress, noop_if_unchanged=True
+            result = self._write(
+                lambda store, slot, m: _ingest.add_documents(
+                    docs, encoder, store, slot, m, on_duplicate, progress, noop_if_unchanged=True
                 )
             )
         except NothingChanged as nothing:  # every document was unchanged or skipped: no new generation
+            result = nothing.result
+        _bundle.keep_bundle(encoder, self.path)  # also when unchanged: a missing or stale one is rewritten
+        return result
+
+    def add_encoded(
+        self,
+        batches: Iterable[_ingest.EncodedBatch],
+        *,
+        on_duplicate: str = "error",
+        progress: Callable[[int], None] | None = None,
+    ) -> AddResult:
+        """Append documents whose passages and vectors were computed elsewhere (by this index's model:
+        :class:`tase_search.ingest.EncodedBatch`), in one write, with the same rules as :meth:`add`."""
+        _ingest.check_on_duplicate(on_duplicate)
+        try:
+            return self._write(
+                lambda store, slot, m: _ingest.add_encoded(
+                    batches, store, slot, m, on_duplicate, progress, noop_if_unchanged=True
+                )
+            )
+        except NothingChanged as nothing:
             return nothing.result
 
     def delete(self, ids: Iterable[str]) -> list[str]:
         """Delete documents by id; returns the ids that were present (missing ids are ignored)."""
-        wanted = [_scrub(str(i)) for i in ids]
+        wanted = [scrub(str(i)) for i in ids]
         if not wanted:
             return []
 
@@ -835,7 +707,7 @@ class Retriever:
 
         def then_retype(store: DocStore, slot: _Slot, m: Manifest) -> Any:
             result = mutate(store, slot, m)
-            self._maybe_retype(m, slot, store)
+            _retype.maybe_retype(m, slot, store)
             return result
 
         def check(current: Manifest) -> None:
@@ -855,226 +727,6 @@ class Retriever:
         return _commit.commit(
             self.path, then_retype, new=self.manifest if fresh else None, check=check, on_commit=published
         )
-
-    def _maybe_retype(self, m: Manifest, slot: _Slot, store: DocStore) -> None:
-        """Under ``auto``, move to the index type the corpus size calls for (without re-embedding).
-
-        Also compacts away tombstones once they exceed a fifth of the rows. A build or a large add
-        has usually changed type already, while it ingested (:meth:`_grow_if_due`).
-        """
-        n = slot.vectors.ntotal
-        tomb = store.tombstones()
-        wanted = (
-            choose_factory(n - len(tomb)) if m.index_type == "auto" and m.backend == "faiss" else slot.factory
-        )
-        grow = _size_class(wanted) > _size_class(slot.factory)
-        compact = len(tomb) > 0 and len(tomb) * 5 > n
-        if not grow and not compact:
-            return
-        self._retype(m, slot, store, wanted if grow else slot.factory, tomb)
-
-    def _grow_if_due(self, m: Manifest, slot: _Slot, store: DocStore) -> None:
-        """During an ingest into an ``auto`` index: change type as soon as the size calls for it, so a
-        large build fills its final type (HNSW) instead of a Flat copy of everything re-typed at the end."""
-        live = slot.vectors.ntotal - store.tombstone_count()
-        if self._growth_due(m, slot, live):
-            self._retype(m, slot, store, choose_factory(live), store.tombstones())
-
-    @staticmethod
-    def _growth_due(m: Manifest, slot: _Slot, live_rows: int) -> bool:
-        """Whether an ``auto`` index of ``live_rows`` rows calls for a bigger type than ``slot``'s."""
-        if m.index_type != "auto" or m.backend != "faiss":
-            return False
-        return _size_class(choose_factory(live_rows)) > _size_class(slot.factory)
-
-    def _retype(self, m: Manifest, slot: _Slot, store: DocStore, factory: str, tomb: Sequence[int]) -> None:
-        """Replace ``slot``'s index by a ``factory`` one holding the same rows minus tombstones.
-
-        Rows move in slices of ``MOVE_BATCH`` (reconstructed from the old index, added to the new one),
-        so the peak is the two indexes, never a third full copy of the vectors; a type that needs
-        training is trained first on a random sample of ``TRAIN_SAMPLE`` rows.
-        """
-        old = slot.vectors
-        drop = np.asarray(tomb, dtype=np.int64)
-        batch = _vec.MOVE_BATCH
-        new = get_backend(m.backend).create(factory, m.model.dimension, "")
-        if new.needs_training:
-            new.train(_training_sample(old, drop, _vec.TRAIN_SAMPLE, batch))
-        for ids, vecs in old.iter_rows(batch):
-            if len(drop):
-                keep = ~np.isin(ids, drop)
-                ids, vecs = ids[keep], vecs[keep]
-            new.add(vecs, ids)
-        if len(drop):
-            store.clear_tombstones()
-        slot.vectors, slot.factory = new, factory
-        del old
-
-    def _train_and_add(self, slot: _Slot, held: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        """Train ``slot``'s index once on the held-back vectors, then add them. Empties ``held`` as it
-        copies, so the vectors are in memory once (plus one chunk)."""
-        n = sum(len(i) for _, i in held)
-        allv = np.empty((n, held[0][0].shape[1]), dtype=np.float32)
-        alli = np.empty(n, dtype=np.int64)
-        pos = 0
-        while held:
-            e, i = held.pop(0)
-            allv[pos : pos + len(i)], alli[pos : pos + len(i)] = e, i
-            pos += len(i)
-            del e, i
-        try:
-            slot.vectors.train(allv)
-        except RuntimeError as exc:
-            raise InputError(
-                f"index type {slot.factory!r} could not be trained on {n} vectors ({faiss_message(exc)}); "
-                "use a smaller IVF list count or the automatic index type"
-            ) from exc
-        slot.vectors.add(allv, alli)
-
-    def _ingest(
-        self,
-        docs: Iterable[DocLike],
-        store: DocStore,
-        slot: _Slot,
-        m: Manifest,
-        on_duplicate: str,
-        progress: Callable[[int], None] | None,
-        *,
-        noop_if_unchanged: bool = False,
-    ) -> AddResult:
-        """Embed and store ``docs``, streaming their vectors into ``slot``'s index chunk by chunk.
-
-        An index that needs training holds back vectors only until it has ``TRAIN_SAMPLE`` of them
-        (or the input ends), trains once and adds everything after that directly. An ``auto`` index
-        changes type as soon as it outgrows the current one (:meth:`_grow_if_due`).
-
-        A document identical to one already stored (text and metadata; the same id too, if it has one)
-        or to an earlier one in the input is *unchanged*: counted, not stored again. With
-        ``noop_if_unchanged`` a write that would change nothing raises :class:`NothingChanged`, so no
-        new generation is committed. ``progress(n)`` hears of documents as they are embedded and, if it
-        has a ``stage(name)`` method, of building and saving.
-        """
-        if on_duplicate not in ON_DUPLICATE:
-            raise InputError(f"on_duplicate={on_duplicate!r} is not one of {', '.join(ON_DUPLICATE)}")
-        t0 = time.perf_counter()
-        res = AddResult()
-        encoder = self.encoder
-        report = progress if progress is not None else (lambda _n: None)
-        stage = stage_of(progress)
-        report(0)  # starts the clock of a docs/s reporter
-        _content.ensure_column(store.conn)
-        auto_id = store.next_auto_id()
-        held: list[tuple[np.ndarray, np.ndarray]] = []  # vectors waiting for the index to be trained
-        held_rows = 0
-        overlap = m.overlap_tokens
-        adds = _BackgroundAdds()
-        try:
-            total = slot.vectors.ntotal  # rows in the index once the add in flight lands
-            for chunk in _chunks(_as_documents(docs, res), CHUNK_DOCS):
-                rows, ids_in_chunk = [], set()
-                keys = [_content.content_key(d.text, d.metadata) for d in chunk]
-                explicit = [d.id for d in chunk if d.id is not None]
-                stored_by_id = _content.keys_by_id(store.conn, explicit) if explicit else {}
-                existing = set(stored_by_id)
-                anonymous = [_content.content_hash(d.text, d.metadata) for d in chunk if d.id is None]
-                known = _content.known_keys(store.conn, anonymous) if anonymous else set()
-                key_of_id: dict[str, str] = {}  # ids of this chunk -> their content
-                for d, key in zip(chunk, keys):
-                    doc_id = d.id
-                    if (doc_id is None and key in known) or (
-                        doc_id is not None and key in (stored_by_id.get(doc_id), key_of_id.get(doc_id))
-                    ):
-                        res.unchanged += 1
-                        continue
-                    if doc_id is None:
-                        while True:
-                            doc_id = str(auto_id)
-                            auto_id += 1
-                            if doc_id not in ids_in_chunk and not store.existing_ids([doc_id]):
-                                break
-                    elif doc_id in existing or doc_id in ids_in_chunk:
-                        if on_duplicate == "error":
-                            raise InputError(
-                                f"document id {doc_id!r} ({d.source}:{d.line}) is already in the index or earlier "
-                                "in the input, with other text or metadata; choose --on-duplicate skip or replace, "
-                                "or give unique ids"
-                            )
-                        if on_duplicate == "skip":
-                            res.skipped_duplicate += 1
-                            continue
-                        if doc_id in ids_in_chunk:  # replace an earlier row of this same chunk
-                            rows = [r for r in rows if r[0] != doc_id]
-                        else:
-                            _, pids = store.delete([doc_id])
-                            gone = np.asarray(pids, dtype=np.int64)
-                            if held and len(gone):  # its vectors still wait for training: drop them
-                                in_held = np.isin(gone, np.concatenate([i for _, i in held]))
-                                held = [(e[keep], i[keep]) for e, i in held for keep in [~np.isin(i, gone)]]
-                                held_rows = sum(len(i) for _, i in held)
-                                gone = gone[~in_held]
-                            if len(gone):
-                                adds.wait()
-                                if not slot.vectors.remove(gone):
-                                    store.add_tombstones(gone.tolist())
-                                total = slot.vectors.ntotal
-                            existing.discard(doc_id)
-                        res.replaced += 1
-                    ids_in_chunk.add(doc_id)
-                    key_of_id[doc_id] = key
-                    known.add(key)  # a later copy in the input is unchanged too
-                    rows.append((doc_id, d))
-                if not rows:
-                    report(len(chunk))
-                    continue
-                parts = [encoder.split_passages(d.text, overlap=overlap) for _, d in rows]
-                texts = [d.text[p.start : p.end] for (_, d), ps in zip(rows, parts) for p in ps]
-                share = _PassageShare(report, len(texts), len(chunk))
-                emb = encoder.encode_document(texts, progress=share)
-                share.finish()
-                pids = store.insert(
-                    [(doc_id, d.text, d.metadata, d.source, d.line) for doc_id, d in rows],
-                    [[(p.index, p.count, p.start, p.end) for p in ps] for ps in parts],
-                    store.next_pid(),
-                    next_auto_id=auto_id,
-                )
-                _content.set_hashes(
-                    store.conn, [(_content.content_hash(d.text, d.metadata), doc_id) for doc_id, d in rows]
-                )
-                ids_arr = np.asarray(pids, dtype=np.int64)
-                if slot.vectors.needs_training:
-                    held.append((emb, ids_arr))
-                    held_rows += len(ids_arr)
-                    del emb
-                    if held_rows >= _vec.TRAIN_SAMPLE:
-                        stage(f"building the index: training {slot.factory} on {held_rows:,} vectors")
-                        self._train_and_add(slot, held)
-                        held_rows = 0
-                else:
-                    adds.submit(slot.vectors, emb, ids_arr)
-                    total += len(ids_arr)
-                    del emb
-                    if self._growth_due(m, slot, total - store.tombstone_count()):
-                        adds.wait()
-                        live = slot.vectors.ntotal - store.tombstone_count()
-                        stage(f"building the index: moving {live:,} vectors to {choose_factory(live)}")
-                        self._grow_if_due(m, slot, store)
-                        total = slot.vectors.ntotal
-                res.added += len(rows)
-                res.passages += len(texts)
-                res.ids.extend(doc_id for doc_id, _ in rows)
-            adds.wait()
-            if held:
-                stage(f"building the index: training {slot.factory} on {held_rows:,} vectors")
-                self._train_and_add(slot, held)
-        except BaseException:
-            adds.close(quiet=True)  # the error already propagating is the one to report
-            raise
-        adds.close()
-        res.seconds = time.perf_counter() - t0
-        if noop_if_unchanged and not (res.added or res.replaced):
-            raise NothingChanged(res)
-        stage("saving the index")
-        return res
 
     # ------------------------------------------------------------------ info
     def info(self) -> dict[str, Any]:
@@ -1127,7 +779,7 @@ class Retriever:
         """Stored documents by id (missing ids are left out)."""
         self._open()
         assert self._docs is not None
-        return self._docs.get_documents([_scrub(str(i)) for i in ids])
+        return self._docs.get_documents([scrub(str(i)) for i in ids])
 
     def missing_filter_keys(self, filter: Mapping[str, str]) -> tuple[list[str], list[str]]:  # noqa: A002
         """``(keys of filter that no document has, some field names that do exist)``: what to tell a
@@ -1135,7 +787,7 @@ class Retriever:
         self._open()
         assert self._docs is not None
         conn = self._docs.conn
-        missing = [k for k in _normalize_filter(filter) if not _fields.has_field(conn, k)]
+        missing = [k for k in normalize_filter(filter) if not _fields.has_field(conn, k)]
         return missing, (_fields.some_fields(conn) if missing else [])
 
 
@@ -1143,31 +795,6 @@ class Retriever:
 def _prompts_of(encoder: Any) -> tuple[str | None, str | None]:
     """The encoder's (query, passage) prompts, as the manifest records them."""
     return getattr(encoder, "query_prompt", None), getattr(encoder, "passage_prompt", None)
-
-
-def _training_sample(vectors: Any, drop: np.ndarray, size: int, batch: int) -> np.ndarray:
-    """Up to ``size`` rows of ``vectors`` drawn at random (seed 0), leaving out ids in ``drop``, read in
-    one pass of ``batch``-row slices."""
-    n = vectors.ntotal
-    take = np.sort(np.random.default_rng(0).permutation(n)[:size]) if n > size else None
-    parts = []
-    for start, (ids, vecs) in zip(range(0, n, batch), vectors.iter_rows(batch)):
-        if take is not None:
-            lo, hi = np.searchsorted(take, [start, start + len(ids)])
-            ids, vecs = ids[take[lo:hi] - start], vecs[take[lo:hi] - start]
-        if len(drop):
-            keep = ~np.isin(ids, drop)
-            vecs = vecs[keep]
-        parts.append(vecs)
-    return np.concatenate(parts) if parts else np.zeros((0, getattr(vectors, "dimension", 0)), np.float32)
-
-
-def _size_class(factory: str) -> int:
-    if factory.startswith("IVF") or ",IVF" in factory:
-        return 2
-    if "HNSW" in factory:
-        return 1
-    return 0
 
 
 @contextlib.contextmanager
@@ -1190,84 +817,6 @@ def _one_search_thread(active: bool) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(prev)
-
-
-def _chunks(it: Iterable[Document], n: int) -> Iterator[list[Document]]:
-    buf: list[Document] = []
-    for x in it:
-        buf.append(x)
-        if len(buf) >= n:
-            yield buf
-            buf = []
-    if buf:
-        yield buf
-
-
-def _as_documents(docs: Iterable[DocLike], res: AddResult) -> Iterator[Document]:
-    if isinstance(docs, (str, bytes)):
-        raise InputError("docs must be a list or iterable of documents, not a single string")
-    for i, d in enumerate(docs):
-        if isinstance(d, Document):
-            doc = d
-        elif isinstance(d, str):
-            doc = Document(id=None, text=d, metadata={}, source="<python>", line=i + 1)
-        elif isinstance(d, Mapping):
-            if "text" not in d or not isinstance(d["text"], str):
-                raise InputError(f"document #{i} has no string 'text' field (keys: {', '.join(map(str, d))})")
-            meta = {str(k): v for k, v in d.items() if k not in ("text", "id")}
-            doc_id = d.get("id")
-            doc = Document(
-                id=None if doc_id is None else str(doc_id),
-                text=d["text"],
-                metadata=meta,
-                source="<python>",
-                line=i + 1,
-            )
-        else:
-            raise InputError(f"document #{i} is {type(d).__name__}; give str, dict with 'text', or Document")
-        text = clean_document(doc.text)
-        if not text:
-            res.skipped_empty += 1
-            continue
-        if doc.id is not None and not str(doc.id).strip():
-            raise InputError(f"document #{i} ({doc.source}:{doc.line}) has an empty id")
-        doc_id, meta, source = _scrub(doc.id), _scrub(doc.metadata), _scrub(doc.source)
-        try:
-            json.dumps(meta, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InputError(
-                f"document #{i} ({doc.source}:{doc.line}): metadata is not JSON-serialisable ({exc})"
-            ) from None
-        if text != doc.text or (doc_id, meta, source) != (doc.id, doc.metadata, doc.source):
-            doc = Document(id=doc_id, text=text, metadata=meta, source=source, line=doc.line)
-        yield doc
-
-
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-def _scrub(value: Any) -> Any:
-    """Make a value storable: lone surrogates (JSON ``"\\ud800"`` escapes, undecodable file names) are not
-    UTF-8 and become U+FFFD; NaN and ±Infinity are not JSON (SQLite's JSON functions reject them) and
-    become null."""
-    if isinstance(value, str):
-        return _SURROGATES.sub("\ufffd", value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {_scrub(str(k)): _scrub(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_scrub(v) for v in value]
-    return value
-
-
-def _normalize_filter(filter: Mapping[str, str]) -> dict[str, str]:  # noqa: A002
-    out = {}
-    for key, value in filter.items():
-        if not isinstance(key, str) or not key:
-            raise InputError(f"filter key {key!r} must be a non-empty string")
-        out[_scrub(key)] = _scrub(str(value))
-    return out
 
 
 __all__ = ["AddResult", "Hit", "PassageRef", "Retriever", "resolve_index_path"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fakes import FakeEncoder
 
-import tase_search.retriever as retriever_mod
+import tase_search.ingest as ingest_mod
 import tase_search.store.vectors as vectors_mod
 from tase_search.errors import IndexCorrupt, IndexMismatch, IndexNotFound, InputError
 from tase_search.readers import Document
@@ -252,7 +252,7 @@ def test_replace_across_chunks_with_training_index(
     tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A replaced document whose vectors still wait for IVF training must not leave orphan vectors."""
-    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 4)
+    monkeypatch.setattr(ingest_mod, "CHUNK_DOCS", 4)
     docs = [{"id": str(i % 15), "text": f"belge numara {i} kelime{i}"} for i in range(20)]
     path = tmp_path / "idx"
     r = Retriever.build(docs, model=fake_encoder, path=path, factory="IVF4,Flat", on_duplicate="replace")
@@ -417,7 +417,7 @@ def test_large_auto_build_streams_into_its_final_type(
     once) instead of filling a Flat copy of everything and re-typing it at the end."""
     monkeypatch.setattr(vectors_mod, "FLAT_MAX", 50)
     monkeypatch.setattr(vectors_mod, "MOVE_BATCH", 16)  # the move itself goes in slices
-    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 20)
+    monkeypatch.setattr(ingest_mod, "CHUNK_DOCS", 20)
     docs = _random_docs(400)
     ref = build(tmp_path / "ref", FakeEncoder(), docs, factory="Flat")
     spy = _IndexSpy(monkeypatch)
@@ -448,7 +448,7 @@ def test_auto_build_crossing_both_thresholds_ends_ivf(
 ) -> None:
     monkeypatch.setattr(vectors_mod, "FLAT_MAX", 30)
     monkeypatch.setattr(vectors_mod, "HNSW_MAX", 120)
-    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 20)
+    monkeypatch.setattr(ingest_mod, "CHUNK_DOCS", 20)
     spy = _IndexSpy(monkeypatch)
     path = tmp_path / "idx"
     docs = _random_docs(300, seed=1)
@@ -469,7 +469,7 @@ def test_ivf_trains_once_enough_vectors_then_streams(
     import faiss
 
     monkeypatch.setattr(vectors_mod, "TRAIN_SAMPLE", 64)
-    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 16)
+    monkeypatch.setattr(ingest_mod, "CHUNK_DOCS", 16)
     spy = _IndexSpy(monkeypatch)
     path = tmp_path / "idx"
     docs = _random_docs(300, seed=2)
@@ -495,7 +495,7 @@ def test_ivf_trains_once_enough_vectors_then_streams(
 def test_ivf_smaller_than_training_sample_trains_at_the_end(
     tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 16)
+    monkeypatch.setattr(ingest_mod, "CHUNK_DOCS", 16)
     spy = _IndexSpy(monkeypatch)
     build(tmp_path / "idx", fake_encoder, _random_docs(50, seed=3), factory="IVF4,Flat")
     assert spy.trains == [("IVF4,Flat", 50)] and [n for _, _, n in spy.adds] == [50]
@@ -721,7 +721,7 @@ def test_adds_run_on_a_worker_overlapping_the_next_encode(
     the index equals what in-line adds give (same ids, same answers)."""
     import threading
 
-    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 5)
+    monkeypatch.setattr(ingest_mod, "CHUNK_DOCS", 5)
     encoded = threading.Condition()
     n_encoded = [0]
 
@@ -764,7 +764,7 @@ def test_adds_run_on_a_worker_overlapping_the_next_encode(
 def test_a_failing_background_add_fails_the_write_and_keeps_the_index(
     tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 4)
+    monkeypatch.setattr(ingest_mod, "CHUNK_DOCS", 4)
     path = tmp_path / "idx"
     build(path, fake_encoder)
     before = Retriever.load(path, model=FakeEncoder())
@@ -794,7 +794,7 @@ def test_the_main_error_wins_over_a_failing_add_in_flight(
     """An input error found while an add is in flight is the error reported, and the worker is joined."""
     import threading
 
-    monkeypatch.setattr(retriever_mod, "CHUNK_DOCS", 4)
+    monkeypatch.setattr(ingest_mod, "CHUNK_DOCS", 4)
     real_add = vectors_mod.FaissIndex.add
 
     def add(self, vectors, ids):  # type: ignore[no-untyped-def]
