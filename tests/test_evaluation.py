@@ -176,10 +176,11 @@ def test_relevant_outside_top10_scores_zero():
     assert m["recall@10"] == 0.0 and m["mrr@10"] == 0.0 and m["ndcg@10"] == 0.0
 
 
-def test_capped_recall_with_many_relevant():
+def test_recall_and_accuracy_with_many_relevant():
     scores = np.array([[0.9, 0.8, 0.1]])
     m = retrieval_metrics(scores, [{0, 1}])
-    assert m["recall@1"] == 1.0  # min(|rel|, 1) = 1 in the denominator
+    assert m["recall@1"] == 0.5 and m["recall@5"] == 1.0  # |relevant in top k| / |relevant|
+    assert m["accuracy@1"] == 1.0  # the first result is relevant
     assert m["ndcg@10"] == pytest.approx(1.0)
 
 
@@ -272,7 +273,7 @@ def test_bitext_perfect_with_fake_encoder(tmp_path):
     enc = FakeEncoder(dim=256)
     for task in bitext_tasks(identity_bitext(tmp_path / "b.tsv")):
         m = evaluate_task(enc, task)
-        assert m["accuracy"] == m["recall@1"] == pytest.approx(1.0)
+        assert m["accuracy"] == m["accuracy@1"] == m["recall@1"] == pytest.approx(1.0)
         assert m["n_queries"] == len(BITEXT_ROWS)
 
 

@@ -31,9 +31,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, InputError
-from .retrieval import bitext_tasks, english_check_task, evaluate_task, squad_task
-from .sts import evaluate_sts
-from .tasviret import evaluate_tasviret
 
 __all__ = ["DEV_SUITE", "SuiteTask", "format_table", "jsonable", "run_suite", "suite_task_names"]
 
@@ -43,7 +40,8 @@ _NEWSTEST = "bitext/dev/newstest2018-tur-eng.tsv"
 
 @dataclass(frozen=True)
 class SuiteTask:
-    """One row group of the suite: ``kind`` picks the evaluator, ``files`` are relative to the data root."""
+    """One row group of the suite: an evaluator spec (``kind`` is its ``type`` in
+    :data:`~tase_search.evaluation.evaluators.EVALUATOR_TYPES`) over ``files`` relative to the data root."""
 
     name: str
     kind: str  # bitext | tasviret | sts | squad | english_check
@@ -52,20 +50,16 @@ class SuiteTask:
     description: str = ""
     options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
+    def evaluator(self, data_root: Path, limit: int | None) -> Any:
+        """The task's :class:`~tase_search.evaluation.evaluators.Evaluator` (its primary metric: the first headline)."""
+        from .evaluators import build_evaluator
+
+        paths = [str(data_root / f) for f in self.files]
+        spec = {"type": self.kind, "name": self.name, "path": paths[0], "paths": paths, "limit": limit}
+        return build_evaluator({**spec, "metric": self.headline[0], **self.options})
+
     def run(self, encoder: Any, data_root: Path, limit: int | None) -> dict[str, Any]:
-        paths = [data_root / f for f in self.files]
-        if self.kind == "bitext":
-            tasks = {t.name.rsplit(".", 1)[1]: t for t in bitext_tasks(paths[0], limit=limit)}
-            return evaluate_task(encoder, tasks[self.options["direction"]])
-        if self.kind == "tasviret":
-            return evaluate_tasviret(encoder, paths[0], seed=self.options.get("seed", 0), limit=limit)
-        if self.kind == "sts":
-            return evaluate_sts(encoder, paths[0], limit=limit)
-        if self.kind == "squad":
-            return evaluate_task(encoder, squad_task(paths[0], limit=limit))
-        if self.kind == "english_check":
-            return evaluate_task(encoder, english_check_task(paths, limit=limit, **self.options))
-        raise InputError(f"unknown task kind {self.kind!r}")  # pragma: no cover
+        return self.evaluator(data_root, limit).evaluate(encoder)
 
 
 DEV_SUITE: tuple[SuiteTask, ...] = (
@@ -257,12 +251,15 @@ def run_suite(
     if limit is not None and limit < 1:
         raise InputError(f"limit {limit} must be >= 1")
     if not data_root:
-        raise InputError("no evaluation data folder given: pass --data DIR (or data_root=DIR), laid out as listed")
+        raise InputError(
+            "no evaluation data folder given: pass --data DIR (or data_root=DIR), laid out as listed"
+        )
     root = Path(data_root).expanduser()
     selected = _select(tasks, suite)
     _check_files(root, selected, suite)
     load = load or _default_loader(precision, batch_size)
     started = time.perf_counter()
+    evaluators = {t.name: t.evaluator(root, limit) for t in selected}  # files read once, before any model
     results: dict[str, Any] = {
         "suite": "dev" if suite is DEV_SUITE else "custom",
         "data_root": str(root),
@@ -297,7 +294,7 @@ def run_suite(
         cached = _CachingEncoder(encoder)
         for task in selected:
             t1 = time.perf_counter()
-            metrics = task.run(cached, root, limit)
+            metrics = evaluators[task.name].evaluate(cached)
             secs = round(time.perf_counter() - t1, 3)
             entry["tasks"][task.name] = {"metrics": metrics, "seconds": secs}
             if progress is not None:

@@ -2,9 +2,11 @@
 
 Metrics (binary relevance, ranking = descending score, ties broken by lower document number):
 
-* ``recall@k`` - capped recall, ``|relevant in top k| / min(|relevant|, k)``: a perfect ranking
-  scores 1.0 even when a query has more relevant documents than ``k``. With one relevant document
-  per query (the usual case here) it is the hit rate; ``recall@1`` is Tatoeba-style accuracy.
+* ``recall@k`` - ``|relevant in top k| / |relevant|`` (the definition of sentence-transformers'
+  ``InformationRetrievalEvaluator``, BEIR and MTEB; a differential test holds them equal).
+* ``accuracy@1`` - the share of queries whose first result is relevant (the hit rate; Tatoeba-style
+  accuracy, reported as ``accuracy`` by translation tasks). With one relevant document per query
+  it equals ``recall@1``.
 * ``mrr@10`` - reciprocal rank of the first relevant document in the top 10 (else 0).
 * ``ndcg@10`` - DCG with gain 1 and discount ``1/log2(rank + 1)`` over the top 10, divided by the
   DCG of an ideal ranking.
@@ -110,14 +112,15 @@ def _metrics_from_topk(top: np.ndarray, qrels: Sequence[Iterable[int]], n_docs: 
     kmax = max(K_VALUES)
     discounts = 1.0 / np.log2(np.arange(2, kmax + 2))
     recall = {k: 0.0 for k in K_VALUES}
-    mrr = ndcg = 0.0
+    mrr = ndcg = hit1 = 0.0
     for i, rel in enumerate(qrels):
         rel_set = set(rel)
         hits = np.fromiter(
             (int(j) in rel_set for j in top[i, :kmax]), dtype=bool, count=min(kmax, top.shape[1])
         )
         for k in K_VALUES:
-            recall[k] += hits[:k].sum() / min(len(rel_set), k)
+            recall[k] += hits[:k].sum() / len(rel_set)
+        hit1 += float(hits[:1].sum())
         first = np.flatnonzero(hits)
         if first.size:
             mrr += 1.0 / (first[0] + 1)
@@ -126,6 +129,7 @@ def _metrics_from_topk(top: np.ndarray, qrels: Sequence[Iterable[int]], n_docs: 
         ndcg += dcg / idcg
     n = len(qrels)
     out: dict[str, Any] = {f"recall@{k}": float(recall[k] / n) for k in K_VALUES}
+    out["accuracy@1"] = float(hit1 / n)
     out["mrr@10"] = float(mrr / n)
     out["ndcg@10"] = float(ndcg / n)
     out["n_queries"] = n
@@ -223,7 +227,7 @@ def evaluate_retrieval(
 class RetrievalTask:
     """A retrieval test set: ``qrels[i]`` holds the numbers of ``corpus`` documents relevant to ``queries[i]``.
 
-    ``aliases`` adds extra names for metrics in the result (``{"accuracy": "recall@1"}``).
+    ``aliases`` adds extra names for metrics in the result (``{"accuracy": "accuracy@1"}``).
     """
 
     name: str
@@ -279,8 +283,9 @@ def bitext_tasks(
     and the corpus is every distinct English sentence; the relevant documents are the English
     sentences it is paired with. Identical strings are merged on both sides, so a sentence that
     occurs twice is one document (retrieving "the other copy" cannot count as a miss) and a query
-    that occurs twice is asked once with all its translations relevant. ``recall@1`` is also
-    reported as ``accuracy`` (Tatoeba-style). ``limit`` keeps the first N pairs.
+    that occurs twice is asked once with all its translations relevant. ``accuracy@1`` is also
+    reported as ``accuracy`` (Tatoeba-style: the first result is one of the translations).
+    ``limit`` keeps the first N pairs.
     """
     name = name or _task_name(path)
     rows = read_table(path, ("tr", "en"), what="bitext", fmt="tsv", limit=limit, allow_empty=True)
@@ -295,7 +300,7 @@ def bitext_tasks(
         en2tr.setdefault(e, set()).add(t)
     if not tr.items:
         raise DataError(f"bitext file {str(path)!r} has no rows with both a tr and an en sentence")
-    aliases = {"accuracy": "recall@1"}
+    aliases = {"accuracy": "accuracy@1"}
     return [
         RetrievalTask(
             f"{name}.tr-en",

@@ -17,7 +17,7 @@ from ..errors import DataError
 from ..formats import read_sts
 from .stats import pearson, spearman
 
-__all__ = ["evaluate_sts", "load_sts", "sts_metrics"]
+__all__ = ["evaluate_sts", "load_sts", "sts_metrics", "sts_scores"]
 
 
 class SupportsEncodeQuery(Protocol):
@@ -42,7 +42,13 @@ def evaluate_sts(
     encoder: SupportsEncodeQuery, path: str | Path, *, limit: int | None = None
 ) -> dict[str, Any]:
     """``{"spearman", "pearson", "n"}`` for ``encoder`` on an STS TSV file."""
-    gold, s1, s2 = load_sts(path, limit=limit)
+    return sts_scores(encoder, *load_sts(path, limit=limit))
+
+
+def sts_scores(
+    encoder: SupportsEncodeQuery, gold: Sequence[float], s1: Sequence[str], s2: Sequence[str]
+) -> dict[str, Any]:
+    """``{"spearman", "pearson", "n"}`` of ``encoder``'s cosines against ``gold`` for the pairs ``(s1[i], s2[i])``."""
     uniq = list(dict.fromkeys(s1 + s2))
     pos = {s: i for i, s in enumerate(uniq)}
     emb = encoder.encode_query(uniq)

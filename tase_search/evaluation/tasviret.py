@@ -26,7 +26,7 @@ from ..errors import DataError, TaseSearchError
 from ..formats import read_table
 from .stats import roc_auc
 
-__all__ = ["evaluate_tasviret", "load_captions", "plot_histogram", "tasviret_metrics"]
+__all__ = ["evaluate_tasviret", "load_captions", "plot_histogram", "tasviret_metrics", "tasviret_scores"]
 
 
 class SupportsEncodeQuery(Protocol):
@@ -149,7 +149,20 @@ def evaluate_tasviret(
     Returns the metrics described in the module docstring.
     """
     ids, captions = load_captions(path, limit=limit)
-    emb = encoder.encode_query(captions)
+    return tasviret_scores(encoder, ids, captions, seed=seed, plot=plot)
+
+
+def tasviret_scores(
+    encoder: SupportsEncodeQuery,
+    image_ids: Sequence[str],
+    captions: Sequence[str],
+    *,
+    seed: int = 0,
+    plot: str | None = None,
+) -> dict[str, Any]:
+    """The Tasviret metrics of ``encoder`` for loaded captions (see :func:`evaluate_tasviret`)."""
+    ids = list(image_ids)
+    emb = encoder.encode_query(list(captions))
     m = tasviret_metrics(emb, ids, seed=seed)
     same, rand = m.pop("_same"), m.pop("_random")
     if plot:
