@@ -407,8 +407,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                                         "python -c 'import sentence_transformers'": [],
                                         "tase-search --help": [], "tase-search info": [],
                                         "tase-search query": [], "tase-search query --query-backend torch": []}
-        # `tase-search index` leaves the torch-free query bundle; make sure it exists with --skip-build too.
-        encoder.onnx_query_encoder()
+        # `tase-search index` leaves the torch-free query bundle in the index; make sure it is there with
+        # --skip-build too (an index from before the bundle lived in the index).
+        Retriever.load(index_dir, model=encoder).write_query_bundle()
         query_rss: list[float] = []
         query_rss_torch: list[float] = []
         if args.no_reference:
@@ -440,7 +441,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         torch_encoder = Encoder.load(args.model, precision="auto", batch_size=args.batch_size, query_backend="torch")
         paths = {"auto": Retriever.load(index_dir, model=encoder).warm_up(),
                  "torch": Retriever.load(index_dir, model=torch_encoder).warm_up()}
-        backend_used = "onnx" if encoder.onnx_query_encoder() is not None else "torch"
+        backend_used = "torch" if type(paths["auto"].query_encoder) is Encoder else "onnx"
         for r in paths.values():
             r.search(queries[0], k=10)  # warm kernels
         lat: dict[str, list[float]] = {name: [] for name in paths}
@@ -451,7 +452,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                 r.search(q, k=10)
                 lat[name].append(time.perf_counter() - t0)
         for q in queries[: min(len(queries), 100)]:
-            for name, enc in (("auto", encoder), ("torch", torch_encoder)):
+            for name, enc in (("auto", paths["auto"].query_encoder), ("torch", torch_encoder)):
                 t0 = time.perf_counter()
                 enc.encode_query([q])
                 enc_lat[name].append(time.perf_counter() - t0)

@@ -1,13 +1,14 @@
-"""The cache of ONNX query graphs (``<cache>/onnx``, :func:`tase_search.onnx_query.cache_dir`): what is in
-it, and removing it.
+"""The user cache (:func:`cache_dir`): converted models (``models/``) and the ONNX query graphs that
+earlier versions kept under ``onnx/`` (queries now use the graph inside each index directory); what is in
+``onnx/``, and removing it.
 
-Why a command for it: each set of model weights leaves a ~90 MB exported graph (plus its tokenizer and
-query bundle) that nothing ever removed. Removing them is always safe: the next ``tase-search index``
-(or a query that needs the graph) exports it again, and until then queries run on PyTorch.
+Why a command for it: each set of model weights left a ~90 MB exported graph (plus its tokenizer and
+query bundle) that nothing ever removed. Removing them is always safe: nothing reads them any more.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,16 @@ from pathlib import Path
 from .home import tree_bytes
 
 
-def onnx_cache_dir() -> Path:
-    from .onnx_query import cache_dir
+def cache_dir() -> Path:
+    """``$TASE_SEARCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/tase-search``, else ``~/.cache/tase-search``."""
+    env = os.environ.get("TASE_SEARCH_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "tase-search"
 
+
+def onnx_cache_dir() -> Path:
     return cache_dir() / "onnx"
 
 

@@ -129,8 +129,8 @@ def _query_backend_option(f: Any) -> Any:
         type=click.Choice(list(QUERY_BACKENDS)),
         default=None,
         help="How queries are encoded. auto: ONNX Runtime without loading torch when `tase-search index` "
-        "left a query bundle for the index's model (cached per model), else ONNX Runtime for stdin and "
-        "PyTorch for a one-off query; torch: always PyTorch; onnx: always ONNX Runtime. "
+        "left a query bundle in the index, else PyTorch; torch: always PyTorch (and `index` writes no "
+        "bundle); onnx: always ONNX Runtime (the bundle, else a graph exported in memory). "
         "Env: TASE_SEARCH_QUERY_BACKEND.",
     )(f)
 
@@ -451,7 +451,6 @@ def index_cmd(
             action = "appended to" if res.added or res.replaced else "unchanged"
     elapsed = time.perf_counter() - t0
     report.close()
-    _prepare_query_path(r, s.query_backend, report)  # also after an unchanged run: a missing bundle is rebuilt
     _index_summary(path, r, res, action, stats, elapsed, n_threads, as_json)
 
 
@@ -682,24 +681,22 @@ def query_cmd(
     # one-off queries map the vector file (no full read; the process exits after a few searches);
     # stdin mode is long-lived, so it reads the file once for steady per-query latency
     mmap = not stdin
-    light = model is None and s.query_backend != "torch"
-    r = _light_retriever(path, mmap=mmap, search_mode=s.search_mode) if light else None
-    if r is None:
-        # Without a query bundle, a one-off answer is sooner on PyTorch than after opening a graph.
-        backend = "torch" if s.query_backend == "auto" and not stdin else s.query_backend
-        r = Retriever.load(
-            path,
-            model=model,
-            precision=s.precision,
-            query_backend=backend,
-            mmap=mmap,
-            search_mode=s.search_mode,
-        )
+    # the index's query bundle (written by `index`) answers without torch; the Retriever chooses
+    r = Retriever.load(
+        path,
+        model=model,
+        precision=s.precision,
+        query_backend=s.query_backend,
+        mmap=mmap,
+        search_mode=s.search_mode,
+    )
     how = {"mode": mode, "fusion": fusion, "dense_weight": dense_weight}
     if (mode or s.search_mode) != "dense" and mode in (None, "auto") and r.sparse_note:
         click.echo(r.sparse_note, err=True)
     if stdin:
         r.warm_up()  # load once, before the first line arrives
+        if r.query_path_note:
+            click.echo(f"note: {r.query_path_note}", err=True)
         hinted = False
         for line in sys.stdin:
             q = _text_arg(line.rstrip("\n"))
@@ -732,43 +729,6 @@ def _filter_hint(r: Any, flt: dict[str, str]) -> None:
             f"fields that exist: {known}",
             err=True,
         )
-
-
-def _light_retriever(path: Path, *, mmap: bool = False, search_mode: str | None = None) -> Any:
-    """The index opened with the torch-free query encoder for its weights, when one is cached.
-
-    ``tase-search index`` (or any long-lived process that prepared the ONNX query path) leaves a
-    bundle keyed by the weights fingerprint; with it a query needs neither torch nor transformers
-    (``onnx_query.LightQueryEncoder``). None otherwise, and the caller loads the full encoder.
-    """
-    from .onnx_query import LightQueryEncoder
-    from .retriever import Retriever
-
-    r = Retriever.load(path)  # reads the manifest only; the encoder is loaded lazily
-    light = LightQueryEncoder.for_fingerprint(r.manifest.model.fingerprint)
-    m = r.manifest.model
-    if light is None or (light.query_prompt, light.passage_prompt) != (m.query_prompt, m.passage_prompt):
-        return None  # none cached, or cached for the same weights with other prompts: the full encoder
-    return Retriever(r.path, r.manifest, encoder=light, mmap=mmap, search_mode=search_mode)
-
-
-def _prepare_query_path(r: Any, backend: str, report: Any = None) -> None:
-    """After indexing: make sure later queries on this index can take the fast, torch-free path."""
-    if backend == "torch":
-        return
-    from .errors import ModelError
-    from .onnx_query import bundle_path
-
-    if bundle_path(r.manifest.model.fingerprint).is_file():
-        return
-    if report is not None:
-        report.stage("preparing the query path")
-    prepare = getattr(r.encoder, "onnx_query_encoder", None)
-    try:
-        if prepare is not None:
-            prepare()
-    except ModelError as exc:  # --query-backend onnx via env/config: say why, keep the index
-        click.echo(f"note: the ONNX query path is not available: {exc}", err=True)
 
 
 def _print_hits(q: str, hits: list[Any], as_json: bool, full: bool) -> None:
@@ -976,8 +936,8 @@ def demo_cmd(
     report = _reporter(s, quiet, force_progress, total=len(docs))
     encoder = _load_encoder(s.model, s, report, n_threads, s.max_seq_length or None)
     t0 = time.perf_counter()
-    # The queries below take the ONNX path (exported once per model and cached), which also leaves
-    # the bundle that makes the suggested `tase-search query` afterwards torch-free and quick.
+    # The build leaves the query bundle in the index: the queries below and the suggested
+    # `tase-search query` afterwards take the torch-free path.
     with report:
         r = Retriever.build(docs, model=encoder, path=path, overwrite=True, progress=report)
     report.close()

@@ -18,9 +18,10 @@ ENV_PREFIX = "TASE_SEARCH_"
 #: ``auto``: bf16 weights where the CPU has native bf16, else fp32; ``bf16-autocast``: fp32 weights under
 #: bf16 autocast (the old default, slower); see :class:`tase_search.encoder.Encoder`.
 PRECISIONS = ("auto", "bf16", "bf16-autocast", "fp32")
-#: How queries are encoded (:meth:`tase_search.encoder.Encoder.encode_query`, :mod:`tase_search.onnx_query`):
-#: ``auto``: ONNX Runtime for small query batches when it is installed and its graph checks out, PyTorch
-#: otherwise; ``torch``: always PyTorch; ``onnx``: always ONNX Runtime (an error if it cannot be used).
+#: How queries are encoded, chosen once at load (:class:`tase_search.encoding.Encoder`,
+#: :mod:`tase_search.encoding.query_bundle`): ``auto``: the index's torch-free query bundle when it has a
+#: good one, else PyTorch; ``torch``: always PyTorch (and writes leave no bundle); ``onnx``: always ONNX
+#: Runtime (an error if it cannot be used).
 QUERY_BACKENDS = ("auto", "torch", "onnx")
 #: Progress output of long commands (:mod:`tase_search.progress`): ``auto`` is a bar on a terminal and
 #: periodic log lines elsewhere; ``off`` is silent.

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tase_search.encoder as E
+import tase_search.encoding.precision as E
 from tase_search.encoder import Encoder, weights_fingerprint
 
 TEXTS = [

@@ -243,7 +243,7 @@ def test_hub_id_falls_back(monkeypatch) -> None:
         calls.append(location)
         raise Reached
 
-    monkeypatch.setattr("tase_search.encoder.load_sentence_transformer", fake_st)
+    monkeypatch.setattr("tase_search.encoding.loading.load_sentence_transformer", fake_st)
     assert inspect_light_layout("sentence-transformers/LaBSE")[0] is None
     with pytest.raises(Reached):
         Encoder.load("sentence-transformers/LaBSE")

@@ -22,10 +22,11 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from ..encoding.protocols import DocumentEncoder
 from ..errors import DataError, InputError
 from ..formats import read_squad, read_table
 
@@ -43,12 +44,6 @@ __all__ = [
 
 K_VALUES = (1, 5, 10)
 _BLOCK_FLOATS = 1 << 24  # a query-block x corpus score matrix holds at most this many floats (64 MiB)
-
-
-class SupportsEncode(Protocol):
-    def encode_query(self, texts: Sequence[str]) -> np.ndarray: ...
-
-    def encode_document(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 # ------------------------------------------------------------------------------------- search
@@ -191,7 +186,7 @@ def retrieval_metrics(
 
 
 def evaluate_retrieval(
-    encoder: SupportsEncode,
+    encoder: DocumentEncoder,
     queries: Sequence[str],
     corpus: Sequence[str],
     qrels: Sequence[Iterable[int]],
@@ -242,7 +237,7 @@ class RetrievalTask:
         return len(self.queries)
 
 
-def evaluate_task(encoder: SupportsEncode, task: RetrievalTask) -> dict[str, Any]:
+def evaluate_task(encoder: DocumentEncoder, task: RetrievalTask) -> dict[str, Any]:
     """:func:`evaluate_retrieval` on a task, with its metric aliases added."""
     out = evaluate_retrieval(
         encoder, task.queries, task.corpus, task.qrels, split_passages=task.split_passages

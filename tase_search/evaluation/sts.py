@@ -9,19 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from ..encoding.protocols import QueryEncoder
 from ..errors import DataError
 from ..formats import read_sts
 from .stats import pearson, spearman
 
 __all__ = ["evaluate_sts", "load_sts", "sts_metrics", "sts_scores"]
-
-
-class SupportsEncodeQuery(Protocol):
-    def encode_query(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 def load_sts(path: str | Path, *, limit: int | None = None) -> tuple[list[float], list[str], list[str]]:
@@ -39,14 +36,14 @@ def sts_metrics(gold: Sequence[float], emb1: np.ndarray, emb2: np.ndarray) -> di
 
 
 def evaluate_sts(
-    encoder: SupportsEncodeQuery, path: str | Path, *, limit: int | None = None
+    encoder: QueryEncoder, path: str | Path, *, limit: int | None = None
 ) -> dict[str, Any]:
     """``{"spearman", "pearson", "n"}`` for ``encoder`` on an STS TSV file."""
     return sts_scores(encoder, *load_sts(path, limit=limit))
 
 
 def sts_scores(
-    encoder: SupportsEncodeQuery, gold: Sequence[float], s1: Sequence[str], s2: Sequence[str]
+    encoder: QueryEncoder, gold: Sequence[float], s1: Sequence[str], s2: Sequence[str]
 ) -> dict[str, Any]:
     """``{"spearman", "pearson", "n"}`` of ``encoder``'s cosines against ``gold`` for the pairs ``(s1[i], s2[i])``."""
     uniq = list(dict.fromkeys(s1 + s2))

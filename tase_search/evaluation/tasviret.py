@@ -18,19 +18,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from ..encoding.protocols import QueryEncoder
 from ..errors import DataError, TaseSearchError
 from ..formats import read_table
 from .stats import roc_auc
 
 __all__ = ["evaluate_tasviret", "load_captions", "plot_histogram", "tasviret_metrics", "tasviret_scores"]
-
-
-class SupportsEncodeQuery(Protocol):
-    def encode_query(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 def load_captions(path: str | Path, *, limit: int | None = None) -> tuple[list[str], list[str]]:
@@ -135,7 +132,7 @@ def plot_histogram(same: np.ndarray, rand: np.ndarray, path: str | Path, *, titl
 
 
 def evaluate_tasviret(
-    encoder: SupportsEncodeQuery,
+    encoder: QueryEncoder,
     path: str | Path,
     *,
     seed: int = 0,
@@ -153,7 +150,7 @@ def evaluate_tasviret(
 
 
 def tasviret_scores(
-    encoder: SupportsEncodeQuery,
+    encoder: QueryEncoder,
     image_ids: Sequence[str],
     captions: Sequence[str],
     *,

@@ -13,6 +13,7 @@ index directory looks like, and a name spelled in two places drifts. An index is
       .tmp-gen-NNNNNN-PID/     a generation being written (removed by the next writer if left)
       .manifest.json.tmp-PID   the next manifest before its atomic rename
       .verified.json.tmp-PID   the next stamp file before its rename
+      query-bundle/            the torch-free query path for the index's model (encoding/query_bundle.py)
 
 This module only names things and lists them; it opens no file and imports nothing heavy.
 """
@@ -30,12 +31,22 @@ VECTORS_STEM = "vectors"
 #: Every file name a generation directory may hold: plain names, never paths.
 INDEX_FILES = (DOCS_FILE, VECTORS_STEM + ".faiss", VECTORS_STEM + ".npz")
 GEN_PREFIX = "gen-"
+#: Derived from the model, outside the generations: written by writes, only read by queries.
+QUERY_BUNDLE_DIR = "query-bundle"
 TMP_PREFIX = ".tmp-gen-"
 #: What a killed writer may leave besides a temporary generation: a manifest or stamp file not yet renamed.
 MANIFEST_TMP_PREFIX = f".{MANIFEST_NAME}.tmp-"
 STAMP_TMP_PREFIX = f"{STAMP_NAME}.tmp-"
 #: Names (prefixes) an index directory may hold; anything else means the directory is not an index.
-OWN_PREFIXES = (MANIFEST_NAME, LOCK_NAME, GEN_PREFIX, TMP_PREFIX, MANIFEST_TMP_PREFIX, STAMP_NAME)
+OWN_PREFIXES = (
+    MANIFEST_NAME,
+    LOCK_NAME,
+    GEN_PREFIX,
+    TMP_PREFIX,
+    MANIFEST_TMP_PREFIX,
+    STAMP_NAME,
+    QUERY_BUNDLE_DIR,
+)
 
 
 def generation_name(generation: int) -> str:

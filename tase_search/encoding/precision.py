@@ -1,0 +1,73 @@
+"""Precision: whether this CPU runs bf16 natively, what ``auto`` means here, and the bf16 weight cast.
+
+Why bf16 weights rather than autocast is explained on :class:`tase_search.encoding.encoder.Encoder`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import PRECISIONS
+from ..errors import InputError
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU runs bf16 matmuls natively (AVX512-BF16 or AMX), where bf16 pays.
+
+    On CPUs without it bf16 is emulated and slower than fp32, so ``precision="auto"`` falls back.
+    ``TASE_SEARCH_FORCE_NO_BF16=1`` forces the fallback (used by tests to cover both paths).
+    """
+    if os.environ.get("TASE_SEARCH_FORCE_NO_BF16") == "1":
+        return False
+    try:
+        import torch
+
+        fn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        if fn is not None and not fn():
+            return False
+    except Exception:  # noqa: BLE001 - any failure means "do not rely on it"
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_precision(precision: str) -> str:
+    """Map ``auto`` to ``bf16`` or ``fp32`` for this machine; validate the others.
+
+    ``bf16`` (bf16 weights) and ``bf16-autocast`` (fp32 weights under bf16 autocast, the behaviour
+    before bf16 weights became the default) are taken as asked for, even on a CPU without native
+    bf16, where they run emulated and slower than fp32.
+    """
+    if precision not in PRECISIONS:
+        raise InputError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if cpu_supports_bf16() else "fp32"
+    return precision
+
+
+def to_bf16(model: Any, *, copy_model: bool = True) -> Any:
+    """``model`` with its floating-point weights in bf16: a copy (default) or ``model`` itself, cast in place.
+
+    The copy never holds a second fp32 set of weights: each parameter is converted straight into
+    the copy (shared/tied parameters stay shared), then ``.to(bfloat16)`` converts the floating
+    buffers. The caller's model is left exactly as it was.
+    """
+    import torch
+
+    if not copy_model:
+        return model.to(torch.bfloat16)
+    memo: dict[int, Any] = {}
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.is_floating_point() and id(param) not in memo:
+                memo[id(param)] = torch.nn.Parameter(
+                    param.detach().to(torch.bfloat16, copy=True), requires_grad=param.requires_grad
+                )
+    clone = copy.deepcopy(model, memo)
+    return clone.to(torch.bfloat16)

@@ -1,0 +1,300 @@
+"""The query bundle: what a query process needs to encode queries without torch, kept in the index.
+
+Why in the index directory: a bundle is derived from the index's model (its weights and prompts), so
+it travels with the index (an index copied to another machine keeps its fast path) and a query never
+writes anything to find it. It is written on the write path (:func:`write_bundle`, called when an index
+is built or added to) and only read on the query path (:func:`open_bundle`).
+
+Layout under ``<index>/query-bundle/``: ``bundle.json`` (the model id, weights fingerprint, both prompts,
+tokenizer padding, probe texts and the vectors they must give) naming ``<key>.onnx`` (the graph, see
+:mod:`.onnx_runtime`) and ``<key>.tokenizer.json`` (the fast tokenizer's JSON). The key hashes the graph
+key and the prompts. ``bundle.json`` is replaced last, so a reader sees an old bundle or a new one.
+
+ONNX files are protobuf and tokenizers JSON, not pickle: loading them runs no Python code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+from ..store import safeio
+from ..store.layout import QUERY_BUNDLE_DIR as BUNDLE_DIR
+from ..text import normalize_for_model
+from .onnx_runtime import MAX_BATCH, PROBE_TEXTS, OnnxQueryEncoder, graph_key, l2_normalize, missing_modules
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FILE = "bundle.json"
+#: Bumped when the bundle's fields change (older bundles are then not used, and rewritten on the next add).
+BUNDLE_FORMAT = 2
+#: Longer than any model window here (~400 tokens), so the bundle's probes exercise truncation too.
+LONG_PROBE = " ".join([PROBE_TEXTS[2]] * 8)
+#: Light-path probes must reproduce the vectors stored at bundle time this closely (same graph, same
+#: tokenizer: only float noise separates them).
+MIN_BUNDLE_COSINE = 0.9999
+#: How to add a bundle to an index that has none (an older index, or one built with the torch backend).
+ADD_HINT = (
+    "run `tase-search index` on it once more (an unchanged run adds it too) or call "
+    "Retriever.load(path).write_query_bundle()"
+)
+
+# graph key -> the last graph file written for it in this process: a second index of the same model
+# copies the file instead of exporting again (seconds per export)
+_WRITTEN: dict[str, Path] = {}
+
+
+def bundle_dir(index_dir: str | os.PathLike[str]) -> Path:
+    return Path(index_dir) / BUNDLE_DIR
+
+
+class LightQueryEncoder:
+    """Encodes queries with ONNX Runtime and ``tokenizers`` alone: no torch, no transformers import.
+
+    Why: a one-off query spent ~5 of its ~7 s importing torch and transformers and loading the model,
+    to encode one query. A :class:`~.protocols.QueryEncoder` only: documents and passages need the full
+    :class:`~.encoder.Encoder`. Made by :func:`open_bundle`.
+    """
+
+    def __init__(
+        self, bundle: dict[str, Any], folder: Path, *, runner: OnnxQueryEncoder | None = None
+    ) -> None:
+        from tokenizers import Tokenizer
+
+        self.model_id: str = bundle["model_id"]
+        self._fingerprint: str = bundle["fingerprint"]
+        self._dimension = int(bundle["dimension"])
+        self._max_seq_length = int(bundle["max_seq_length"])
+        self.lowercase = bool(bundle["lowercase"])
+        self.prompt: str = bundle.get("prompt") or ""
+        self._passage_prompt: str = bundle.get("passage_prompt") or ""
+        self.runner = runner or OnnxQueryEncoder(folder / bundle["graph"])
+        tok = Tokenizer.from_file(str(folder / bundle["tokenizer"]))
+        tok.no_padding()
+        tok.no_truncation()
+        tok.enable_truncation(max_length=self._max_seq_length, strategy="longest_first")
+        tok.enable_padding(
+            pad_id=int(bundle["pad_id"]),
+            pad_type_id=int(bundle["pad_type_id"]),
+            pad_token=bundle["pad_token"],
+        )
+        self.tokenizer = tok
+
+    #: how this encoder runs queries (for reports: the same vocabulary as Encoder.active_query_backend)
+    active_query_backend = "onnx-bundle"
+
+    @property
+    def query_prompt(self) -> str | None:
+        return self.prompt or None
+
+    @property
+    def passage_prompt(self) -> str | None:
+        return self._passage_prompt or None
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def max_seq_length(self) -> int:
+        return self._max_seq_length
+
+    def encode_query(self, texts: str | Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
+        """L2-normalised float32 query vectors, as :meth:`Encoder.encode_query` gives them."""
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if not items:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        prepared = [self.prompt + normalize_for_model(t, lowercase=self.lowercase) for t in items]
+        bs = max(1, min(batch_size or MAX_BATCH, MAX_BATCH))
+        parts = []
+        for i in range(0, len(prepared), bs):
+            encs = self.tokenizer.encode_batch(prepared[i : i + bs])
+            feats = {
+                "input_ids": np.asarray([e.ids for e in encs], dtype=np.int64),
+                "attention_mask": np.asarray([e.attention_mask for e in encs], dtype=np.int64),
+                "token_type_ids": np.asarray([e.type_ids for e in encs], dtype=np.int64),
+            }
+            parts.append(self.runner(feats))
+        return l2_normalize(np.vstack(parts))
+
+
+def _probe_cosine(want: np.ndarray, got: np.ndarray) -> float:
+    return float((want * got).sum(1).min()) if want.shape == got.shape else -1.0
+
+
+def open_bundle(
+    index_dir: str | os.PathLike[str],
+    *,
+    fingerprint: str,
+    query_prompt: str | None,
+    passage_prompt: str | None,
+) -> tuple[LightQueryEncoder | None, str]:
+    """``(encoder, "")`` from the index's bundle for these weights and prompts, else ``(None, why)``.
+
+    Reads only: a missing, stale, damaged or disagreeing bundle is left as it is (the next write
+    replaces it) and the caller uses the full encoder.
+    """
+    if "onnxruntime" in missing_modules() or importlib.util.find_spec("tokenizers") is None:
+        return None, "onnxruntime is not installed"
+    folder = bundle_dir(index_dir)
+    path = folder / BUNDLE_FILE
+    try:
+        bundle = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, "the index has no query bundle"
+    except (OSError, ValueError) as exc:
+        return None, f"its query bundle is unreadable ({type(exc).__name__}: {exc})"
+    if not isinstance(bundle, dict):
+        return None, "its query bundle is not a JSON object"
+    want = (BUNDLE_FORMAT, fingerprint, query_prompt or "", passage_prompt or "")
+    got = (
+        bundle.get("format"),
+        bundle.get("fingerprint"),
+        bundle.get("prompt"),
+        bundle.get("passage_prompt"),
+    )
+    if got != want:
+        return None, "its query bundle was made for another format, other weights or other prompts"
+    try:
+        light = LightQueryEncoder(bundle, folder)
+        want_vectors = np.asarray(bundle["probe_vectors"], dtype=np.float32)
+        worst = _probe_cosine(want_vectors, light.encode_query(bundle["probe_texts"]))
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign bundle: the full encoder answers
+        return None, f"its query bundle is not usable ({type(exc).__name__}: {exc})"
+    if not worst >= MIN_BUNDLE_COSINE:
+        return None, f"its query bundle disagrees with its probe vectors (cosine {worst:.5f})"
+    return light, ""
+
+
+def _replace(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` then rename over ``path``: a reader sees the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_bundle(encoder: Any, index_dir: str | os.PathLike[str]) -> Path | None:
+    """Make sure ``index_dir`` holds a good query bundle for ``encoder`` (an :class:`~.encoder.Encoder`).
+
+    The write path's half of the bundle: exports the graph (or copies the one this process last wrote
+    for the same weights), checks it against PyTorch, checks the torch-free path against the encoder's
+    own ONNX path on the probes, then replaces ``bundle.json``. A good bundle is left alone. Returns
+    the bundle file, or None when this model cannot have one (its tokenizer has no ``tokenizers``
+    backend, or the torch-free path disagrees); ModelError when ONNX cannot be used at all.
+    """
+    from .onnx_runtime import open_checked
+
+    prompt, passage_prompt = encoder.query_prompt, encoder.passage_prompt
+    folder = bundle_dir(index_dir)
+    light, _ = open_bundle(
+        index_dir, fingerprint=encoder.fingerprint, query_prompt=prompt, passage_prompt=passage_prompt
+    )
+    if light is not None:
+        return folder / BUNDLE_FILE
+    tokenizer = encoder.tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    pad_token = getattr(tokenizer, "pad_token", None)
+    if backend is None or pad_token is None:
+        return None
+    gkey = graph_key(encoder.model, encoder.fingerprint)
+    key = hashlib.sha256(f"{gkey}\n{prompt or ''}\n{passage_prompt or ''}".encode()).hexdigest()[:40]
+    folder.mkdir(exist_ok=True)
+    graph, tok_file = folder / f"{key}.onnx", folder / f"{key}.tokenizer.json"
+    source = _WRITTEN.get(gkey)
+    if not graph.is_file() and source is not None and source.is_file():
+        _replace(graph, lambda tmp: safeio.copy_file(source, tmp, "ONNX graph", sync=False, hash=False))
+    runner = open_checked(encoder.model, encoder.model_id, encoder.onnx_agreement, graph=graph, write=True)
+    _WRITTEN[gkey] = graph
+    _replace(tok_file, lambda tmp: safeio.write_bytes(tmp, backend.to_str().encode("utf-8")))
+    bundle: dict[str, Any] = {
+        "format": BUNDLE_FORMAT,
+        "model_id": encoder.model_id,
+        "fingerprint": encoder.fingerprint,
+        "dimension": int(encoder.dimension),
+        "max_seq_length": int(encoder.max_seq_length),
+        "lowercase": bool(encoder.lowercases),
+        "prompt": prompt or "",
+        # not used for queries; the index's prompt check compares both with the manifest's
+        "passage_prompt": passage_prompt or "",
+        "graph": graph.name,
+        "tokenizer": tok_file.name,
+        "pad_token": str(pad_token),
+        "pad_id": int(tokenizer.pad_token_id),
+        "pad_type_id": int(getattr(tokenizer, "pad_token_type_id", 0) or 0),
+        "probe_texts": [*PROBE_TEXTS, LONG_PROBE],
+    }
+    texts = bundle["probe_texts"]
+    got = LightQueryEncoder(bundle, folder, runner=runner).encode_query(texts)
+    worst = _probe_cosine(encoder.encode_query_with(runner, texts), got)
+    if not worst >= MIN_BUNDLE_COSINE:
+        log.info("no torch-free query bundle: its tokenizer disagrees with the model's (cosine %.5f)", worst)
+        return None
+    bundle["probe_vectors"] = [[float(x) for x in row] for row in got]
+    path = folder / BUNDLE_FILE
+    text = json.dumps(bundle, ensure_ascii=False)
+    _replace(path, lambda tmp: safeio.write_bytes(tmp, text.encode("utf-8")))
+    for old in folder.iterdir():  # files of an earlier model or prompts
+        if old.name not in (BUNDLE_FILE, graph.name, tok_file.name) and not old.name.startswith("."):
+            old.unlink(missing_ok=True)
+    return path
+
+
+def bundle_for_queries(
+    index_dir: str | os.PathLike[str], manifest_model: Any, *, encoder: Any, query_backend: str
+) -> tuple[LightQueryEncoder | None, str | None]:
+    """The query side of an index opened for search: ``(bundle encoder, None)`` when queries can skip the
+    full encoder, else ``(None, note)`` (``note`` None when the bundle was not wanted).
+
+    Wanted under ``query_backend="auto"`` (or ``onnx``: the bundle is ONNX too) when no full encoder is
+    given, and for a given ``encoder`` whose own ``auto`` query path is PyTorch (it has no graph at hand).
+    """
+    if encoder is not None:
+        wanted = getattr(encoder, "query_backend", "torch") == "auto" and (
+            getattr(encoder, "active_query_backend", "onnx") == "torch"
+        )
+    else:
+        wanted = query_backend != "torch"
+    if not wanted:
+        return None, None
+    m = manifest_model
+    light, why = open_bundle(
+        index_dir, fingerprint=m.fingerprint, query_prompt=m.query_prompt, passage_prompt=m.passage_prompt
+    )
+    if light is not None:
+        return light, None
+    note = f"queries on {index_dir} load the full encoder: {why}; to add the torch-free path, {ADD_HINT}"
+    log.info("%s", note)
+    return None, note
+
+
+def keep_bundle(encoder: Any, index_dir: str | os.PathLike[str]) -> Path | None:
+    """After a write: :func:`write_bundle` for an encoder that can have one, a failure only logged (the
+    write itself is done; queries then load the full encoder)."""
+    write = getattr(encoder, "write_query_bundle", None)
+    if write is None:  # a test double, or an encoder without a model to export
+        return None
+    try:
+        return write(index_dir)
+    except (ModelError, OSError) as exc:
+        log.warning("no torch-free query path for %s: %s", index_dir, exc)
+        return None
