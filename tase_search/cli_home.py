@@ -64,17 +64,17 @@ def list_cmd(root: str | None, as_json: bool) -> None:
 
 @click.group("cache", context_settings=CONTEXT)
 def cache_group() -> None:
-    """The cache of exported ONNX query graphs (re-created when needed)."""
+    """The user cache: ONNX query graphs left by earlier versions (indexes now keep their own)."""
 
 
 @cache_group.command("clean", context_settings=CONTEXT)
 @click.option("--dry-run", "-n", is_flag=True, help="Only say what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def cache_clean_cmd(dry_run: bool, as_json: bool) -> None:
-    """Remove the cached ONNX query graphs, tokenizers and query bundles (~90 MB per model).
+    """Remove the ONNX query graphs, tokenizers and query bundles earlier versions cached (~90 MB per model).
 
-    Safe at any time: the next `tase-search index` exports the graph again (a few seconds), and until
-    then queries run on PyTorch. Env: TASE_SEARCH_CACHE_DIR moves the cache.
+    Safe at any time: nothing reads them any more (each index keeps its query bundle in its own
+    directory). Env: TASE_SEARCH_CACHE_DIR moves the cache.
 
     \b
     Examples:

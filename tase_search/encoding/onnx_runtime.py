@@ -31,8 +31,8 @@ import inspect
 import io
 import logging
 import os
+import secrets
 import signal
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -138,8 +138,8 @@ def export(model: Any, path: Path | None = None) -> bytes | None:
         trace(buf)
         return buf.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # a fresh name the exporter creates itself, so the file follows the umask as the index's others do
+    tmp = str(path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"))
     try:
         trace(tmp)
         os.replace(tmp, path)

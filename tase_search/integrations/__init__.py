@@ -43,7 +43,7 @@ def require(module: str, extra: str) -> ModuleType:
 def load_encoder(model: Any = "default", **load_kwargs: Any) -> Any:
     """``model`` as an encoder: a model spec (registered name, directory, hub id) is loaded with
     :meth:`tase_search.Encoder.load`; anything else is taken to be an encoder already (an
-    :class:`~tase_search.encoder.EncoderLike`, such as the test suite's fake)."""
+    :class:`~tase_search.encoding.DocumentEncoder`, such as the test suite's fake)."""
     if model is None or isinstance(model, str):
         from ..encoder import Encoder
 
