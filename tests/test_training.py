@@ -975,3 +975,57 @@ def test_wheel_ships_training_and_its_configs(tmp_path: Path) -> None:
         if line.startswith("Requires-Dist: datasets")
     ]
     assert requires and all("extra ==" in line for line in requires)
+
+
+# --------------------------------------------------------------------------- checkpoint selection
+def test_eval_config_is_checked(tmp_path: Path) -> None:
+    from tase_search.training.selection import build_selection
+
+    base = _tiny_model_dir(tmp_path, "bert")
+    cfg_path = _tiny_config(tmp_path, base)
+    with pytest.raises(InputError, match="unknown keys"):
+        pipeline.load_config(cfg_path, ["eval.bogus=1"])
+    with pytest.raises(InputError, match="need eval.evaluators"):
+        pipeline.load_config(cfg_path, ["eval.steps=5"])
+    sts = f"{{type: sts, path: {tmp_path / 'sts.tsv'}, name: dev}}"
+    cfg = pipeline.load_config(cfg_path, [f"eval.evaluators=[{sts}]", "eval.metric_for_best_model=other_x"])
+    with pytest.raises(InputError, match="dev_spearman"):
+        build_selection(cfg["eval"])
+    sel = build_selection(pipeline.load_config(cfg_path, [f"eval.evaluators=[{sts}]"])["eval"])
+    assert sel is not None and sel.metric == "dev_spearman" and sel.load_best
+    assert sel.training_args(7) == {
+        "eval_strategy": "steps",
+        "eval_steps": 7,
+        "save_steps": 7,
+        "metric_for_best_model": "dev_spearman",
+        "greater_is_better": True,
+        "load_best_model_at_end": True,
+    }
+
+
+def test_stage_model_is_the_best_checkpoint_by_the_evaluator(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    base = _tiny_model_dir(tmp_path, "bert")
+    sts = f"{{type: sts, path: {tmp_path / 'sts.tsv'}, name: dev}}"
+    cfg = pipeline.load_config(
+        _tiny_config(tmp_path, base),
+        [f"eval.evaluators=[{sts}]", "eval.steps=1", "stages.0.save_total_limit=5"],
+    )
+    pipeline.train(cfg, tmp_path / "run")
+    stage = json.loads((tmp_path / "run" / "run.json").read_text())["stages"][0]
+    scores = [(e["step"], e["eval_dev_spearman"]) for e in stage["log_history"] if "eval_dev_spearman" in e]
+    assert [s for s, _ in scores] == [1, 2, 3]
+    best_step = max(scores, key=lambda s: s[1])[0]  # the first of equal scores, as the trainer keeps it
+    sel = stage["selection"]
+    assert sel["metric"] == "dev_spearman" and sel["loaded_best"]
+    assert sel["best_checkpoint"].endswith(f"checkpoint-{best_step}")
+    assert sel["best_metric"] == pytest.approx(dict(scores)[best_step])
+    saved = load_file(str(tmp_path / "run" / "stage-1" / "model" / "model.safetensors"))
+    best = load_file(str(Path(sel["best_checkpoint"]) / "model.safetensors"))
+    assert saved.keys() == best.keys() and all((saved[k] == best[k]).all() for k in saved)
+    if best_step != 3:  # the last step's weights were not kept
+        last = load_file(
+            str(tmp_path / "run" / "stage-1" / "checkpoints" / "checkpoint-3" / "model.safetensors")
+        )
+        assert any((saved[k] != last[k]).any() for k in saved)

@@ -202,6 +202,12 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
                     raise InputError(f"{p}: stage {i} task {task['name']!r}: {exc}") from None
         stages.append(stage)
     cfg["stages"] = stages
+    from .selection import check_eval_spec
+
+    try:
+        cfg["eval"] = check_eval_spec(cfg.get("eval"))
+    except InputError as exc:
+        raise InputError(f"{p}: {exc}") from None
     if cfg.get("interpolate") is not None:
         from .merge import check_interpolate_spec
 

@@ -39,6 +39,7 @@ from tase_search.store.lock import atomic_write_bytes
 
 from . import data as tdata
 from .config import DEFAULTS, STAGE_DEFAULTS, apply_overrides, load_config, resolve_vars  # noqa: F401
+from .selection import Selection, build_selection
 
 log = logging.getLogger("training")
 
@@ -497,6 +498,7 @@ def _run_stage(
     *,
     resume: bool,
     max_steps: int | None,
+    selection: Selection | None = None,
 ) -> dict[str, Any]:
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import MultiDatasetBatchSamplers
@@ -558,6 +560,9 @@ def _run_stage(
     )
 
     steps = max_steps if max_steps else stage.get("max_steps")
+    checkpoints: dict[str, Any] = {"save_strategy": "steps", "save_steps": int(stage["save_steps"])}
+    if selection:  # evaluate at the checkpoint steps and keep the best
+        checkpoints.update(selection.training_args(int(stage["save_steps"])))
     args = SentenceTransformerTrainingArguments(
         output_dir=str(stage_dir / "checkpoints"),
         num_train_epochs=float(stage["epochs"]),
@@ -577,13 +582,12 @@ def _run_stage(
             if stage["sampler"] == "round_robin"
             else MultiDatasetBatchSamplers.PROPORTIONAL
         ),
-        save_strategy="steps",
-        save_steps=int(stage["save_steps"]),
         save_total_limit=int(stage["save_total_limit"]),
         logging_steps=int(stage["logging_steps"]),
         report_to="none",
         dataloader_num_workers=0,
         disable_tqdm=not sys.stderr.isatty(),
+        **checkpoints,
     )
     train_ds = datasets if len(datasets) > 1 else next(iter(datasets.values()))
     loss = loss_fns if len(loss_fns) > 1 else next(iter(loss_fns.values()))
@@ -592,6 +596,7 @@ def _run_stage(
         args=args,
         train_dataset=train_ds,
         loss=loss,
+        evaluator=selection.evaluator if selection else None,
         callbacks=[
             _progress_callback(stage["name"], int(stage["batch_size"]), stage.get("time_budget_minutes"))
         ],
@@ -615,6 +620,13 @@ def _run_stage(
             "log_history": trainer.state.log_history[-50:],
         }
     )
+    if selection:
+        info["selection"] = {
+            "metric": selection.metric,
+            "best_metric": trainer.state.best_metric,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "loaded_best": bool(selection.load_best and trainer.state.best_model_checkpoint),
+        }
     return info
 
 
@@ -742,6 +754,7 @@ def train(
             {k: previous.get(k) for k in ("started", "finished", "config", "total_seconds")},
         ]
     write_json(run_path, run)
+    selection = build_selection(config.get("eval"))  # dev files are read (and checked) before any training
 
     # ---- base model (+ vocabulary extension)
     base_location = config["base_model"]
@@ -810,6 +823,7 @@ def train(
             teacher_cache,
             resume=resume,
             max_steps=max_steps,
+            selection=selection,
         )
         model.max_seq_length = int(save_len)
         if teacher_cache:

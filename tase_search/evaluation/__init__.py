@@ -1,11 +1,15 @@
 """Evaluation suite: translation retrieval, the Tasviret check, STS, question -> paragraph retrieval.
 
-Every evaluator takes an encoder (anything with ``encode_query`` / ``encode_document`` returning
-L2-normalised float32 arrays, e.g. :class:`tase_search.encoder.Encoder`) and returns metrics as a
-plain dict. Only numpy is used for the math; matplotlib is imported only to draw plots.
+The functions take an encoder (anything with ``encode_query`` / ``encode_document`` returning
+L2-normalised float32 arrays, e.g. :class:`tase_search.encoder.Encoder`) and return metrics as a
+plain dict; only numpy is used for the math, matplotlib only to draw plots. The same tasks as
+objects with a primary metric, usable as training-time evaluators, are in
+:mod:`~tase_search.evaluation.evaluators` (imported on first use: it imports sentence-transformers).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .report import DEV_SUITE, SuiteTask, format_table, jsonable, run_suite, suite_task_names
 from .retrieval import (
@@ -44,3 +48,13 @@ __all__ = [
     "squad_task",
     "suite_task_names",
 ]
+
+_EVALUATORS = ("Evaluator", "RetrievalEvaluator", "StsEvaluator", "TasviretEvaluator", "build_evaluator")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EVALUATORS:
+        from . import evaluators
+
+        return getattr(evaluators, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
