@@ -24,7 +24,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CORPUS = REPO / "tase_search" / "data" / "demo_tr.txt"
 DEMO_QUERIES = REPO / "tase_search" / "data" / "demo_queries.txt"
-_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+_FLAGS = ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 # A few Turkish sentences so a benchmark runs even where neither a path nor the demo corpus exists.
 FALLBACK_SENTENCES = [

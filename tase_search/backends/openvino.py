@@ -6,7 +6,7 @@ so it is not the default there; on CPUs where OpenVINO's kernels pull ahead it c
 no faster than fp32 on that CPU and fell to cosine 0.97 on some sentences.
 
 The artefact is the IR (``model.xml`` + ``model.bin``) converted from the graph
-:func:`tase_search.onnx_query.export` writes, so it pools and normalises exactly like that graph.
+:func:`tase_search.encoding.onnx_runtime.export` writes, so it pools and normalises exactly like that graph.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def unsupported(model: Any) -> str | None:
 def write(model: Any, out: Path) -> dict[str, Any]:
     import openvino as ov
 
-    from ..onnx_query import export
+    from ..encoding.onnx_runtime import export
 
     onnx_path = out / "model.onnx"
     export(model, onnx_path)
