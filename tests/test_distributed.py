@@ -13,9 +13,12 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -253,13 +256,25 @@ def test_a_killed_append_leaves_the_index_and_a_rerun_resumes(
 
 
 def test_ivf_recall_against_flat(
-    tmp_path: Path, corpus: list[str], tiny_model_dir: Path, tiny_encoder: Any, inline: list[int]
+    tmp_path: Path,
+    corpus: list[str],
+    tiny_model_dir: Path,
+    tiny_encoder: Any,
+    inline: list[int],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from tase_search.distributed import ivf
+
+    merges: list[int] = []
+    merged = ivf.ParallelIVFAdds.merged
+    monkeypatch.setattr(
+        ivf.ParallelIVFAdds, "merged", lambda self: merges.append(len(self._copies)) or merged(self)
+    )
     flat = local_build(tiny_encoder, corpus, tmp_path / "flat")
     run = dist.index_corpus(
         corpus, tmp_path / "ivf", str(tiny_model_dir), precision="fp32", shard_bytes=800, factory="IVF16,Flat"
     )
-    assert run.retriever.info()["factory"] == "IVF16,Flat"
+    assert run.retriever.info()["factory"] == "IVF16,Flat" and merges  # filled in parallel, then merged
     assert recall_at_10(flat, run.retriever, tiny_encoder) >= 0.99
 
 
@@ -269,6 +284,34 @@ def recall_at_10(flat: Retriever, other: Retriever, encoder: Any) -> float:
     got = Retriever.load(other.path, model=encoder).search(queries, k=10, mode="dense")
     hits = sum(len({h.id for h in w} & {h.id for h in g}) for w, g in zip(want, got))
     return hits / sum(len(w) for w in want)
+
+
+def test_parallel_ivf_adds_make_the_serial_index() -> None:
+    from tase_search.distributed.ivf import ParallelIVFAdds
+    from tase_search.store.vectors import FaissIndex
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = rng.permutation(10_000)[:3000].astype(np.int64)
+    serial, parallel = FaissIndex.create("IVF16,Flat", 16), FaissIndex.create("IVF16,Flat", 16)
+    serial.train(x)
+    parallel.train(x)
+    serial.add(x[:100], ids[:100])  # rows already there stay first
+    parallel.add(x[:100], ids[:100])
+    adds = ParallelIVFAdds(parallel, 3)
+    for lo in range(100, 3000, 250):
+        serial.add(x[lo : lo + 250], ids[lo : lo + 250])
+        adds.add(x[lo : lo + 250], ids[lo : lo + 250])
+    assert adds.ntotal == 3000
+    merged = adds.merged()
+    assert merged.ntotal == serial.ntotal == 3000
+    s_scores, s_ids = serial.search(x[:50], 10)
+    p_scores, p_ids = merged.search(x[:50], 10)
+    assert np.array_equal(s_ids, p_ids) and np.allclose(s_scores, p_scores)
+    (si, sv), (pi, pv) = serial.reconstruct_all(), merged.reconstruct_all()
+    assert np.array_equal(si, pi) and np.array_equal(sv, pv)
+    assert merged.remove(ids[:5]) == serial.remove(ids[:5]) and merged.ntotal == serial.ntotal
 
 
 def test_cli_engine_ray(tmp_path: Path, corpus: list[str], tiny_model_dir: Path, inline: list[int]) -> None:
@@ -318,13 +361,21 @@ def test_ray_cluster_on_loopback(tmp_path: Path, corpus: list[str], tiny_model_d
     ray_bin = shutil.which("ray", path=os.path.dirname(sys.executable))
     assert ray_bin is not None
     port = _free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # a throwaway cluster on loopback, started and stopped here: no token to hand around
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     head = subprocess.Popen(
         [ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-         "--num-cpus=3", "--object-store-memory=200000000", "--include-dashboard=false",
-         f"--temp-dir={tmp_path / 'ray'}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+         "--num-cpus=3", "--object-store-memory=200000000", "--include-dashboard=false", f"--temp-dir={temp}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
+    assert head.stdout is not None
+    for line in head.stdout:  # up once it says so; a head that fails ends its output instead
+        if "Ray runtime started" in line:
+            break
+    else:
+        pytest.fail(f"ray start --head exited with {head.wait()}")
+    threading.Thread(target=head.stdout.read, daemon=True).start()  # drained, so it never blocks on a write
     try:
         index = tmp_path / "cluster"
         cmd = [os.path.join(os.path.dirname(sys.executable), "tase-search"), "index", *corpus, "--index", str(index),
@@ -335,5 +386,9 @@ def test_ray_cluster_on_loopback(tmp_path: Path, corpus: list[str], tiny_model_d
         local = local_build(tiny_encoder, corpus, tmp_path / "local")
         same_index(local, Retriever.load(index), tiny_encoder)
     finally:
-        os.killpg(head.pid, 15)
-        head.wait(timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)  # ray start --block stops the cluster's processes on SIGTERM
+        try:
+            head.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)

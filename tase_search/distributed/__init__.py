@@ -55,6 +55,7 @@ def index_corpus(
     address: str | None = None,
     workers: int = 2,
     cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
     factory: str | None = None,
     overwrite: bool = False,
     on_duplicate: str = "error",
@@ -74,7 +75,7 @@ def index_corpus(
     """Build the index at ``path`` from corpus files on Ray, or append to it when it exists (unless
     ``overwrite``), like ``tase-search index``. ``address``: ``auto`` or ``HOST:PORT`` of a running
     cluster, None to start Ray here. ``workers``: encoder actors, each with ``cpus_per_worker`` CPUs
-    and its own copy of the model. Other arguments are those of :meth:`Retriever.build` and
+    (and ``gpus_per_worker`` GPUs: the model then runs on CUDA) and its own copy of the model. Other arguments are those of :meth:`Retriever.build` and
     :func:`~tase_search.readers.read_corpus`; an append keeps the index's model, passage length and
     overlap. ``progress(n)`` hears of documents as their shards are staged."""
     from ..retriever import Retriever, resolve_index_path
@@ -94,8 +95,9 @@ def index_corpus(
         max_seq_length=max_seq_length,
         overlap=overlap,
         threads=max(1, int(cpus_per_worker)),
+        device="cuda" if gpus_per_worker else "cpu",
     )
-    ray_options = RayOptions(address=address, workers=workers, cpus_per_worker=cpus_per_worker)
+    ray_options = RayOptions(address, workers, cpus_per_worker, gpus_per_worker)
     options = ReadOptions(fmt, text_column, id_column, encoding_errors, asdict(limits or ReaderLimits()))
     shards, probe = plan_shards(list(corpus), options, shard_bytes)
     if probe.read == 0:

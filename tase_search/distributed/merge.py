@@ -1,36 +1,35 @@
 """Committing staged shards: every shard's documents and vectors enter the index in one write.
 
-The staged documents go through the same ingest as a local build, in corpus order, so ids (automatic
-ones included), deduplication of unchanged documents, ``on_duplicate``, the ``auto`` index type's
-growth (Flat, HNSW, IVF), IVF training (once, on the first ``TRAIN_SAMPLE`` vectors) and the keyword
-part come out as a local build of the same corpus gives them, and the write is the store's copy-on-write
-commit: a failure or a kill before its commit point leaves the previous index as it was. Only the
-encoding differs: :class:`StagedEncoder` hands the ingest the vectors the cluster computed instead of
-running a model.
+The staged shards go, in corpus order, through :func:`tase_search.ingest.add_encoded` inside one
+copy-on-write commit (:func:`tase_search.store.commit.commit`), so ids (automatic ones included),
+deduplication of unchanged documents, ``on_duplicate``, the ``auto`` index type's growth and the keyword
+part come out as a local build of the same corpus gives them, and a failure or a kill before the commit
+point leaves the previous index as it was. A new IVF-family index is trained first, once, on a sample
+drawn across the shards, and filled through :class:`~.ivf.ParallelIVFAdds`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import numpy as np
-
 from ..encoder import Passage
-from ..errors import IndexWriteError, InputError
+from ..errors import IndexExists, IndexWriteError, InputError
+from ..ingest import EncodedBatch, add_encoded
 from ..readers import Document, ReadStats
+from ..store import commit as _commit
+from ..store import retype as _retype
+from ..store.docs import DocStore
+from ..store.manifest import Manifest, ModelInfo
+from ..store.vectors import validate_factory
+from . import ivf as _ivf
 from .staging import StagedShard, Staging
 
 
-class StagedEncoder:
-    """An encoder (``EncoderLike``) that replays staged passages and vectors.
-
-    :meth:`offer` registers a document's passages and vectors as the document is handed to the ingest;
-    the ingest then asks :meth:`split_passages` for the documents it keeps, in order, and
-    :meth:`encode_document` for their passages' vectors, which come back in the same order. Documents
-    the ingest leaves out (unchanged, skipped) are dropped at the next :meth:`encode_document`, so what
-    is held is about one ingest chunk.
-    """
+class StagedModel:
+    """The model the shards were embedded with, as the index checks it (no weights: nothing is encoded
+    here)."""
 
     def __init__(self, model: dict[str, Any]) -> None:
         self.model_id = str(model["id"])
@@ -39,48 +38,25 @@ class StagedEncoder:
         self.max_seq_length = int(model["max_seq_length"])
         self.query_prompt = model.get("query_prompt")
         self.passage_prompt = model.get("passage_prompt")
-        self._offered: dict[str, tuple[list[Passage], np.ndarray]] = {}
-        self._split: list[tuple[str, list[Passage], np.ndarray]] = []
 
-    def offer(self, text: str, passages: Sequence[tuple[int, int, int, int]], vectors: np.ndarray) -> None:
-        self._offered.setdefault(text, ([Passage(s, e, i, c) for s, e, i, c in passages], vectors))
-
-    def split_passages(self, text: str, *, overlap: int = 32) -> list[Passage]:
-        passages, vectors = self._offered[text]
-        self._split.append((text, passages, vectors))
-        return list(passages)
-
-    def encode_document(
-        self, texts: Any, *, batch_size: int | None = None, progress: Any = None
-    ) -> np.ndarray:
-        split, self._split, self._offered = self._split, [], {}
-        expected = [text[p.start : p.end] for text, ps, _ in split for p in ps]
-        if list(texts) != expected:
-            raise RuntimeError("staged vectors were asked for passages in another order than they were split")
-        if progress is not None:
-            progress(len(expected))
-        if not split:
-            return np.zeros((0, self.dimension), np.float32)
-        return np.concatenate([v for _, _, v in split]).astype(np.float32, copy=False)
-
-    def encode_query(self, texts: Any, *, batch_size: int | None = None) -> np.ndarray:
-        raise InputError(
-            "an index committed from staged shards searches with its model: load it with Retriever.load"
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            id=self.model_id,
+            fingerprint=self.fingerprint,
+            dimension=self.dimension,
+            max_seq_length=self.max_seq_length,
+            query_prompt=self.query_prompt,
+            passage_prompt=self.passage_prompt,
         )
 
 
-def staged_documents(
-    keys: Sequence[str], staging: Staging, encoder: StagedEncoder | None = None
-) -> Iterator[Document]:
-    """The staged shards' documents in order, each offered to ``encoder`` as it is yielded."""
+def staged_batches(keys: Sequence[str], staging: Staging) -> Iterator[EncodedBatch]:
+    """One batch per staged shard, in order."""
     for key in keys:
         shard = load_staged(staging, key)
-        at = 0
-        for (doc_id, text, meta, source, line), passages in zip(shard.docs, shard.passages):
-            if encoder is not None:
-                encoder.offer(text, passages, shard.vectors[at : at + len(passages)])
-            at += len(passages)
-            yield Document(doc_id, text, meta, source, line)
+        docs = [Document(doc_id, text, meta, source, line) for doc_id, text, meta, source, line in shard.docs]
+        passages = [[Passage(s, e, i, c) for s, e, i, c in ps] for ps in shard.passages]
+        yield EncodedBatch(docs, passages, shard.vectors)
 
 
 def load_staged(staging: Staging, key: str) -> StagedShard:
@@ -140,22 +116,71 @@ def commit_staged(
     progress: Callable[[int], None] | None = None,
 ) -> Any:
     """Commit the staged shards ``keys`` (in corpus order) to the index at ``path`` in one write; returns
-    the ingest's :class:`~tase_search.retriever.AddResult`."""
+    the ingest's :class:`~tase_search.results.AddResult`."""
     from ..retriever import Retriever
 
-    encoder = StagedEncoder(model_of(records(keys, staging), staging))
-    docs = staged_documents(keys, staging, encoder)
-    if append:
-        return Retriever.load(path, model=encoder).add(docs, on_duplicate=on_duplicate, progress=progress)
-    r = Retriever.build(
-        docs,
-        model=encoder,
-        path=path,
-        factory=factory,
-        overwrite=overwrite,
-        overlap=overlap,
-        on_duplicate=on_duplicate,
-        progress=progress,
-        sparse=sparse,
+    model = StagedModel(model_of(records(keys, staging), staging))
+    batches = staged_batches(keys, staging)
+    if append:  # the index's own checks: the same weights, prompts and dimension
+        return Retriever.load(path, model=model).add_encoded(
+            batches, on_duplicate=on_duplicate, progress=progress
+        )
+    return _build(
+        keys, staging, path, model, batches, factory, overwrite, overlap, on_duplicate, sparse, progress
     )
-    return r.last_add
+
+
+def _build(
+    keys: Sequence[str],
+    staging: Staging,
+    path: Any,
+    model: StagedModel,
+    batches: Iterator[EncodedBatch],
+    factory: str | None,
+    overwrite: bool,
+    overlap: int,
+    on_duplicate: str,
+    sparse: bool,
+    progress: Callable[[int], None] | None,
+) -> Any:
+    """A new index (replacing one only with ``overwrite``), as :meth:`Retriever.build` makes it."""
+    from ..retriever import resolve_index_path
+
+    index_dir = resolve_index_path(path)
+    _commit.refuse_foreign(index_dir)
+    if (index_dir / "manifest.json").exists() and not overwrite:
+        raise IndexExists(f"an index already exists at {index_dir}; append to it, or pass overwrite=True")
+    if factory:
+        validate_factory(factory)
+    manifest = Manifest(
+        model=model.info(),
+        factory=factory or "Flat",
+        index_type="custom" if factory else "auto",
+        backend="faiss",
+        overlap_tokens=overlap,
+    )
+
+    def mutate(store: DocStore, slot: _commit.VectorSlot, m: Manifest) -> Any:
+        if sparse:
+            store.build_sparse()  # empty: filled as the documents go in
+        parallel = None
+        if _ivf.is_ivf(factory) and slot.vectors.needs_training:
+            slot.vectors.train(_ivf.training_sample(staging, keys))
+            if on_duplicate != "replace":  # a replace may remove rows added earlier in this write
+                parallel = _ivf.ParallelIVFAdds(slot.vectors, os.cpu_count() or 1)
+                slot.vectors = parallel
+        try:
+            result = add_encoded(batches, store, slot, m, on_duplicate, progress)
+        finally:
+            if parallel is not None:
+                slot.vectors = parallel.merged()
+        _retype.maybe_retype(m, slot, store)
+        return result
+
+    unborn = not index_dir.exists()
+    try:
+        return _commit.commit(index_dir, mutate, new=manifest)
+    except BaseException:
+        if unborn:
+            _commit.remove_unborn(index_dir)
+        raise

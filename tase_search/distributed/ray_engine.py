@@ -44,6 +44,7 @@ class EncoderSpec:
     max_seq_length: int | None = None
     overlap: int = 32
     threads: int = 1
+    device: str = "cpu"
 
     def job(self) -> list[Any]:
         """What a shard's vectors depend on besides its bytes (the staging directory's key)."""
@@ -53,11 +54,13 @@ class EncoderSpec:
 @dataclass(frozen=True)
 class RayOptions:
     """``address``: ``auto``, ``HOST:PORT`` of a running cluster, or None to start a Ray instance here
-    with ``workers x cpus_per_worker`` CPUs (plus one for reading). ``workers``: encoder actors."""
+    with ``workers x cpus_per_worker`` CPUs (plus one for reading). ``workers``: encoder actors, each
+    holding ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs (a GPU actor runs the model on CUDA)."""
 
     address: str | None = None
     workers: int = 2
     cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
     batch_docs: int = BATCH_DOCS
 
     def __post_init__(self) -> None:
@@ -125,6 +128,7 @@ class EncodeActor:
         self.encoder = Encoder.load(
             spec.model,
             precision=spec.precision,
+            device=spec.device,
             batch_size=spec.batch_size,
             max_seq_length=spec.max_seq_length,
         )
@@ -284,4 +288,5 @@ def _pipeline(
         batch_format="numpy",
         concurrency=ro.workers,
         num_cpus=ro.cpus_per_worker,
+        num_gpus=ro.gpus_per_worker or None,
     )

@@ -118,6 +118,11 @@ class Staging:
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None
 
+    def vectors(self, key: str) -> np.ndarray:
+        """A staged shard's vectors alone (an IVF training sample reads only these)."""
+        with np.load(self.path(key), allow_pickle=False) as data:
+            return data["vectors"]
+
     def has(self, key: str) -> bool:
         return self.path(key).is_file()
 
