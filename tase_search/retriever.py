@@ -213,7 +213,7 @@ class Retriever:
         """
         index_dir = resolve_index_path(path)
         manifest = read_existing(index_dir)
-        if model is not None and not isinstance(model, str):  # an Encoder (or any EncoderLike)
+        if model is not None and not isinstance(model, str):  # an Encoder (or any DocumentEncoder)
             return cls(
                 index_dir,
                 manifest,
@@ -260,15 +260,21 @@ class Retriever:
         :attr:`encoder`. A :class:`~tase_search.encoding.QueryEncoder`."""
         if self._query_encoder is None:
             light, self.query_path_note = _bundle.bundle_for_queries(
-                self.path, self.manifest.model, encoder=self._encoder, query_backend=self._query_backend
+                self.path,
+                self.manifest.model,
+                encoder=self._encoder,
+                query_backend=self._query_backend,
+                model_spec=self._model_spec,
             )
             self._query_encoder = light if light is not None else self.encoder
         return self._query_encoder
 
     def write_query_bundle(self) -> Path | None:
         """Write the torch-free query path for the index's model into the index directory, unless a good
-        one is there (every build and add does this; call it for an index made before it existed)."""
-        path = self.encoder.write_query_bundle(self.path)
+        one is there (every build and add does this; call it for an index made before it existed). None
+        for an encoder that has no model to export (a test double) or with ``query_backend="torch"``."""
+        write = getattr(self.encoder, "write_query_bundle", None)
+        path = write(self.path) if write is not None else None
         self._query_encoder = None  # the next query looks again
         return path
 

@@ -260,20 +260,26 @@ def write_bundle(encoder: Any, index_dir: str | os.PathLike[str]) -> Path | None
 
 
 def bundle_for_queries(
-    index_dir: str | os.PathLike[str], manifest_model: Any, *, encoder: Any, query_backend: str
+    index_dir: str | os.PathLike[str],
+    manifest_model: Any,
+    *,
+    encoder: Any,
+    query_backend: str,
+    model_spec: str | None = None,
 ) -> tuple[LightQueryEncoder | None, str | None]:
     """The query side of an index opened for search: ``(bundle encoder, None)`` when queries can skip the
     full encoder, else ``(None, note)`` (``note`` None when the bundle was not wanted).
 
     Wanted under ``query_backend="auto"`` (or ``onnx``: the bundle is ONNX too) when no full encoder is
-    given, and for a given ``encoder`` whose own ``auto`` query path is PyTorch (it has no graph at hand).
+    given and no other model than the manifest's is named (that one must be loaded and checked), and for
+    a given ``encoder`` whose own ``auto`` query path is PyTorch (it has no graph at hand).
     """
     if encoder is not None:
         wanted = getattr(encoder, "query_backend", "torch") == "auto" and (
             getattr(encoder, "active_query_backend", "onnx") == "torch"
         )
     else:
-        wanted = query_backend != "torch"
+        wanted = query_backend != "torch" and model_spec in (None, manifest_model.id)
     if not wanted:
         return None, None
     m = manifest_model
