@@ -357,18 +357,13 @@ def test_index_names_never_escape_the_root(tmp_path_factory: pytest.TempPathFact
 )
 def test_settings_from_environment(key: str, value: str) -> None:
     name = "TASE_SEARCH_" + key
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        s = load_settings()
-    except InputError as exc:
-        assert name in str(exc)  # the message names where the bad value came from
-        return
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
+    with pytest.MonkeyPatch.context() as mp:  # per example: a fixture would span all of them
+        mp.setenv(name, value)
+        try:
+            s = load_settings()
+        except InputError as exc:
+            assert name in str(exc)  # the message names where the bad value came from
+            return
     assert 1 <= s.batch_size <= 65536 and 0 <= s.overlap_tokens <= 65536 and 0 <= s.max_seq_length <= 65536
 
 

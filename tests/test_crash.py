@@ -1,13 +1,14 @@
 """Crash safety: a writer killed (SIGKILL), interrupted (SIGINT) or failing at any step leaves the old index.
 
-The subprocess tests run the real ``tase-search index`` on an existing index and kill it once it has
-started writing its next generation (a ``.tmp-gen-*`` directory exists). The in-process tests inject
+The subprocess tests run the real ``tase-search index`` on an existing index, stop it at a named point
+of its write (``TASE_SEARCH_FAULT=<point>:stop``) and kill or interrupt it there. The in-process tests inject
 a failure at each step of a write (encode, SQLite commit, vector save, fsync, rename, manifest write)
 with the cleanup disabled, which leaves exactly what a kill at that point would leave.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -15,23 +16,20 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fakes import FakeEncoder
 
 import tase_search.store.commit as commit_mod
 import tase_search.store.lock as lock_mod
 import tase_search.store.vectors as vectors_mod
+from campaign.faults import let_children_see_ctrl_c
 from tase_search.cli import main
 from tase_search.retriever import TMP_PREFIX, Retriever
 from tase_search.store.manifest import read_manifest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the campaign package (repo root)
-from campaign.faults import let_children_see_ctrl_c  # noqa: E402
+from tase_search.testing import FakeEncoder, stop_at, wait_until_stopped
 
 BASE = [
     {"id": f"b{i}", "text": t, "topic": topic}
@@ -79,18 +77,10 @@ def _script() -> list[str]:
     return [str(exe)] if exe.is_file() else [sys.executable, "-m", "tase_search.cli"]
 
 
-def _env(tmp: Path) -> dict[str, str]:
-    keep = {"TASE_SEARCH_CACHE_DIR"}  # the session's throwaway cache, never ~/.cache
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASE_SEARCH_") or k in keep}
-    env.update(
-        # Writes are what these tests interrupt: no ONNX query-path preparation after them.
-        TASE_SEARCH_QUERY_BACKEND="torch",
-        TASE_SEARCH_PRECISION="fp32",
-        TASE_SEARCH_NO_PROGRESS="1",
-        TASE_SEARCH_CONFIG=str(tmp / "no-config.toml"),
-        HF_HUB_OFFLINE="1",
-    )
-    return env
+def _env() -> dict[str, str]:
+    """The real CLI on the tiny model (conftest isolates the rest of the environment). Writes are what
+    these tests interrupt: no ONNX query-path preparation after them."""
+    return {**os.environ, "TASE_SEARCH_QUERY_BACKEND": "torch", "TASE_SEARCH_PRECISION": "fp32"}
 
 
 @pytest.fixture(scope="module")
@@ -119,31 +109,29 @@ def index_copy(base_index: Path, tmp_path: Path) -> Path:
     return dst
 
 
-def _start_and_wait_for_write(path: Path, corpus: Path, tmp: Path) -> subprocess.Popen[str]:
+def _start_stopped(path: Path, corpus: Path, point: str) -> subprocess.Popen[str]:
+    """``tase-search index corpus`` into ``path``, stopped inside its write at fault point ``point``."""
     let_children_see_ctrl_c()  # a test run started in the background would pass on an ignored SIGINT
     proc = subprocess.Popen(
         [*_script(), "index", str(corpus), "--index", str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(tmp),
+        env={**_env(), **stop_at(point)},
     )
-    deadline = time.monotonic() + 240
-    while not temporaries(path):
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"index exited ({proc.returncode}) before it started writing:\n{out}\n{err}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("index never started writing")
-        time.sleep(0.005)
+    wait_until_stopped(proc)
     return proc
 
 
-def _kill_mid_write(path: Path, corpus: Path, tmp: Path, delay: float) -> None:
-    proc = _start_and_wait_for_write(path, corpus, tmp)
-    time.sleep(delay)
-    assert proc.poll() is None, "the index run finished before it could be killed: use a bigger corpus"
+def _kill_mid_write(path: Path, corpus: Path, delay: float) -> None:
+    """SIGKILL inside the write: where it stopped (``copied``: the temporary generation exists, the old
+    vectors are loaded) or, with a ``delay``, that many seconds after letting it go on (a random moment)."""
+    proc = _start_stopped(path, corpus, "copied")
+    if delay:
+        proc.send_signal(signal.SIGCONT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=delay)
+        assert proc.poll() is None, "the index run finished before it could be killed: use a bigger corpus"
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
@@ -155,13 +143,13 @@ def test_sigkill_mid_write_keeps_old_index(
 ) -> None:
     before = state(index_copy, tiny_encoder)
     delay = 0.0 if seed == 0 else random.Random(seed).uniform(0.05, 0.6)
-    _kill_mid_write(index_copy, big_corpus, tmp_path, delay)
+    _kill_mid_write(index_copy, big_corpus, delay)
     assert state(index_copy, tiny_encoder) == before  # exactly the old index, still searchable
     assert Retriever.load(index_copy, model=tiny_encoder).info()["documents"] == before[1]  # type: ignore[arg-type]
     # the next writer succeeds and clears what the killed one left
     more = tmp_path / "more.txt"
     more.write_text("kilitten sonra yeni belge\nbir tane daha\n", encoding="utf-8")
-    res = CliRunner(env=_env(tmp_path)).invoke(main, ["index", str(more), "--index", str(index_copy)])
+    res = CliRunner(env=_env()).invoke(main, ["index", str(more), "--index", str(index_copy)])
     assert res.exit_code == 0, res.output
     m = read_manifest(index_copy)
     assert (m.generation, m.documents) == (before[0] + 1, before[1] + 2)
@@ -172,12 +160,15 @@ def test_sigkill_mid_write_keeps_old_index(
     ]
 
 
-def test_sigint_mid_write(index_copy: Path, big_corpus: Path, tmp_path: Path, tiny_encoder: object) -> None:
+def test_sigint_mid_write(index_copy: Path, tmp_path: Path, tiny_encoder: object) -> None:
+    """Ctrl-C inside the write (documents embedded, SQLite transaction open): exit 130 with a message,
+    no traceback, no temporaries, the old index."""
     before = state(index_copy, tiny_encoder)
-    proc = _start_and_wait_for_write(index_copy, big_corpus, tmp_path)
-    time.sleep(0.1)
-    assert proc.poll() is None, "the index run finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
+    more = tmp_path / "more.txt"
+    more.write_text("yarıda kalan belge\nbir tane daha\n", encoding="utf-8")
+    proc = _start_stopped(index_copy, more, "ingested")
+    proc.send_signal(signal.SIGINT)  # pending while it is stopped: it lands as it goes on
+    proc.send_signal(signal.SIGCONT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
@@ -198,7 +189,7 @@ def test_sigkill_at_fault_point(index_copy: Path, tmp_path: Path, tiny_encoder: 
     before = state(index_copy, tiny_encoder)
     more = tmp_path / "more.jsonl"
     more.write_text('{"id": "y1", "text": "yeni belge bir"}\n{"id": "y2", "text": "yeni belge iki"}\n')
-    env = {**_env(tmp_path), lock_mod.FAULT_ENV: point}
+    env = {**_env(), lock_mod.FAULT_ENV: point}
     out = subprocess.run(
         [*_script(), "index", str(more), "--index", str(index_copy)],
         capture_output=True,
@@ -213,7 +204,7 @@ def test_sigkill_at_fault_point(index_copy: Path, tmp_path: Path, tiny_encoder: 
         assert (after[0], after[1]) == (before[0] + 1, before[1] + 2)
     else:
         assert after == before
-    res = CliRunner(env=_env(tmp_path)).invoke(
+    res = CliRunner(env=_env()).invoke(
         main, ["index", str(more), "--index", str(index_copy), "--on-duplicate", "skip"]
     )
     assert res.exit_code == 0, res.output
@@ -302,7 +293,7 @@ def test_disk_full_in_cli_is_a_clean_error(
         raise OSError(28, "No space left on device", str(path / "x"))
 
     monkeypatch.setattr(vectors_mod.FaissIndex, "save", full)
-    res = CliRunner(env=_env(tmp_path)).invoke(main, ["index", str(more), "--index", str(path)])
+    res = CliRunner(env=_env()).invoke(main, ["index", str(more), "--index", str(path)])
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
     assert "no space left" in res.output.lower() and "Traceback" not in res.output
     assert not temporaries(path)

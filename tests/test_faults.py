@@ -2,9 +2,9 @@
 
 After every fault the index must verify, hold exactly the old or exactly the new documents, answer
 queries, and accept the next write. The default run covers every named fault point with the fast
-Python-API writer, a handful of random-delay kills of the real ``tase-search delete``, Ctrl-C of
-the real CLI and disk-full paths; ``-m slow`` adds every point for every operation and random kills
-of the real ``tase-search index`` (new, append, overwrite) with a tiny model. The full campaign
+Python-API writer, Ctrl-C of the real CLI and disk-full paths; ``-m slow`` adds every point for every
+operation, random-moment kills of the API writer and of the real ``tase-search delete``, and random
+kills of the real ``tase-search index`` (new, append, overwrite) with a tiny model. The full campaign
 (``python -m campaign.run``) does hundreds.
 """
 
@@ -14,23 +14,19 @@ import errno
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the campaign package (repo root)
-
-from fakes import FakeEncoder  # noqa: E402
-
-from campaign.common import check_next_write, leftovers, make_docs, snapshot  # noqa: E402
-from campaign.faults import COMMITTED_POINTS, KillCampaign, Op, _cli, _reset  # noqa: E402
-from tase_search.errors import IndexWriteError  # noqa: E402
-from tase_search.retriever import Retriever  # noqa: E402
-from tase_search.store import commit as commit_mod  # noqa: E402
-from tase_search.store import lock as lockmod  # noqa: E402
-from tase_search.store.lock import FAULT_POINTS  # noqa: E402
-from tase_search.store.verify import verify_index  # noqa: E402
+from campaign.common import check_next_write, leftovers, make_docs, snapshot
+from campaign.faults import COMMITTED_POINTS, KillCampaign, Op, _cli, _reset
+from tase_search.errors import IndexWriteError
+from tase_search.retriever import Retriever
+from tase_search.store import commit as commit_mod
+from tase_search.store import lock as lockmod
+from tase_search.store.lock import FAULT_POINTS
+from tase_search.store.verify import verify_index
+from tase_search.testing import FakeEncoder
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +60,19 @@ def test_fault_points_fire_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_fault_hook_is_inert_without_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No signal without TASE_SEARCH_FAULT or for another point; the one asked for at the named point."""
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(lockmod.os, "kill", lambda pid, sig: sent.append((pid, sig)))
     monkeypatch.delenv(lockmod.FAULT_ENV, raising=False)
-    lockmod.fault_point("committed")  # returns: no signal
+    lockmod.fault_point("committed")
     monkeypatch.setenv(lockmod.FAULT_ENV, "some-other-point")
     lockmod.fault_point("committed")
+    assert sent == []
+    for spec in ("committed", "committed:int", "committed:stop"):
+        monkeypatch.setenv(lockmod.FAULT_ENV, spec)
+        lockmod.fault_point("committed")
+    pid = os.getpid()
+    assert sent == [(pid, signal.SIGKILL), (pid, signal.SIGINT), (pid, signal.SIGSTOP)]
 
 
 # ------------------------------------------------------------------------------ SIGKILL
@@ -100,6 +105,7 @@ def test_kill_every_operation_at_every_point(kc: KillCampaign, op: str, point: s
     _assert_survived(kc.trial(op, fault=point))
 
 
+@pytest.mark.slow  # random moments: whether a kill lands inside the write depends on the machine's speed
 def test_random_kills_of_real_cli_delete(kc: KillCampaign) -> None:
     """A handful of SIGKILLs of the real ``tase-search delete`` at random moments inside its write."""
     done = 0
@@ -114,6 +120,7 @@ def test_random_kills_of_real_cli_delete(kc: KillCampaign) -> None:
     assert done >= 2, "the delete kept finishing before the kill"
 
 
+@pytest.mark.slow  # random moments, as above; every named point is killed deterministically above
 def test_random_kills_api_writer(kc: KillCampaign) -> None:
     stats = kc.run(4, hooks=False, ops=("add", "overwrite"), start_share=0.0)
     assert stats["kills"]["survived"] == stats["kills"]["tried"] == 4, stats

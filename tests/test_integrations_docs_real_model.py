@@ -7,7 +7,6 @@ them — holds for the model users get. Slow: it loads the shipped model and eve
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ import pytest
 from doc_examples import corpus, examples, run_example, shell_example
 
 pytestmark = [pytest.mark.integrations, pytest.mark.slow]
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 
 @pytest.fixture(scope="module")

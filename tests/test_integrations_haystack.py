@@ -4,12 +4,10 @@ own DocumentStore test suite (``haystack.testing.document_store.DocumentStoreBas
 from __future__ import annotations
 
 import inspect
-import os
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")  # tests are offline: no usage reports
 pytest.importorskip("haystack")
 
 from bilingual import CORPUS, TEXTS, BilingualEncoder  # noqa: E402

@@ -358,6 +358,7 @@ def _real_models() -> list:
     return out
 
 
+@pytest.mark.slow  # loads real models twice each (the shipped one is 77 MB)
 @pytest.mark.parametrize("spec", _real_models())
 def test_real_model_differential(spec: str) -> None:
     light = Encoder.load(spec, precision="fp32", loader="light")

@@ -407,6 +407,7 @@ def test_query_backend_torch_in_the_environment_prepares_nothing(tiny_model_dir,
     assert r.exit_code == 2 and "bogus" in r.output
 
 
+@pytest.mark.slow  # exports the shipped model's query graph
 def test_shipped_model_golden_vectors_through_onnx(cache) -> None:
     golden = json.loads((Path(__file__).parent / "golden" / "default-model.json").read_text(encoding="utf-8"))
     enc = Encoder.load("default", query_backend="onnx")  # auto precision: bf16 weights where supported
