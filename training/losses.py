@@ -1,4 +1,4 @@
-"""Losses not in sentence-transformers: translation alignment and teacher distillation in one pass.
+"""Losses: the config's loss specs (:func:`build_loss`), and one not in sentence-transformers.
 
 :class:`AlignDistillLoss` embeds a (Turkish, English) batch once and uses it twice: symmetric MNRL
 pulls each Turkish sentence to its own translation and away from the other translations in the
@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["AlignDistillLoss", "embed_features"]
+from tase_search.errors import InputError
+
+__all__ = ["LOSS_TYPES", "AlignDistillLoss", "build_loss", "embed_features"]
 
 
 def embed_features(model: Any, sentence_features: Iterable[dict[str, Tensor]]) -> list[Tensor]:
@@ -91,3 +93,51 @@ class AlignDistillLoss(nn.Module):
             "Reimers & Gurevych 2020, Making Monolingual Sentence Embeddings Multilingual using Knowledge "
             "Distillation; Henderson et al. 2017 (MNRL)"
         )
+
+
+# --------------------------------------------------------------------------- from a config
+LOSS_TYPES = ("mnrl", "mnrl_symmetric", "cached_mnrl", "mse", "cosent", "align_distill")
+
+
+def build_loss(spec: dict[str, Any], model: Any) -> Any:
+    """A loss spec → loss module. ``align_distill`` (training.losses) = symmetric MNRL + teacher MSE in one pass."""
+    try:
+        from sentence_transformers.sentence_transformer import losses
+    except ImportError:  # pragma: no cover - sentence-transformers < 6
+        from sentence_transformers import losses  # type: ignore[no-redef]
+
+    kind = spec.get("type")
+    scale = float(spec.get("scale", 20.0))
+    if kind == "mnrl":
+        return losses.MultipleNegativesRankingLoss(model, scale=scale)
+    if kind == "mnrl_symmetric":
+        try:  # sentence-transformers >= 6: the symmetric loss is an option of MNRL
+            return losses.MultipleNegativesRankingLoss(
+                model,
+                scale=scale,
+                directions=("query_to_doc", "doc_to_query"),
+                partition_mode="per_direction",
+            )
+        except TypeError:
+            return losses.MultipleNegativesSymmetricRankingLoss(model, scale=scale)
+    if kind == "cached_mnrl":
+        return losses.CachedMultipleNegativesRankingLoss(
+            model, scale=scale, mini_batch_size=int(spec.get("mini_batch_size", 32))
+        )
+    if kind == "mse":
+        return losses.MSELoss(model)
+    if kind == "cosent":
+        return losses.CoSENTLoss(model, scale=float(spec.get("scale", 20.0)))
+    if kind == "align_distill":
+        return AlignDistillLoss(
+            model,
+            scale=scale,
+            mnrl_weight=float(spec.get("mnrl_weight", 1.0)),
+            mse_weight=float(spec.get("mse_weight", 1.0)),
+            symmetric=bool(spec.get("symmetric", True)),
+        )
+    raise InputError(f"unknown loss {kind!r}: choose from {', '.join(LOSS_TYPES)}")
+
+
+def _needs_teacher(loss_spec: dict[str, Any]) -> bool:
+    return loss_spec.get("type") in ("mse", "align_distill") and loss_spec.get("mse_weight", 1.0) != 0

@@ -20,13 +20,10 @@ versions, timings, pairs/s, eval results) and the final model as fp16 safetensor
 from __future__ import annotations
 
 import functools
-import glob
-import io
 import json
 import logging
 import os
 import platform
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -35,11 +32,22 @@ from pathlib import Path
 from typing import Any
 
 from tase_search.errors import DataError, InputError, ModelError
-from tase_search.store.lock import atomic_write_bytes
 
 from . import data as tdata
 from .config import DEFAULTS, STAGE_DEFAULTS, apply_overrides, load_config, resolve_vars  # noqa: F401
+from .export import export_fp16
+from .losses import LOSS_TYPES, _needs_teacher, build_loss  # noqa: F401
+from .runlog import _progress_callback, package_versions, write_json
 from .selection import Selection, build_selection
+from .tasks import (
+    _text_columns,
+    apply_prompts,
+    build_task_dataset,
+    data_files,
+    normalize_dataset,
+    tokenizer_lowercases,  # noqa: F401
+)
+from .teacher import _load_teacher_cache, _save_teacher_cache, add_self_teacher_labels, add_teacher_labels
 
 log = logging.getLogger("training")
 
@@ -53,132 +61,6 @@ __all__ = [
     "resolve_vars",
     "train",
 ]
-
-
-# --------------------------------------------------------------------------- data
-def _expand(paths: str | Sequence[str]) -> list[str]:
-    items = [paths] if isinstance(paths, str) else list(paths)
-    out: list[str] = []
-    for item in items:
-        item = os.path.expanduser(str(item))
-        hits = sorted(glob.glob(item)) if any(c in item for c in "*?[") else [item]
-        if not hits:
-            raise DataError(f"{item}: no file matches (check data_root)")
-        out.extend(hits)
-    return out
-
-
-def data_files(spec: dict[str, Any]) -> list[str]:
-    """The local files a data spec reads (for run.json checksums)."""
-    if "paths" in spec:
-        return _expand(spec["paths"])
-    if "path" in spec:
-        return _expand(spec["path"])
-    return []
-
-
-def build_task_dataset(spec: dict[str, Any]) -> Any:
-    """A data spec from the config → ``datasets.Dataset``.
-
-    Types: ``pairs`` (paths, columns[, names]), ``sts`` (path: s1, s2, score/5), ``sts_pairs`` (path,
-    min_score), ``squad`` (path, target paragraph|sentence, max_chars), ``nli_tr`` (hub; part
-    triplets|pairs|all), ``parallel_hub`` (hub_id, source, target[, config, split]). Common keys:
-    ``limit`` (keep the first N rows), ``repeat`` (float: >1 upsamples, <1 subsamples, seeded).
-    """
-    kind = spec.get("type")
-    limit = spec.get("limit")
-    if kind == "pairs":
-        ds = tdata.read_pairs(
-            data_files(spec), spec.get("columns", ["tr", "en"]), names=spec.get("names"), limit=limit
-        )
-    elif kind == "sts":
-        ds = tdata.read_sts(spec["path"], limit=limit)
-    elif kind == "sts_pairs":
-        ds = tdata.sts_positive_pairs(spec["path"], min_score=float(spec.get("min_score", 4.0)))
-    elif kind == "squad":
-        ds = tdata.read_squad(
-            spec["path"], target=spec.get("target", "paragraph"), max_chars=spec.get("max_chars"), limit=limit
-        )
-    elif kind == "nli_tr":
-        parts = tdata.load_nli_tr(
-            spec.get("configs", ["snli_tr", "multinli_tr"]),
-            split=spec.get("split", "train"),
-            hub_id=spec.get("hub_id", "boun-tabi/nli_tr"),
-            hard_negatives=bool(spec.get("hard_negatives", True)),
-            limit=limit,
-        )
-        part = spec.get("part", "all")
-        if part == "all":
-            from datasets import concatenate_datasets
-
-            # triplets keep their hard negative; entailment pairs without one become (anchor, positive)
-            ds = parts.get("triplets")
-            if "pairs" in parts:
-                pairs = parts["pairs"]
-                ds = (
-                    pairs
-                    if ds is None
-                    else concatenate_datasets([ds.select_columns(["anchor", "positive"]), pairs])
-                )
-        elif part in parts:
-            ds = parts[part]
-        else:
-            raise DataError(f"nli_tr: no {part!r} examples (have {sorted(parts)})")
-    elif kind == "parallel_hub":
-        ds = tdata.load_parallel_hub(
-            spec["hub_id"],
-            spec.get("source", "tr"),
-            spec.get("target", "en"),
-            config=spec.get("config"),
-            split=spec.get("split", "train"),
-            limit=limit,
-        )
-    else:
-        raise InputError(f"unknown data type {kind!r} (pairs, sts, sts_pairs, squad, nli_tr, parallel_hub)")
-    repeat = float(spec.get("repeat", 1.0))
-    if repeat != 1.0:
-        ds = _resample(ds, repeat, seed=int(spec.get("seed", 0)))
-    return ds
-
-
-def _resample(ds: Any, factor: float, seed: int) -> Any:
-    import numpy as np
-    from datasets import concatenate_datasets
-
-    if factor <= 0:
-        raise InputError(f"repeat must be > 0, got {factor}")
-    whole = int(factor)
-    parts = [ds] * whole
-    frac = factor - whole
-    if frac > 0:
-        rng = np.random.default_rng(seed)
-        idx = sorted(rng.choice(len(ds), size=max(1, int(round(frac * len(ds)))), replace=False).tolist())
-        parts.append(ds.select(idx))
-    return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
-
-
-def _text_columns(ds: Any) -> list[str]:
-    return [c for c in ds.column_names if c not in ("label", "score") and isinstance(ds[0][c], str)]
-
-
-def normalize_dataset(ds: Any, lowercase: bool) -> Any:
-    """Apply the encoder's own input normalisation (NFC; İ→i for lowercasing tokenizers) to every text column,
-    so training sees exactly what ``Encoder`` feeds the model at search time."""
-    from tase_search.text import normalize_for_model
-
-    cols = _text_columns(ds)
-
-    def fn(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        return {c: [normalize_for_model(t, lowercase=lowercase) for t in batch[c]] for c in cols}
-
-    return ds.map(fn, batched=True, batch_size=2000, desc=None)
-
-
-def tokenizer_lowercases(tok: Any) -> bool:
-    """Same rule as :attr:`tase_search.encoder.Encoder.lowercases` (one definition, in encoder.py)."""
-    from tase_search.encoder import tokenizer_lowercases as rule
-
-    return rule(tok)
 
 
 # --------------------------------------------------------------------------- precision / models
@@ -200,290 +82,6 @@ def load_model(spec: str) -> Any:
 
     _, location = resolve(spec)
     return load_sentence_transformer(location)
-
-
-def teacher_embeddings(teacher: Any, texts: list[str], precision: str, batch_size: int = 128) -> Any:
-    """Teacher embeddings (float32 numpy) computed once, length-sorted, under inference mode (+ bf16)."""
-    import contextlib
-
-    import numpy as np
-    import torch
-
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
-    teacher.eval()
-    with torch.inference_mode(), ctx:
-        emb = teacher.encode(
-            [texts[i] for i in order], batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
-    out = np.zeros_like(emb, dtype=np.float32)
-    out[order] = emb.astype(np.float32)
-    return out
-
-
-def add_teacher_labels(ds: Any, teacher: Any, column: str, precision: str, cache: dict[str, Any]) -> Any:
-    """Add ``label`` = teacher embedding of ``column`` (cached by text across tasks)."""
-    import numpy as np
-
-    texts = ds[column]
-    todo = list(dict.fromkeys(t for t in texts if t not in cache))
-    if todo:
-        emb = teacher_embeddings(teacher, todo, precision)
-        for t, v in zip(todo, emb, strict=True):
-            cache[t] = v
-    labels = np.stack([cache[t] for t in texts]).astype(np.float32)
-    if "label" in ds.column_names:
-        ds = ds.remove_columns("label")
-    return ds.add_column("label", list(labels))
-
-
-def add_self_teacher_labels(ds: Any, teacher: Any, precision: str, cache: dict[str, Any]) -> Any:
-    """Add ``label`` = the teacher's embeddings of each text column, concatenated (``columns * dim`` per row).
-
-    Self-distillation: each text is held near where the frozen base put it, so a ranking loss on
-    Turkish pairs cannot reshape the space the base model's semantic scores come from.
-    """
-    import numpy as np
-
-    cols = _text_columns(ds)
-    todo = list(dict.fromkeys(t for c in cols for t in ds[c] if t not in cache))
-    if todo:
-        for t, v in zip(todo, teacher_embeddings(teacher, todo, precision), strict=True):
-            cache[t] = v
-    columns = [ds[c] for c in cols]
-    labels = np.stack([np.concatenate([cache[col[i]] for col in columns]) for i in range(len(ds))]).astype(
-        np.float32
-    )
-    if "label" in ds.column_names:
-        ds = ds.remove_columns("label")
-    return ds.add_column("label", list(labels))
-
-
-def apply_prompts(ds: Any, prompts: dict[str, str] | None) -> Any:
-    """Prefix text columns with the model's prompts (``{column: "query: "}``), as the encoder does at search time.
-
-    Prefixing the data (rather than the trainer's prompt option) keeps the teacher labels, the
-    duplicate check and the length buckets on exactly the text the model sees.
-    """
-    if not prompts:
-        return ds
-    unknown = set(prompts) - set(ds.column_names)
-    if unknown:
-        raise InputError(
-            f"prompts name columns {sorted(unknown)} that the data does not have ({ds.column_names})"
-        )
-
-    def fn(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        return {c: [p + t for t in batch[c]] for c, p in prompts.items()}
-
-    return ds.map(fn, batched=True, batch_size=2000, desc=None)
-
-
-def _load_teacher_cache(path: Path, teacher: str | None) -> dict[str, Any]:
-    """Teacher embeddings saved by an earlier run/stage of this output dir (minutes of CPU on 60k texts)."""
-    import numpy as np
-
-    if not teacher or not path.is_file():
-        return {}
-    with np.load(path, allow_pickle=False) as z:
-        if str(z["teacher"]) != str(teacher):
-            return {}
-        raw = z["texts"]
-        texts = json.loads(raw.tobytes().decode("utf-8")) if raw.dtype == np.uint8 else raw.tolist()
-        return dict(zip(texts, z["emb"], strict=True))
-
-
-def _save_teacher_cache(path: Path, teacher: str | None, cache: dict[str, Any]) -> None:
-    import numpy as np
-
-    texts = list(cache)
-    # texts as one UTF-8 JSON blob: a numpy unicode array pads every text to the longest (GBs for 60k texts)
-    blob = np.frombuffer(json.dumps(texts, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
-    buf = io.BytesIO()
-    np.savez(buf, teacher=np.array(str(teacher)), texts=blob, emb=np.stack([cache[t] for t in texts]))
-    atomic_write_bytes(path, buf.getvalue())
-
-
-# --------------------------------------------------------------------------- losses
-LOSS_TYPES = ("mnrl", "mnrl_symmetric", "cached_mnrl", "mse", "cosent", "align_distill")
-
-
-def build_loss(spec: dict[str, Any], model: Any) -> Any:
-    """A loss spec → loss module. ``align_distill`` (training.losses) = symmetric MNRL + teacher MSE in one pass."""
-    try:
-        from sentence_transformers.sentence_transformer import losses
-    except ImportError:  # pragma: no cover - sentence-transformers < 6
-        from sentence_transformers import losses  # type: ignore[no-redef]
-
-    kind = spec.get("type")
-    scale = float(spec.get("scale", 20.0))
-    if kind == "mnrl":
-        return losses.MultipleNegativesRankingLoss(model, scale=scale)
-    if kind == "mnrl_symmetric":
-        try:  # sentence-transformers >= 6: the symmetric loss is an option of MNRL
-            return losses.MultipleNegativesRankingLoss(
-                model,
-                scale=scale,
-                directions=("query_to_doc", "doc_to_query"),
-                partition_mode="per_direction",
-            )
-        except TypeError:
-            return losses.MultipleNegativesSymmetricRankingLoss(model, scale=scale)
-    if kind == "cached_mnrl":
-        return losses.CachedMultipleNegativesRankingLoss(
-            model, scale=scale, mini_batch_size=int(spec.get("mini_batch_size", 32))
-        )
-    if kind == "mse":
-        return losses.MSELoss(model)
-    if kind == "cosent":
-        return losses.CoSENTLoss(model, scale=float(spec.get("scale", 20.0)))
-    if kind == "align_distill":
-        from .losses import AlignDistillLoss
-
-        return AlignDistillLoss(
-            model,
-            scale=scale,
-            mnrl_weight=float(spec.get("mnrl_weight", 1.0)),
-            mse_weight=float(spec.get("mse_weight", 1.0)),
-            symmetric=bool(spec.get("symmetric", True)),
-        )
-    raise InputError(f"unknown loss {kind!r}: choose from {', '.join(LOSS_TYPES)}")
-
-
-def _needs_teacher(loss_spec: dict[str, Any]) -> bool:
-    return loss_spec.get("type") in ("mse", "align_distill") and loss_spec.get("mse_weight", 1.0) != 0
-
-
-# --------------------------------------------------------------------------- export
-def export_fp16(model_dir: str | Path, out_dir: str | Path) -> Path:
-    """Copy a saved SentenceTransformer to ``out_dir`` with its weights as fp16 safetensors.
-
-    Only model files are copied (no optimizer states, checkpoints, trainer files): the result is
-    what ships. fp16 halves the size; inference upcasts to fp32/bf16 on load, and the values
-    round-trip to within fp16 precision.
-    """
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    src, dst = Path(model_dir), Path(out_dir)
-    if not (src / "modules.json").is_file():
-        raise ModelError(f"{src}: not a sentence-transformers model directory (no modules.json)")
-    if dst.exists():
-        shutil.rmtree(dst)
-    skip = {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "training_args.bin"}
-    for path in src.rglob("*"):
-        rel = path.relative_to(src)
-        if path.is_dir() or rel.parts[0].startswith("checkpoint-") or path.name in skip:
-            continue
-        out = dst / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".safetensors":
-            tensors = load_file(str(path))
-            half = {
-                k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous()
-                for k, v in tensors.items()
-            }
-            save_file(half, str(out), metadata={"format": "pt"})
-        elif path.suffix == ".bin" and path.name == "pytorch_model.bin":
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-            save_file(
-                {
-                    k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous()
-                    for k, v in state.items()
-                },
-                str(out.with_name("model.safetensors")),
-                metadata={"format": "pt"},
-            )
-        else:
-            shutil.copy2(path, out)
-    cfg = dst / "config.json"
-    if cfg.is_file():
-        # Declare float32: transformers loads with dtype="auto" from the config, and fp16 weights on CPU
-        # are slow and break bf16 autocast (layer_norm on mixed dtypes); declared fp32, they are upcast on load.
-        obj = json.loads(cfg.read_text())
-        obj.pop("torch_dtype", None)
-        obj["dtype"] = "float32"
-        cfg.write_text(json.dumps(obj, indent=2) + "\n")
-    tok = dst / "tokenizer.json"
-    if tok.is_file():
-        # the last training call's truncation/padding is saved with the tokenizer; plain `tokenizers`
-        # users would inherit it (sentence-transformers overrides it): ship the tokenizer without either
-        obj = json.loads(tok.read_text(encoding="utf-8"))
-        if obj.get("truncation") is not None or obj.get("padding") is not None:
-            obj["truncation"] = obj["padding"] = None
-            tok.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-    return dst
-
-
-# --------------------------------------------------------------------------- run bookkeeping
-def package_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for name in (
-        "tase-search",
-        "sentence-transformers",
-        "transformers",
-        "torch",
-        "tokenizers",
-        "datasets",
-        "accelerate",
-    ):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented UTF-8 JSON, atomically (a killed run leaves the old file or the new one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(
-        path, (json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-    )
-
-
-def _progress_callback(stage_name: str, batch_size: int, budget_minutes: float | None = None) -> Any:
-    from transformers import TrainerCallback
-
-    class Progress(TrainerCallback):
-        """One line per logging step: loss, step/total, pairs/s and ETA (the tqdm bar is unreadable in a log file)."""
-
-        def __init__(self) -> None:
-            self.t0 = time.perf_counter()
-            self.step0: int | None = None
-
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self.t0 = time.perf_counter()
-            self.step0 = state.global_step
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            # A wall-clock budget: CPU speed varies with load, so a step count cannot promise a deadline.
-            if budget_minutes and time.perf_counter() - self.t0 > budget_minutes * 60:
-                print(
-                    f"[{stage_name}] time budget of {budget_minutes} min reached at step {state.global_step}",
-                    flush=True,
-                )
-                control.should_training_stop = True
-
-        def on_log(
-            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
-        ) -> None:
-            if not logs or "loss" not in logs:
-                return
-            el = time.perf_counter() - self.t0
-            done = state.global_step - (self.step0 or 0)
-            rate = done / el if el > 0 else 0.0
-            eta = (state.max_steps - state.global_step) / rate if rate > 0 else float("nan")
-            print(
-                f"[{stage_name}] step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f} "
-                f"lr {logs.get('learning_rate', 0):.2e} {rate * batch_size:.1f} pairs/s "
-                f"elapsed {el / 60:.1f} min eta {eta / 60:.1f} min",
-                flush=True,
-            )
-
-    return Progress()
 
 
 # --------------------------------------------------------------------------- training

@@ -35,9 +35,7 @@ def sts_metrics(gold: Sequence[float], emb1: np.ndarray, emb2: np.ndarray) -> di
     return {"spearman": spearman(cos, gold), "pearson": pearson(cos, gold), "n": int(len(gold))}
 
 
-def evaluate_sts(
-    encoder: QueryEncoder, path: str | Path, *, limit: int | None = None
-) -> dict[str, Any]:
+def evaluate_sts(encoder: QueryEncoder, path: str | Path, *, limit: int | None = None) -> dict[str, Any]:
     """``{"spearman", "pearson", "n"}`` for ``encoder`` on an STS TSV file."""
     return sts_scores(encoder, *load_sts(path, limit=limit))
 
