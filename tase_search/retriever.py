@@ -180,7 +180,7 @@ class Retriever:
             if unborn:
                 _commit.remove_unborn(index_dir)
             raise
-        _bundle.keep_bundle(encoder, index_dir)
+        _bundle.keep_bundle(encoder, index_dir, progress)
         return r
 
     @classmethod
@@ -650,7 +650,7 @@ class Retriever:
             )
         except NothingChanged as nothing:  # every document was unchanged or skipped: no new generation
             result = nothing.result
-        _bundle.keep_bundle(encoder, self.path)  # also when unchanged: a missing or stale one is rewritten
+        _bundle.keep_bundle(encoder, self.path, progress)  # also when unchanged: a missing or stale one
         return result
 
     def add_encoded(

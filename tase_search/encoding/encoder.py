@@ -260,14 +260,16 @@ class Encoder:
             return -1.0
         return float(min((ref * got).sum(1).min(), (ref * batched).sum(1).min()))
 
-    def write_query_bundle(self, index_dir: str | Path) -> Path | None:
+    def write_query_bundle(
+        self, index_dir: str | Path, *, stage: Callable[[str], object] | None = None
+    ) -> Path | None:
         """Write (or keep) the torch-free query bundle in ``index_dir``: the write path's call, see
         :func:`.query_bundle.write_bundle`. Nothing under ``query_backend="torch"``."""
         if self.query_backend == "torch":
             return None
         from .query_bundle import write_bundle
 
-        return write_bundle(self, index_dir)
+        return write_bundle(self, index_dir, stage=stage)
 
     def _prepare(self, texts: list[str], prompt: str | None) -> list[str]:
         prepared = [normalize_for_model(t, lowercase=self.lowercases) for t in texts]

@@ -193,14 +193,17 @@ def _replace(path: Path, write: Callable[[Path], object]) -> None:
             tmp.unlink()
 
 
-def write_bundle(encoder: Any, index_dir: str | os.PathLike[str]) -> Path | None:
+def write_bundle(
+    encoder: Any, index_dir: str | os.PathLike[str], *, stage: Callable[[str], object] | None = None
+) -> Path | None:
     """Make sure ``index_dir`` holds a good query bundle for ``encoder`` (an :class:`~.encoder.Encoder`).
 
     The write path's half of the bundle: exports the graph (or copies the one this process last wrote
     for the same weights), checks it against PyTorch, checks the torch-free path against the encoder's
     own ONNX path on the probes, then replaces ``bundle.json``. A good bundle is left alone. Returns
     the bundle file, or None when this model cannot have one (its tokenizer has no ``tokenizers``
-    backend, or the torch-free path disagrees); ModelError when ONNX cannot be used at all.
+    backend, or the torch-free path disagrees); ModelError when ONNX cannot be used at all. ``stage(name)``
+    hears of the export when one is needed (a progress reporter's stage).
     """
     from .onnx_runtime import open_checked
 
@@ -216,6 +219,8 @@ def write_bundle(encoder: Any, index_dir: str | os.PathLike[str]) -> Path | None
     pad_token = getattr(tokenizer, "pad_token", None)
     if backend is None or pad_token is None:
         return None
+    if stage is not None:
+        stage("preparing the query path")
     gkey = graph_key(encoder.model, encoder.fingerprint)
     key = hashlib.sha256(f"{gkey}\n{prompt or ''}\n{passage_prompt or ''}".encode()).hexdigest()[:40]
     folder.mkdir(exist_ok=True)
@@ -293,14 +298,15 @@ def bundle_for_queries(
     return None, note
 
 
-def keep_bundle(encoder: Any, index_dir: str | os.PathLike[str]) -> Path | None:
+def keep_bundle(encoder: Any, index_dir: str | os.PathLike[str], progress: Any = None) -> Path | None:
     """After a write: :func:`write_bundle` for an encoder that can have one, a failure only logged (the
-    write itself is done; queries then load the full encoder)."""
+    write itself is done; queries then load the full encoder). A ``progress`` reporter with a ``stage``
+    method hears of the export."""
     write = getattr(encoder, "write_query_bundle", None)
     if write is None:  # a test double, or an encoder without a model to export
         return None
     try:
-        return write(index_dir)
+        return write(index_dir, stage=getattr(progress, "stage", None))
     except (ModelError, OSError) as exc:
         log.warning("no torch-free query path for %s: %s", index_dir, exc)
         return None
