@@ -281,8 +281,8 @@ def _cli_verify(ix: Path) -> tuple[bool, str]:
 
 
 def run_corruption(work: Path, *, repeats: int = 3, seed: int = 0, docs: int = 300) -> dict[str, Any]:
-    from tase_search import retriever as R
     from tase_search.errors import TaseSearchError
+    from tase_search.store import snapshot
     from tase_search.store.verify import verify_index
 
     work = Path(work)
@@ -314,12 +314,12 @@ def run_corruption(work: Path, *, repeats: int = 3, seed: int = 0, docs: int = 3
                 v_ok, v_msg = False, f"verify crashed: {exc!r}"
             c_ok, c_msg = _cli_verify(ix)
             l_ok, l_msg = _loud_load(ix, enc)
-            saved = R.VERIFY_ON_LOAD_BYTES
-            R.VERIFY_ON_LOAD_BYTES = -1
+            saved = snapshot.VERIFY_ON_LOAD_BYTES
+            snapshot.VERIFY_ON_LOAD_BYTES = -1
             try:
                 l2_ok, _ = _loud_load(ix, enc)
             finally:
-                R.VERIFY_ON_LOAD_BYTES = saved
+                snapshot.VERIFY_ON_LOAD_BYTES = saved
             w_ok, w_msg = _write_refused(ix, enc)
             tried += 1
             loud_without_checksum += l2_ok

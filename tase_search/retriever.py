@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +26,22 @@ import numpy as np
 
 from . import ingest as _ingest
 from . import modes as _modes
+from . import search as _search
 from .encoder import Encoder
 from .encoding import query_bundle as _bundle
 from .errors import (
     IndexCorrupt,
     IndexExists,
-    InputError,
 )
-from .fusion import FUSIONS, fuse
 from .ingest import CHUNK_DOCS, ON_DUPLICATE  # noqa: F401 - re-exports
-from .inputs import DocLike, normalize_filter, scrub
-from .language import corpus_language, detect_language
+from .inputs import DocLike, scrub
 from .paths import resolve_index_path
 from .results import AddResult, Hit, PassageRef
+from .search import MAX_K  # noqa: F401 - re-export
 from .store import commit as _commit
-from .store import fields as _fields
 from .store import generation as _gen
 from .store import retype as _retype
+from .store import snapshot as _snapshot
 from .store.commit import NothingChanged
 from .store.commit import VectorSlot as _Slot
 from .store.docs import DocStore
@@ -54,15 +53,8 @@ from .store.manifest import (
     read_existing,
     read_manifest_safe,  # noqa: F401 - re-export
 )
+from .store.snapshot import VERIFY_ON_LOAD_BYTES  # noqa: F401 - re-export (read-only: set it on store.snapshot)
 from .store.vectors import get_backend, validate_factory
-from .text import clean_document, is_blank
-
-MAX_K = 10_000
-#: Loading checks file sizes and the vector count always; when the index files are at most this big
-#: together it also recomputes their SHA-256 and compares SQLite's counts with the manifest (under
-#: 0.1 s). Larger indexes skip those two (they would add seconds): ``tase-search verify`` does them.
-VERIFY_ON_LOAD_BYTES = 64 << 20
-_UNKNOWN = object()  # not looked at yet
 
 
 # ----------------------------------------------------------------------------- retriever
@@ -88,8 +80,6 @@ class Retriever:
         self.path = Path(path)
         self.manifest = manifest
         self._search_mode = None if search_mode is None else _modes.check_search_mode(search_mode)
-        self._sparse_stale: str | None = None  # why the keyword part cannot be searched (None: it can)
-        self._corpus_language: object = _UNKNOWN  # the documents' language, sampled when first needed
         self._encoder = encoder
         self._query_encoder: Any = None  # chosen at the first query (query_encoder)
         #: why queries load the full encoder when the index's torch-free query path was wanted (else None)
@@ -99,9 +89,8 @@ class Retriever:
         self._batch_size = batch_size
         self._query_backend = query_backend
         self._mmap = mmap
-        self._vectors: Any = None
-        self._docs: DocStore | None = None
-        self._deny: np.ndarray | None = None
+        self._snap: _snapshot.Snapshot | None = None  # the opened generation (None until a read needs it)
+        self._searcher: _search.Searcher | None = None
         if encoder is not None:
             self._check(encoder)
 
@@ -295,77 +284,26 @@ class Retriever:
         )
 
     # ------------------------------------------------------------------ reading
-    def _open(self) -> None:
-        """Open the current generation's files.
+    def _open(self) -> _search.Searcher:
+        """Open the current generation's files (once), checked as :mod:`tase_search.store.snapshot` says;
+        a generation a writer removed meanwhile is followed to the newest one."""
+        if self._searcher is None:
 
-        A writer may publish newer generations and remove this one while we open it: files then
-        vanish mid-open, and we retry with the newest manifest. A failure while the manifest still
-        names the same generation is real damage and is raised (:class:`IndexCorrupt`).
-        """
-        if self._vectors is not None:
-            return
-        for attempt in range(10):
-            gen_dir = self.path / self.manifest.generation_dir
-            try:
-                self._open_generation(gen_dir)
-                return
-            except (FileNotFoundError, IndexCorrupt) as exc:
-                newest = read_existing(self.path)
-                if newest.generation == self.manifest.generation or attempt == 9:
-                    if isinstance(exc, IndexCorrupt):
-                        raise
-                    raise IndexCorrupt(
-                        f"generation {gen_dir} named by the manifest is missing; the index is damaged "
-                        "(run `tase-search verify`)"
-                    ) from None
-                self.manifest = newest
+            def adopt(newer: Manifest) -> None:
+                self.manifest = newer
                 if self._encoder is not None:
                     self._check(self._encoder)
 
-    def _open_generation(self, gen_dir: Path) -> None:
-        m = self.manifest
-        backend = get_backend(m.backend)
-        vec_path = gen_dir / ("vectors" + backend.suffix)
-        gen_dir = _gen.generation_path(self.path, m)  # FileNotFoundError: a writer may have just removed it
-        small = sum(int(i["bytes"]) for i in m.files.values()) <= VERIFY_ON_LOAD_BYTES
-        # the listed files, confined to the generation, sizes always; small index: checksums (milliseconds)
-        _gen.check_files(gen_dir, m, checksum=small)
-        docs = DocStore(gen_dir / DOCS_FILE, readonly=True)
-        recorded = docs.model_fingerprint()
-        if recorded is not None and recorded != m.model.fingerprint:
-            docs.close()
-            raise IndexCorrupt(
-                f"the manifest of {self.path} names model weights {m.model.fingerprint[:12]} but its documents "
-                f"were indexed with {recorded[:12]}; the index is damaged (run `tase-search verify`)"
+            self._snap = _snapshot.open_current(self.path, self.manifest, mmap=self._mmap, on_newer=adopt)
+            self._searcher = _search.Searcher(
+                self.path, self._snap, lambda queries: self.query_encoder.encode_query(queries)
             )
-        try:
-            vectors = backend.load(vec_path, m.factory, m.model.dimension, m.search_params, mmap=self._mmap)
-        except BaseException:
-            docs.close()
-            raise
-        if vectors.ntotal != m.rows + m.tombstones:
-            docs.close()
-            raise IndexCorrupt(
-                f"vector index holds {vectors.ntotal} rows but the manifest says {m.rows + m.tombstones}; damaged"
-            )
-        tomb = docs.tombstones()
-        counts = (*docs.counts(), len(tomb)) if small else (m.documents, m.rows, m.tombstones)
-        if counts != (m.documents, m.rows, m.tombstones):
-            docs.close()
-            raise IndexCorrupt(
-                f"document store {gen_dir / DOCS_FILE} holds {counts} documents/passages/tombstones but the "
-                f"manifest says {(m.documents, m.rows, m.tombstones)}; the index is damaged (run `tase-search verify`)"
-            )
-        self._deny = np.asarray(tomb, dtype=np.int64) if tomb else None
-        self._corpus_language = _UNKNOWN
-        try:
-            self._sparse_stale = (
-                docs.sparse_stale_reason(m.rows) if docs.sparse else "it has no keyword (sparse) part"
-            )
-        except BaseException:
-            docs.close()
-            raise
-        self._vectors, self._docs = vectors, docs
+        return self._searcher
+
+    @property
+    def _vectors(self) -> Any:
+        """The opened generation's vector index (None before the first read)."""
+        return None if self._snap is None else self._snap.vectors
 
     def refresh(self) -> bool:
         """Pick up a newer generation written by another process; True if it changed."""
@@ -379,9 +317,9 @@ class Retriever:
         return True
 
     def close(self) -> None:
-        if self._docs is not None:
-            self._docs.close()
-        self._docs, self._vectors, self._deny = None, None, None
+        if self._snap is not None:
+            self._snap.close()
+        self._snap, self._searcher = None, None
 
     def __enter__(self) -> Retriever:
         return self
@@ -408,7 +346,9 @@ class Retriever:
         """One line telling a user that this index is searched by meaning only and how to add keyword
         search; None when its keyword part can be searched."""
         self._open()
-        return None if self._sparse_stale is None else _modes.unavailable_note(self.path, self._sparse_stale)
+        assert self._snap is not None
+        stale = self._snap.sparse_stale
+        return None if stale is None else _modes.unavailable_note(self.path, stale)
 
     def search(
         self,
@@ -437,193 +377,13 @@ class Retriever:
         :func:`tase_search.modes.dense_weight` of the query's and the corpus's languages. A hit's
         ``score`` is its cosine (dense), BM25 score (sparse) or fused score in 0..1 (hybrid).
         """
-        single = isinstance(query, str)
-        if not single and (isinstance(query, (bytes, Mapping)) or not isinstance(query, Iterable)):
-            raise InputError(f"query is {type(query).__name__}: give a str or a list of str")
-        queries = [query] if single else list(query)
-        if not queries:
+        req = _search.parse_request(query, k, mode, fusion, dense_weight, lambda: self.search_mode)
+        if not req.queries:
             return []
-        for i, q in enumerate(queries):
-            if not isinstance(q, str):
-                raise InputError(f"query #{i} is {type(q).__name__}, not str")
-            if is_blank(q):  # blank, or only control, zero-width or bidi characters
-                raise InputError("query is empty: give some text to search for")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InputError(f"k={k!r} is not valid: give a whole number >= 1")
-        requested = self.search_mode if mode is None else _modes.check_search_mode(mode)
-        fusion = _modes.FUSION if fusion is None else fusion
-        if fusion not in FUSIONS:
-            raise InputError(f"fusion {fusion!r} is not one of {', '.join(FUSIONS)}")
-        if dense_weight is not None:
-            weight_ok = isinstance(dense_weight, (int, float)) and not isinstance(dense_weight, bool)
-            if not (weight_ok and 0 <= dense_weight <= 1):
-                raise InputError(f"dense_weight={dense_weight!r} is not valid: give a number from 0 to 1")
-        k = min(k, MAX_K)
-        if requested != "sparse":
+        if req.mode != "sparse":
             self.query_encoder  # noqa: B018 - load and check the model before the index files
-        self._open()
-        cleaned = [clean_document(q) for q in queries]
-        languages = [detect_language(q) for q in cleaned] if requested in ("auto", "hybrid") else []
-        chosen = [
-            self._mode_for(languages[i] if languages else None, requested, explicit=mode is not None)
-            for i in range(len(cleaned))
-        ]
-        weights = [
-            (self._dense_weight(languages[i]) if dense_weight is None else float(dense_weight))
-            if m == "hybrid"
-            else 1.0
-            for i, m in enumerate(chosen)
-        ]
-        results = self._search_modes(cleaned, chosen, weights, k, filter, fusion)
-        return results[0] if single else results
-
-    def _language(self) -> str | None:
-        """The corpus's language, from a sample of its documents (once per opened generation)."""
-        if self._corpus_language is _UNKNOWN:
-            assert self._docs is not None
-            self._corpus_language = corpus_language(self._docs.sample_texts(_modes.CORPUS_SAMPLE))
-        return self._corpus_language  # type: ignore[return-value]
-
-    def _dense_weight(self, query_language: str | None) -> float:
-        """The dense share of a hybrid query: by whether it is in the corpus's language."""
-        return _modes.dense_weight(query_language, self._language())
-
-    def _mode_for(self, query_language: str | None, requested: str, *, explicit: bool) -> str:
-        """The mode one query is searched in: ``auto`` resolved by its language against the corpus's,
-        and dense where the keyword part cannot be searched (an error when the caller asked for another
-        mode by name)."""
-        if self._sparse_stale is not None:  # no keyword part to search
-            if explicit and requested in ("sparse", "hybrid"):
-                raise InputError(_modes.unavailable_error(requested, self.path, self._sparse_stale))
-            return "dense"
-        return _modes.auto_mode(query_language, self._language()) if requested == "auto" else requested
-
-    def _search_modes(
-        self,
-        queries: Sequence[str],
-        modes: Sequence[str],
-        weights: Sequence[float],
-        k: int,
-        filter: Mapping[str, str] | None,  # noqa: A002
-        fusion: str,
-    ) -> list[list[Hit]]:
-        """Each query in its mode: dense and sparse candidates (``HYBRID_DEPTH`` documents each for
-        hybrid), fused per document, then the top ``k`` read back."""
-        assert self._docs is not None
-        flt = normalize_filter(filter) if filter else None
-        allow = None
-        if flt:
-            allow = np.asarray(self._docs.pids_matching(flt), dtype=np.int64)
-            if len(allow) == 0:
-                return [[] for _ in queries]
-        depth = max(k, _modes.HYBRID_DEPTH)
-        groups: list[list[tuple[int, float]]] = [[] for _ in queries]
-        dense_at = [i for i, m in enumerate(modes) if m != "sparse"]
-        if dense_at:
-            qv = self.query_encoder.encode_query([queries[i] for i in dense_at])
-            n = depth if any(modes[i] == "hybrid" for i in dense_at) else k
-            for i, g in zip(dense_at, self._dense_groups(qv, n, allow)):
-                groups[i] = g
-        for i, m in enumerate(modes):
-            if m == "dense":
-                continue
-            found = self._sparse_groups(queries[i], k if m == "sparse" else depth, flt)
-            groups[i] = found if m == "sparse" else self._fuse(groups[i], found, fusion, weights[i])
-        return self._hits(groups, k)
-
-    def _dense_groups(
-        self, qv: np.ndarray, k: int, allow: np.ndarray | None
-    ) -> list[list[tuple[int, float]]]:
-        """The best ``k`` documents of each query vector as ``(best passage id, cosine)``, best first."""
-        assert self._vectors is not None
-        total = self._vectors.ntotal
-        if total == 0:
-            return [[] for _ in range(len(qv))]
-        n_docs = self.manifest.documents if allow is None else len(allow)
-        want = min(k, n_docs)
-        k_search = min(total, max(k * 2, k + 8))
-        with _one_search_thread(len(qv) == 1 and self.manifest.backend == "faiss"):
-            while True:
-                scores, ids = self._vectors.search(qv, k_search, allow=allow, deny=self._deny)
-                grouped = [self._group(scores[i], ids[i]) for i in range(len(qv))]
-                if all(len(g) >= want for g in grouped) or k_search >= total:
-                    break
-                k_search = min(total, k_search * 4)
-        return [g[:k] for g in grouped]
-
-    def _sparse_groups(self, query: str, k: int, flt: dict[str, str] | None) -> list[tuple[int, float]]:
-        """The best ``k`` documents for ``query`` by BM25 as ``(best passage id, score)``, best first."""
-        assert self._docs is not None
-        limit = max(k * 2, k + 8)
-        while True:
-            rows = self._docs.search_sparse(query, limit, flt)
-            grouped = self._group([s for _, s in rows], [p for p, _ in rows])
-            if len(grouped) >= k or len(rows) < limit:
-                return grouped[:k]
-            limit *= 4
-
-    def _fuse(
-        self,
-        dense: list[tuple[int, float]],
-        sparse: list[tuple[int, float]],
-        fusion: str,
-        dense_weight: float,
-    ) -> list[tuple[int, float]]:
-        """Fuse two per-document rankings of passage ids; a document keeps the passage of the ranking
-        it stands higher in (dense on a tie)."""
-        assert self._docs is not None
-        doc_of = self._docs.doc_keys([p for p, _ in dense] + [p for p, _ in sparse])
-        passage: dict[int, tuple[int, int]] = {}  # document -> (rank, passage id)
-        for ranking in (dense, sparse):
-            for rank, (pid, _) in enumerate(ranking):
-                dk = doc_of.get(pid)
-                if dk is not None and (dk not in passage or rank < passage[dk][0]):
-                    passage[dk] = (rank, pid)
-        by_doc = [[(doc_of[p], s) for p, s in ranking if p in doc_of] for ranking in (dense, sparse)]
-        return [(passage[dk][1], score) for dk, score in fuse(by_doc[0], by_doc[1], fusion, dense_weight)]
-
-    def _hits(self, groups: list[list[tuple[int, float]]], k: int) -> list[list[Hit]]:
-        """Read the top ``k`` of each ranking back from the document store as hits."""
-        assert self._docs is not None
-        wanted = sorted({pid for g in groups for pid, _ in g[:k]})
-        stored = self._docs.fetch(wanted)
-        out: list[list[Hit]] = []
-        for g in groups:
-            hits = []
-            for pid, score in g:
-                sp = stored.get(pid)
-                if sp is None:
-                    continue
-                hits.append(
-                    Hit(
-                        id=sp.doc_id,
-                        score=float(score),
-                        text=sp.text,
-                        metadata=sp.metadata,
-                        source=sp.source,
-                        rank=len(hits) + 1,
-                        passage=PassageRef(sp.index, sp.count, sp.start, sp.end, sp.text[sp.start : sp.end]),
-                    )
-                )
-                if len(hits) == k:
-                    break
-            out.append(hits)
-        return out
-
-    def _group(self, scores: Sequence[float], ids: Sequence[int]) -> list[tuple[int, float]]:
-        """Best passage per document, in score order (documents are resolved later by passage id)."""
-        assert self._docs is not None
-        seen_docs: dict[int, None] = {}
-        out = []
-        valid = [(int(i), float(s)) for i, s in zip(ids, scores) if i >= 0]
-        doc_of = self._docs.doc_keys([i for i, _ in valid])
-        for pid, score in valid:
-            dk = doc_of.get(pid)
-            if dk is None or dk in seen_docs:
-                continue
-            seen_docs[dk] = None
-            out.append((pid, score))
-        return out
+        results = self._open().search(req, filter)
+        return results[0] if req.single else results
 
     # ------------------------------------------------------------------ writing
     def add(
@@ -691,7 +451,8 @@ class Retriever:
         through the same crash-safe write as any other change (a rebuild if it has a stale one).
         Returns the passages indexed; 0, writing nothing, when the keyword part is already current."""
         self._open()
-        if self._sparse_stale is None:
+        assert self._snap is not None
+        if self._snap.sparse_stale is None:
             return 0
         self.close()
 
@@ -784,45 +545,19 @@ class Retriever:
     def get(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Stored documents by id (missing ids are left out)."""
         self._open()
-        assert self._docs is not None
-        return self._docs.get_documents([scrub(str(i)) for i in ids])
+        assert self._snap is not None
+        return self._snap.docs.get_documents([scrub(str(i)) for i in ids])
 
     def missing_filter_keys(self, filter: Mapping[str, str]) -> tuple[list[str], list[str]]:  # noqa: A002
         """``(keys of filter that no document has, some field names that do exist)``: what to tell a
         user whose filtered search found nothing. Scans the documents, so call it only then."""
-        self._open()
-        assert self._docs is not None
-        conn = self._docs.conn
-        missing = [k for k in normalize_filter(filter) if not _fields.has_field(conn, k)]
-        return missing, (_fields.some_fields(conn) if missing else [])
+        return self._open().missing_filter_keys(filter)
 
 
 # ----------------------------------------------------------------------------- helpers
 def _prompts_of(encoder: Any) -> tuple[str | None, str | None]:
     """The encoder's (query, passage) prompts, as the manifest records them."""
     return getattr(encoder, "query_prompt", None), getattr(encoder, "passage_prompt", None)
-
-
-@contextlib.contextmanager
-def _one_search_thread(active: bool) -> Iterator[None]:
-    """Run FAISS with one OpenMP thread for a single-query search.
-
-    FAISS parallelises Flat, HNSW and IVF searches over queries, so one query gains nothing from a
-    thread team, but still pays for waking it: bench/index.py measured HNSW32 at 100k vectors
-    p50 0.32 ms with one thread vs 8 ms with two on a busy 2-core machine (Flat 10 vs 48 ms).
-    Per calling thread (an OpenMP ICV), restored afterwards; batches keep all threads.
-    """
-    if not active:
-        yield
-        return
-    import faiss
-
-    prev = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(prev)
 
 
 __all__ = ["AddResult", "Hit", "PassageRef", "Retriever", "resolve_index_path"]

@@ -15,10 +15,10 @@ import pytest
 
 from campaign.common import make_docs
 from campaign.concurrency import run_concurrency, stale_lock_check
-from tase_search import retriever as R
 from tase_search.errors import IndexCorrupt, IndexLocked
 from tase_search.retriever import Retriever
 from tase_search.store import docs as docs_mod
+from tase_search.store import snapshot as snapshot_mod
 from tase_search.store.lock import LOCK_NAME, WriterLock
 from tase_search.testing import FakeEncoder
 
@@ -103,14 +103,14 @@ def test_reader_survives_generation_vanishing_mid_open(
             writer.add(make_docs(1, prefix="y"))  # g+2: g's directory is removed now
 
     if where == "before DocStore":
-        real_docstore = R.DocStore
+        real_docstore = snapshot_mod.DocStore
 
         def racing_docstore(path: Path, *, readonly: bool = False) -> object:
             if readonly:
                 race()
             return real_docstore(path, readonly=readonly)
 
-        monkeypatch.setattr(R, "DocStore", racing_docstore)
+        monkeypatch.setattr(snapshot_mod, "DocStore", racing_docstore)
     else:  # after DocStore checked the file exists, before SQLite opens it
         real_connect = sqlite3.connect
 

@@ -252,6 +252,7 @@ def test_disk_full_cli_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert len(snapshot(ix) or {}) == 10
 
 
+@pytest.mark.slow  # mounts a tmpfs and fills it (as root)
 def test_disk_full_real_tmpfs(tmp_path: Path) -> None:
     """A 2 MB tmpfs: mounting needs root; skipped cleanly elsewhere."""
     from campaign.resources import disk_full_check

@@ -275,6 +275,7 @@ def test_disk_full_sweep_old_index_or_verified_new_one(
     assert outcomes[0] == "old" and outcomes[-1] == "new" and len(outcomes) >= 5, outcomes
 
 
+@pytest.mark.slow  # mounts a tmpfs and fills it at every step (as root)
 def test_disk_full_sweep_real_tmpfs(tmp_path: Path) -> None:
     """The same sweep on a real small filesystem (a tmpfs: root only; skipped elsewhere)."""
     from campaign.resources import disk_full_sweep
@@ -329,9 +330,9 @@ def test_a_large_index_is_checked_before_a_write_too(
     ix: Path, enc: FakeEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Above VERIFY_ON_LOAD_BYTES the load skips checksums, but a write still checks what it copies."""
-    from tase_search import retriever as R
+    from tase_search.store import snapshot
 
-    monkeypatch.setattr(R, "VERIFY_ON_LOAD_BYTES", -1)
+    monkeypatch.setattr(snapshot, "VERIFY_ON_LOAD_BYTES", -1)
     _flip("vectors.faiss")(ix)
     r = Retriever.load(ix, model=enc)
     with pytest.raises(IndexCorrupt, match="index is damaged: run `tase-search verify`"):

@@ -646,6 +646,7 @@ def _ablation_data_root(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow  # trains and evaluates every ablation row, then runs again to check the reuse
 def test_ablate_trains_rows_resumes_and_writes_table(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
