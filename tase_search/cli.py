@@ -294,6 +294,14 @@ def main() -> None:
     help="Encoding batch size (default 64). Env: TASE_SEARCH_BATCH_SIZE.",
 )
 @_precision_option
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "torch", "ct2-int8", "openvino"]),
+    default="auto",
+    show_default=True,
+    help="Document encoding: auto is ct2-int8 (CTranslate2 int8, pip install 'tase-search[fast]') where it "
+    "runs and the CPU lacks native bf16, else torch; converted once per model (tase-search model export).",
+)
 @_threads_option
 @_progress_options
 @click.option(
@@ -333,6 +341,7 @@ def index_cmd(
     sparse: bool,
     batch_size: int | None,
     precision: str | None,
+    backend: str,
     threads: int | None,
     quiet: bool,
     force_progress: bool,
@@ -423,7 +432,7 @@ def index_cmd(
             f"max_seq_length={s.max_seq_length} applies to new indexes (--overwrite rebuilds this one with it)",
             err=True,
         )
-    encoder = _load_encoder(spec, s, report, n_threads, seq_len or None)
+    encoder = _load_encoder(spec, s, report, n_threads, seq_len or None, backend=backend)
     _note_write(path)
     t0 = time.perf_counter()
     res: Any = None
@@ -474,6 +483,7 @@ def _index_summary(
         "factory": info["factory"],
         "model": info["model"],
         "threads": n_threads,
+        "document_backend": getattr(r.encoder, "backend", "torch"),
         "seconds": round(elapsed, 3),
         "docs_per_second": round(res.added / elapsed, 1) if elapsed > 0 else None,
     }
@@ -520,8 +530,13 @@ def _check_unlocked(path: Path) -> None:
         WriterLock(path).acquire().release()
 
 
-def _load_encoder(spec: str, s: Any, report: Any, threads: int, max_seq_length: int | None) -> Any:
-    """Check, then load, the model for an index command, telling the reporter (the slow step)."""
+def _load_encoder(
+    spec: str, s: Any, report: Any, threads: int, max_seq_length: int | None, *, backend: str = "torch"
+) -> Any:
+    """Check, then load, the model for an index command, telling the reporter (the slow step).
+
+    ``backend`` is the document backend (:mod:`tase_search.backends`), chosen once here; indexing is a
+    write path, so a missing converted model is built now (once per weights)."""
     from .encoder import Encoder
     from .models import get_entry
     from .preflight import check_max_seq_length, check_model
@@ -539,6 +554,12 @@ def _load_encoder(spec: str, s: Any, report: Any, threads: int, max_seq_length: 
         max_seq_length=max_seq_length,
     )
     check_max_seq_length(encoder, max_seq_length)
+    if backend != "torch":
+        from .backends import choose, with_backend
+
+        if choose(backend, encoder) != "torch":
+            report.stage(f"preparing document backend {choose(backend, encoder)}")
+        encoder = with_backend(encoder, backend, build=True, threads=threads)
     return encoder
 
 
@@ -966,9 +987,11 @@ def _index_args(index: str | None, root: str | None, path: Path) -> str:
 def _register_optional() -> None:
     """Training and evaluation commands live in their own modules (still light to import)."""
     from .cli_home import cache_group, list_cmd
+    from .cli_model import model_group
 
     main.add_command(list_cmd, "list")
     main.add_command(cache_group, "cache")
+    main.add_command(model_group, "model")
     try:
         from .cli_eval import eval_group
 

@@ -139,3 +139,30 @@ def test_openvino_matches_torch(model_copy: Path) -> None:
     enc = _encoder(model_copy)
     fast = backends.with_backend(enc, "openvino", build=True)
     assert _cosines(fast.encode_document(TEXTS), enc.encode_document(TEXTS)).min() > 0.9999
+
+
+@needs_ct2
+def test_cli_index_chooses_the_backend_once_and_export_prepares_it(model_copy: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tase_search.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(t for t in TEXTS if t) + "\n", encoding="utf-8")
+    cli = CliRunner()
+    torch_run = cli.invoke(main, ["index", str(corpus), "--index", str(tmp_path / "a"), "-m", str(model_copy),
+                                  "--backend", "torch", "--json"])  # fmt: skip
+    assert torch_run.exit_code == 0, torch_run.output
+    assert json.loads(torch_run.output.splitlines()[-1])["document_backend"] == "torch"
+    assert not (model_copy / "backends").exists()
+
+    exported = cli.invoke(main, ["model", "export", "-m", str(model_copy), "--json"])
+    assert exported.exit_code == 0, exported.output
+    path = Path(json.loads(exported.output.splitlines()[-1])["path"])
+    assert path.parent == model_copy / "backends" and (path / artefacts.MARKER).is_file()
+
+    fast_run = cli.invoke(main, ["index", str(corpus), "--index", str(tmp_path / "b"), "-m", str(model_copy),
+                                 "--json"])  # fmt: skip
+    assert fast_run.exit_code == 0, fast_run.output
+    assert json.loads(fast_run.output.splitlines()[-1])["document_backend"] == "ct2-int8"
+    assert list((model_copy / "backends").iterdir()) == [path]  # reused, not built again
