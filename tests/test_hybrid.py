@@ -202,12 +202,7 @@ def test_a_foreign_table_named_sparse_is_refused(index: Retriever, tmp_path: Pat
 def cli_index(tmp_path: Path, tiny_encoder: object) -> tuple[CliRunner, Path]:
     path = tmp_path / "cli"
     Retriever.build(DOCS, model=tiny_encoder, path=path, sparse=False)  # type: ignore[arg-type]
-    env = {
-        "TASE_SEARCH_QUERY_BACKEND": "torch",
-        "TASE_SEARCH_PRECISION": "fp32",
-        "TASE_SEARCH_CONFIG": str(tmp_path / "no-config.toml"),
-        "TASE_SEARCH_SEARCH_MODE": None,
-    }
+    env = {"TASE_SEARCH_QUERY_BACKEND": "torch", "TASE_SEARCH_PRECISION": "fp32"}
     return CliRunner(env=env), path
 
 
