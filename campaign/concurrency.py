@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from campaign.common import QUERIES, REPO, TOPICS, fake_encoder, leftovers, make_docs
+from tase_search.testing import stop_at, wait_until_stopped
 
 
 # ------------------------------------------------------------------------------ reader process
@@ -324,14 +325,6 @@ def run_concurrency(
     }
 
 
-def _stopped(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "T"
-    except OSError:
-        return False
-
-
 def stale_lock_check(work: Path, point: str = "ingested") -> dict[str, Any]:
     """A writer stopped inside its write holds the lock: a second writer is refused naming its PID;
     once it is killed, its lock and temporary generation are stale and the next writer proceeds."""
@@ -345,17 +338,15 @@ def stale_lock_check(work: Path, point: str = "ingested") -> dict[str, Any]:
     w = [sys.executable, "-m", "campaign.apiwriter"]
     first = subprocess.Popen(
         [*w, "add", str(ix), "--n", "5", "--prefix", "x"],
-        env={**env, "TASE_SEARCH_FAULT": f"{point}:stop"},
+        env={**env, **stop_at(point)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     problems: list[str] = []
-    deadline = time.monotonic() + 60
-    while not _stopped(first.pid) and time.monotonic() < deadline and first.poll() is None:
-        time.sleep(0.01)
-    if not _stopped(first.pid):
-        first.kill()
-        return {"ok": False, "problems": ["the first writer never reached the stop point"]}
+    try:
+        wait_until_stopped(first, timeout=60)
+    except AssertionError as exc:
+        return {"ok": False, "problems": [f"the first writer never reached the stop point: {exc}"]}
     second = subprocess.run(
         [*w, "delete", str(ix), "s1"], env=env, capture_output=True, text=True, timeout=120
     )
