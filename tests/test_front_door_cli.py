@@ -26,18 +26,12 @@ TOPICS = [
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str | None]:
+def env(tmp_path: Path) -> dict[str, str]:
+    """The settings these tests share (the rest of the environment is isolated by conftest)."""
     return {
         "TASE_SEARCH_PRECISION": "fp32",
         "TASE_SEARCH_CONFIG": str(tmp_path / "config.toml"),
-        "TASE_SEARCH_INDEX": None,
-        "TASE_SEARCH_INDEX_ROOT": None,
-        "TASE_SEARCH_MODEL": None,
-        "TASE_SEARCH_PROGRESS": None,
-        "TASE_SEARCH_THREADS": None,
         "XDG_DATA_HOME": str(tmp_path / "data"),  # the index home: <data>/tase-search/indexes
-        "TASE_SEARCH_NO_PROGRESS": "1",
-        "HF_HUB_OFFLINE": "1",
     }
 
 

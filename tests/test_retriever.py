@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import FakeEncoder
 
 import tase_search.ingest as ingest_mod
 import tase_search.store.vectors as vectors_mod
@@ -17,6 +16,7 @@ from tase_search.errors import IndexCorrupt, IndexMismatch, IndexNotFound, Input
 from tase_search.readers import Document
 from tase_search.retriever import TMP_PREFIX, Hit, Retriever, resolve_index_path
 from tase_search.store.manifest import read_manifest, sha256_file
+from tase_search.testing import FakeEncoder
 
 CORPUS = [
     {"id": "spor1", "text": "Galatasaray maçı 2-1 kazandı, taraftarlar sevindi.", "topic": "spor"},
