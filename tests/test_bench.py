@@ -72,6 +72,31 @@ def test_encode_quick(tiny_model_dir: Path, corpus: Path, bitext: Path, tmp_path
 
 
 @pytest.mark.bench
+@pytest.mark.skipif(importlib.util.find_spec("ctranslate2") is None or importlib.util.find_spec("nncf") is None,
+                    reason="needs the fast extra and nncf")
+def test_encode_backends_quick(tiny_model_dir: Path, corpus: Path, bitext: Path, tmp_path: Path) -> None:
+    """The backend paths, the calibrated int8 variants, passages joined from sentences."""
+    res = _load("encode").run([str(corpus), "--quick", "--n", "16", "--chunk", "8", "--model", str(tiny_model_dir),
+                               "--extra", "torch,ct2-int8-b16,openvino,ov-int8,ort-int8-static", "--join", "3",
+                               "--calibration", str(corpus), str(bitext), "--calibration-n", "16"])
+    assert set(res["paths"]) == {"st-fp32", "auto", "torch", "ct2-int8-b16", "openvino", "ov-int8",
+                                 "ort-int8-static"}
+    assert res["config"]["mean_chars"] > 40  # three sentences a passage
+    assert res["paths"]["openvino"]["cosine_vs_fp32"]["min"] > 0.9999
+    assert res["paths"]["ct2-int8-b16"]["cosine_vs_fp32"]["mean"] > 0.98
+    assert all(p["rss_added_mb"] is not None for p in res["paths"].values())
+
+
+@pytest.mark.bench
+@pytest.mark.skipif(importlib.util.find_spec("ctranslate2") is None, reason="needs the fast extra")
+def test_backend_quality_quick(tiny_model_dir: Path, bitext: Path) -> None:
+    res = _load("backend_quality").run(["--quick", "--model", str(tiny_model_dir), "--bitext", str(bitext)])
+    assert set(res["scores_points"]) == {"torch", "ct2-int8"}
+    assert res["delta_points_vs_torch"]["torch"]["dev.tr-en"]["accuracy@1"] == 0
+    assert set(res["within_0.5_points"]) == {"torch", "ct2-int8"}
+
+
+@pytest.mark.bench
 def test_index_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
     res = _load("index").run(["--quick", "--n", "600", "--nq", "20", "--texts", str(corpus),
                               "--model", str(tiny_model_dir), "--cache-dir", str(tmp_path / "cache"),
