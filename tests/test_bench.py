@@ -2,7 +2,7 @@
 
 Each script is imported from its path and its ``run(argv)`` called in-process (the index benchmark
 still starts one worker process per index type, which is what it measures), with the tiny random
-model from conftest so nothing needs the network or the real model.
+model of :mod:`tase_search.testing` so nothing needs the network or the real model.
 """
 
 from __future__ import annotations

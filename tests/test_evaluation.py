@@ -40,11 +40,7 @@ from tase_search.evaluation import (
 from tase_search.evaluation.retrieval import search_topk
 from tase_search.evaluation.sts import sts_metrics
 from tase_search.evaluation.tasviret import tasviret_metrics
-
-try:
-    from tests.fakes import FakeEncoder
-except ImportError:  # pragma: no cover - tests/ on sys.path instead of the repo root
-    from fakes import FakeEncoder
+from tase_search.testing import FakeEncoder
 
 
 # ------------------------------------------------------------------------------------ helpers
