@@ -183,13 +183,14 @@ def _index_path(index: str | None, root: str | None) -> Path:
 def _legacy_note(name: str, path: Path) -> None:
     """Named indexes used to live in ./indexes: point at one there when the new home has none of that name."""
     from .home import LEGACY_ROOT
+    from .store.layout import has_manifest
 
     if os.sep in name or name.startswith((".", "~")):  # a path, not a name
         return
     old = LEGACY_ROOT / name
-    if path.resolve() == old.resolve() or (path / "manifest.json").exists():
+    if path.resolve() == old.resolve() or has_manifest(path):
         return
-    if (old / "manifest.json").is_file():
+    if has_manifest(old):
         click.echo(
             f"note: ./{old} holds an index, but named indexes now live in {path.parent}; use --index ./{old} "
             f"for that one, or move it: mv {old} {path.parent}/",
@@ -524,7 +525,8 @@ def _count_lines(corpus: tuple[str, ...]) -> int | None:
 
 def _check_unlocked(path: Path) -> None:
     """Raise IndexLocked now if another writer holds ``path``'s lock (nothing is created otherwise)."""
-    from .store.lock import LOCK_NAME, WriterLock
+    from .store.layout import LOCK_NAME
+    from .store.lock import WriterLock
 
     if (path / LOCK_NAME).is_file():
         WriterLock(path).acquire().release()

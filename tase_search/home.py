@@ -10,10 +10,13 @@ a ``/`` is used as written.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .errors import TaseSearchError
+from .store.layout import has_manifest
+from .store.manifest import read_manifest
 
 APP_NAME = "tase-search"
 #: Where named indexes lived before the user data directory (relative to the working directory).
@@ -60,34 +63,23 @@ class IndexSummary:
 
 
 def list_indexes(root: Path) -> list[IndexSummary]:
-    """The indexes directly under ``root`` (directories with a ``manifest.json``), by name."""
+    """The indexes directly under ``root`` (directories with a manifest), by name; a manifest that cannot be
+    read (:func:`~tase_search.store.manifest.read_manifest` checks every field) is listed with the problem."""
     if not root.is_dir():
         return []
     out = []
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        manifest = d / "manifest.json"
-        if not manifest.is_file():
+        if not has_manifest(d):
             continue
         size = tree_bytes(d)
         try:
-            m = json.loads(manifest.read_text(encoding="utf-8"))
-            model = m.get("model") or {}
-            out.append(
-                IndexSummary(
-                    name=d.name,
-                    path=str(d),
-                    documents=int(m["documents"]),
-                    passages=int(m["rows"]),
-                    model=str(model.get("id")),
-                    factory=str(m.get("factory")),
-                    bytes_on_disk=size,
-                    updated=m.get("updated"),
-                )
-            )
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            m = read_manifest(d)
+        except (OSError, TaseSearchError) as exc:
             out.append(
                 IndexSummary(
                     d.name, str(d), None, None, None, None, size, None, problem=f"unreadable manifest ({exc})"
                 )
             )
+            continue
+        out.append(IndexSummary(d.name, str(d), m.documents, m.rows, m.model.id, m.factory, size, m.updated))
     return out

@@ -158,6 +158,15 @@ def add_encoded(
     return ing.run(chunks(), embed, noop_if_unchanged)
 
 
+def remove_documents(ids: Sequence[str], store: DocStore, slot: VectorSlot) -> list[str]:
+    """Delete documents by id, their vectors too (tombstoned where the index type cannot remove);
+    returns the ids that were present."""
+    deleted, pids = store.delete(ids)
+    if pids and not slot.vectors.remove(np.asarray(pids, dtype=np.int64)):
+        store.add_tombstones(pids)
+    return deleted
+
+
 def _text_of(doc: Any) -> str:
     return doc.text if isinstance(doc, Document) else doc["text"]
 

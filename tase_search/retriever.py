@@ -1,4 +1,4 @@
-"""Retriever: build, load, add to, delete from and search an index. The only place the pieces meet.
+"""Retriever: build, load, add to, delete from and search an index; a facade over the modules that do it.
 
     >>> from tase_search import Retriever
     >>> r = Retriever.build(["Galatasaray maçı 2-1 kazandı.", "Yarın İstanbul'da yağmur bekleniyor."],
@@ -6,55 +6,55 @@
     >>> r.search("football match", k=1)[0].text                      # doctest: +SKIP
     'Galatasaray maçı 2-1 kazandı.'
 
-An index is a directory: ``manifest.json`` (the commit point) and immutable generation
-directories ``gen-NNNNNN/`` holding ``vectors.faiss`` and ``docs.sqlite``. A write builds the
-next generation in a temporary directory under the writer lock and publishes it by atomically
-replacing the manifest, so a crash, Ctrl-C or full disk at any point leaves the previous index
-loadable and intact, and readers never see half-written state.
-"""
+An index is a directory (:mod:`.store.layout`): ``manifest.json``, the commit point, naming one
+immutable generation directory. What each part does:
+
+- every write goes through :func:`.store.commit.commit` (copy-on-write under the writer lock, published
+  by replacing the manifest: a crash, Ctrl-C or full disk leaves the previous index intact), with the
+  index-type policy of :mod:`.store.retype` applied before it is saved;
+- :mod:`.ingest` is what an add does inside a write (coercion by :mod:`.inputs`, dedup, embedding,
+  hold-back for training, background adds), also for vectors computed elsewhere (:meth:`add_encoded`);
+- reads open a generation through :mod:`.store.snapshot` (the load-time checks ``verify`` also makes)
+  and search it with :mod:`.search`;
+- names become paths in :mod:`.paths`; :mod:`.results` holds what calls return.
+
+This class keeps the state between calls: the manifest it last saw, the encoder (loaded lazily and
+checked against the manifest) and the opened generation."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from . import ingest as _ingest
 from . import modes as _modes
 from . import search as _search
 from .encoder import Encoder
 from .encoding import query_bundle as _bundle
-from .errors import (
-    IndexCorrupt,
-    IndexExists,
-)
 from .ingest import CHUNK_DOCS, ON_DUPLICATE  # noqa: F401 - re-exports
 from .inputs import DocLike, scrub
 from .paths import resolve_index_path
 from .results import AddResult, Hit, PassageRef
 from .search import MAX_K  # noqa: F401 - re-export
 from .store import commit as _commit
-from .store import generation as _gen
+from .store import layout
 from .store import retype as _retype
 from .store import snapshot as _snapshot
+from .store import vectors as _vec
 from .store.commit import NothingChanged
 from .store.commit import VectorSlot as _Slot
 from .store.docs import DocStore
-from .store.layout import DOCS_FILE, MANIFEST_NAME, TMP_PREFIX  # noqa: F401 - TMP_PREFIX: re-export
+from .store.layout import DOCS_FILE, MANIFEST_NAME, TMP_PREFIX  # noqa: F401 - re-exports
 from .store.manifest import (
     Manifest,
-    ModelInfo,
-    check_compatible,
+    check_encoder,
+    new_manifest,
     read_existing,
     read_manifest_safe,  # noqa: F401 - re-export
 )
 from .store.snapshot import VERIFY_ON_LOAD_BYTES  # noqa: F401 - re-export (read-only: set it on store.snapshot)
-from .store.vectors import get_backend, validate_factory
 
 
 # ----------------------------------------------------------------------------- retriever
@@ -89,8 +89,7 @@ class Retriever:
         self._batch_size = batch_size
         self._query_backend = query_backend
         self._mmap = mmap
-        self._snap: _snapshot.Snapshot | None = None  # the opened generation (None until a read needs it)
-        self._searcher: _search.Searcher | None = None
+        self._searcher: _search.Searcher | None = None  # over the opened generation (None until a read)
         if encoder is not None:
             self._check(encoder)
 
@@ -126,36 +125,14 @@ class Retriever:
         search modes use, in the same write.
         """
         index_dir = resolve_index_path(path)
-        _commit.refuse_foreign(index_dir)  # path checks first: loading a model takes seconds
-        if (index_dir / MANIFEST_NAME).exists() and not overwrite:
-            raise IndexExists(
-                f"an index already exists at {index_dir}; add to it with Retriever.load(...).add(...) "
-                "(CLI: tase-search index appends), or pass overwrite=True (--overwrite) to replace it"
-            )
-        if factory:
-            get_backend(backend)
-            if backend == "faiss":
-                validate_factory(factory)
+        _commit.check_new_index(index_dir, overwrite=overwrite)  # path checks first: a model takes seconds
+        _vec.check_factory(factory, backend)
         encoder = (
             Encoder.load(model, precision=precision, batch_size=batch_size, query_backend=query_backend)
             if isinstance(model, str)
             else model
         )
-        manifest = Manifest(
-            model=ModelInfo(
-                id=encoder.model_id,
-                fingerprint=encoder.fingerprint,
-                dimension=encoder.dimension,
-                max_seq_length=encoder.max_seq_length,
-                query_prompt=getattr(encoder, "query_prompt", None),
-                passage_prompt=getattr(encoder, "passage_prompt", None),
-            ),
-            factory=factory or "Flat",
-            index_type="custom" if factory else "auto",
-            backend=backend,
-            overlap_tokens=overlap,
-        )
-        r = cls(index_dir, manifest, encoder=encoder)
+        r = cls(index_dir, new_manifest(encoder, factory, backend, overlap), encoder=encoder)
         unborn = not index_dir.exists()
         try:
 
@@ -202,30 +179,24 @@ class Retriever:
         """
         index_dir = resolve_index_path(path)
         manifest = read_existing(index_dir)
-        if model is not None and not isinstance(model, str):  # an Encoder (or any DocumentEncoder)
-            return cls(
-                index_dir,
-                manifest,
-                encoder=model,
-                precision=precision,
-                batch_size=batch_size,
-                mmap=mmap,
-                search_mode=search_mode,
-            )
+        given = (
+            None if model is None or isinstance(model, str) else model
+        )  # an Encoder (or any DocumentEncoder)
         return cls(
             index_dir,
             manifest,
-            model=model,
+            encoder=given,
+            model=model if given is None else None,
             precision=precision,
             batch_size=batch_size,
-            query_backend=query_backend,
+            query_backend=query_backend if given is None else "auto",
             mmap=mmap,
             search_mode=search_mode,
         )
 
     @classmethod
     def exists(cls, path: str | os.PathLike[str] | None) -> bool:
-        return (resolve_index_path(path) / MANIFEST_NAME).is_file()
+        return layout.has_manifest(resolve_index_path(path))
 
     # ------------------------------------------------------------------ encoder
     @property
@@ -275,35 +246,23 @@ class Retriever:
         return self
 
     def _check(self, encoder: Encoder) -> None:
-        check_compatible(
-            self.manifest,
-            model_id=encoder.model_id,
-            fingerprint=encoder.fingerprint,
-            dimension=encoder.dimension,
-            prompts=_prompts_of(encoder),
-        )
+        check_encoder(self.manifest, encoder)
 
     # ------------------------------------------------------------------ reading
     def _open(self) -> _search.Searcher:
         """Open the current generation's files (once), checked as :mod:`tase_search.store.snapshot` says;
         a generation a writer removed meanwhile is followed to the newest one."""
         if self._searcher is None:
-
-            def adopt(newer: Manifest) -> None:
-                self.manifest = newer
-                if self._encoder is not None:
-                    self._check(self._encoder)
-
-            self._snap = _snapshot.open_current(self.path, self.manifest, mmap=self._mmap, on_newer=adopt)
+            snap = _snapshot.open_current(self.path, self.manifest, mmap=self._mmap, on_newer=self._adopt)
             self._searcher = _search.Searcher(
-                self.path, self._snap, lambda queries: self.query_encoder.encode_query(queries)
+                self.path, snap, lambda queries: self.query_encoder.encode_query(queries)
             )
         return self._searcher
 
     @property
     def _vectors(self) -> Any:
         """The opened generation's vector index (None before the first read)."""
-        return None if self._snap is None else self._snap.vectors
+        return None if self._searcher is None else self._searcher.snap.vectors
 
     def refresh(self) -> bool:
         """Pick up a newer generation written by another process; True if it changed."""
@@ -311,15 +270,19 @@ class Retriever:
         if newest.generation == self.manifest.generation:
             return False
         self.close()
-        self.manifest = newest
-        if self._encoder is not None:
-            self._check(self._encoder)
+        self._adopt(newest)
         return True
 
+    def _adopt(self, manifest: Manifest) -> None:
+        """Follow a newer manifest (another process wrote), refusing it if the encoder no longer fits."""
+        self.manifest = manifest
+        if self._encoder is not None:
+            self._check(self._encoder)
+
     def close(self) -> None:
-        if self._snap is not None:
-            self._snap.close()
-        self._snap, self._searcher = None, None
+        if self._searcher is not None:
+            self._searcher.snap.close()
+        self._searcher = None
 
     def __enter__(self) -> Retriever:
         return self
@@ -345,9 +308,7 @@ class Retriever:
     def sparse_note(self) -> str | None:
         """One line telling a user that this index is searched by meaning only and how to add keyword
         search; None when its keyword part can be searched."""
-        self._open()
-        assert self._snap is not None
-        stale = self._snap.sparse_stale
+        stale = self._open().snap.sparse_stale
         return None if stale is None else _modes.unavailable_note(self.path, stale)
 
     def search(
@@ -437,22 +398,13 @@ class Retriever:
         wanted = [scrub(str(i)) for i in ids]
         if not wanted:
             return []
-
-        def mutate(store: DocStore, slot: _Slot, m: Manifest) -> list[str]:
-            deleted, pids = store.delete(wanted)
-            if pids and not slot.vectors.remove(np.asarray(pids, dtype=np.int64)):
-                store.add_tombstones(pids)
-            return deleted
-
-        return self._write(mutate)
+        return self._write(lambda store, slot, m: _ingest.remove_documents(wanted, store, slot))
 
     def build_sparse(self) -> int:
         """Give this index a keyword (sparse) part, made from the stored text without re-embedding,
         through the same crash-safe write as any other change (a rebuild if it has a stale one).
         Returns the passages indexed; 0, writing nothing, when the keyword part is already current."""
-        self._open()
-        assert self._snap is not None
-        if self._snap.sparse_stale is None:
+        if self._open().snap.sparse_stale is None:
             return 0
         self.close()
 
@@ -479,13 +431,7 @@ class Retriever:
 
         def check(current: Manifest) -> None:
             if self._encoder is not None:
-                check_compatible(
-                    current,
-                    model_id=self._encoder.model_id,
-                    fingerprint=self._encoder.fingerprint,
-                    dimension=self._encoder.dimension,
-                    prompts=_prompts_of(self._encoder),
-                )
+                check_encoder(current, self._encoder)
 
         def published(manifest: Manifest) -> None:
             self.close()
@@ -497,67 +443,17 @@ class Retriever:
 
     # ------------------------------------------------------------------ info
     def info(self) -> dict[str, Any]:
-        """What the index holds (no model is loaded). Sizes count the generation's own regular files
-        (never a link's target); a damaged document store leaves ``sources`` empty (``verify`` says why)."""
-        m = self.manifest
-        gen_dir = self.path / m.generation_dir
-        size = 0
-        with contextlib.suppress(OSError, IndexCorrupt):
-            gen_dir = _gen.generation_path(self.path, m)
-            size = sum(st.st_size for p in gen_dir.iterdir() if stat.S_ISREG((st := p.lstat()).st_mode))
-        sources: list[tuple[str, int]] = []
-        sparse = "unknown (the document store could not be read)"
-        try:
-            store = DocStore(gen_dir / DOCS_FILE, readonly=True)
-            try:
-                sources = store.sources()
-                stale = store.sparse_stale_reason(m.rows) if store.sparse else "none"
-                sparse = "current" if stale is None else stale
-            finally:
-                store.close()
-        except IndexCorrupt:
-            pass
-        return {
-            "path": str(self.path),
-            "documents": m.documents,
-            "passages": m.rows,
-            "tombstones": m.tombstones,
-            "model": m.model.id,
-            "model_fingerprint": m.model.fingerprint,
-            "dimension": m.model.dimension,
-            "max_seq_length": m.model.max_seq_length,
-            "metric": m.metric,
-            "normalized": m.model.normalized,
-            "backend": m.backend,
-            "factory": m.factory,
-            "index_type": m.index_type,
-            "search_params": m.search_params,
-            "generation": m.generation,
-            "bytes_on_disk": size,
-            "created": m.created,
-            "updated": m.updated,
-            "format_version": m.format_version,
-            "versions": m.versions,
-            "sources": dict(sources),
-            "sparse": sparse,
-        }
+        """What the index holds (no model is loaded): :func:`tase_search.store.snapshot.describe`."""
+        return _snapshot.describe(self.path, self.manifest)
 
     def get(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Stored documents by id (missing ids are left out)."""
-        self._open()
-        assert self._snap is not None
-        return self._snap.docs.get_documents([scrub(str(i)) for i in ids])
+        return self._open().snap.docs.get_documents([scrub(str(i)) for i in ids])
 
     def missing_filter_keys(self, filter: Mapping[str, str]) -> tuple[list[str], list[str]]:  # noqa: A002
         """``(keys of filter that no document has, some field names that do exist)``: what to tell a
         user whose filtered search found nothing. Scans the documents, so call it only then."""
         return self._open().missing_filter_keys(filter)
-
-
-# ----------------------------------------------------------------------------- helpers
-def _prompts_of(encoder: Any) -> tuple[str | None, str | None]:
-    """The encoder's (query, passage) prompts, as the manifest records them."""
-    return getattr(encoder, "query_prompt", None), getattr(encoder, "passage_prompt", None)
 
 
 __all__ = ["AddResult", "Hit", "PassageRef", "Retriever", "resolve_index_path"]

@@ -83,7 +83,7 @@ class Searcher:
 
     def __init__(self, path: Path, snap: Snapshot, encode_query: Callable[[list[str]], np.ndarray]) -> None:
         self.path = path
-        self._snap = snap
+        self.snap = snap
         self._encode_query = encode_query
         self._corpus_language: object = _UNKNOWN  # the documents' language, sampled when first needed
 
@@ -106,7 +106,7 @@ class Searcher:
     def _language(self) -> str | None:
         """The corpus's language, from a sample of its documents (once per opened generation)."""
         if self._corpus_language is _UNKNOWN:
-            self._corpus_language = corpus_language(self._snap.docs.sample_texts(_modes.CORPUS_SAMPLE))
+            self._corpus_language = corpus_language(self.snap.docs.sample_texts(_modes.CORPUS_SAMPLE))
         return self._corpus_language  # type: ignore[return-value]
 
     def _dense_weight(self, query_language: str | None) -> float:
@@ -117,9 +117,9 @@ class Searcher:
         """The mode one query is searched in: ``auto`` resolved by its language against the corpus's,
         and dense where the keyword part cannot be searched (an error when the caller asked for another
         mode by name)."""
-        if self._snap.sparse_stale is not None:  # no keyword part to search
+        if self.snap.sparse_stale is not None:  # no keyword part to search
             if explicit and requested in ("sparse", "hybrid"):
-                raise InputError(_modes.unavailable_error(requested, self.path, self._snap.sparse_stale))
+                raise InputError(_modes.unavailable_error(requested, self.path, self.snap.sparse_stale))
             return "dense"
         return _modes.auto_mode(query_language, self._language()) if requested == "auto" else requested
 
@@ -137,7 +137,7 @@ class Searcher:
         flt = normalize_filter(filter) if filter else None
         allow = None
         if flt:
-            allow = np.asarray(self._snap.docs.pids_matching(flt), dtype=np.int64)
+            allow = np.asarray(self.snap.docs.pids_matching(flt), dtype=np.int64)
             if len(allow) == 0:
                 return [[] for _ in queries]
         depth = max(k, _modes.HYBRID_DEPTH)
@@ -159,15 +159,15 @@ class Searcher:
         self, qv: np.ndarray, k: int, allow: np.ndarray | None
     ) -> list[list[tuple[int, float]]]:
         """The best ``k`` documents of each query vector as ``(best passage id, cosine)``, best first."""
-        total = self._snap.vectors.ntotal
+        total = self.snap.vectors.ntotal
         if total == 0:
             return [[] for _ in range(len(qv))]
-        n_docs = self._snap.manifest.documents if allow is None else len(allow)
+        n_docs = self.snap.manifest.documents if allow is None else len(allow)
         want = min(k, n_docs)
         k_search = min(total, max(k * 2, k + 8))
-        with _one_search_thread(len(qv) == 1 and self._snap.manifest.backend == "faiss"):
+        with _one_search_thread(len(qv) == 1 and self.snap.manifest.backend == "faiss"):
             while True:
-                scores, ids = self._snap.vectors.search(qv, k_search, allow=allow, deny=self._snap.deny)
+                scores, ids = self.snap.vectors.search(qv, k_search, allow=allow, deny=self.snap.deny)
                 grouped = [self._group(scores[i], ids[i]) for i in range(len(qv))]
                 if all(len(g) >= want for g in grouped) or k_search >= total:
                     break
@@ -178,7 +178,7 @@ class Searcher:
         """The best ``k`` documents for ``query`` by BM25 as ``(best passage id, score)``, best first."""
         limit = max(k * 2, k + 8)
         while True:
-            rows = self._snap.docs.search_sparse(query, limit, flt)
+            rows = self.snap.docs.search_sparse(query, limit, flt)
             grouped = self._group([s for _, s in rows], [p for p, _ in rows])
             if len(grouped) >= k or len(rows) < limit:
                 return grouped[:k]
@@ -193,7 +193,7 @@ class Searcher:
     ) -> list[tuple[int, float]]:
         """Fuse two per-document rankings of passage ids; a document keeps the passage of the ranking
         it stands higher in (dense on a tie)."""
-        doc_of = self._snap.docs.doc_keys([p for p, _ in dense] + [p for p, _ in sparse])
+        doc_of = self.snap.docs.doc_keys([p for p, _ in dense] + [p for p, _ in sparse])
         passage: dict[int, tuple[int, int]] = {}  # document -> (rank, passage id)
         for ranking in (dense, sparse):
             for rank, (pid, _) in enumerate(ranking):
@@ -206,7 +206,7 @@ class Searcher:
     def _hits(self, groups: list[list[tuple[int, float]]], k: int) -> list[list[Hit]]:
         """Read the top ``k`` of each ranking back from the document store as hits."""
         wanted = sorted({pid for g in groups for pid, _ in g[:k]})
-        stored = self._snap.docs.fetch(wanted)
+        stored = self.snap.docs.fetch(wanted)
         out: list[list[Hit]] = []
         for g in groups:
             hits = []
@@ -235,7 +235,7 @@ class Searcher:
         seen_docs: dict[int, None] = {}
         out = []
         valid = [(int(i), float(s)) for i, s in zip(ids, scores) if i >= 0]
-        doc_of = self._snap.docs.doc_keys([i for i, _ in valid])
+        doc_of = self.snap.docs.doc_keys([i for i, _ in valid])
         for pid, score in valid:
             dk = doc_of.get(pid)
             if dk is None or dk in seen_docs:
@@ -247,7 +247,7 @@ class Searcher:
     def missing_filter_keys(self, filter: Mapping[str, str]) -> tuple[list[str], list[str]]:  # noqa: A002
         """``(keys of filter that no document has, some field names that do exist)``: what to tell a
         user whose filtered search found nothing. Scans the documents, so call it only then."""
-        conn = self._snap.docs.conn
+        conn = self.snap.docs.conn
         missing = [k for k in normalize_filter(filter) if not _fields.has_field(conn, k)]
         return missing, (_fields.some_fields(conn) if missing else [])
 

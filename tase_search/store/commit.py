@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import IndexCorrupt, IndexWriteError, InputError, TaseSearchError
+from ..errors import IndexCorrupt, IndexExists, IndexWriteError, InputError, TaseSearchError
 from . import generation as _gen
 from . import layout, safeio
 from . import stamps as _stamps
@@ -331,6 +331,16 @@ def remove_stale_temporaries(index_dir: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)
+
+
+def check_new_index(index_dir: Path, *, overwrite: bool) -> None:
+    """Refuse to build where an index is (unless ``overwrite``) or where unrelated files are."""
+    refuse_foreign(index_dir)
+    if layout.manifest_path(index_dir).exists() and not overwrite:
+        raise IndexExists(
+            f"an index already exists at {index_dir}; add to it with Retriever.load(...).add(...) "
+            "(CLI: tase-search index appends), or pass overwrite=True (--overwrite) to replace it"
+        )
 
 
 def refuse_foreign(index_dir: Path) -> None:

@@ -301,3 +301,38 @@ def check_compatible(
             f"{model_id!r} (weights {fingerprint[:12]}); use --model {m.id!r} or rebuild the index "
             "with the new model"
         )
+
+
+def model_info(encoder: Any) -> ModelInfo:
+    """What a manifest records of the encoder an index is built with."""
+    return ModelInfo(
+        id=encoder.model_id,
+        fingerprint=encoder.fingerprint,
+        dimension=encoder.dimension,
+        max_seq_length=encoder.max_seq_length,
+        query_prompt=getattr(encoder, "query_prompt", None),
+        passage_prompt=getattr(encoder, "passage_prompt", None),
+    )
+
+
+def new_manifest(encoder: Any, factory: str | None, backend: str, overlap: int) -> Manifest:
+    """The manifest of a first build: an explicit ``factory`` fixes the index type (``custom``); without
+    one it starts Flat and follows the corpus size (``auto``)."""
+    return Manifest(
+        model=model_info(encoder),
+        factory=factory or "Flat",
+        index_type="custom" if factory else "auto",
+        backend=backend,
+        overlap_tokens=overlap,
+    )
+
+
+def check_encoder(manifest: Manifest, encoder: Any) -> None:
+    """:func:`check_compatible` with an encoder's weights, dimension and prompts."""
+    check_compatible(
+        manifest,
+        model_id=encoder.model_id,
+        fingerprint=encoder.fingerprint,
+        dimension=encoder.dimension,
+        prompts=(getattr(encoder, "query_prompt", None), getattr(encoder, "passage_prompt", None)),
+    )

@@ -12,6 +12,8 @@ damage and is raised.
 
 from __future__ import annotations
 
+import contextlib
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +95,53 @@ def open_generation(index_dir: Path, m: Manifest, *, mmap: bool = False) -> Snap
         raise
     deny = np.asarray(tomb, dtype=np.int64) if tomb else None
     return Snapshot(m, vectors, docs, deny, stale)
+
+
+def describe(index_dir: Path, m: Manifest) -> dict[str, Any]:
+    """What the index holds, from its manifest and document store (no model, no vectors). Sizes count the
+    generation's own regular files (never a link's target); a damaged document store leaves ``sources``
+    empty (``verify`` says why)."""
+    gen_dir = index_dir / m.generation_dir
+    size = 0
+    with contextlib.suppress(OSError, IndexCorrupt):
+        gen_dir = _gen.generation_path(index_dir, m)
+        size = sum(st.st_size for p in gen_dir.iterdir() if stat.S_ISREG((st := p.lstat()).st_mode))
+    sources: list[tuple[str, int]] = []
+    sparse = "unknown (the document store could not be read)"
+    try:
+        store = DocStore(gen_dir / DOCS_FILE, readonly=True)
+        try:
+            sources = store.sources()
+            stale = store.sparse_stale_reason(m.rows) if store.sparse else "none"
+            sparse = "current" if stale is None else stale
+        finally:
+            store.close()
+    except IndexCorrupt:
+        pass
+    return {
+        "path": str(index_dir),
+        "documents": m.documents,
+        "passages": m.rows,
+        "tombstones": m.tombstones,
+        "model": m.model.id,
+        "model_fingerprint": m.model.fingerprint,
+        "dimension": m.model.dimension,
+        "max_seq_length": m.model.max_seq_length,
+        "metric": m.metric,
+        "normalized": m.model.normalized,
+        "backend": m.backend,
+        "factory": m.factory,
+        "index_type": m.index_type,
+        "search_params": m.search_params,
+        "generation": m.generation,
+        "bytes_on_disk": size,
+        "created": m.created,
+        "updated": m.updated,
+        "format_version": m.format_version,
+        "versions": m.versions,
+        "sources": dict(sources),
+        "sparse": sparse,
+    }
 
 
 def _refuse(index_dir: Path, problem: str | None) -> None:

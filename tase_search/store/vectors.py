@@ -332,6 +332,14 @@ def _faiss_msg(exc: Exception) -> str:
     return faiss_message(exc)
 
 
+def check_factory(factory: str | None, backend: str) -> None:
+    """Refuse an unknown backend or a malformed FAISS factory string before anything is loaded."""
+    if factory:
+        get_backend(backend)
+        if backend == "faiss":
+            validate_factory(factory)
+
+
 def validate_factory(factory: str) -> None:
     if not factory or not _FACTORY_RE.match(factory):
         raise InputError(
