@@ -1,4 +1,4 @@
-"""A deterministic stand-in for :class:`tase_search.encoder.Encoder`: no torch, no weights.
+"""A deterministic :class:`~tase_search.encoding.protocols.DocumentEncoder`: no torch, no weights.
 
 A hashed bag of words, so texts sharing words are similar and identical texts are identical vectors;
 enough for the index store, ingest, search and the crash tests to run in milliseconds.
@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from tase_search.encoder import Passage
+from tase_search.encoding.passages import Passage
 
 __all__ = ["FakeEncoder"]
 
@@ -22,7 +22,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 class FakeEncoder:
     """Hashed bag-of-words encoder: each lowercased word adds +-1 at a hashed position.
 
-    Same surface as the real encoder (``encode_query`` / ``encode_document`` give L2-normalised
+    The encoder protocols' surface (``encode_query`` / ``encode_document`` give L2-normalised
     float32, ``model_id``, ``fingerprint``, ``dimension``, ``max_seq_length``, ``split_passages``).
     Stable across processes (blake2b, not ``hash()``), so a writer process and a reader agree. A text
     without words maps to a fixed unit vector. ``calls`` counts texts encoded per role.
@@ -77,5 +77,5 @@ class FakeEncoder:
             progress(len(out))
         return out
 
-    def split_passages(self, text: str, overlap: int = 32) -> list[Passage]:
+    def split_passages(self, text: str, *, overlap: int = 32) -> list[Passage]:
         return [Passage(0, len(text), 0, 1)]
