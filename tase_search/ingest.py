@@ -100,7 +100,6 @@ def add_documents(
     new generation is committed. ``progress(n)`` hears of documents as they are embedded and, if it has a
     ``stage(name)`` method, of building and saving.
     """
-    check_on_duplicate(on_duplicate)
     ing = _Ingest(store, slot, m, on_duplicate, progress)
     overlap = m.overlap_tokens
 
@@ -128,7 +127,6 @@ def add_encoded(
     """Store documents whose passages and vectors were computed elsewhere (see :class:`EncodedBatch`),
     with the same deduplication, hold-back and type changes as :func:`add_documents`. Each batch is one
     chunk; the vectors of documents left out (unchanged, skipped, blank) are dropped."""
-    check_on_duplicate(on_duplicate)
     ing = _Ingest(store, slot, m, on_duplicate, progress)
     current: list[tuple[Sequence[Span], np.ndarray]] = []  # the passages and vectors of the chunk's documents
 
@@ -205,6 +203,7 @@ class _Ingest:
         on_duplicate: str,
         progress: Callable[[int], None] | None,
     ) -> None:
+        check_on_duplicate(on_duplicate)
         self.store, self.slot, self.m, self.on_duplicate = store, slot, m, on_duplicate
         self.t0 = time.perf_counter()
         self.res = AddResult()

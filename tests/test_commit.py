@@ -6,7 +6,6 @@ injected at every fault point with the cleanup disabled, which leaves what a kil
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +43,12 @@ def _put(*ids: str):  # noqa: ANN202 - a mutate
 
 
 def _ids(ix: Path) -> list[str]:
-    m = read_manifest(ix)
-    con = sqlite3.connect(f"file:{ix / m.generation_dir / layout.DOCS_FILE}?mode=ro", uri=True)
+    """The document ids the current generation holds."""
+    store = DocStore(ix / read_manifest(ix).generation_dir / layout.DOCS_FILE, readonly=True)
     try:
-        return [r[0] for r in con.execute("SELECT id FROM documents ORDER BY id")]
+        return [row[0] for row in store.conn.execute("SELECT id FROM documents ORDER BY id")]
     finally:
-        con.close()
+        store.close()
 
 
 @pytest.fixture
