@@ -10,7 +10,7 @@ Two ways to pick the point:
 
 Two kinds of writer: ``cli`` runs the real ``tase-search index`` (new index, append, ``--overwrite``)
 and ``tase-search delete`` with a tiny real model; ``api`` runs :mod:`campaign.apiwriter` (Python API,
-fake encoder, starts in under a second). Both go through the same ``Retriever._write``.
+fake encoder, starts in under a second). Both go through the same commit (``tase_search.store.commit.commit``).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from .safeio import fsync_dir, open_regular, write_bytes
 __all__ = ["FAULT_POINTS", "LOCK_NAME", "WriterLock", "atomic_write_bytes", "fault_point", "fsync_dir"]
 
 FAULT_ENV = "TASE_SEARCH_FAULT"
-#: The named points of the write path, in order (see ``Retriever._write``).
+#: The named points of the write path, in order (see :mod:`.commit`).
 FAULT_POINTS = (
     "locked",  # writer lock held, stale temporaries removed
     "copied",  # temporary generation holds a copy of the old SQLite file; old vectors loaded
