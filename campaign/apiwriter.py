@@ -1,7 +1,8 @@
 """A writer process that uses the Python API with the test suite's fake encoder (no torch: starts in <1 s).
 
 It goes through exactly the same write path as ``tase-search index``/``delete``
-(``tase_search.store.commit.commit``), so the fault hooks (``TASE_SEARCH_FAULT``) and kills exercise the real commit protocol cheaply.
+(``tase_search.store.commit.commit``), so the fault hooks (``TASE_SEARCH_FAULT``) and kills exercise the
+real commit protocol cheaply.
 
     python -m campaign.apiwriter build INDEX --n 50
     python -m campaign.apiwriter add INDEX --n 20 --start 50
