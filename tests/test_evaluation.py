@@ -654,3 +654,7 @@ def test_cli_report_missing_data(tmp_path, fake_loader):
     assert r.exit_code == 1
     assert "--data" in r.output and "stsb-tr/dev.tsv" in r.output
     assert fake_loader == []  # nothing loaded before the data check
+    r = CliRunner().invoke(eval_group, ["report", "-m", "a"])  # no default data folder
+    assert r.exit_code == 2 and "Missing option '--data'" in r.output
+    with pytest.raises(InputError, match="pass --data DIR"):
+        run_suite([FakeEncoder()], None)
