@@ -1,4 +1,4 @@
-"""A writer process using the Python API and the fake encoder of tase_search.testing (no torch: starts in <1 s).
+"""A writer process: the Python API with the fake encoder of tase_search.testing (no torch: starts in <1 s).
 
 It goes through exactly the same write path as ``tase-search index``/``delete``
 (``tase_search.store.commit.commit``), so the fault hooks (``TASE_SEARCH_FAULT``) and kills exercise the
