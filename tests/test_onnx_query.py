@@ -362,7 +362,9 @@ def test_cli_index_leaves_a_bundle_and_queries_skip_torch(tiny_model_dir, tmp_pa
 
 
 def test_bundle_that_fails_its_probes_is_not_used_nor_removed(tiny_model_dir, tmp_path, cache) -> None:
-    where = _index_with_cli(tiny_model_dir, tmp_path)
+    from tase_search.retriever import Retriever
+
+    _index_with_cli(tiny_model_dir, tmp_path)
     m = json.loads((tmp_path / "idx" / "manifest.json").read_text(encoding="utf-8"))["model"]
     keys = {
         "fingerprint": m["fingerprint"],
@@ -376,8 +378,9 @@ def test_bundle_that_fails_its_probes_is_not_used_nor_removed(tiny_model_dir, tm
     light, why = open_bundle(tmp_path / "idx", **keys)
     assert light is None and "disagrees" in why
     assert json.loads(path.read_text(encoding="utf-8")) == bundle  # a read leaves it as it found it
-    hits, mods = _query_child(["yağmur", *where])
-    assert mods["torch"] is True and hits  # the full encoder answers
+    r = Retriever.load(tmp_path / "idx", precision="fp32")
+    assert r.search("yağmur", k=2) and type(r.query_encoder) is Encoder  # the full encoder answers
+    assert "disagrees" in r.query_path_note and "tase-search index" in r.query_path_note
     _index_with_cli(tiny_model_dir, tmp_path)  # appends nothing new, but writes a good bundle
     assert open_bundle(tmp_path / "idx", **keys)[0] is not None
     path.write_text("{not json", encoding="utf-8")
