@@ -60,6 +60,8 @@ EXTRAS = {
 DEFAULT_EXTRAS = "auto-b128,autocast"
 #: Resident memory each path added when it was set up (its copy of the weights, runtime, workspace).
 RSS_ADDED_MB: dict[str, float] = {}
+#: What the shipped path resolved to here: its document backend and batch size.
+SHIPPED_INFO: dict[str, Any] = {}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,7 +133,7 @@ def _build_paths(
             prompt_name=name if name in prompts else None,
         ).astype(np.float32)
 
-    def enc_path(enc: Encoder, batch: int) -> Callable[..., Any]:
+    def enc_path(enc: Encoder, batch: int | None) -> Callable[..., Any]:
         def f(texts: list[str], role: str) -> np.ndarray:
             if role == "query":
                 return enc.encode_query(texts, batch_size=batch)
@@ -148,7 +150,11 @@ def _build_paths(
         if name == BASELINE:
             paths[name] = st_encode
         elif name == SHIPPED:  # what `tase-search index` runs: the document backend auto resolves to
-            paths[name] = enc_path(backends.with_backend(shared_auto, "auto", build=True), bs)
+            shipped = backends.with_backend(shared_auto, "auto", build=True)
+            # a backend runs at its own measured batch size (as indexing does); the torch path at bs
+            paths[name] = enc_path(shipped, None if isinstance(shipped, backends.BackendEncoder) else bs)
+            SHIPPED_INFO["backend"] = getattr(shipped, "backend", "torch")
+            SHIPPED_INFO["batch_size"] = getattr(getattr(shipped, "runner", None), "batch_size", None) or bs
         elif name == "torch":
             paths[name] = enc_path(shared_auto, bs)
         elif name.startswith("ct2-int8"):
@@ -349,7 +355,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         results[n] = {
             "description": "SentenceTransformer.encode, fp32, defaults"
             if n == BASELINE
-            else f"tase-search Encoder, precision auto ({shipped_mode})"
+            else f"tase-search Encoder, precision auto ({shipped_mode}), document backend auto "
+            f"({SHIPPED_INFO.get('backend')}, batch {SHIPPED_INFO.get('batch_size')})"
             if n == SHIPPED
             else EXTRAS.get(n, n),
             "seconds": round(seconds[n], 3),
@@ -405,6 +412,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             "n": len(texts),
             "mean_chars": round(sum(map(len, texts)) / len(texts), 1),
             "batch_size": args.batch_size,
+            "shipped_resolves_to": dict(SHIPPED_INFO),
             "chunk": args.chunk,
             "chunks": len(chunks),
             "auto_precision_resolves_to": resolve_precision("auto"),

@@ -62,6 +62,24 @@ def test_wrapper_prepares_texts_exactly_as_the_encoder(model_copy: Path) -> None
     np.testing.assert_array_equal(wrapped.encode_query(["kısa"]), enc.encode_query(["kısa"]))
 
 
+def test_a_runner_batch_size_caps_the_default_but_not_an_explicit_one(model_copy: Path) -> None:
+    enc = _encoder(model_copy)
+    seen: list[int] = []
+    inner = _torch_runner(enc)
+
+    def runner(features: dict[str, np.ndarray]) -> np.ndarray:
+        seen.append(len(features["input_ids"]))
+        return inner(features)
+
+    runner.batch_size = 2  # type: ignore[attr-defined]
+    wrapped = backends.BackendEncoder(enc, runner, "test")
+    wrapped.encode_document(TEXTS)
+    assert seen == [2, 2]
+    seen.clear()
+    wrapped.encode_document(TEXTS, batch_size=3)
+    assert seen == [3, 1]
+
+
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(InputError, match="pick one of"):
         backends.check_name("cuda")

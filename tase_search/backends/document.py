@@ -57,7 +57,8 @@ class BackendEncoder:
         order = np.argsort([-len(t) for t in prepared], kind="stable")
         out = np.empty((len(prepared), enc.dimension), dtype=np.float32)
         preprocess = getattr(enc.model, "preprocess", None) or enc.model.tokenize
-        bs = batch_size or enc.batch_size
+        # a runner's own measured batch size caps the encoder's default; an explicit one is used as given
+        bs = batch_size or min(enc.batch_size, getattr(self.runner, "batch_size", None) or enc.batch_size)
         for start in range(0, len(order), bs):
             idx = order[start : start + bs]
             out[idx] = l2_normalize(self.runner(_numpy_features(preprocess([prepared[i] for i in idx]))))
