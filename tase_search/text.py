@@ -40,6 +40,9 @@ _CLEAN_TABLE.update({c: "\ufffd" for c in range(0xD800, 0xE000)})
 _NEEDS_CLEAN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # the keys above, for a fast path
 
 
+_DOTTED_I = re.compile("i\u0307+")
+
+
 def nfc(text: str) -> str:
     """Unicode NFC (composed form).
 
@@ -51,9 +54,10 @@ def nfc(text: str) -> str:
 
 
 def _fold_dotted_i(text: str) -> str:
-    """Undo a previous non-Turkish lowercasing of İ: ``i`` + U+0307 is just ``i``."""
+    """Undo a previous non-Turkish lowercasing of İ: ``i`` + U+0307 is just ``i`` (and so is ``i`` with
+    several dots, else each casing pass would fold one more of them)."""
     if _COMBINING_DOT in text:
-        text = text.replace("i" + _COMBINING_DOT, "i")
+        text = _DOTTED_I.sub("i", text)
     return text
 
 
