@@ -81,7 +81,7 @@ def encode_inline(
     report: Callable[[int], None] = lambda _n: None,
     *,
     stop_after: int | None = None,
-) -> int:
+) -> dict[str, Any]:
     """The Ray pipeline's steps in this process: read rows, embed them in batches that arrive out of
     order (last shard first), collect and stage. ``stop_after``: a kill after that many shards."""
     actor = EncodeActor(spec)
@@ -96,7 +96,7 @@ def encode_inline(
         collector.add(actor(batch))
         if stop_after is not None and collector.staged >= stop_after:
             raise KeyboardInterrupt
-    return collector.staged
+    return collector.work.summary()
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def inline(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Run the engine in this process; the list collects how many shards each run encoded."""
     encoded: list[int] = []
 
-    def run(shards: Sequence[Shard], *args: Any, **kw: Any) -> int:
+    def run(shards: Sequence[Shard], *args: Any, **kw: Any) -> dict[str, Any]:
         encoded.append(len(shards))
         return encode_inline(shards, *args, **kw)
 
@@ -221,6 +221,8 @@ def test_build_equals_a_local_build(
         corpus, tmp_path / "ray", str(tiny_model_dir), precision="fp32", shard_bytes=800, workers=1
     )
     assert run.action == "built" and run.shards == inline[0] > 4 and run.resumed == 0
+    (worker,) = run.work["workers"].values()  # one actor, busy for every document
+    assert worker["documents"] == run.stats.read and 0 < worker["busy_s"] <= run.work["window_s"]
     assert run.added.added == local.last_add.added and run.added.unchanged == local.last_add.unchanged > 0
     assert run.stats.skipped_empty > 0
     same_index(local, run.retriever, tiny_encoder)
@@ -241,7 +243,7 @@ def test_a_killed_append_leaves_the_index_and_a_rerun_resumes(
     before = read_manifest(tmp_path / "ray")
     calls: list[int] = []
 
-    def killed(shards: Sequence[Shard], *args: Any, **kw: Any) -> int:
+    def killed(shards: Sequence[Shard], *args: Any, **kw: Any) -> dict[str, Any]:
         calls.append(len(shards))
         return encode_inline(shards, *args, **kw, stop_after=2 if len(calls) == 1 else None)
 
@@ -392,3 +394,22 @@ def test_ray_cluster_on_loopback(tmp_path: Path, corpus: list[str], tiny_model_d
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.bench
+def test_bench_distributed_quick(tiny_model_dir: Path, corpus: list[str], tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    import importlib.util
+
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    sys.path.insert(0, str(bench))
+    spec = importlib.util.spec_from_file_location("bench_distributed", bench / "distributed.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    argv = [corpus[0], "--quick", "--model", str(tiny_model_dir), "--workers", "1", "--shard-bytes", "300"]
+    result = mod.run([*argv, "--out", str(tmp_path / "r.json")])
+    (one,) = result["runs"]
+    assert one["workers"] == 1 and one["documents"] > 0 and one["shards"] > 1
+    assert one["docs_per_s_pipeline"] > 0 and len(one["worker_peak_rss_mb"]) >= 1
+    assert result["local_1_thread"]["documents"] == one["documents"]

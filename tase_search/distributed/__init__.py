@@ -34,7 +34,8 @@ __all__ = ["EncoderSpec", "IndexRun", "RayOptions", "ReadOptions", "index_corpus
 @dataclass
 class IndexRun:
     """What :func:`index_corpus` did: the ingest's result (``added``), the read statistics, how many
-    shards there were and how many of them were found staged by an earlier run."""
+    shards there were and how many of them were found staged by an earlier run; ``timings`` (embedding
+    and commit seconds) and ``work`` (when the encoder actors were busy: ``ray_engine.WorkLog``)."""
 
     retriever: Any
     added: Any
@@ -45,6 +46,7 @@ class IndexRun:
     seconds: float
     workers: int
     timings: dict[str, float] = field(default_factory=dict)
+    work: dict[str, Any] = field(default_factory=dict)
 
 
 def index_corpus(
@@ -108,7 +110,7 @@ def index_corpus(
     todo = [s for s, k in zip(shards, keys) if not staging.has(k)]
     stage = stage_of(progress)
     stage(f"embedding {len(todo)} of {len(shards)} shards on Ray with {workers} workers")
-    encode_shards(
+    work = encode_shards(
         todo,
         {s.number: k for s, k in zip(shards, keys)},
         options,
@@ -147,4 +149,5 @@ def index_corpus(
         seconds=t2 - t0,
         workers=workers,
         timings={"embed": t1 - t0, "commit": t2 - t1},
+        work=work,
     )

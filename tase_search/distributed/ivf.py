@@ -16,6 +16,7 @@ them in, so the result is the index a serial add makes.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -28,6 +29,17 @@ from .staging import Staging
 
 def is_ivf(factory: str | None) -> bool:
     return bool(factory) and (factory.startswith("IVF") or ",IVF" in factory)  # type: ignore[union-attr]
+
+
+#: FAISS warns below 39 training points per list; more than this many points adds little to k-means.
+MAX_SAMPLE = 2_000_000
+
+
+def sample_size(factory: str) -> int:
+    """Training points for ``factory``: the store's usual sample, or 39 per inverted list when that is
+    more (IVF32768 wants 1.28M), at most :data:`MAX_SAMPLE`."""
+    nlist = re.search(r"IVF(\d+)", factory)
+    return min(MAX_SAMPLE, max(TRAIN_SAMPLE, 39 * int(nlist.group(1)) if nlist else 0))
 
 
 def training_sample(

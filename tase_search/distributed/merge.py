@@ -165,7 +165,7 @@ def _build(
             store.build_sparse()  # empty: filled as the documents go in
         parallel = None
         if _ivf.is_ivf(factory) and slot.vectors.needs_training:
-            slot.vectors.train(_ivf.training_sample(staging, keys))
+            slot.vectors.train(_ivf.training_sample(staging, keys, _ivf.sample_size(factory)))
             if on_duplicate != "replace":  # a replace may remove rows added earlier in this write
                 parallel = _ivf.ParallelIVFAdds(slot.vectors, os.cpu_count() or 1)
                 slot.vectors = parallel

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -145,6 +147,7 @@ class EncodeActor:
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        start = time.time()  # wall clock: compared across the actors' processes
         n = len(batch["kind"])
         parts = [
             self.encoder.split_passages(str(batch["text"][i]), overlap=self.spec.overlap)
@@ -163,7 +166,42 @@ class EncodeActor:
         out["vectors"] = np.asarray(vectors, dtype=object)
         out["spans"] = np.asarray(spans, dtype=object)
         out["model"] = np.asarray([self.model] * n, dtype=object)
+        out["worker"] = np.full(n, os.getpid(), dtype=np.int64)
+        out["started"] = np.full(n, start)
+        out["ended"] = np.full(n, time.time())
         return out
+
+
+class WorkLog:
+    """When the actors were busy: per worker the seconds spent in batches and the documents embedded,
+    and the window from the first batch's start to the last one's end (actor start-up and model load
+    are outside it). What the documents/s of a run are measured from."""
+
+    def __init__(self) -> None:
+        self.batches: dict[tuple[int, float], tuple[float, int]] = {}
+
+    def note(self, batch: dict[str, np.ndarray]) -> None:
+        docs = batch["kind"] == "doc"
+        for worker, start, end in {
+            (int(w), float(a), float(b))
+            for w, a, b in zip(*(batch[k] for k in ("worker", "started", "ended")))
+        }:
+            mine = (batch["worker"] == worker) & (batch["started"] == start)
+            old = self.batches.get((worker, start), (end, 0))
+            self.batches[(worker, start)] = (end, old[1] + int((mine & docs).sum()))
+
+    def summary(self) -> dict[str, Any]:
+        if not self.batches:
+            return {"window_s": 0.0, "workers": {}}
+        busy: dict[int, list[float]] = {}
+        for (worker, start), (end, docs) in self.batches.items():
+            w = busy.setdefault(worker, [0.0, 0])
+            w[0] += end - start
+            w[1] += docs
+        first = min(s for _, s in self.batches)
+        last = max(e for e, _ in self.batches.values())
+        workers = {str(k): {"busy_s": round(v[0], 2), "documents": int(v[1])} for k, v in busy.items()}
+        return {"window_s": round(last - first, 2), "workers": workers}
 
 
 class Collector:
@@ -174,8 +212,10 @@ class Collector:
         self.rows: dict[int, dict[int, tuple[Any, ...]]] = {}
         self.ends: dict[int, tuple[int, int, int, str]] = {}
         self.staged = 0
+        self.work = WorkLog()
 
     def add(self, batch: dict[str, np.ndarray]) -> None:
+        self.work.note(batch)
         for i in range(len(batch["kind"])):
             shard, seq = int(batch["shard"][i]), int(batch["seq"][i])
             if batch["kind"][i] == "end":
@@ -231,10 +271,11 @@ def encode_shards(
     ray_options: RayOptions,
     staging: Staging,
     report: Callable[[int], None] = lambda _n: None,
-) -> int:
-    """Embed ``shards`` on Ray and stage each one under its key; returns the shards staged."""
+) -> dict[str, Any]:
+    """Embed ``shards`` on Ray and stage each one under its key; returns when the workers were busy
+    (:meth:`WorkLog.summary`)."""
     if not shards:
-        return 0
+        return WorkLog().summary()
     ray = import_ray()
     started = _connect(ray, ray_options)
     try:
@@ -245,7 +286,7 @@ def encode_shards(
         missing = [s.number for s in shards if not staging.has(keys[s.number])]
         if missing:
             raise RuntimeError(f"shards {missing[:5]} came back incomplete from the Ray pipeline")
-        return collector.staged
+        return collector.work.summary()
     finally:
         if started:
             ray.shutdown()
