@@ -137,7 +137,8 @@ def _kill_mid_write(path: Path, corpus: Path, delay: float) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("seed", [0, *[pytest.param(s, marks=pytest.mark.slow) for s in range(1, 12)]])
+@pytest.mark.slow  # the real CLI with a model each time (test_sigkill_at_fault_point kills it by default)
+@pytest.mark.parametrize("seed", range(12))
 def test_sigkill_mid_write_keeps_old_index(
     index_copy: Path, big_corpus: Path, tmp_path: Path, tiny_encoder: object, seed: int
 ) -> None:

@@ -329,6 +329,7 @@ def test_help_imports_no_torch() -> None:
     assert _run(code) == "[]"
 
 
+@pytest.mark.slow  # a process that loads the model
 def test_light_path_never_imports_sentence_transformers(tiny_model_dir: Path) -> None:
     code = (
         "import sys; from tase_search.encoder import Encoder; "

@@ -361,6 +361,7 @@ def test_cli_index_leaves_a_bundle_and_queries_skip_torch(tiny_model_dir, tmp_pa
     assert _files(cache) == {}
 
 
+@pytest.mark.slow  # two CLI index runs and a query process
 def test_bundle_that_fails_its_probes_is_not_used_nor_removed(tiny_model_dir, tmp_path, cache) -> None:
     from tase_search.retriever import Retriever
 

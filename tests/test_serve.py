@@ -307,6 +307,7 @@ def test_serve_refuses_an_open_network_address() -> None:
     assert res.exit_code == 1 and "--api-key" in res.output and "--read-only" in res.output
 
 
+@pytest.mark.slow  # starts the real server process with a model
 def test_serve_command_runs_and_stops(tmp_path: Path, tiny_model_dir: Path) -> None:
     path = tmp_path / "tiny"
     _build(path, str(tiny_model_dir))
