@@ -363,14 +363,11 @@ class Retriever:
         """
         _ingest.check_on_duplicate(on_duplicate)
         encoder = self.encoder  # load and check before taking the lock
-        try:
-            result = self._write(
-                lambda store, slot, m: _ingest.add_documents(
-                    docs, encoder, store, slot, m, on_duplicate, progress, noop_if_unchanged=True
-                )
+        result = self._write_unless_unchanged(
+            lambda store, slot, m: _ingest.add_documents(
+                docs, encoder, store, slot, m, on_duplicate, progress, noop_if_unchanged=True
             )
-        except NothingChanged as nothing:  # every document was unchanged or skipped: no new generation
-            result = nothing.result
+        )
         _bundle.keep_bundle(encoder, self.path, progress)  # also when unchanged: a missing or stale one
         return result
 
@@ -384,14 +381,11 @@ class Retriever:
         """Append documents whose passages and vectors were computed elsewhere (by this index's model:
         :class:`tase_search.ingest.EncodedBatch`), in one write, with the same rules as :meth:`add`."""
         _ingest.check_on_duplicate(on_duplicate)
-        try:
-            return self._write(
-                lambda store, slot, m: _ingest.add_encoded(
-                    batches, store, slot, m, on_duplicate, progress, noop_if_unchanged=True
-                )
+        return self._write_unless_unchanged(
+            lambda store, slot, m: _ingest.add_encoded(
+                batches, store, slot, m, on_duplicate, progress, noop_if_unchanged=True
             )
-        except NothingChanged as nothing:
-            return nothing.result
+        )
 
     def delete(self, ids: Iterable[str]) -> list[str]:
         """Delete documents by id; returns the ids that were present (missing ids are ignored)."""
@@ -413,12 +407,17 @@ class Retriever:
                 return store.build_sparse()
             if store.sparse_built is not None:  # it was stale: this write rebuilt it already
                 return store.sparse_built
-            raise NothingChanged(AddResult())  # another writer built it since we looked
+            raise NothingChanged(0)  # another writer built it since we looked
 
+        return self._write_unless_unchanged(mutate)
+
+    def _write_unless_unchanged(self, mutate: Callable[[DocStore, _Slot, Manifest], Any]) -> Any:
+        """A write whose ``mutate`` may find nothing to change (:class:`NothingChanged`): then no new
+        generation is written and what it found is the result."""
         try:
             return self._write(mutate)
-        except NothingChanged:
-            return 0
+        except NothingChanged as nothing:
+            return nothing.result
 
     def _write(self, mutate: Callable[[DocStore, _Slot, Manifest], Any], *, fresh: bool = False) -> Any:
         """One crash-safe write (:func:`tase_search.store.commit.commit`): ``mutate``, then the index-type
