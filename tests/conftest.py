@@ -7,9 +7,9 @@ Isolation has two layers, both from :func:`tase_search.testing.isolated_environ`
   ``HF_HUB_OFFLINE`` once, at import, so a fixture would come too late; and module- and
   session-scoped fixtures (which run before any function-scoped one) get isolated too. It is set,
   not ``setdefault``: a value the developer exported never reaches a test.
-- :func:`isolated_environment` (autouse) gives each test its own homes and config folders under a
-  fresh directory, with the run's caches shared (a cache made once, e.g. an exported ONNX query graph,
-  is valid for any test). Child processes inherit ``os.environ``, so CLI subprocesses are isolated too.
+- :func:`isolated_environment` (autouse) gives each test its own homes, config folders and caches
+  under a fresh directory, so no test sees what another left (a converted model in the cache, say).
+  Child processes inherit ``os.environ``, so CLI subprocesses are isolated too.
 
 The models (:class:`~tase_search.testing.FakeEncoder`, :func:`~tase_search.testing.build_tiny_model`)
 live in :mod:`tase_search.testing`; here they are fixtures, the tiny models built once per run.
@@ -52,12 +52,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
-def isolated_environment(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    """This test's own HOME, XDG folders and settings (no ``TASE_SEARCH_*`` from outside); the root."""
+def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own HOME, XDG folders, caches and settings (no outside ``TASE_SEARCH_*``); the root."""
     root = tmp_path_factory.mktemp("env")
-    _set(monkeypatch, isolated_environ(root, cache=request.config.stash[_RUN][1] / "cache"))
+    _set(monkeypatch, isolated_environ(root))
     (root / "home").mkdir()
     return root
 
