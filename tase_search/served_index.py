@@ -22,7 +22,8 @@ from typing import Any
 from .errors import IndexLocked
 from .retriever import AddResult, DocLike, Hit, Retriever
 from .search_options import run_search
-from .store.manifest import MANIFEST_NAME, read_manifest
+from .store.layout import MANIFEST_NAME
+from .store.manifest import read_manifest
 
 #: How long a write waits for another write to this index in the same process before giving up.
 WRITE_WAIT_S = 60.0

@@ -16,8 +16,9 @@ from typing import Any
 
 from ..errors import IndexCorrupt, InputError
 from ..readers import Document
-from ..retriever import DOCS_FILE, Hit, Retriever, resolve_index_path
+from ..retriever import Hit, Retriever, resolve_index_path
 from ..search_options import as_native_filter, check_mode, run_search
+from ..store.layout import DOCS_FILE
 
 _LIST_BATCH = 500
 
