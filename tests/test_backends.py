@@ -78,6 +78,12 @@ def test_a_runner_batch_size_caps_the_default_but_not_an_explicit_one(model_copy
     seen.clear()
     wrapped.encode_document(TEXTS, batch_size=3)
     assert seen == [3, 1]
+    seen.clear()
+    runner.max_batch_tokens = 1  # type: ignore[attr-defined] # one row a call, padding trimmed
+    np.testing.assert_allclose(
+        wrapped.encode_document(TEXTS, batch_size=4), enc.encode_document(TEXTS), atol=1e-5
+    )
+    assert seen == [1, 1, 1, 1]
 
 
 def test_unknown_backend_is_refused() -> None:

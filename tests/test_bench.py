@@ -97,6 +97,15 @@ def test_backend_quality_quick(tiny_model_dir: Path, bitext: Path) -> None:
 
 
 @pytest.mark.bench
+def test_index_vs_script_quick(tiny_model_dir: Path, corpus: Path) -> None:
+    res = _load("index_vs_script").run([str(corpus), "--quick", "--rounds", "1", "--model", str(tiny_model_dir),
+                                        "--backend", "torch"])
+    assert res["config"]["lines"] == 12
+    assert res["ratio_script_over_cli"] > 0 and res["cli_summary"]["document_backend"] == "torch"
+    assert set(res["wall_seconds"]) == {"tase-search index", "obvious script"}
+
+
+@pytest.mark.bench
 def test_index_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
     res = _load("index").run(["--quick", "--n", "600", "--nq", "20", "--texts", str(corpus),
                               "--model", str(tiny_model_dir), "--cache-dir", str(tmp_path / "cache"),

@@ -61,10 +61,25 @@ class BackendEncoder:
         bs = batch_size or min(enc.batch_size, getattr(self.runner, "batch_size", None) or enc.batch_size)
         for start in range(0, len(order), bs):
             idx = order[start : start + bs]
-            out[idx] = l2_normalize(self.runner(_numpy_features(preprocess([prepared[i] for i in idx]))))
+            feats = _numpy_features(preprocess([prepared[i] for i in idx]))
+            out[idx] = l2_normalize(self._run(feats, getattr(self.runner, "max_batch_tokens", None)))
             if progress is not None:
                 progress(len(idx))
         return out
+
+    def _run(self, feats: dict[str, np.ndarray], max_tokens: int | None) -> np.ndarray:
+        """The runner on ``feats``, in row slices of at most ``max_tokens`` padded tokens (long passages
+        run faster in smaller batches; rows are length-sorted, so the first row is the longest)."""
+        rows, width = feats["input_ids"].shape
+        step = rows if not max_tokens else max(1, min(rows, max_tokens // max(1, width)))
+        if step >= rows:
+            return self.runner(feats)
+        parts = []
+        for lo in range(0, rows, step):
+            part = {k: v[lo : lo + step] for k, v in feats.items()}
+            keep = int(part["attention_mask"].sum(axis=1).max()) if "attention_mask" in part else width
+            parts.append(self.runner({k: v[:, :keep] if v.ndim == 2 else v for k, v in part.items()}))
+        return np.vstack(parts)
 
     def __repr__(self) -> str:
         return f"BackendEncoder({self.backend}, {self._inner!r})"
