@@ -37,7 +37,7 @@ def build_cmd(index_arg: str | None, index: str | None, root: str | None, as_jso
       tase-search sparse build haberler
       tase-search sparse build --index ./indexes/haberler --json
     """
-    from .cli import _echo_json, _index_path, _note_write
+    from .cli_common import _echo_json, _index_path, _note_write
     from .retriever import Retriever
 
     path = _index_path(index_arg or index, root)
