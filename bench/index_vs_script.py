@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=2, help="Interleaved rounds (default 2).")
     p.add_argument("--model", default="default")
     p.add_argument("--backend", default=None, help="The CLI's --backend (default: its own default).")
+    p.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="Skip the untimed first run of each (which "
+        "otherwise fills the page cache with the libraries and the model for both alike).",
+    )
     C.add_common_args(p)
     return p
 
@@ -85,18 +91,22 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     machine = C.machine_facts()
     took: dict[str, list[float]] = {"tase-search index": [], "obvious script": []}
     summary: dict[str, Any] = {}
-    for r in range(args.rounds):
+    rounds = [-1, *range(args.rounds)] if not (args.no_warmup or args.quick) else list(range(args.rounds))
+    for r in rounds:
         order = ["tase-search index", "obvious script"]
         for name in order if r % 2 == 0 else order[::-1]:
             if name == "obvious script":
                 cmd = [sys.executable, "-c", SCRIPT, str(location), str(corpus), str(work / "flat.faiss")]
-                took[name].append(_timed(cmd, env)[0])
+                seconds = _timed(cmd, env)[0]
+                if r >= 0:
+                    took[name].append(seconds)
             else:
                 cmd = [*cli, "index", str(corpus), "--index", str(work / "idx"), "--overwrite", "--json",
                        "-m", args.model, *threads, *backend]  # fmt: skip
                 seconds, out = _timed(cmd, env)
-                took[name].append(seconds)
-                summary = json.loads(out.strip().splitlines()[-1])
+                if r >= 0:
+                    took[name].append(seconds)
+                    summary = json.loads(out.strip().splitlines()[-1])
     total = {k: sum(v) for k, v in took.items()}
     result = {
         "benchmark": "index_vs_script",
@@ -107,6 +117,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             "rounds": args.rounds,
             "model": args.model,
             "backend": args.backend or "(CLI default)",
+            "warmup": rounds[0] < 0,
             "script": SCRIPT.strip(),
         },  # fmt: skip
         "wall_seconds": {k: [round(x, 2) for x in v] for k, v in took.items()},
