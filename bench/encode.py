@@ -51,6 +51,7 @@ EXTRAS = {
     "ct2-int8-b16": "ct2-int8 backend, batch size 16",
     "ct2-int8-b64": "ct2-int8 backend, batch size 64",
     "ct2-int8-b128": "ct2-int8 backend, batch size 128",
+    "ct2-int8-t2": "ct2-int8 backend with 2 CTranslate2 threads (others as --threads), its own batch size",
     "openvino": "documents on the openvino backend (OpenVINO fp32 IR of the exported graph)",
     "ov-int8": "OpenVINO after NNCF static int8 quantisation calibrated on --calibration texts (bench/_quant.py)",
     "ort-int8-static": "ONNX Runtime static int8 (QDQ, per-channel, reduce_range) calibrated on --calibration texts",
@@ -157,6 +158,11 @@ def _build_paths(
             SHIPPED_INFO["batch_size"] = getattr(getattr(shipped, "runner", None), "batch_size", None) or bs
         elif name == "torch":
             paths[name] = enc_path(shared_auto, bs)
+        elif name.startswith("ct2-int8-t"):  # ct2-int8-tN: N CTranslate2 threads, its own batch size
+            n_threads = int(name.rpartition("-t")[2])
+            paths[name] = enc_path(
+                backends.with_backend(shared_auto, "ct2-int8", build=True, threads=n_threads), None
+            )
         elif name.startswith("ct2-int8"):
             ct2 = ct2 or backends.with_backend(shared_auto, "ct2-int8", build=True)
             paths[name] = enc_path(ct2, int(name.rpartition("-b")[2]) if "-b" in name else bs)
