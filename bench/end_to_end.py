@@ -54,28 +54,54 @@ import _common as C  # noqa: E402
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("corpus", nargs="?", default=None, help="Corpus .txt (one document per line). "
-                   "Default: the bundled demo corpus.")
+    p.add_argument(
+        "corpus",
+        nargs="?",
+        default=None,
+        help="Corpus .txt (one document per line). Default: the bundled demo corpus.",
+    )
     p.add_argument("--model", default="default", help="Model spec (default: the registry default).")
     p.add_argument("--limit", type=int, default=None, help="Use only the first N lines of the corpus.")
     p.add_argument("--rounds", type=int, default=2, help="Index/encode rounds, interleaved (default 2).")
     p.add_argument("--cold-runs", type=int, default=5, help="Runs of each cold CLI command (default 5).")
     p.add_argument("--warm-queries", type=int, default=300, help="Queries for the warm measurements.")
-    p.add_argument("--queries", default=None, help="Query texts (.txt lines or .tsv 'tr' column). "
-                   "Default: the demo queries, then corpus lines.")
+    p.add_argument(
+        "--queries",
+        default=None,
+        help="Query texts (.txt lines or .tsv 'tr' column). Default: the demo queries, then corpus lines.",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="Encoding batch size (the CLI default, 64).")
-    p.add_argument("--no-reference", action="store_true",
-                   help="Skip the reference start-up times (python, import torch, import sentence_transformers).")
-    p.add_argument("--workdir", default=None, help="Where to build the index, kept afterwards "
-                   "(default: a temp directory, removed).")
-    p.add_argument("--skip-build", "--reuse-index", dest="skip_build", action="store_true",
-                   help="Do not index: measure start-up and queries against WORKDIR/index, built by an "
-                   "earlier run with the same --workdir.")
-    p.add_argument("--encode-sample", type=int, default=None, metavar="N",
-                   help="Measure pure encoding on a random sample of N documents (seed 0) instead of the "
-                   "whole corpus; documents/s are compared as rates.")
-    p.add_argument("--no-inprocess-build", action="store_true",
-                   help="Skip the in-process Retriever.build (a second full indexing of the corpus).")
+    p.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="Skip the reference start-up times (python, import torch, import sentence_transformers).",
+    )
+    p.add_argument(
+        "--workdir",
+        default=None,
+        help="Where to build the index, kept afterwards (default: a temp directory, removed).",
+    )
+    p.add_argument(
+        "--skip-build",
+        "--reuse-index",
+        dest="skip_build",
+        action="store_true",
+        help="Do not index: measure start-up and queries against WORKDIR/index, built by an "
+        "earlier run with the same --workdir.",
+    )
+    p.add_argument(
+        "--encode-sample",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Measure pure encoding on a random sample of N documents (seed 0) instead of the "
+        "whole corpus; documents/s are compared as rates.",
+    )
+    p.add_argument(
+        "--no-inprocess-build",
+        action="store_true",
+        help="Skip the in-process Retriever.build (a second full indexing of the corpus).",
+    )
     C.add_common_args(p)
     return p
 
@@ -119,8 +145,11 @@ _LAUNCH = (
 
 def _run_child(cmd: list[str], stdin: str | None = None) -> dict[str, Any]:
     """Run ``cmd``: wall seconds (process start to exit), exit code, stdout, stderr, own peak RSS."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile("r", suffix=".json") as rep:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r", suffix=".json") as rep,
+    ):
         proc = subprocess.Popen(
             [sys.executable, "-c", _LAUNCH, json.dumps(cmd), rep.name],
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -157,7 +186,12 @@ def _check(res: dict[str, Any], what: str) -> dict[str, Any]:
 def _stdin_mode(cmd: list[str], queries: list[str]) -> dict[str, Any]:
     """Feed all queries to ``query -`` at once; time each answer line as it arrives."""
     proc = subprocess.Popen(
-        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True,
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+        text=True,
         encoding="utf-8",
     )
     t0 = time.perf_counter()
@@ -178,7 +212,9 @@ def _stdin_mode(cmd: list[str], queries: list[str]) -> dict[str, Any]:
         "first_answer_seconds": round(stamps[0], 3) if stamps else None,
         "total_seconds": round(stamps[-1], 3) if stamps else None,
         "per_query_after_first": C.percentiles_ms(gaps),
-        "queries_per_second_after_first": round(len(gaps) / (stamps[-1] - stamps[0]), 1) if len(stamps) > 1 else None,
+        "queries_per_second_after_first": round(len(gaps) / (stamps[-1] - stamps[0]), 1)
+        if len(stamps) > 1
+        else None,
     }
 
 
@@ -203,8 +239,12 @@ def _query_memory(probe: str, index_dir: Path) -> dict[str, float] | None:
     """The CLI's one-off query path run in a child; its memory after the search, anonymous vs file-backed."""
     if not Path("/proc/self/status").is_file():
         return None
-    out = subprocess.run([sys.executable, "-c", _QUERY_MEMORY, probe, str(index_dir), str(Path(__file__).resolve().parent)],
-                         capture_output=True, text=True, env=_env())
+    out = subprocess.run(
+        [sys.executable, "-c", _QUERY_MEMORY, probe, str(index_dir), str(Path(__file__).resolve().parent)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     try:
         return json.loads(out.stderr.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -234,7 +274,12 @@ def _index_bytes(index_dir: Path) -> int:
 
 
 def _indexing(
-    args: argparse.Namespace, corpus: Path, workdir: Path, index_dir: Path, cli: list[str], encoder: Any,
+    args: argparse.Namespace,
+    corpus: Path,
+    workdir: Path,
+    index_dir: Path,
+    cli: list[str],
+    encoder: Any,
     overlap: int,
 ) -> dict[str, Any]:
     """CLI index runs, pure encoding (all documents or --encode-sample of them) and in-process builds,
@@ -248,8 +293,16 @@ def _indexing(
     if not inprocess:
         del docs  # only texts are needed from here on
         docs = []
-    index_cmd = cli + ["index", str(corpus), "--index", str(index_dir), "--overwrite", "--json",
-                       "--batch-size", str(args.batch_size)]
+    index_cmd = cli + [
+        "index",
+        str(corpus),
+        "--index",
+        str(index_dir),
+        "--overwrite",
+        "--json",
+        "--batch-size",
+        str(args.batch_size),
+    ]
     if args.model != "default":
         index_cmd += ["--model", args.model]
     sample = texts
@@ -288,7 +341,9 @@ def _indexing(
         encode_runs.append({"seconds": round(s, 3), "docs_per_second": round(len(sample) / s, 1)})
         if inprocess:
             t0 = time.perf_counter()
-            Retriever.build(docs, model=encoder, path=workdir / "index-inprocess", overwrite=True, overlap=overlap)
+            Retriever.build(
+                docs, model=encoder, path=workdir / "index-inprocess", overwrite=True, overlap=overlap
+            )
             s = time.perf_counter() - t0
             build_runs.append({"seconds": round(s, 3), "docs_per_second": round(len(docs) / s, 1)})
     idx_dps = C.median(r["docs_per_second"] for r in index_runs)
@@ -378,9 +433,13 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         indexing: dict[str, Any]
         if args.skip_build:
             if not Retriever.exists(index_dir):
-                raise SystemExit(f"--skip-build: no index at {index_dir}; run once without it (same --workdir)")
+                raise SystemExit(
+                    f"--skip-build: no index at {index_dir}; run once without it (same --workdir)"
+                )
             # only enough of the corpus to pad the queries
-            texts = [d.text for d in itertools.islice(read_corpus(str(corpus)), max(1000, 4 * args.warm_queries))]
+            texts = [
+                d.text for d in itertools.islice(read_corpus(str(corpus)), max(1000, 4 * args.warm_queries))
+            ]
             n_docs = Retriever.load(index_dir).info()["documents"]
             indexing = {"skipped": True, "index": str(index_dir), "documents": n_docs}
         else:
@@ -392,7 +451,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         if args.queries:
             qp = Path(args.queries)
             queries = (
-                [r["tr"] for r in C.read_tsv(qp, ["tr"]) if r["tr"]] if qp.suffix == ".tsv" else C.read_lines(qp)
+                [r["tr"] for r in C.read_tsv(qp, ["tr"]) if r["tr"]]
+                if qp.suffix == ".tsv"
+                else C.read_lines(qp)
             )
         elif C.DEMO_QUERIES.is_file():
             queries = C.read_lines(C.DEMO_QUERIES)
@@ -402,10 +463,15 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         queries = queries + [" ".join(t.split()[:6]) for t in texts if len(t.split()) >= 3]
         queries = C.cycle_to(queries, args.warm_queries)
         probe = queries[0]
-        cold: dict[str, list[float]] = {"python -c pass": [], "python -c 'import torch'": [],
-                                        "python -c 'import sentence_transformers'": [],
-                                        "tase-search --help": [], "tase-search info": [],
-                                        "tase-search query": [], "tase-search query --query-backend torch": []}
+        cold: dict[str, list[float]] = {
+            "python -c pass": [],
+            "python -c 'import torch'": [],
+            "python -c 'import sentence_transformers'": [],
+            "tase-search --help": [],
+            "tase-search info": [],
+            "tase-search query": [],
+            "tase-search query --query-backend torch": [],
+        }
         # `tase-search index` leaves the torch-free query bundle in the index; make sure it is there with
         # --skip-build too (an index from before the bundle lived in the index).
         Retriever.load(index_dir, model=encoder).write_query_bundle()
@@ -414,7 +480,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         if args.no_reference:
             cold = {k: v for k, v in cold.items() if k.startswith("tase-search")}
         for _ in range(max(1, args.cold_runs)):
-            for code in ([] if args.no_reference else ["pass", "import torch", "import sentence_transformers"]):
+            for code in [] if args.no_reference else ["pass", "import torch", "import sentence_transformers"]:
                 key = "python -c pass" if code == "pass" else f"python -c '{code}'"
                 cold[key].append(_check(_run_child([sys.executable, "-c", code]), key)["seconds"])
             cold["tase-search --help"].append(_check(_run_child(cli + ["--help"]), "--help")["seconds"])
@@ -424,12 +490,18 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             r = _check(_run_child(cli + ["query", probe, "--index", str(index_dir), "-k", "5"]), "query")
             cold["tase-search query"].append(r["seconds"])
             query_rss.append(r["peak_rss_mb"])
-            r = _check(_run_child(cli + ["query", probe, "--index", str(index_dir), "-k", "5",
-                                         "--query-backend", "torch"]), "query --query-backend torch")
+            r = _check(
+                _run_child(
+                    cli + ["query", probe, "--index", str(index_dir), "-k", "5", "--query-backend", "torch"]
+                ),
+                "query --query-backend torch",
+            )
             cold["tase-search query --query-backend torch"].append(r["seconds"])
             query_rss_torch.append(r["peak_rss_mb"])
-        cold_out = {k: {"median_seconds": round(C.median(v), 3), "runs": [round(x, 3) for x in v]}
-                    for k, v in cold.items()}
+        cold_out = {
+            k: {"median_seconds": round(C.median(v), 3), "runs": [round(x, 3) for x in v]}
+            for k, v in cold.items()
+        }
         cold_out["tase-search query"]["peak_rss_mb"] = max(query_rss)
         cold_out["tase-search query"]["memory_after_search_mb"] = _query_memory(probe, index_dir)
         cold_out["tase-search query --query-backend torch"]["peak_rss_mb"] = max(query_rss_torch)
@@ -437,9 +509,13 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         # ------------------------------------------------------------- warm
         # The default query path (``auto``: ONNX Runtime for a single query) against PyTorch, each in
         # its own long-lived Retriever, alternating query by query so both see the same machine load.
-        torch_encoder = Encoder.load(args.model, precision="auto", batch_size=args.batch_size, query_backend="torch")
-        paths = {"auto": Retriever.load(index_dir, model=encoder).warm_up(),
-                 "torch": Retriever.load(index_dir, model=torch_encoder).warm_up()}
+        torch_encoder = Encoder.load(
+            args.model, precision="auto", batch_size=args.batch_size, query_backend="torch"
+        )
+        paths = {
+            "auto": Retriever.load(index_dir, model=encoder).warm_up(),
+            "torch": Retriever.load(index_dir, model=torch_encoder).warm_up(),
+        }
         backend_used = "torch" if type(paths["auto"].query_encoder) is Encoder else "onnx"
         for r in paths.values():
             r.search(queries[0], k=10)  # warm kernels
@@ -469,8 +545,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             "cli_stdin": stdin,
             "cli_stdin_torch": stdin_torch,
             "notes": "retriever_search: Retriever.search(q, k=10) with the default query backend (auto: ONNX "
-                     "Runtime when installed), one query at a time, end to end (encode + search + fetch text); "
-                     "*_torch: the same with query_backend='torch', alternated query by query in one process.",
+            "Runtime when installed), one query at a time, end to end (encode + search + fetch text); "
+            "*_torch: the same with query_backend='torch', alternated query by query in one process.",
             "target": "retriever_search p50 <= 10 ms at 1M documents",
         }
         p50_search = warm["retriever_search"]["p50_ms"]

@@ -416,7 +416,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         f_qps = flat["search"][0]["batch_qps"]
         for r in results:
             for s in r.get("search", []):
-                s["p50_speedup_vs_flat"] = round(f_lat / s["latency"]["p50_ms"], 2) if s["latency"]["p50_ms"] else None
+                s["p50_speedup_vs_flat"] = (
+                    round(f_lat / s["latency"]["p50_ms"], 2) if s["latency"]["p50_ms"] else None
+                )
                 s["qps_vs_flat"] = round(s["batch_qps"] / f_qps, 2) if f_qps else None
     recall_key = f"recall@{args.k}"
     pick = None

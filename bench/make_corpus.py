@@ -148,7 +148,9 @@ def make_corpus(
                     kept += 1
         per_source.append({"path": str(path), "sentences": kept})
     if len(real) < 2:
-        raise SystemExit(f"only {len(real)} usable sentences in {', '.join(map(str, sources))}: need at least 2")
+        raise SystemExit(
+            f"only {len(real)} usable sentences in {', '.join(map(str, sources))}: need at least 2"
+        )
     rng = random.Random(seed)
     rng.shuffle(real)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +200,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="+", help="Real text: .txt (lines), .tsv ('tr' column), .json (TQuAD).")
     p.add_argument("--output", "-o", required=True, help="The corpus file to write (one document per line).")
     p.add_argument("--n", type=int, default=1_000_000, help="Documents to write (default 1,000,000).")
-    p.add_argument("--seed", type=int, default=0, help="Seed for the shuffle and the combinations (default 0).")
+    p.add_argument(
+        "--seed", type=int, default=0, help="Seed for the shuffle and the combinations (default 0)."
+    )
     p.add_argument("--min-chars", type=int, default=10, help="Shortest sentence/document kept (default 10).")
     p.add_argument("--max-chars", type=int, default=300, help="Longest sentence/document kept (default 300).")
     p.add_argument("--summary", default=None, help="Also write the JSON summary to this file.")

@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--factory", default=None)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--min-commits", type=int, default=0, help="loop: keep going past --seconds until this many")
+    ap.add_argument(
+        "--min-commits", type=int, default=0, help="loop: keep going past --seconds until this many"
+    )
     ap.add_argument("--log", type=Path, default=None)
     ap.add_argument("--ready", type=Path, default=None, help="touch this file once started (for timing)")
     a = ap.parse_args(argv)

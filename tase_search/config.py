@@ -50,7 +50,9 @@ class Settings:
     query_backend: str = "auto"  # auto: ONNX Runtime for small query batches when installed, else PyTorch
     threads: int = 0  # 0: the free CPUs, capped (tase_search.threads); else torch/FAISS threads as given
     progress: str = "auto"  # auto | bar | log | off
-    search_mode: str = "auto"  # auto (by query and corpus language: tase_search.modes.AUTO) | dense | sparse | hybrid
+    search_mode: str = (
+        "auto"  # auto (by query and corpus language: tase_search.modes.AUTO) | dense | sparse | hybrid
+    )
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

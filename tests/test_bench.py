@@ -16,8 +16,17 @@ from types import ModuleType
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-MACHINE_KEYS = {"date", "host_cpus", "usable_cpus", "cpu_model", "cpu_flags", "versions", "loadavg_before",
-                "loadavg_after", "torch_threads"}
+MACHINE_KEYS = {
+    "date",
+    "host_cpus",
+    "usable_cpus",
+    "cpu_model",
+    "cpu_flags",
+    "versions",
+    "loadavg_before",
+    "loadavg_after",
+    "torch_threads",
+}
 
 
 def _load(name: str) -> ModuleType:
@@ -34,8 +43,10 @@ def _load(name: str) -> ModuleType:
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("bench-data")
     words = "futbol maç yağmur hava deprem ekonomi şehir kedi köpek okul çay müzik".split()
-    lines = [f"{words[i % len(words)]} {words[(i * 7) % len(words)]} bir {words[(i * 3) % len(words)]} {i}"
-             for i in range(120)]
+    lines = [
+        f"{words[i % len(words)]} {words[(i * 7) % len(words)]} bir {words[(i * 3) % len(words)]} {i}"
+        for i in range(120)
+    ]
     p = d / "corpus.txt"
     p.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return p
@@ -44,19 +55,40 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def bitext(tmp_path_factory: pytest.TempPathFactory) -> Path:
     p = tmp_path_factory.mktemp("bench-bitext") / "dev.tsv"
-    rows = [("kedi ve köpek", "cat and dog"), ("yarın yağmur", "rain tomorrow"), ("okul müzik", "school music"),
-            ("futbol maçı", "football match"), ("şehir hava", "city weather")]
+    rows = [
+        ("kedi ve köpek", "cat and dog"),
+        ("yarın yağmur", "rain tomorrow"),
+        ("okul müzik", "school music"),
+        ("futbol maçı", "football match"),
+        ("şehir hava", "city weather"),
+    ]
     p.write_text("tr\ten\n" + "".join(f"{a}\t{b}\n" for a, b in rows), encoding="utf-8")
     return p
 
 
 @pytest.mark.bench
-def test_encode_quick(tiny_model_dir: Path, corpus: Path, bitext: Path, tmp_path: Path,
-                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_encode_quick(
+    tiny_model_dir: Path, corpus: Path, bitext: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "encode.json"
-    res = _load("encode").run([str(corpus), "--quick", "--n", "40", "--chunk", "20", "--model", str(tiny_model_dir),
-                               "--extra", "autocast,bf16-weights,onnx-fp32", "--bitext-dev", str(bitext),
-                               "--out", str(out)])
+    res = _load("encode").run(
+        [
+            str(corpus),
+            "--quick",
+            "--n",
+            "40",
+            "--chunk",
+            "20",
+            "--model",
+            str(tiny_model_dir),
+            "--extra",
+            "autocast,bf16-weights,onnx-fp32",
+            "--bitext-dev",
+            str(bitext),
+            "--out",
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text()) == json.loads(json.dumps(res))
     assert MACHINE_KEYS <= set(res["machine"])
     assert res["config"]["n"] == 40
@@ -72,15 +104,42 @@ def test_encode_quick(tiny_model_dir: Path, corpus: Path, bitext: Path, tmp_path
 
 
 @pytest.mark.bench
-@pytest.mark.skipif(importlib.util.find_spec("ctranslate2") is None or importlib.util.find_spec("nncf") is None,
-                    reason="needs the fast extra and nncf")
+@pytest.mark.skipif(
+    importlib.util.find_spec("ctranslate2") is None or importlib.util.find_spec("nncf") is None,
+    reason="needs the fast extra and nncf",
+)
 def test_encode_backends_quick(tiny_model_dir: Path, corpus: Path, bitext: Path, tmp_path: Path) -> None:
     """The backend paths, the calibrated int8 variants, passages joined from sentences."""
-    res = _load("encode").run([str(corpus), "--quick", "--n", "16", "--chunk", "8", "--model", str(tiny_model_dir),
-                               "--extra", "torch,ct2-int8-b16,openvino,ov-int8,ort-int8-static", "--join", "3",
-                               "--calibration", str(corpus), str(bitext), "--calibration-n", "16"])
-    assert set(res["paths"]) == {"st-fp32", "auto", "torch", "ct2-int8-b16", "openvino", "ov-int8",
-                                 "ort-int8-static"}
+    res = _load("encode").run(
+        [
+            str(corpus),
+            "--quick",
+            "--n",
+            "16",
+            "--chunk",
+            "8",
+            "--model",
+            str(tiny_model_dir),
+            "--extra",
+            "torch,ct2-int8-b16,openvino,ov-int8,ort-int8-static",
+            "--join",
+            "3",
+            "--calibration",
+            str(corpus),
+            str(bitext),
+            "--calibration-n",
+            "16",
+        ]
+    )
+    assert set(res["paths"]) == {
+        "st-fp32",
+        "auto",
+        "torch",
+        "ct2-int8-b16",
+        "openvino",
+        "ov-int8",
+        "ort-int8-static",
+    }
     assert res["config"]["mean_chars"] > 40  # three sentences a passage
     assert res["paths"]["openvino"]["cosine_vs_fp32"]["min"] > 0.9999
     assert res["paths"]["ct2-int8-b16"]["cosine_vs_fp32"]["mean"] > 0.98
@@ -98,8 +157,9 @@ def test_backend_quality_quick(tiny_model_dir: Path, bitext: Path) -> None:
 
 @pytest.mark.bench
 def test_index_vs_script_quick(tiny_model_dir: Path, corpus: Path) -> None:
-    res = _load("index_vs_script").run([str(corpus), "--quick", "--rounds", "1", "--model", str(tiny_model_dir),
-                                        "--backend", "torch"])
+    res = _load("index_vs_script").run(
+        [str(corpus), "--quick", "--rounds", "1", "--model", str(tiny_model_dir), "--backend", "torch"]
+    )
     assert res["config"]["lines"] == 12
     assert res["ratio_script_over_cli"] > 0 and res["cli_summary"]["document_backend"] == "torch"
     assert set(res["wall_seconds"]) == {"tase-search index", "obvious script"}
@@ -107,9 +167,25 @@ def test_index_vs_script_quick(tiny_model_dir: Path, corpus: Path) -> None:
 
 @pytest.mark.bench
 def test_index_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
-    res = _load("index").run(["--quick", "--n", "600", "--nq", "20", "--texts", str(corpus),
-                              "--model", str(tiny_model_dir), "--cache-dir", str(tmp_path / "cache"),
-                              "--types", "flat,hnsw,ivf-sq8", "--out", str(tmp_path / "index.json")])
+    res = _load("index").run(
+        [
+            "--quick",
+            "--n",
+            "600",
+            "--nq",
+            "20",
+            "--texts",
+            str(corpus),
+            "--model",
+            str(tiny_model_dir),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--types",
+            "flat,hnsw,ivf-sq8",
+            "--out",
+            str(tmp_path / "index.json"),
+        ]
+    )
     assert MACHINE_KEYS <= set(res["machine"])
     assert res["config"]["n"] == 600
     data = res["data"]
@@ -126,14 +202,30 @@ def test_index_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None
             assert s["latency"]["p50_ms"] <= s["latency"]["p99_ms"]
     assert by_type["flat"]["search"][0]["recall@10"] == 1.0  # exact search is its own ground truth
     assert [s["params"] for s in by_type["hnsw"]["search"]] == ["efSearch=16", "efSearch=64"]
-    assert by_type["ivf-sq8"]["factory"].startswith("IVF") and by_type["ivf-sq8"]["bytes_per_vector"] < \
-        by_type["flat"]["bytes_per_vector"]
+    assert (
+        by_type["ivf-sq8"]["factory"].startswith("IVF")
+        and by_type["ivf-sq8"]["bytes_per_vector"] < by_type["flat"]["bytes_per_vector"]
+    )
     assert res["hnsw_efsearch_pick"]["shipped_default"] > 0
     assert "efSearch_one_thread" in res["hnsw_efsearch_pick"]
     # a second run reuses the cached embeddings
-    again = _load("index").run(["--quick", "--n", "600", "--nq", "20", "--texts", str(corpus),
-                                "--model", str(tiny_model_dir), "--cache-dir", str(tmp_path / "cache"),
-                                "--types", "flat"])
+    again = _load("index").run(
+        [
+            "--quick",
+            "--n",
+            "600",
+            "--nq",
+            "20",
+            "--texts",
+            str(corpus),
+            "--model",
+            str(tiny_model_dir),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--types",
+            "flat",
+        ]
+    )
     assert again["data"]["real_vectors"] == data["real_vectors"]
     assert len(list((tmp_path / "cache").glob("emb-*.npy"))) == 2  # one document block, one query block
 
@@ -141,8 +233,20 @@ def test_index_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None
 @pytest.mark.slow  # a minute or more of CLI subprocesses; the benchmark's own run is what it checks
 @pytest.mark.bench
 def test_end_to_end_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
-    res = _load("end_to_end").run([str(corpus), "--quick", "--limit", "30", "--warm-queries", "5",
-                                   "--model", str(tiny_model_dir), "--out", str(tmp_path / "e2e.json")])
+    res = _load("end_to_end").run(
+        [
+            str(corpus),
+            "--quick",
+            "--limit",
+            "30",
+            "--warm-queries",
+            "5",
+            "--model",
+            str(tiny_model_dir),
+            "--out",
+            str(tmp_path / "e2e.json"),
+        ]
+    )
     assert MACHINE_KEYS <= set(res["machine"])
     ix = res["indexing"]
     assert ix["cli_index_runs"][0]["documents"] == 30
@@ -161,12 +265,24 @@ def test_end_to_end_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) ->
 
 @pytest.mark.slow  # two to three minutes of CLI subprocesses
 @pytest.mark.bench
-def test_end_to_end_sampled_encode_then_reuse_index(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
+def test_end_to_end_sampled_encode_then_reuse_index(
+    tiny_model_dir: Path, corpus: Path, tmp_path: Path
+) -> None:
     """The large-corpus options: encode a sample, skip the in-process build, then query the kept index."""
     e2e = _load("end_to_end")
     work = tmp_path / "work"
-    common = [str(corpus), "--quick", "--limit", "40", "--warm-queries", "3", "--model", str(tiny_model_dir),
-              "--workdir", str(work)]
+    common = [
+        str(corpus),
+        "--quick",
+        "--limit",
+        "40",
+        "--warm-queries",
+        "3",
+        "--model",
+        str(tiny_model_dir),
+        "--workdir",
+        str(work),
+    ]
     res = e2e.run(common + ["--encode-sample", "10", "--no-inprocess-build"])
     ix = res["indexing"]
     assert ix["documents"] == 40 and ix["encode_sample_documents"] == 10
@@ -212,16 +328,27 @@ def test_make_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     """N distinct documents: the real sentences first (from .txt, a .tsv's tr column, TQuAD paragraphs),
     then combinations; the same arguments write the same file."""
     txt = tmp_path / "ud.txt"
-    txt.write_text("Kedi bahçede uyuyor.\nYarın İstanbul'da yağmur bekleniyor.\n\nKedi bahçede uyuyor.\n", "utf-8")
+    txt.write_text(
+        "Kedi bahçede uyuyor.\nYarın İstanbul'da yağmur bekleniyor.\n\nKedi bahçede uyuyor.\n", "utf-8"
+    )
     tsv = tmp_path / "bitext.tsv"
-    tsv.write_text('tr\ten\nOkul yarın açılıyor.\tSchool opens tomorrow.\n"Bir ""alıntı"" cümlesi."\tA quote.\n',
-                   "utf-8")
+    tsv.write_text(
+        'tr\ten\nOkul yarın açılıyor.\tSchool opens tomorrow.\n"Bir ""alıntı"" cümlesi."\tA quote.\n', "utf-8"
+    )
     tquad = tmp_path / "tquad.json"
     para = "Dr. Ahmet Bey 1950 yılında doğdu. Ankara'da tıp okudu! Sonra İzmir'e taşındı."
-    tquad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": para, "qas": []}]}]}), "utf-8")
-    real = {"Kedi bahçede uyuyor.", "Yarın İstanbul'da yağmur bekleniyor.", "Okul yarın açılıyor.",
-            'Bir "alıntı" cümlesi.', "Dr. Ahmet Bey 1950 yılında doğdu.", "Ankara'da tıp okudu!",
-            "Sonra İzmir'e taşındı."}
+    tquad.write_text(
+        json.dumps({"data": [{"title": "t", "paragraphs": [{"context": para, "qas": []}]}]}), "utf-8"
+    )
+    real = {
+        "Kedi bahçede uyuyor.",
+        "Yarın İstanbul'da yağmur bekleniyor.",
+        "Okul yarın açılıyor.",
+        'Bir "alıntı" cümlesi.',
+        "Dr. Ahmet Bey 1950 yılında doğdu.",
+        "Ankara'da tıp okudu!",
+        "Sonra İzmir'e taşındı.",
+    }
     out = tmp_path / "corpus.txt"
     mc = _load("make_corpus")
     res = mc.run([str(txt), str(tsv), str(tquad), "--output", str(out), "--n", "40", "--seed", "3"])

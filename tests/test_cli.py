@@ -531,7 +531,9 @@ def test_cli_caps_the_onednn_primitive_cache_unless_the_user_set_it() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "16"
-    out = subprocess.run([sys.executable, "-c", code, "512"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code, "512"], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "512"
 
 
@@ -550,12 +552,16 @@ def test_one_off_queries_map_the_index_and_stdin_reads_it(
     monkeypatch.setattr(vectors_mod.FaissIndex, "load", classmethod(load))
     one = json_lines(ok(run(runner, "query", QUERY, "--index", index_dir, "--json", "-k", "2")).stdout)
     assert seen == [True]  # a one-off query maps the file instead of reading it
-    many = json_lines(ok(run(runner, "query", "-", "--index", index_dir, "--json", "-k", "2", input=f"{QUERY}\n")).stdout)
+    many = json_lines(
+        ok(run(runner, "query", "-", "--index", index_dir, "--json", "-k", "2", input=f"{QUERY}\n")).stdout
+    )
     assert seen == [True, False]  # stdin mode is long-lived: it reads the file once
     assert [(h["id"], round(h["score"], 5)) for h in one] == [(h["id"], round(h["score"], 5)) for h in many]
 
 
-def test_query_of_an_index_built_with_prompts(runner: CliRunner, tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_query_of_an_index_built_with_prompts(
+    runner: CliRunner, tiny_model_dir: Path, tmp_path: Path
+) -> None:
     """An e5-style model (role prompts): a later `query` process, whichever query path it takes,
     presents the same prompts the index recorded."""
     import json

@@ -372,7 +372,9 @@ def test_build_past_threshold_starts_as_hnsw(
 
 
 # ============================================================================ streaming builds
-_VOCAB = [f"kelime{j}" for j in range(300)] + "futbol maç yağmur hava deprem ekonomi şehir kedi köpek okul".split()
+_VOCAB = [
+    f"kelime{j}" for j in range(300)
+] + "futbol maç yağmur hava deprem ekonomi şehir kedi köpek okul".split()
 
 
 def _random_docs(n: int, seed: int = 0) -> list[dict[str, str]]:
@@ -572,7 +574,12 @@ def test_build_over_existing_index(tmp_path: Path, fake_encoder: FakeEncoder) ->
     r = build(path, FakeEncoder(model_id="yeni-model"), docs=["tamamen yeni"], overwrite=True)
     m = read_manifest(path)
     assert m.generation == 2 and m.documents == 1 and m.model.id == "yeni-model"
-    assert gen_files(path) == [".lock", ".verified.json", "gen-000002", "manifest.json"]  # + the write's stamps
+    assert gen_files(path) == [
+        ".lock",
+        ".verified.json",
+        "gen-000002",
+        "manifest.json",
+    ]  # + the write's stamps
     assert ids_of(r.search("yeni", k=5)) == ["1"]
 
 
@@ -739,7 +746,9 @@ def test_adds_run_on_a_worker_overlapping_the_next_encode(
         chunk = len(calls)
         # in line, chunk+1's encode cannot start before this add returns: the wait would time out
         with encoded:
-            overlapped = encoded.wait_for(lambda: n_encoded[0] >= chunk + 2, timeout=5.0) if chunk < 2 else False
+            overlapped = (
+                encoded.wait_for(lambda: n_encoded[0] >= chunk + 2, timeout=5.0) if chunk < 2 else False
+            )
         calls.append((threading.current_thread().name, ids.tolist(), overlapped))
         real_add(self, vectors, ids)
 
@@ -835,7 +844,9 @@ def test_searching_maps_the_index_and_answers_like_a_full_read(
     assert r.search("tamamen yeni bir belge", k=1)[0].id == "yeni"
 
 
-def test_a_mapped_index_refuses_writes_with_an_error_not_an_abort(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+def test_a_mapped_index_refuses_writes_with_an_error_not_an_abort(
+    tmp_path: Path, fake_encoder: FakeEncoder
+) -> None:
     from tase_search.errors import IndexWriteError
 
     path = tmp_path / "idx"

@@ -30,7 +30,10 @@ def test_default_model_is_the_golden_one(encoder, golden):
 
 
 def test_golden_vectors_fp32(encoder, golden):
-    assert (encoder.query_prompt, encoder.passage_prompt) == (golden["query_prompt"], golden["passage_prompt"])
+    assert (encoder.query_prompt, encoder.passage_prompt) == (
+        golden["query_prompt"],
+        golden["passage_prompt"],
+    )
     got = encoder.encode_document(golden["sentences"])
     want = np.asarray(golden["vectors"], dtype=np.float32)
     np.testing.assert_allclose(got, want, atol=2e-4)
@@ -60,6 +63,8 @@ def test_bf16_path_stays_close_to_fp32(encoder, golden, precision):
 
 def test_cross_lingual_sanity(encoder):
     q = encoder.encode_query(["futbol maçı", "football match"])
-    d = encoder.encode_document(["Takım maçı 2-1 kazandı ve kupayı aldı.", "Yarın hava yağmurlu ve soğuk olacak."])
+    d = encoder.encode_document(
+        ["Takım maçı 2-1 kazandı ve kupayı aldı.", "Yarın hava yağmurlu ve soğuk olacak."]
+    )
     s = q @ d.T
     assert s[0, 0] > s[0, 1] and s[1, 0] > s[1, 1]

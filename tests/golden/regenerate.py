@@ -1,6 +1,6 @@
 """Regenerate the golden vectors of the shipped default model (run after retraining it, on purpose).
 
-    python tests/golden/regenerate.py
+python tests/golden/regenerate.py
 """
 
 from __future__ import annotations
