@@ -267,7 +267,38 @@ def test_python_build_writes_the_bundle_and_search_writes_nothing(tiny_model_dir
         a, b = fast.search(q, k=4), slow.search(q, k=4)
         assert [h.id for h in a] == [h.id for h in b]
         assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
-    assert _files(tmp_path / "idx") == before and _files(cache) == cached == {}
+    assert _files(tmp_path / "idx") == before and _files(cache) == cached
+    assert [Path(f).parent.as_posix() for f in cached] == ["onnx/graphs"]  # the build kept its graph
+
+
+def test_a_new_index_of_the_same_weights_copies_the_cached_graph(
+    tiny_model_dir, tmp_path, cache, monkeypatch
+) -> None:
+    """Only the first index of a model pays the export: a later build (another process: the in-process
+    copy is forgotten) copies the graph the first one left in the user cache, checked like an export."""
+    from tase_search.retriever import Retriever
+
+    Retriever.build(DOCS, model=str(tiny_model_dir), path=tmp_path / "a", precision="fp32")
+    monkeypatch.setattr(query_bundle, "_WRITTEN", {})
+
+    def no_export(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(onnx_runtime, "export_guarded", no_export)
+    Retriever.build(DOCS, model=str(tiny_model_dir), path=tmp_path / "b", precision="fp32")
+    fast = Retriever.load(tmp_path / "b").warm_up()
+    assert isinstance(fast.query_encoder, LightQueryEncoder)
+    # a damaged cached graph is not used: exported afresh, and the cache repaired
+    (graph,) = (cache / "onnx" / "graphs").iterdir()
+    graph.write_bytes(b"not a graph")
+    monkeypatch.undo()
+    monkeypatch.setenv("TASE_SEARCH_CACHE_DIR", str(cache))
+    monkeypatch.setattr(query_bundle, "_WRITTEN", {})
+    Retriever.build(DOCS, model=str(tiny_model_dir), path=tmp_path / "c", precision="fp32")
+    assert isinstance(Retriever.load(tmp_path / "c").warm_up().query_encoder, LightQueryEncoder)
+    folder = tmp_path / "c" / query_bundle.BUNDLE_DIR
+    in_index = folder / json.loads((folder / query_bundle.BUNDLE_FILE).read_text())["graph"]
+    assert graph.read_bytes() == in_index.read_bytes()
 
 
 def test_bundle_is_keyed_by_prompts_too(tiny_model_dir, tmp_path, cache) -> None:
