@@ -105,11 +105,23 @@ def query_terms(text: str) -> list[str]:
     return [t for t in terms if t not in stop] or terms
 
 
+#: Words the language guess counts that a search still needs: time words ("yarın hava", "bugünkü maç"),
+#: numbers, months and weekdays, yes/no, good/bad and common verbs are what a query is about.
+KEPT_IN_QUERIES = frozenset(
+    """bugün yarın dün gece sabah akşam şimdi iyi kötü evet hayır geldi gitti etti etmek olur oldu
+    today tomorrow yesterday tonight now soon later year years time day days week month one two three
+    yes no got get kept left went said told made saw like know think want need january february march
+    april june july august september october november december monday tuesday wednesday thursday friday
+    saturday sunday""".split()
+)
+
+
 def _stop_terms() -> frozenset[str]:
-    """The function words of both languages as terms (both analyses of each)."""
+    """The function words of both languages as terms (both analyses of each), less
+    :data:`KEPT_IN_QUERIES`."""
     stop = getattr(_local, "stop", None)
     if stop is None:
-        words = TURKISH_FUNCTION_WORDS | ENGLISH_FUNCTION_WORDS
+        words = (TURKISH_FUNCTION_WORDS | ENGLISH_FUNCTION_WORDS) - KEPT_IN_QUERIES
         stop = _local.stop = frozenset(t for w in words for lang in ("tr", "en") for t in analyze(w, lang))
     return stop
 

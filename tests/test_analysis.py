@@ -54,6 +54,10 @@ def test_query_function_words_dropped_unless_nothing_else() -> None:
     long = " ".join(f"kelime{i}" for i in range(500))
     assert len(A.query_terms(long)) == A.MAX_QUERY_TERMS
     assert A.query_terms("!!! ???") == []
+    # words that tell the language but carry the query's meaning stay: "yarın" (tomorrow) is the point
+    assert A.analyze("yarın", "tr")[0] in A.query_terms("yarın yağmur yağacak mı")
+    assert "mı" not in A.query_terms("yarın yağmur yağacak mı")
+    assert A.analyze("tomorrow", "en")[0] in A.query_terms("will it rain tomorrow")
 
 
 def test_detect_language() -> None:
