@@ -375,9 +375,11 @@ def _query_child(args: list[str], stdin: str | None = None) -> tuple[list[dict],
 def test_cli_index_leaves_a_bundle_and_queries_skip_torch(tiny_model_dir, tmp_path, cache) -> None:
     """`index` writes the query bundle into the index; later one-off and stdin queries load neither
     torch nor transformers and answer exactly as the PyTorch path does, also from a copy of the index
-    elsewhere; nothing goes to the user cache."""
+    elsewhere; queries write nothing to the user cache (the build left its graph there)."""
     where = _index_with_cli(tiny_model_dir, tmp_path)
     assert (tmp_path / "idx" / query_bundle.BUNDLE_DIR / query_bundle.BUNDLE_FILE).is_file()
+    built = _files(cache)
+    assert [Path(f).parent.as_posix() for f in built] == ["onnx/graphs"]
     fast, mods = _query_child(["yağmur", *where])
     assert mods == {"torch": False, "transformers": False}
     slow, mods = _query_child(["yağmur", *where, "--query-backend", "torch", "--precision", "fp32"])
@@ -389,7 +391,7 @@ def test_cli_index_leaves_a_bundle_and_queries_skip_torch(tiny_model_dir, tmp_pa
     shutil.copytree(tmp_path / "idx", tmp_path / "elsewhere" / "idx")
     copied, mods = _query_child(["yağmur", "--index", str(tmp_path / "elsewhere" / "idx")])
     assert mods["torch"] is False and copied == fast
-    assert _files(cache) == {}
+    assert _files(cache) == built
 
 
 @pytest.mark.slow  # two CLI index runs and a query process
