@@ -1,11 +1,9 @@
-"""The user cache (:func:`cache_dir`): converted models (``models/``) and ONNX query graphs (``onnx/``);
-what is in ``onnx/``, and removing it.
+"""The user cache (:func:`cache_dir`): converted models (``models/``) and the ONNX query graphs that
+earlier versions kept under ``onnx/`` (queries now use the graph inside each index directory); what is in
+``onnx/``, and removing it.
 
-Queries use the graph inside each index directory. Builds keep a copy of each graph they export under
-``onnx/graphs/`` (one per set of weights), so the next index of the same model copies it instead of
-exporting again; ``onnx/`` may also hold files earlier versions left there. Why a command for it: each
-set of weights leaves a ~90 MB graph that nothing else removes. Removing them is always safe: a later
-build exports again.
+Why a command for it: each set of model weights left a ~90 MB exported graph (plus its tokenizer and
+query bundle) that nothing ever removed. Removing them is always safe: nothing reads them any more.
 """
 
 from __future__ import annotations

@@ -64,18 +64,17 @@ def list_cmd(root: str | None, as_json: bool) -> None:
 
 @click.group("cache", context_settings=CONTEXT)
 def cache_group() -> None:
-    """The user cache: the ONNX query graphs builds export (each index keeps its own copy)."""
+    """The user cache: ONNX query graphs left by earlier versions (indexes now keep their own)."""
 
 
 @cache_group.command("clean", context_settings=CONTEXT)
 @click.option("--dry-run", "-n", is_flag=True, help="Only say what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def cache_clean_cmd(dry_run: bool, as_json: bool) -> None:
-    """Remove the cached ONNX query graphs (~90 MB per model), and what earlier versions cached there.
+    """Remove the ONNX query graphs, tokenizers and query bundles earlier versions cached (~90 MB per model).
 
-    Safe at any time: queries read the bundle inside each index; a build only copies a cached graph
-    into a new index of the same weights, and exports it again when it is gone. Env:
-    TASE_SEARCH_CACHE_DIR moves the cache.
+    Safe at any time: nothing reads them any more (each index keeps its query bundle in its own
+    directory). Env: TASE_SEARCH_CACHE_DIR moves the cache.
 
     \b
     Examples:

@@ -267,38 +267,7 @@ def test_python_build_writes_the_bundle_and_search_writes_nothing(tiny_model_dir
         a, b = fast.search(q, k=4), slow.search(q, k=4)
         assert [h.id for h in a] == [h.id for h in b]
         assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
-    assert _files(tmp_path / "idx") == before and _files(cache) == cached
-    assert [Path(f).parent.as_posix() for f in cached] == ["onnx/graphs"]  # the build kept its graph
-
-
-def test_a_new_index_of_the_same_weights_copies_the_cached_graph(
-    tiny_model_dir, tmp_path, cache, monkeypatch
-) -> None:
-    """Only the first index of a model pays the export: a later build (another process: the in-process
-    copy is forgotten) copies the graph the first one left in the user cache, checked like an export."""
-    from tase_search.retriever import Retriever
-
-    Retriever.build(DOCS, model=str(tiny_model_dir), path=tmp_path / "a", precision="fp32")
-    monkeypatch.setattr(query_bundle, "_WRITTEN", {})
-
-    def no_export(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        raise AssertionError("exported again")
-
-    monkeypatch.setattr(onnx_runtime, "export_guarded", no_export)
-    Retriever.build(DOCS, model=str(tiny_model_dir), path=tmp_path / "b", precision="fp32")
-    fast = Retriever.load(tmp_path / "b").warm_up()
-    assert isinstance(fast.query_encoder, LightQueryEncoder)
-    # a damaged cached graph is not used: exported afresh, and the cache repaired
-    (graph,) = (cache / "onnx" / "graphs").iterdir()
-    graph.write_bytes(b"not a graph")
-    monkeypatch.undo()
-    monkeypatch.setenv("TASE_SEARCH_CACHE_DIR", str(cache))
-    monkeypatch.setattr(query_bundle, "_WRITTEN", {})
-    Retriever.build(DOCS, model=str(tiny_model_dir), path=tmp_path / "c", precision="fp32")
-    assert isinstance(Retriever.load(tmp_path / "c").warm_up().query_encoder, LightQueryEncoder)
-    folder = tmp_path / "c" / query_bundle.BUNDLE_DIR
-    in_index = folder / json.loads((folder / query_bundle.BUNDLE_FILE).read_text())["graph"]
-    assert graph.read_bytes() == in_index.read_bytes()
+    assert _files(tmp_path / "idx") == before and _files(cache) == cached == {}
 
 
 def test_bundle_is_keyed_by_prompts_too(tiny_model_dir, tmp_path, cache) -> None:
@@ -375,11 +344,9 @@ def _query_child(args: list[str], stdin: str | None = None) -> tuple[list[dict],
 def test_cli_index_leaves_a_bundle_and_queries_skip_torch(tiny_model_dir, tmp_path, cache) -> None:
     """`index` writes the query bundle into the index; later one-off and stdin queries load neither
     torch nor transformers and answer exactly as the PyTorch path does, also from a copy of the index
-    elsewhere; queries write nothing to the user cache (the build left its graph there)."""
+    elsewhere; nothing goes to the user cache."""
     where = _index_with_cli(tiny_model_dir, tmp_path)
     assert (tmp_path / "idx" / query_bundle.BUNDLE_DIR / query_bundle.BUNDLE_FILE).is_file()
-    built = _files(cache)
-    assert [Path(f).parent.as_posix() for f in built] == ["onnx/graphs"]
     fast, mods = _query_child(["yağmur", *where])
     assert mods == {"torch": False, "transformers": False}
     slow, mods = _query_child(["yağmur", *where, "--query-backend", "torch", "--precision", "fp32"])
@@ -391,7 +358,7 @@ def test_cli_index_leaves_a_bundle_and_queries_skip_torch(tiny_model_dir, tmp_pa
     shutil.copytree(tmp_path / "idx", tmp_path / "elsewhere" / "idx")
     copied, mods = _query_child(["yağmur", "--index", str(tmp_path / "elsewhere" / "idx")])
     assert mods["torch"] is False and copied == fast
-    assert _files(cache) == built
+    assert _files(cache) == {}
 
 
 @pytest.mark.slow  # two CLI index runs and a query process

@@ -193,39 +193,13 @@ def _replace(path: Path, write: Callable[[Path], object]) -> None:
             tmp.unlink()
 
 
-def _graph_cache(gkey: str) -> Path:
-    from ..cache import onnx_cache_dir
-
-    return onnx_cache_dir() / "graphs" / f"{gkey}.onnx"
-
-
-def _cached_graph(gkey: str) -> Path | None:
-    """The graph an earlier build exported for these weights, if the user cache still holds it."""
-    path = _graph_cache(gkey)
-    return path if path.is_file() else None
-
-
-def _remember_graph(gkey: str, graph: Path) -> None:
-    """Keep a copy of a checked graph in the user cache, so that the next index of the same weights (in
-    any process) copies it instead of exporting again (an export of a 12-layer model takes tens of
-    seconds). Build path only; a failure costs only that later export."""
-    target = _graph_cache(gkey)
-    if target.is_file() and target.stat().st_size == graph.stat().st_size:
-        return
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _replace(target, lambda tmp: safeio.copy_file(graph, tmp, "ONNX graph", sync=False, hash=False))
-    except OSError as exc:
-        log.info("could not keep the exported query graph in %s: %s", target.parent, exc)
-
-
 def write_bundle(
     encoder: Any, index_dir: str | os.PathLike[str], *, stage: Callable[[str], object] | None = None
 ) -> Path | None:
     """Make sure ``index_dir`` holds a good query bundle for ``encoder`` (an :class:`~.encoder.Encoder`).
 
     The write path's half of the bundle: exports the graph (or copies the one this process last wrote
-    for the same weights, or the one an earlier build left in the user cache), checks it against PyTorch, checks the torch-free path against the encoder's
+    for the same weights), checks it against PyTorch, checks the torch-free path against the encoder's
     own ONNX path on the probes, then replaces ``bundle.json``. A good bundle is left alone. Returns
     the bundle file, or None when this model cannot have one (its tokenizer has no ``tokenizers``
     backend, or the torch-free path disagrees); ModelError when ONNX cannot be used at all. ``stage(name)``
@@ -251,13 +225,11 @@ def write_bundle(
     key = hashlib.sha256(f"{gkey}\n{prompt or ''}\n{passage_prompt or ''}".encode()).hexdigest()[:40]
     folder.mkdir(exist_ok=True)
     graph, tok_file = folder / f"{key}.onnx", folder / f"{key}.tokenizer.json"
-    source = _WRITTEN.get(gkey) or _cached_graph(gkey)
+    source = _WRITTEN.get(gkey)
     if not graph.is_file() and source is not None and source.is_file():
         _replace(graph, lambda tmp: safeio.copy_file(source, tmp, "ONNX graph", sync=False, hash=False))
-    # a copied graph is checked against PyTorch like an exported one (and exported afresh if it disagrees)
     runner = open_checked(encoder.model, encoder.model_id, encoder.onnx_agreement, graph=graph, write=True)
     _WRITTEN[gkey] = graph
-    _remember_graph(gkey, graph)
     _replace(tok_file, lambda tmp: safeio.write_bytes(tmp, backend.to_str().encode("utf-8")))
     bundle: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
