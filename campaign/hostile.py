@@ -84,6 +84,49 @@ def sqlite_edit(ix: Path, *sql: str, params: tuple[Any, ...] = ()) -> None:
         conn.close()
 
 
+def hostile_loop_graph(dimension: int, steps: int = 10**15) -> bytes:
+    """An ONNX graph with a query graph's inputs and output whose answer waits on a ``Loop`` of
+    ``steps`` iterations: what a query bundle could carry to hang every query."""
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Add", ["v_in", "one"], ["v_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1, dimension]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1, dimension]),
+        ],
+        [helper.make_tensor("one", TensorProto.FLOAT, [1, dimension], [1.0] * dimension)],
+    )
+
+    def const(name: str, kind: int, dims: list[int], vals: list[Any]) -> Any:
+        return helper.make_node(
+            "Constant", [], [name], value=helper.make_tensor(name + "_v", kind, dims, vals)
+        )
+
+    nodes = [
+        const("steps", TensorProto.INT64, [], [steps]),
+        const("go", TensorProto.BOOL, [], [True]),
+        const("v0", TensorProto.FLOAT, [1, dimension], [0.0] * dimension),
+        helper.make_node("Loop", ["steps", "go", "v0"], ["sentence_embedding"], body=body),
+    ]
+    inputs = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "tokens"])
+        for n in ("input_ids", "attention_mask", "token_type_ids")
+    ]
+    out = [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, [1, dimension])]
+    graph = helper.make_graph(nodes, "hostile", inputs, out)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
 def set_ivf_nlist(path: Path, nlist: int) -> None:
     """Overwrite the list count of an IDMap2-wrapped IVF file, in its header and its inverted lists."""
     raw = bytearray(path.read_bytes())

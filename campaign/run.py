@@ -5,7 +5,7 @@
 Parts (each can be skipped with ``--skip``): ``kills`` (SIGKILL + Ctrl-C of the real CLI with a tiny
 model; ``--driver api`` uses the fast Python-API writer instead), ``concurrency`` (readers + writer +
 lock probe, then the stale-lock check), ``corruption``, ``hostile`` (crafted indexes, planted links and
-lock files), ``bad-inputs`` (API fuzz with the fake encoder plus fixed CLI cases with the tiny model) and
+lock files, hostile query bundles), ``bad-inputs`` (API fuzz with the fake encoder plus fixed CLI cases with the tiny model) and
 ``disk-full`` (tmpfs, including a sweep of the free space in 4 KiB steps; root only).
 Progress goes to stderr; the summary JSON to stdout and ``--out`` (with the full details).
 Exit status 0 when nothing was lost or let in.
@@ -120,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         _log("hostile indexes")
         full["hostile"] = run_hostile(work / "hostile")
         seconds["hostile"] = time.monotonic() - t
+        from campaign.bundles import run_hostile_bundles
+
+        t = time.monotonic()
+        _log("hostile query bundles (tiny model)")
+        full["hostile_bundles"] = run_hostile_bundles(work / "hostile-bundles", model)
+        seconds["hostile_bundles"] = time.monotonic() - t
 
     if "bad-inputs" not in a.skip:
         from campaign.badinput import run_api_fuzz, run_cli_cases
@@ -219,6 +225,10 @@ def summarize(full: dict[str, Any]) -> dict[str, Any]:
     if "hostile" in full:
         h = full["hostile"]
         s["hostile"] = {"held/tried": f"{h['held']}/{h['tried']}", "cases": len(h["cases"])}
+        bad(h["held"] != h["tried"])
+    if "hostile_bundles" in full:
+        h = full["hostile_bundles"]
+        s["hostile_bundles"] = {"held/tried": f"{h['held']}/{h['tried']}", "cases": len(h["cases"])}
         bad(h["held"] != h["tried"])
     if "bad_inputs" in full:
         api, cli = full["bad_inputs"]["api"], full["bad_inputs"]["cli"]

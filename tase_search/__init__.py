@@ -10,9 +10,23 @@ and ``tase-search --help`` stay fast; the names below load on first use.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+
+
+def _torch_cache_in_user_cache() -> None:
+    """torch creates its compiler cache folder (``$TMPDIR/torchinductor_<user>``) as soon as
+    sentence-transformers imports it, even when nothing is compiled; reads must write nothing outside
+    the index and the user's own cache, so the folder goes under ours unless the user chose one."""
+    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        from .cache import cache_dir
+
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir() / "torchinductor")
+
+
+_torch_cache_in_user_cache()
 
 if TYPE_CHECKING:  # pragma: no cover
     from .encoder import Encoder

@@ -33,6 +33,15 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
     "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port."
 )
 @click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests sent to this host name (repeatable; '*': any). Always answered: "
+    "localhost, 127.0.0.1, [::1], IP addresses and --host; other names are refused (421), so a web "
+    "page cannot reach the server by DNS rebinding.",
+)
+@click.option(
     "--api-key",
     envvar="TASE_SEARCH_API_KEY",
     default=None,
@@ -64,6 +73,7 @@ def serve_cmd(
     root: str | None,
     host: str,
     port: int,
+    allow_hosts: tuple[str, ...],
     api_key: str | None,
     read_only: bool,
     max_body_mb: float,
@@ -81,14 +91,16 @@ def serve_cmd(
       tase-search serve --index haberler
       tase-search serve -i haberler -i notes=./indexes/notlar --port 9000
       curl 'http://127.0.0.1:8765/indexes/haberler/search?q=football+match&k=3'
-      TASE_SEARCH_API_KEY=$(openssl rand -hex 24) tase-search serve -i haberler --host 0.0.0.0
+      TASE_SEARCH_API_KEY=$(openssl rand -hex 24) tase-search serve -i haberler --host 0.0.0.0 \\
+          --allow-host search.example.org
     """
     from .config import load_settings
-    from .server import check_exposure, open_indexes, serve
+    from .server import HostAllowList, check_exposure, open_indexes, serve
 
     api_key = api_key or None  # an empty TASE_SEARCH_API_KEY is no key
     s = load_settings(index_root=root, precision=precision, query_backend=query_backend)
     check_exposure(host, api_key, read_only)  # before loading models, which takes seconds
+    HostAllowList.for_server(host, allow_hosts)  # a bad --allow-host too
     opened = open_indexes(
         indexes or ("default",), root=s.index_root, precision=s.precision, query_backend=s.query_backend
     )
@@ -101,6 +113,7 @@ def serve_cmd(
             read_only=read_only,
             max_body_bytes=int(max_body_mb * (1 << 20)),
             log_level=log_level,
+            allow_hosts=allow_hosts,
         )
     except KeyboardInterrupt:  # uvicorn shut down cleanly, then re-raised Ctrl-C
         click.echo("stopped", err=True)

@@ -16,6 +16,7 @@ from typing import Any
 from .errors import InputError
 from .readers import Document
 from .results import AddResult
+from .store.docs import MAX_METADATA_DEPTH
 from .text import clean_document
 
 DocLike = str | Document | Mapping[str, Any]
@@ -58,6 +59,19 @@ def coerce(d: DocLike, i: int, res: AddResult) -> Document | None:
         return None
     if doc.id is not None and not str(doc.id).strip():
         raise InputError(f"document #{i} ({doc.source}:{doc.line}) has an empty id")
+    where = f"document #{i} ({doc.source}:{doc.line})"
+    if not isinstance(doc.metadata, Mapping):
+        raise InputError(f"{where}: metadata is {type(doc.metadata).__name__}; give a dict (a JSON object)")
+    depth = nesting_depth(doc.metadata, MAX_METADATA_DEPTH)
+    if depth > MAX_METADATA_DEPTH:
+        raise InputError(
+            f"{where}: metadata is nested more than {MAX_METADATA_DEPTH} levels deep, the limit; "
+            "flatten it (an index could not be searched with it)"
+        )
+    if doc.id is not None and not isinstance(doc.id, str):
+        raise InputError(f"{where}: id is {type(doc.id).__name__}; give a string")
+    if doc.id is not None and len(doc.id) > MAX_ID_CHARS:
+        raise InputError(f"{where}: id is {len(doc.id)} characters long, over the limit of {MAX_ID_CHARS}")
     doc_id, meta, source = scrub(doc.id), scrub(doc.metadata), scrub(doc.source)
     try:
         json.dumps(meta, allow_nan=False)
@@ -68,6 +82,29 @@ def coerce(d: DocLike, i: int, res: AddResult) -> Document | None:
     if text != doc.text or (doc_id, meta, source) != (doc.id, doc.metadata, doc.source):
         doc = Document(id=doc_id, text=text, metadata=meta, source=source, line=doc.line)
     return doc
+
+
+#: The longest document id accepted: ids are keys, not content.
+MAX_ID_CHARS = 4096
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """Nesting depth of mappings and lists in ``value`` (a scalar is 0, ``{}`` is 1), without recursion;
+    stops counting past ``limit`` (so a self-containing dict ends too)."""
+    depth, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, Mapping):
+            items: Any = v.values()
+        elif isinstance(v, (list, tuple)):
+            items = v
+        else:
+            continue
+        depth = max(depth, d)
+        if depth > limit:
+            return depth
+        stack.extend((x, d + 1) for x in items if isinstance(x, (Mapping, list, tuple)))
+    return depth
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")

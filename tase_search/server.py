@@ -3,20 +3,22 @@
     GET  /health                              liveness and each index's size and generation
     GET  /indexes                             the served indexes
     GET  /indexes/{name}                      what an index holds (as ``tase-search info --json``)
-    GET  /indexes/{name}/search?q=...&k=...&filter=topic=spor&mode=dense
-    POST /indexes/{name}/search               {"query": "..." or [...], "k", "filter", "mode"}
+    GET  /indexes/{name}/search?query=...&k=...&filter=topic=spor&mode=dense   (q= is the same)
+    POST /indexes/{name}/search               {"query": "..." or [...], "k", "filter", "mode"} ("q" too)
     GET  /indexes/{name}/documents/{id}       one stored document
     POST /indexes/{name}/documents            add: {"documents": [{"id", "text", "metadata"}], "on_duplicate"}
     POST /indexes/{name}/delete               {"ids": [...]}
     DELETE /indexes/{name}/documents/{id}
-    GET  /docs, /openapi.json                 the API, described
+    GET  /docs, /redoc, /openapi.json         the API, described (the pages' scripts served from here)
 
 Hits are what ``tase-search query --json`` prints. Every error, a bad request above all, is a JSON
 body ``{"error": {"status", "type", "message"}}`` with a 4xx status (5xx only for the server's own
 faults, without a traceback). Requests are bounded (body size, query length, k, batch sizes); writes
 can require an API key; :mod:`tase_search.served_index` lets searches run while one write per index
 commits. It listens on loopback unless told otherwise, and refuses a non-loopback address where
-anyone could write (no API key, not read-only).
+anyone could write (no API key, not read-only). It answers only requests whose ``Host`` is on its
+allow-list (:class:`~tase_search.server_run.HostAllowList`: loopback names, IP addresses, names
+given), so a web page cannot reach it through DNS rebinding.
 """
 
 import hmac
@@ -25,7 +27,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -51,19 +53,23 @@ require("uvicorn", "serve")
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security  # noqa: E402
 from fastapi import Path as PathParam  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
-from fastapi.responses import JSONResponse  # noqa: E402
+from fastapi.responses import HTMLResponse, JSONResponse  # noqa: E402
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
 from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
+from starlette.routing import Match  # noqa: E402
 
 from .server_run import (  # noqa: E402  (re-exported: the public names stay importable from here)
     API_KEY_ENV,
     DEFAULT_HOST,
     DEFAULT_PORT,
+    WILDCARD_HOSTS,
+    HostAllowList,
     ServerThread,
     _server,
     bind,
     check_exposure,
     is_loopback,
+    raise_open_files_limit,
     serving,
     url_of,
 )
@@ -73,7 +79,7 @@ from .server_schema import (  # noqa: E402
     MAX_FILTER_FIELDS,
     MAX_ID_CHARS,
     MAX_K,
-    MAX_QUERY_CHARS,
+    MAX_QUERIES,
     AddRequest,
     AddResponse,
     DeleteRequest,
@@ -82,6 +88,7 @@ from .server_schema import (  # noqa: E402
     Health,
     IndexSummary,
     Mode,
+    QueryText,
     SearchRequest,
     SearchResponse,
     StoredDocument,
@@ -90,9 +97,19 @@ from .server_schema import (  # noqa: E402
 
 log = logging.getLogger("tase_search.server")
 
+#: Requests in progress at once; beyond them a request gets 503 at once rather than waiting in a queue.
+MAX_IN_FLIGHT = 256
+#: Where the API docs' scripts and styles are served (from the fastapi-offline package, not a CDN).
+DOCS_ASSETS = "/docs-assets"
+
 
 # ----------------------------------------------------------------------------- errors
+class DuplicateId(InputError):
+    """An added document's id is taken (by other content) and the request said on_duplicate=error."""
+
+
 _STATUS: list[tuple[type[TaseSearchError], int]] = [
+    (DuplicateId, 409),  # the index holds that id: send on_duplicate skip or replace
     (IndexNotFound, 404),
     (IndexLocked, 409),  # another writer: retry later
     (IndexWriteError, 507),  # disk full, permissions: the index is unchanged
@@ -133,16 +150,97 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(422, "ValidationError", f"invalid request: {summary}", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {401: "Unauthorized", 404: "NotFound", 405: "MethodNotAllowed", 413: "TooLarge"}.get(
             exc.status_code, "HTTPError"
         )
-        return _error(exc.status_code, kind, str(exc.detail), headers=getattr(exc, "headers", None))
+        headers, message = getattr(exc, "headers", None), str(exc.detail)
+        if exc.status_code == 405:  # the router names only the first route of the path; list them all
+            allow = _allowed_methods(request)
+            headers = {**(headers or {}), "Allow": allow}
+            message = f"{request.method} is not allowed on {request.url.path}; allowed: {allow}"
+        return _error(exc.status_code, kind, message, headers=headers)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
         return _error(500, "InternalError", "internal error; the server log has the details")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of the request's path answers, as an ``Allow`` header."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if getattr(route, "methods", None) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
+def _add_error(exc: InputError) -> InputError:
+    """An add's input error in the API's words: the ingest layer words it for the CLI (``--on-duplicate``,
+    ``<http>:N``), and a taken id is a conflict (409), not a bad request."""
+    message = re.sub(r"\(<http>:(\d+)\)", r"(document \1 of the request)", str(exc))
+    message = message.replace(
+        "choose --on-duplicate skip or replace", 'send "on_duplicate": "skip" or "replace"'
+    )
+    message = message.replace("earlier in the input", "earlier in the request")
+    taken = "is already in the index" in message and "on_duplicate" in message
+    return (DuplicateId if taken else type(exc))(message)
+
+
+class _HostCheck:
+    """Refuse (421) a request whose ``Host`` the allow-list does not name: a web page that makes its
+    own name resolve to this machine (DNS rebinding) sends that name, never an allowed one."""
+
+    def __init__(self, app: Any, allow: HostAllowList) -> None:
+        self.app = app
+        self.allow = allow
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            hosts = [v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"host"]
+            if not hosts or not all(self.allow.allows(h) for h in hosts):
+                await self._refuse(hosts)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refuse(self, hosts: list[str]) -> JSONResponse:
+        if not hosts:
+            why = "the request has no Host header"
+        else:
+            why = f"this server does not answer to Host {hosts[0][:100]!r}"
+        return _error(
+            421,
+            "MisdirectedRequest",
+            f"{why}; it answers {self.allow.describe()}. To serve another name, start it with "
+            "--allow-host NAME (create_app(allow_hosts=[...]) in Python)",
+        )
+
+
+class _InFlight:
+    """At most ``limit`` requests in progress; one more is refused at once (503, Retry-After) instead
+    of queueing without bound. Idle connections do not count."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.now = 0  # the event loop is one thread: no lock needed
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.now >= self.limit:
+            message = (
+                f"{self.now} requests are in progress, the most this server takes at once; retry shortly"
+            )
+            await _error(503, "Busy", message, headers={"Retry-After": "1"})(scope, receive, send)
+            return
+        self.now += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.now -= 1
 
 
 class _BodyLimit:
@@ -193,9 +291,13 @@ def create_app(
     api_key: str | None = None,
     read_only: bool = False,
     max_body_bytes: int = MAX_BODY_BYTES,
+    allow_hosts: Iterable[str] | HostAllowList = (),
+    max_in_flight: int = MAX_IN_FLIGHT,
 ) -> FastAPI:
     """The API over ``indexes`` (name -> Retriever). ``api_key``: writes must send it (``Authorization:
-    Bearer KEY`` or ``X-API-Key: KEY``); ``read_only``: no write routes at all."""
+    Bearer KEY`` or ``X-API-Key: KEY``); ``read_only``: no write routes at all. ``allow_hosts``: the
+    ``Host`` names answered besides loopback names and IP addresses (``"*"``: any), against DNS
+    rebinding; ``max_in_flight``: requests in progress at once (503 beyond)."""
     if not indexes:
         raise InputError("no index to serve; give at least one --index")
     served = {}
@@ -207,8 +309,9 @@ def create_app(
         served[name] = idx if isinstance(idx, ServedIndex) else ServedIndex(name, idx)
     if api_key is not None:
         _check_key(api_key)
+    hosts = allow_hosts if isinstance(allow_hosts, HostAllowList) else HostAllowList(allow_hosts)
     settings = _Settings(served, api_key, read_only)
-    app = FastAPI(
+    app = _new_app(
         title="tase-search",
         version=__version__,
         description="Turkish and English->Turkish semantic search over tase-search indexes.",
@@ -216,6 +319,8 @@ def create_app(
     app.state.tase = settings
     _install_error_handlers(app)
     app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(_InFlight, limit=max_in_flight)
+    app.add_middleware(_HostCheck, allow=hosts)  # outermost: a refused Host gets nothing else
     # The path parameter lists the served names, so /docs (and schema-driven clients) offer them.
     name_type = Annotated[
         str,
@@ -227,6 +332,32 @@ def create_app(
     if not read_only:
         _write_routes(app, settings, name_type)
     return app
+
+
+_NO_DOCS = (
+    "<!DOCTYPE html><html><head><meta charset='utf-8'><title>tase-search API</title></head><body>"
+    "<p>The interactive API docs need the <code>fastapi-offline</code> package: "
+    "<code>pip install 'tase-search[serve]'</code>. The API's description is at "
+    "<a href='openapi.json'>/openapi.json</a>.</p></body></html>"
+)
+
+
+def _new_app(**kwargs: Any) -> FastAPI:
+    """A FastAPI app whose /docs and /redoc pages load their scripts from this server, not a CDN, so
+    they work offline (fastapi-offline ships Swagger UI and ReDoc). Without that package the pages
+    say how to get it rather than staying blank."""
+    try:
+        from fastapi_offline import FastAPIOffline
+    except ImportError:
+        app = FastAPI(docs_url=None, redoc_url=None, **kwargs)
+        for url in ("/docs", "/redoc"):
+            app.add_api_route(url, lambda: HTMLResponse(_NO_DOCS), methods=["GET"], include_in_schema=False)
+        return app
+    return FastAPIOffline(
+        static_url=DOCS_ASSETS,
+        swagger_ui_parameters={"validatorUrl": None},  # Swagger UI's default sends the schema off-site
+        **kwargs,
+    )
 
 
 def _valid_name(name: str) -> bool:
@@ -268,7 +399,16 @@ def _read_routes(app: FastAPI, settings: _Settings, IndexName: Any) -> None:  # 
     )
     def search_get(
         name: IndexName,
-        q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="the query")],
+        query: Annotated[
+            list[QueryText] | None,
+            Query(
+                max_length=MAX_QUERIES,
+                description="the query; repeated, a batch (one result each). `q` is the same",
+            ),
+        ] = None,
+        q: Annotated[
+            list[QueryText] | None, Query(max_length=MAX_QUERIES, description="the same as `query`")
+        ] = None,
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
         filter: Annotated[  # noqa: A002 - the API's name
             list[FilterItem] | None,
@@ -276,14 +416,25 @@ def _read_routes(app: FastAPI, settings: _Settings, IndexName: Any) -> None:  # 
         ] = None,
         mode: Mode | None = None,
     ) -> dict[str, Any]:
-        return _search(_index(settings, name), [q], k, _parse_filters(filter or []), mode)
+        if (query is None) == (q is None):
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "missing",
+                        "loc": ("query", "query"),
+                        "msg": "give the query once, as query= (or q=)",
+                    }
+                ]
+            )
+        queries = query if query is not None else q
+        assert queries is not None
+        return _search(_index(settings, name), queries, k, _parse_filters(filter or []), mode)
 
     @app.post(
         "/indexes/{name}/search", response_model=SearchResponse, responses=_errors(400, 404), tags=["search"]
     )
     def search_post(name: IndexName, body: SearchRequest) -> dict[str, Any]:
-        queries = [body.query] if isinstance(body.query, str) else list(body.query)
-        return _search(_index(settings, name), queries, body.k, body.filter, body.mode)
+        return _search(_index(settings, name), body.queries, body.k, body.filter, body.mode)
 
     @app.get(
         "/indexes/{name}/documents/{doc_id}",
@@ -310,6 +461,8 @@ def _write_routes(app: FastAPI, settings: _Settings, IndexName: Any) -> None:  #
         responses=_errors(400, 404, 409, 503, 507, *auth),
         dependencies=guard,
         tags=["documents"],
+        description="Add documents. An id the index holds with other content is a 409 conflict unless "
+        '`"on_duplicate"` is `"skip"` or `"replace"`.',
     )
     def add(name: IndexName, body: AddRequest) -> dict[str, Any]:
         idx = _index(settings, name)
@@ -318,7 +471,10 @@ def _write_routes(app: FastAPI, settings: _Settings, IndexName: Any) -> None:  #
             for n, d in enumerate(body.documents)
         ]
         t0 = time.perf_counter()
-        res = idx.add(docs, on_duplicate=body.on_duplicate)
+        try:
+            res = idx.add(docs, on_duplicate=body.on_duplicate)
+        except InputError as exc:
+            raise _add_error(exc) from None
         manifest = idx.reader().manifest
         return {
             "index": name,
@@ -469,15 +625,27 @@ def serve(
     read_only: bool = False,
     max_body_bytes: int = MAX_BODY_BYTES,
     log_level: str = "info",
+    allow_hosts: Iterable[str] = (),
 ) -> None:
-    """Serve until interrupted (Ctrl-C / SIGTERM stop it cleanly). Prints where it listens."""
+    """Serve until interrupted (Ctrl-C / SIGTERM stop it cleanly). Prints where it listens.
+    ``allow_hosts``: ``Host`` names answered besides loopback names, IP addresses and ``host``."""
     check_exposure(host, api_key, read_only)
-    app = create_app(indexes, api_key=api_key, read_only=read_only, max_body_bytes=max_body_bytes)
+    hosts = HostAllowList.for_server(host, allow_hosts)
+    app = create_app(
+        indexes, api_key=api_key, read_only=read_only, max_body_bytes=max_body_bytes, allow_hosts=hosts
+    )
     sock = bind(host, port)
     url = url_of(sock)
     names = ", ".join(app.state.tase.indexes)
     mode = "read-only" if read_only else ("writes need the API key" if api_key else "writes open (loopback)")
     print(f"serving {names} at {url} ({mode}); API docs at {url}/docs", file=sys.stderr, flush=True)
+    if host.strip().lower() in WILDCARD_HOSTS and not hosts.any:
+        print(
+            f"answering Host: {hosts.describe()}; to reach it by another name, add --allow-host NAME",
+            file=sys.stderr,
+            flush=True,
+        )
+    raise_open_files_limit()  # each connection is a file descriptor
     with sock:
         _server(app, log_level).run(sockets=[sock])
 
@@ -490,6 +658,9 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "MAX_BODY_BYTES",
+    "MAX_IN_FLIGHT",
+    "DuplicateId",
+    "HostAllowList",
     "ServerThread",
     "check_exposure",
     "create_app",

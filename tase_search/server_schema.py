@@ -6,11 +6,22 @@ description at ``/docs`` is generated from these models.
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from .search_options import MODES
+from .store.docs import MAX_METADATA_DEPTH, json_depth
 
-#: Request limits: a request over them is refused with 413 (body) or 422 (fields), before any work.
+#: Request limits: a request over them is refused with 413 (body) or 422 (fields), before any work
+#: (metadata deeper than :data:`~tase_search.store.docs.MAX_METADATA_DEPTH` too).
 MAX_BODY_BYTES = 8 << 20
 MAX_K = 1000
 MAX_QUERY_CHARS = 2000
@@ -37,9 +48,13 @@ class _Strict(BaseModel):
 
 
 class SearchRequest(_Strict):
-    """``query``: one query, or a list of queries answered together (one result per query)."""
+    """``query``: one query, or a list of queries answered together (one result per query). ``q`` is
+    accepted for it too, so the GET route's parameter names work in a POST body as they are."""
 
-    query: QueryText | QueryBatch = Field(description="a query, or a list of up to 64 queries")
+    query: QueryText | QueryBatch | None = Field(
+        None, description="a query, or a list of up to 64 queries (required; `q` is the same)"
+    )
+    q: QueryText | QueryBatch | None = Field(None, description="the same as `query` (give one of them)")
     k: int = Field(10, ge=1, le=MAX_K, description="documents per query")
     filter: dict[FieldName, FilterValue] | None = Field(
         None, max_length=MAX_FILTER_FIELDS, description="metadata field -> value; all must match"
@@ -47,6 +62,21 @@ class SearchRequest(_Strict):
     mode: Mode | None = Field(
         None, description="auto, dense, sparse or hybrid (default: the index's default)"
     )
+
+    @model_validator(mode="after")
+    def _one_query(self) -> "SearchRequest":
+        if (self.query is None) == (self.q is None):
+            raise ValueError("give the query once, as 'query' (or its alias 'q')")
+        if self.query is None:
+            self.query, self.q = self.q, None
+        return self
+
+    @property
+    def queries(self) -> list[str]:
+        """The query or queries asked, as a list."""
+        query = self.query if self.query is not None else self.q
+        assert query is not None  # checked by _one_query
+        return [query] if isinstance(query, str) else list(query)
 
 
 class Passage(BaseModel):
@@ -83,7 +113,20 @@ class SearchResponse(BaseModel):
 class DocumentIn(_Strict):
     id: DocId | None = Field(None, description="default: the index assigns one")
     text: str = Field(min_length=1)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description=f"a JSON object nested at most {MAX_METADATA_DEPTH} levels deep"
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _shallow_enough(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Refused here, before any work: the index stores no metadata it could not read back."""
+        depth = json_depth(value)
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(
+                f"metadata is nested {depth} levels deep, over the limit of {MAX_METADATA_DEPTH}; flatten it"
+            )
+        return value
 
 
 class AddRequest(_Strict):

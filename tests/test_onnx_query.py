@@ -65,9 +65,9 @@ def _count_runs(enc: Encoder, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = runner.session.run
 
-    def counting(names, feed):  # noqa: ANN001, ANN202
+    def counting(names, feed, *options):  # noqa: ANN001, ANN002, ANN202
         calls.append(len(next(iter(feed.values()))))
-        return real(names, feed)
+        return real(names, feed, *options)
 
     monkeypatch.setattr(runner.session, "run", counting)
     return calls
@@ -159,7 +159,7 @@ def test_graph_that_disagrees_is_refused(tiny_model_dir, tmp_path, cache, monkey
 def test_runtime_failure_is_an_error_not_a_silent_switch(
     tiny_model_dir, tmp_path, cache, monkeypatch
 ) -> None:
-    def broken(names, feed):  # noqa: ANN001, ANN202
+    def broken(names, feed, *options):  # noqa: ANN001, ANN002, ANN202
         raise RuntimeError("simulated ONNX Runtime failure")
 
     graph = _graph_file(tmp_path, tiny_model_dir)

@@ -45,8 +45,6 @@ from ..errors import ModelError
 
 log = logging.getLogger(__name__)
 
-log = logging.getLogger(__name__)
-
 #: The largest query batch ``auto`` sends to ONNX Runtime (beyond it PyTorch's bf16 batches win).
 MAX_BATCH = 16
 #: Bumped when the exported graph's inputs or outputs change (old cache files are then ignored).
@@ -61,8 +59,45 @@ PROBE_TEXTS = (
     "Türkiye'nin en kalabalık şehri olan İstanbul, Boğaziçi'nin iki yakasında kurulmuştur ve "
     "tarih boyunca pek çok imparatorluğa başkentlik yapmıştır; bugün de ülkenin ekonomik merkezidir.",
 )
+#: The longest one call of a graph read from an index may run (a batch of 16 long queries takes well
+#: under a second): a graph that loops (an ONNX ``Loop`` of 10^15 steps) is stopped here, not hung on.
+RUN_TIME_LIMIT_S = 20.0
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _INSTALL_HINT = "pip install onnxruntime onnx (or use --query-backend torch)"
+
+
+def import_onnxruntime() -> Any:
+    """``onnxruntime``, imported so that it writes nothing outside the project's own folders.
+
+    Why: its Linux builds create ``~/.cache/Microsoft/DeveloperTools/.onnxruntime/`` (a telemetry device
+    id) as the module is imported, which a read-only query must not do. ``ORT_TELEMETRY_DISABLED`` is
+    its documented opt-out (honoured fully by newer releases); for the releases that still write the id,
+    its cache root points at a device during the import, so the id stays in memory, and the one warning
+    that prints is kept off stderr."""
+    import sys
+
+    if "onnxruntime" in sys.modules:
+        return sys.modules["onnxruntime"]
+    os.environ.setdefault("ORT_TELEMETRY_DISABLED", "1")
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = os.devnull
+    err = null = -1
+    try:
+        with contextlib.suppress(OSError):
+            err, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+        import onnxruntime
+    finally:
+        if err >= 0:
+            os.dup2(err, 2)
+            os.close(err)
+        if null >= 0:
+            os.close(null)
+        if saved is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = saved
+    return onnxruntime
 
 
 def missing_modules() -> list[str]:
@@ -158,8 +193,11 @@ def l2_normalize(emb: np.ndarray) -> np.ndarray:
 class OnnxQueryEncoder:
     """An ONNX Runtime session over an exported graph (a file, or bytes): features in, pooled embeddings out."""
 
-    def __init__(self, graph: Path | bytes, *, threads: int = 1) -> None:
-        import onnxruntime as ort
+    def __init__(self, graph: Path | bytes, *, threads: int = 1, time_limit_s: float | None = None) -> None:
+        ort = import_onnxruntime()
+        #: each call is stopped after this many seconds (None: no limit; graphs this process exported)
+        self.time_limit_s = time_limit_s
+        self._ort = ort
 
         opts = ort.SessionOptions()
         # One query is a chain of small ops: one thread, no thread pool to wake (measured fastest).
@@ -177,7 +215,25 @@ class OnnxQueryEncoder:
         for name in self.input_names:
             value = features[name]
             feed[name] = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
-        (out,) = self.session.run(["sentence_embedding"], feed)
+        if self.time_limit_s is None:
+            (out,) = self.session.run(["sentence_embedding"], feed)
+            return np.asarray(out, dtype=np.float32)
+        opts = self._ort.RunOptions()
+        opts.log_severity_level = 4  # a stopped run is reported once, below, not also by ORT's logger
+        timer = threading.Timer(self.time_limit_s, setattr, (opts, "terminate", True))
+        timer.daemon = True
+        timer.start()
+        try:
+            (out,) = self.session.run(["sentence_embedding"], feed, opts)
+        except Exception:
+            if opts.terminate:
+                raise ModelError(
+                    f"the query graph ran longer than {self.time_limit_s:g} s and was stopped "
+                    "(a graph that loops); queries need the full model"
+                ) from None
+            raise
+        finally:
+            timer.cancel()
         return np.asarray(out, dtype=np.float32)
 
 
@@ -246,8 +302,8 @@ def open_checked(
     require_runtime(exporting=False)
     runner = None
     if graph is not None and graph.is_file():
-        try:
-            runner = OnnxQueryEncoder(graph, threads=threads)
+        try:  # a file on disk may be anyone's: its runs are time-limited
+            runner = OnnxQueryEncoder(graph, threads=threads, time_limit_s=RUN_TIME_LIMIT_S)
         except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
             log.warning("ONNX graph %s could not be opened (%s)", graph, exc)
     worst = -1.0
@@ -258,7 +314,13 @@ def open_checked(
             target = graph if write else None
             data = export_guarded(model, target)
             runner = OnnxQueryEncoder(target if target is not None else data, threads=threads)  # type: ignore[arg-type]
-        worst = agreement(runner)
+        try:
+            worst = agreement(runner)
+        except ModelError as exc:  # a graph on disk that ran past its time limit
+            if runner.path is None:
+                raise
+            log.warning("ONNX graph %s: %s", runner.path, exc)
+            worst = -1.0
         if worst >= MIN_PROBE_COSINE:
             return runner
         if attempt == 0 and runner.path is not None:  # a stale or wrong file: export once more

@@ -11,6 +11,14 @@ tokenizer padding, probe texts and the vectors they must give) naming ``<key>.on
 key and the prompts. ``bundle.json`` is replaced last, so a reader sees an old bundle or a new one.
 
 ONNX files are protobuf and tokenizers JSON, not pickle: loading them runs no Python code.
+
+Everything in the folder is untrusted input (an index may come from anyone): the folder must be a real
+directory, never a link; ``bundle.json`` names its two files by the exact pattern the writer uses (no
+paths); every file is read with ``O_NOFOLLOW`` as a bounded regular file (a FIFO, a device or a link is
+refused, never opened); the graph runs from memory (so it cannot pull in external data files) under a
+time limit per call (a graph that loops is stopped, see :data:`.onnx_runtime.RUN_TIME_LIMIT_S`); and the
+bundle must agree with the index's manifest (weights fingerprint, prompts, dimension) and reproduce its
+probe vectors. A write never follows a link either: a linked ``query-bundle/`` is refused and left alone.
 """
 
 from __future__ import annotations
@@ -20,17 +28,21 @@ import hashlib
 import importlib.util
 import json
 import logging
+import math
 import os
+import re
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import IndexError_, ModelError
 from ..store import safeio
 from ..store.layout import QUERY_BUNDLE_DIR as BUNDLE_DIR
 from ..text import normalize_for_model
+from . import onnx_runtime as _ort
 from .onnx_runtime import MAX_BATCH, PROBE_TEXTS, OnnxQueryEncoder, graph_key, l2_normalize, missing_modules
 
 log = logging.getLogger(__name__)
@@ -48,6 +60,15 @@ ADD_HINT = (
     "run `tase-search index` on it once more (an unchanged run adds it too) or call "
     "Retriever.load(path).write_query_bundle()"
 )
+
+#: Size limits for the bundle's files (the graph of a small encoder is ~150 MB in fp32).
+MAX_BUNDLE_BYTES = 8 << 20
+MAX_TOKENIZER_BYTES = 64 << 20
+MAX_GRAPH_BYTES = 2 << 30
+#: The only names the bundle's files may have: what :func:`write_bundle` writes (a hex key, no path).
+_GRAPH_NAME = re.compile(r"[0-9a-f]{40}\.onnx")
+_TOKENIZER_NAME = re.compile(r"[0-9a-f]{40}\.tokenizer\.json")
+_MAX_PROBES, _MAX_PROBE_CHARS = 16, 20_000
 
 # graph key -> the last graph file written for it in this process: a second index of the same model
 # copies the file instead of exporting again (seconds per export)
@@ -78,8 +99,14 @@ class LightQueryEncoder:
         self.lowercase = bool(bundle["lowercase"])
         self.prompt: str = bundle.get("prompt") or ""
         self._passage_prompt: str = bundle.get("passage_prompt") or ""
-        self.runner = runner or OnnxQueryEncoder(folder / bundle["graph"])
-        tok = Tokenizer.from_file(str(folder / bundle["tokenizer"]))
+        if runner is None:
+            graph = safeio.read_bytes(folder / bundle["graph"], "the query bundle's graph", MAX_GRAPH_BYTES)
+            runner = OnnxQueryEncoder(graph, time_limit_s=_ort.RUN_TIME_LIMIT_S)
+        self.runner = runner
+        tok_bytes = safeio.read_bytes(
+            folder / bundle["tokenizer"], "the query bundle's tokenizer", MAX_TOKENIZER_BYTES
+        )
+        tok = Tokenizer.from_str(tok_bytes.decode("utf-8"))
         tok.no_padding()
         tok.no_truncation()
         tok.enable_truncation(max_length=self._max_seq_length, strategy="longest_first")
@@ -128,12 +155,93 @@ class LightQueryEncoder:
                 "attention_mask": np.asarray([e.attention_mask for e in encs], dtype=np.int64),
                 "token_type_ids": np.asarray([e.type_ids for e in encs], dtype=np.int64),
             }
-            parts.append(self.runner(feats))
+            out = self.runner(feats)
+            if out.ndim != 2 or out.shape != (len(encs), self._dimension):
+                raise ModelError(
+                    f"the query bundle's graph gave vectors of shape {out.shape}, not "
+                    f"({len(encs)}, {self._dimension}); rebuild it: {ADD_HINT}"
+                )
+            parts.append(out)
         return l2_normalize(np.vstack(parts))
 
 
 def _probe_cosine(want: np.ndarray, got: np.ndarray) -> float:
     return float((want * got).sum(1).min()) if want.shape == got.shape else -1.0
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why the bundle folder cannot be used or written (a link, not a directory); None when it can
+    (or does not exist yet)."""
+    try:
+        mode = os.lstat(folder).st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(mode):
+        return f"{folder} is a symbolic link (tase-search never reads or writes through a link in an index)"
+    if not stat.S_ISDIR(mode):
+        return f"{folder} is not a directory"
+    return None
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def bundle_problem(bundle: object, dimension: int | None = None) -> str | None:
+    """Why a parsed ``bundle.json`` is not one :func:`write_bundle` wrote (None when its fields are).
+
+    Names must be the writer's bare file names; numbers in range; probe vectors a matrix of finite
+    floats, one ``dimension``-wide row per probe text (``dimension``: the index's, when given)."""
+    if not isinstance(bundle, dict):
+        return "it is not a JSON object"
+    strings = ("model_id", "fingerprint", "prompt", "passage_prompt", "graph", "tokenizer", "pad_token")
+    for key in strings:
+        if not isinstance(bundle.get(key), str):
+            return f"its field {key!r} is missing or not a string"
+    for key in ("dimension", "max_seq_length", "pad_id", "pad_type_id"):
+        if not _is_int(bundle.get(key)) or not 0 <= bundle[key] <= 1 << 20:
+            return f"its field {key!r} is missing or not a whole number in range"
+    if not isinstance(bundle.get("lowercase"), bool):
+        return "its field 'lowercase' is missing or not true/false"
+    if not _GRAPH_NAME.fullmatch(bundle["graph"]) or not _TOKENIZER_NAME.fullmatch(bundle["tokenizer"]):
+        return "it names files other than its own graph and tokenizer (only bare names in the folder)"
+    if dimension is not None and bundle["dimension"] != dimension:
+        return f"its vectors have {bundle['dimension']} dimensions, the index's {dimension}"
+    if bundle["dimension"] < 1 or bundle["max_seq_length"] < 1:
+        return "its dimension or maximum sequence length is zero"
+    texts, vectors = bundle.get("probe_texts"), bundle.get("probe_vectors")
+    if (
+        not isinstance(texts, list)
+        or not 1 <= len(texts) <= _MAX_PROBES
+        or not all(isinstance(t, str) and len(t) <= _MAX_PROBE_CHARS for t in texts)
+    ):
+        return "its probe texts are missing or malformed"
+    if (
+        not isinstance(vectors, list)
+        or len(vectors) != len(texts)
+        or not all(isinstance(r, list) and len(r) == bundle["dimension"] for r in vectors)
+        or not all(isinstance(x, (int, float)) and math.isfinite(x) for r in vectors for x in r)
+    ):
+        return "its probe vectors are missing or do not match its probe texts and dimension"
+    return None
+
+
+def read_bundle_file(folder: Path) -> dict[str, Any]:
+    """The parsed ``bundle.json`` of ``folder``: a bounded read of a regular file, never through a link,
+    a FIFO or a device. FileNotFoundError when there is none; ValueError naming any other problem."""
+    problem = folder_problem(folder)
+    if problem:
+        raise ValueError(problem)
+    try:
+        raw = safeio.read_bytes(folder / BUNDLE_FILE, BUNDLE_FILE, MAX_BUNDLE_BYTES)
+    except IndexError_ as exc:
+        raise ValueError(str(exc).split(";")[0]) from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ValueError(f"{BUNDLE_FILE} is nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{BUNDLE_FILE} is not valid JSON ({exc})") from None
 
 
 def open_bundle(
@@ -142,22 +250,23 @@ def open_bundle(
     fingerprint: str,
     query_prompt: str | None,
     passage_prompt: str | None,
+    dimension: int | None = None,
 ) -> tuple[LightQueryEncoder | None, str]:
-    """``(encoder, "")`` from the index's bundle for these weights and prompts, else ``(None, why)``.
+    """``(encoder, "")`` from the index's bundle for these weights, prompts (and ``dimension``, the
+    manifest's), else ``(None, why)``.
 
-    Reads only: a missing, stale, damaged or disagreeing bundle is left as it is (the next write
-    replaces it) and the caller uses the full encoder.
+    Reads only: a missing, stale, damaged, hostile or disagreeing bundle is left as it is (the next write
+    replaces it, or refuses a linked folder) and the caller uses the full encoder.
     """
     if "onnxruntime" in missing_modules() or importlib.util.find_spec("tokenizers") is None:
         return None, "onnxruntime is not installed"
     folder = bundle_dir(index_dir)
-    path = folder / BUNDLE_FILE
     try:
-        bundle = json.loads(path.read_text(encoding="utf-8"))
+        bundle = read_bundle_file(folder)
     except FileNotFoundError:
         return None, "the index has no query bundle"
     except (OSError, ValueError) as exc:
-        return None, f"its query bundle is unreadable ({type(exc).__name__}: {exc})"
+        return None, f"its query bundle is unreadable ({exc})"
     if not isinstance(bundle, dict):
         return None, "its query bundle is not a JSON object"
     want = (BUNDLE_FORMAT, fingerprint, query_prompt or "", passage_prompt or "")
@@ -169,12 +278,15 @@ def open_bundle(
     )
     if got != want:
         return None, "its query bundle was made for another format, other weights or other prompts"
+    problem = bundle_problem(bundle, dimension)
+    if problem:
+        return None, f"its query bundle is not usable: {problem}"
     try:
         light = LightQueryEncoder(bundle, folder)
         want_vectors = np.asarray(bundle["probe_vectors"], dtype=np.float32)
         worst = _probe_cosine(want_vectors, light.encode_query(bundle["probe_texts"]))
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign bundle: the full encoder answers
-        return None, f"its query bundle is not usable ({type(exc).__name__}: {exc})"
+        return None, f"its query bundle is not usable ({type(exc).__name__}: {str(exc)[:300]})"
     if not worst >= MIN_BUNDLE_COSINE:
         return None, f"its query bundle disagrees with its probe vectors (cosine {worst:.5f})"
     return light, ""
@@ -209,8 +321,18 @@ def write_bundle(
 
     prompt, passage_prompt = encoder.query_prompt, encoder.passage_prompt
     folder = bundle_dir(index_dir)
+    problem = folder_problem(folder)
+    if problem:
+        raise BundleRefused(
+            f"no query bundle written: {problem}; nothing in or behind it was touched. Remove the link "
+            f"(`rm {folder}`) and run `tase-search index` again to add one; until then queries load the model"
+        )
     light, _ = open_bundle(
-        index_dir, fingerprint=encoder.fingerprint, query_prompt=prompt, passage_prompt=passage_prompt
+        index_dir,
+        fingerprint=encoder.fingerprint,
+        query_prompt=prompt,
+        passage_prompt=passage_prompt,
+        dimension=int(encoder.dimension),
     )
     if light is not None:
         return folder / BUNDLE_FILE
@@ -224,9 +346,14 @@ def write_bundle(
     gkey = graph_key(encoder.model, encoder.fingerprint)
     key = hashlib.sha256(f"{gkey}\n{prompt or ''}\n{passage_prompt or ''}".encode()).hexdigest()[:40]
     folder.mkdir(exist_ok=True)
+    problem = folder_problem(folder)  # again: it could not be a link before, it must not be one now
+    if problem:
+        raise BundleRefused(f"no query bundle written: {problem}")
     graph, tok_file = folder / f"{key}.onnx", folder / f"{key}.tokenizer.json"
+    for own in (graph, tok_file):
+        _drop_if_not_regular(own)  # a link in its place is removed (the link only), never followed
     source = _WRITTEN.get(gkey)
-    if not graph.is_file() and source is not None and source.is_file():
+    if not graph.exists() and source is not None and source.is_file():
         _replace(graph, lambda tmp: safeio.copy_file(source, tmp, "ONNX graph", sync=False, hash=False))
     runner = open_checked(encoder.model, encoder.model_id, encoder.onnx_agreement, graph=graph, write=True)
     _WRITTEN[gkey] = graph
@@ -258,10 +385,28 @@ def write_bundle(
     path = folder / BUNDLE_FILE
     text = json.dumps(bundle, ensure_ascii=False)
     _replace(path, lambda tmp: safeio.write_bytes(tmp, text.encode("utf-8")))
-    for old in folder.iterdir():  # files of an earlier model or prompts
-        if old.name not in (BUNDLE_FILE, graph.name, tok_file.name) and not old.name.startswith("."):
-            old.unlink(missing_ok=True)
+    if folder_problem(folder) is None:
+        for old in folder.iterdir():  # files of an earlier model or prompts
+            if old.name not in (BUNDLE_FILE, graph.name, tok_file.name) and not old.name.startswith("."):
+                _drop_if_not_regular(old, regular_too=True)
     return path
+
+
+class BundleRefused(IndexError_):
+    """The index's query bundle folder cannot be written safely (a link, not a directory)."""
+
+
+def _drop_if_not_regular(path: Path, *, regular_too: bool = False) -> None:
+    """Remove ``path`` itself when it is a link or a special file (and, with ``regular_too``, a regular
+    file); never what a link points at, never a directory."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        return
+    if regular_too or not stat.S_ISREG(mode):
+        path.unlink(missing_ok=True)
 
 
 def bundle_for_queries(
@@ -289,7 +434,11 @@ def bundle_for_queries(
         return None, None
     m = manifest_model
     light, why = open_bundle(
-        index_dir, fingerprint=m.fingerprint, query_prompt=m.query_prompt, passage_prompt=m.passage_prompt
+        index_dir,
+        fingerprint=m.fingerprint,
+        query_prompt=m.query_prompt,
+        passage_prompt=m.passage_prompt,
+        dimension=int(m.dimension),
     )
     if light is not None:
         return light, None
@@ -307,6 +456,6 @@ def keep_bundle(encoder: Any, index_dir: str | os.PathLike[str], progress: Any =
         return None
     try:
         return write(index_dir, stage=getattr(progress, "stage", None))
-    except (ModelError, OSError) as exc:
+    except (ModelError, IndexError_, OSError) as exc:
         log.warning("no torch-free query path for %s: %s", index_dir, exc)
         return None

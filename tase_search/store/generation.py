@@ -90,8 +90,8 @@ def check_files(gen: Path, m: Manifest, *, checksum: bool) -> None:
 
 def store_problems(store: DocStore, m: Manifest, *, integrity: str | None = "quick_check") -> list[str]:
     """What is wrong inside the document store: SQLite's own check (``quick_check``, the slower
-    ``integrity_check``, or None for none), counts against the manifest, and the weights fingerprint it
-    records."""
+    ``integrity_check``, or None for none) with the rows (:func:`row_problems`, not with None), counts
+    against the manifest, and the weights fingerprint it records."""
     import sqlite3
 
     problems = []
@@ -102,12 +102,70 @@ def store_problems(store: DocStore, m: Manifest, *, integrity: str | None = "qui
                 f"{DOCS_FILE}: SQLite {str(integrity).replace('_', ' ')} failed: {str(res[:3])[:200]}"
             )
         problems.extend(count_problems(store, m))
+        if integrity:  # a file not known to be this writer's own: its rows are checked too
+            problems.extend(row_problems(store))
         fingerprint = fingerprint_problem(store, m)
         if fingerprint:
             problems.append(fingerprint)
     except (sqlite3.DatabaseError, IndexCorrupt) as exc:
         problems.append(f"{DOCS_FILE}: not a readable SQLite database ({str(exc)[:200]})")
     return problems
+
+
+#: Row checks, each ``(what is wrong, SQL counting the rows it finds)``. Checksums cannot catch rows
+#: that were wrong when the file was written (a hand-edited or hostile index): these can.
+_ROW_CHECKS = (
+    ("documents whose id is not text", "SELECT COUNT(*) FROM documents WHERE typeof(id) != 'text'"),
+    (
+        "documents whose text is missing, empty or not text",
+        "SELECT COUNT(*) FROM documents WHERE typeof(text) != 'text' OR length(text) = 0",
+    ),
+    (
+        "documents whose metadata is not a JSON object",
+        "SELECT COUNT(*) FROM documents WHERE typeof(metadata) != 'text' OR NOT json_valid(metadata) "
+        "OR json_type(metadata) != 'object'",
+    ),
+    (
+        "passages whose numbers are not whole numbers",
+        "SELECT COUNT(*) FROM passages WHERE typeof(idx) != 'integer' OR typeof(count) != 'integer' "
+        "OR typeof(start) != 'integer' OR typeof(\"end\") != 'integer'",
+    ),
+    (
+        "passages whose position or offsets lie outside their document",
+        "SELECT COUNT(*) FROM passages p JOIN documents d ON d.doc_key = p.doc_key WHERE p.idx < 0 "
+        'OR p.count < 1 OR p.idx >= p.count OR p.start < 0 OR p."end" < p.start '
+        'OR p."end" > length(d.text)',
+    ),
+)
+#: Metadata with more brackets than this may be nested too deeply: only those rows are parsed.
+_DEEP_CANDIDATE = (
+    "SELECT id, metadata FROM documents WHERE typeof(metadata) = 'text' AND json_valid(metadata) AND "
+    "length(metadata) - length(replace(replace(metadata, '{', ''), '[', '')) > ?"
+)
+
+
+def row_problems(store: DocStore) -> list[str]:
+    """Rows a search could not use (text missing, metadata not a JSON object or nested past the limit,
+    passage offsets outside their text), each kind with its count and, for metadata, a document id."""
+    from .docs import MAX_METADATA_DEPTH, parse_metadata
+
+    conn = store.conn
+    out = [
+        f"{DOCS_FILE}: {n} {what}" for what, sql in _ROW_CHECKS if (n := int(conn.execute(sql).fetchone()[0]))
+    ]
+    deep = 0
+    for doc_id, meta in conn.execute(_DEEP_CANDIDATE, (MAX_METADATA_DEPTH,)):
+        try:
+            parse_metadata(meta, "")
+        except IndexCorrupt:
+            deep += 1
+            first = doc_id
+    if deep:
+        out.append(
+            f"{DOCS_FILE}: {deep} documents whose metadata is nested deeper than {MAX_METADATA_DEPTH} "
+            f"levels (the first: {str(first)[:80]!r})"
+        )
+    return out
 
 
 def count_problems(store: DocStore, m: Manifest) -> list[str]:

@@ -75,36 +75,65 @@ class WriterLock:
         self._fd: int | None = None
 
     def acquire(self) -> WriterLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # never through a link, and only a regular file with no other name: the PID write truncates it
-        fd = open_regular(
-            self.path,
-            f"lock file {self.path}",
-            flags=os.O_RDWR | os.O_CREAT,
-            single_link=True,
-            error=IndexWriteError,
-        )
+        """Take the lock, or raise: :class:`IndexLocked` when another writer holds it,
+        :class:`IndexWriteError` when the lock file cannot be written (a full disk above all). On any
+        failure the descriptor is closed, so a failed attempt never keeps the lock held."""
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # never through a link, and only a regular file with no other name: the PID write truncates it
+            fd = open_regular(
+                self.path,
+                f"lock file {self.path}",
+                flags=os.O_RDWR | os.O_CREAT,
+                single_link=True,
+                error=IndexWriteError,
+            )
         except OSError as exc:
-            holder, raw = _read_pid(fd)
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                if holder:
-                    who = f"PID {holder}"
-                elif raw:
-                    who = f"another process (its lock file holds {raw[:24]!r}, not a valid PID)"
-                else:
-                    who = "another process"
-                raise IndexLocked(
-                    f"index {self.path.parent} is locked by {who} (a writer is indexing or deleting); "
-                    "wait for it to finish — searches keep working meanwhile"
-                ) from exc
+            raise self._write_error(exc) from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise self._locked(fd) from exc
+                raise
+            os.ftruncate(fd, 0)
+            pid = f"{os.getpid()}\n".encode()
+            if os.write(fd, pid) != len(pid):  # a short write of a few bytes: the disk is full
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+        except BaseException as exc:
+            os.close(fd)  # also drops the flock, if it was taken
+            if isinstance(exc, OSError):
+                raise self._write_error(exc) from exc
             raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
         return self
+
+    def _locked(self, fd: int) -> IndexLocked:
+        holder, raw = _read_pid(fd)
+        if holder:
+            who = f"PID {holder}"
+        elif raw:
+            who = f"another process (its lock file holds {raw[:24]!r}, not a valid PID)"
+        else:
+            who = "another process"
+        return IndexLocked(
+            f"index {self.path.parent} is locked by {who} (a writer is indexing or deleting); "
+            "wait for it to finish — searches keep working meanwhile"
+        )
+
+    def _write_error(self, exc: OSError) -> IndexWriteError:
+        """The failure to create or write the lock file, worded as what to do about it."""
+        if exc.errno == errno.ENOSPC:
+            why = "no space left on the device; free some space, then retry"
+        elif exc.errno == errno.EDQUOT:
+            why = "disk quota exceeded; free some space, then retry"
+        else:
+            why = f"{exc.strerror or exc}"
+        return IndexWriteError(
+            f"cannot take the writer lock of index {self.path.parent} (writing {self.path.name} failed): "
+            f"{why}; the index is unchanged"
+        )
 
     def release(self) -> None:
         if self._fd is not None:

@@ -12,7 +12,7 @@ damage and is raised.
 
 from __future__ import annotations
 
-import contextlib
+import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,14 +101,15 @@ def describe(index_dir: Path, m: Manifest) -> dict[str, Any]:
     """What the index holds, from its manifest and document store (no model, no vectors). Sizes count the
     generation's own regular files (never a link's target); a damaged document store leaves ``sources``
     empty (``verify`` says why)."""
-    gen_dir = index_dir / m.generation_dir
     size = 0
-    with contextlib.suppress(OSError, IndexCorrupt):
-        gen_dir = _gen.generation_path(index_dir, m)
-        size = sum(st.st_size for p in gen_dir.iterdir() if stat.S_ISREG((st := p.lstat()).st_mode))
     sources: list[tuple[str, int]] = []
     sparse = "unknown (the document store could not be read)"
     try:
+        # the checked path only: a generation that is a link, or lies outside the index, is not read
+        gen_dir = _gen.generation_path(index_dir, m)
+        size = sum(st.st_size for p in gen_dir.iterdir() if stat.S_ISREG((st := p.lstat()).st_mode))
+        if not stat.S_ISREG(os.lstat(gen_dir / DOCS_FILE).st_mode):
+            raise IndexCorrupt(f"{gen_dir / DOCS_FILE} is not a regular file")
         store = DocStore(gen_dir / DOCS_FILE, readonly=True)
         try:
             sources = store.sources()
@@ -116,7 +117,7 @@ def describe(index_dir: Path, m: Manifest) -> dict[str, Any]:
             sparse = "current" if stale is None else stale
         finally:
             store.close()
-    except IndexCorrupt:
+    except (OSError, IndexCorrupt):
         pass
     return {
         "path": str(index_dir),

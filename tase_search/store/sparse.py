@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from ..analysis import ANALYZER, document_terms, query_terms
 from ..language import detect_language
@@ -160,7 +158,8 @@ def search(
 # ------------------------------------------------------------------ verify
 def problems(conn: sqlite3.Connection, passages: int) -> list[str]:
     """What is wrong with the keyword part: its rows against the passages, and FTS5's integrity check
-    (run on a temporary copy: the check is an INSERT, which a read-only connection cannot run)."""
+    (run on a copy in memory: the check is an INSERT, which a read-only connection cannot run, and a
+    verify writes nothing to disk)."""
     out: list[str] = []
     rows = int(conn.execute(f"SELECT COUNT(*) FROM {TABLE}_content").fetchone()[0])
     if rows != passages:
@@ -170,13 +169,12 @@ def problems(conn: sqlite3.Connection, passages: int) -> list[str]:
     ).fetchone()[0]
     if orphans:
         out.append(f"sparse: {orphans} keyword rows belong to no passage")
-    with tempfile.TemporaryDirectory(prefix="tase-search-verify-") as tmp:
-        copy = sqlite3.connect(Path(tmp) / "copy.sqlite", isolation_level=None)
-        try:
-            conn.backup(copy)
-            copy.execute(f"INSERT INTO {TABLE}({TABLE}, rank) VALUES ('integrity-check', 1)")
-        except sqlite3.DatabaseError as exc:
-            out.append(f"sparse: FTS5 integrity check failed ({exc})")
-        finally:
-            copy.close()
+    copy = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        conn.backup(copy)
+        copy.execute(f"INSERT INTO {TABLE}({TABLE}, rank) VALUES ('integrity-check', 1)")
+    except sqlite3.DatabaseError as exc:
+        out.append(f"sparse: FTS5 integrity check failed ({exc})")
+    finally:
+        copy.close()
     return out

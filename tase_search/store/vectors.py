@@ -237,7 +237,7 @@ class FaissIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
-        q = np.ascontiguousarray(queries, dtype=np.float32)
+        q = check_queries(queries, self.dimension)
         k = max(1, min(k, max(self.ntotal, 1)))
         if allow is None and deny is None:
             scores, ids = self.index.search(q, k)
@@ -425,7 +425,7 @@ class NumpyIndex:
     def search(
         self, queries: np.ndarray, k: int, *, allow: np.ndarray | None = None, deny: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        q = np.asarray(queries, np.float32)
+        q = check_queries(queries, self.dimension)
         mask = np.ones(len(self.ids), bool)
         if allow is not None:
             mask &= np.isin(self.ids, allow)
@@ -478,6 +478,18 @@ def read_hashed(
 
 
 BACKENDS: dict[str, type] = {"faiss": FaissIndex, "numpy": NumpyIndex}
+
+
+def check_queries(queries: np.ndarray, dimension: int) -> np.ndarray:
+    """Query vectors as a C-contiguous float32 matrix of the index's width; InputError otherwise (a
+    vector of another width would trip an assertion deep in FAISS)."""
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    if q.ndim != 2 or q.shape[1] != dimension:
+        raise InputError(
+            f"query vectors of shape {q.shape} cannot search this index: it holds {dimension}-dimensional "
+            f"vectors (give one row of {dimension} numbers per query, from the index's model)"
+        )
+    return q
 
 
 def get_backend(name: str) -> type:

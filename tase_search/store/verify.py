@@ -84,7 +84,34 @@ def verify_index(index_dir: Path, *, model_fingerprint: str | None = None) -> Ve
             rep.checked.append(f"{name} sha256")
     _verify_docs(gen / DOCS_FILE, m, rep)
     _verify_vectors(gen, m, rep)
+    _verify_bundle(index_dir, m, rep)
     return rep
+
+
+def _verify_bundle(index_dir: Path, m: Manifest, rep: VerifyReport) -> None:
+    """The query bundle, opened as a query would open it (its files, names, dimension, prompts and probe
+    vectors). One that is absent or made for other weights is only noted (queries load the model and
+    the next write replaces it); one that is damaged or hostile (a link, a FIFO, names outside the
+    folder, wrong vectors) is a problem."""
+    from ..encoding import query_bundle as qb
+
+    folder = qb.bundle_dir(index_dir)
+    if not os.path.lexists(folder):
+        rep.checked.append("query bundle: none (queries load the model)")
+        return
+    light, why = qb.open_bundle(
+        index_dir,
+        fingerprint=m.model.fingerprint,
+        query_prompt=m.model.query_prompt,
+        passage_prompt=m.model.passage_prompt,
+        dimension=int(m.model.dimension),
+    )
+    if light is not None:
+        rep.checked.append("query bundle: files, manifest agreement and probe vectors")
+    elif why in ("onnxruntime is not installed", "the index has no query bundle") or "another format" in why:
+        rep.checked.append(f"query bundle: not used ({why}); the next write replaces it")
+    else:
+        rep.fail(f"query bundle: {why}; queries load the model instead (remove {folder} and write once)")
 
 
 def _verify_docs(path: Path, m: Manifest, rep: VerifyReport) -> None:
