@@ -5,7 +5,8 @@
 Parts (each can be skipped with ``--skip``): ``kills`` (SIGKILL + Ctrl-C of the real CLI with a tiny
 model; ``--driver api`` uses the fast Python-API writer instead), ``concurrency`` (readers + writer +
 lock probe, then the stale-lock check), ``corruption``, ``hostile`` (crafted indexes, planted links and
-lock files, hostile query bundles), ``bad-inputs`` (API fuzz with the fake encoder plus fixed CLI cases with the tiny model) and
+lock files, hostile query bundles), ``http`` (the HTTP API against other sites' Host names, idle and
+half-sent sockets, a full disk at the lock, deep metadata, duplicate ids, random bodies), ``bad-inputs`` (API fuzz with the fake encoder plus fixed CLI cases with the tiny model) and
 ``disk-full`` (tmpfs, including a sweep of the free space in 4 KiB steps; root only).
 Progress goes to stderr; the summary JSON to stdout and ``--out`` (with the full details).
 Exit status 0 when nothing was lost or let in.
@@ -23,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-PARTS = ("kills", "concurrency", "corruption", "hostile", "bad-inputs", "disk-full")
+PARTS = ("kills", "concurrency", "corruption", "hostile", "http", "bad-inputs", "disk-full")
 
 
 def _log(msg: str) -> None:
@@ -127,6 +128,20 @@ def main(argv: list[str] | None = None) -> int:
         full["hostile_bundles"] = run_hostile_bundles(work / "hostile-bundles", model)
         seconds["hostile_bundles"] = time.monotonic() - t
 
+    if "http" not in a.skip:
+        import importlib.util
+
+        from campaign.http import run_http
+
+        missing = [m for m in ("fastapi", "uvicorn", "httpx") if importlib.util.find_spec(m) is None]
+        if missing:  # the serve extra is not installed
+            _log(f"http: skipped ({', '.join(missing)} not installed: pip install -e '.[serve]' httpx)")
+        else:
+            t = time.monotonic()
+            _log("HTTP API")
+            full["http"] = run_http(work / "http", seed=a.seed)
+            seconds["http"] = time.monotonic() - t
+
     if "bad-inputs" not in a.skip:
         from campaign.badinput import run_api_fuzz, run_cli_cases
 
@@ -229,6 +244,10 @@ def summarize(full: dict[str, Any]) -> dict[str, Any]:
     if "hostile_bundles" in full:
         h = full["hostile_bundles"]
         s["hostile_bundles"] = {"held/tried": f"{h['held']}/{h['tried']}", "cases": len(h["cases"])}
+        bad(h["held"] != h["tried"])
+    if "http" in full:
+        h = full["http"]
+        s["http"] = {"held/tried": f"{h['held']}/{h['tried']}"}
         bad(h["held"] != h["tried"])
     if "bad_inputs" in full:
         api, cli = full["bad_inputs"]["api"], full["bad_inputs"]["cli"]
