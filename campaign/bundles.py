@@ -59,7 +59,7 @@ def _file_link(which: str, target: str | None = None) -> Setup:
         folder = ix / "query-bundle"
         name = "bundle.json" if which == "bundle" else json.loads(_bundle_path(ix).read_text())[which]
         dest = Path(target) if target else outside / "thesis.txt"
-        (folder / name).unlink()
+        (folder / name).unlink(missing_ok=True)  # the graph is in the store unless the index is portable
         (folder / name).symlink_to(dest)
 
     return f
@@ -71,8 +71,14 @@ def _fifo(ix: Path, outside: Path) -> None:
 
 
 def _loop(ix: Path, outside: Path) -> None:
+    """The index carries a looping graph (as a portable one) and names its true size and hash."""
+    import hashlib
+
     b = json.loads(_bundle_path(ix).read_text())
-    (ix / "query-bundle" / b["graph"]).write_bytes(hostile_loop_graph(int(b["dimension"])))
+    data = hostile_loop_graph(int(b["dimension"]))
+    (ix / "query-bundle" / b["graph"]).write_bytes(data)
+    b.update(graph_bytes=len(data), graph_sha256=hashlib.sha256(data).hexdigest())
+    _bundle_path(ix).write_text(json.dumps(b), encoding="utf-8")
 
 
 def _narrow(b: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +88,7 @@ def _narrow(b: dict[str, Any]) -> dict[str, Any]:
 CASES: dict[str, Setup] = {
     "query-bundle links to the user's folder": _folder_link(False),
     "query-bundle links to .. (the folder holding the index)": _folder_link(True),
-    "graph file links to a user's file": _file_link("graph"),
+    "graph file (in the index) links to a user's file": _file_link("graph"),
     "tokenizer file links to a user's file": _file_link("tokenizer"),
     "bundle.json links to /dev/zero": _file_link("bundle", "/dev/zero"),
     "bundle.json is a FIFO": _fifo,
@@ -136,6 +142,7 @@ def run_hostile_bundles(work: Path, model: Path) -> dict[str, Any]:
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     pristine = work / "pristine"
+    os.environ.setdefault("TASE_SEARCH_QUERY_GRAPHS", str(work / "graphs"))
     if not pristine.exists():
         docs = ["futbol maçı istanbul'da", "yarın yağmur var", "kedi ve köpek", "müzik ve şarkı"]
         Retriever.build(docs, model=str(model), path=pristine, precision="fp32").close()

@@ -11,7 +11,7 @@ import os
 import click
 
 from ._version import __version__
-from .cli_admin import delete_cmd, demo_cmd, info_cmd, models_cmd, verify_cmd
+from .cli_admin import delete_cmd, demo_cmd, export_cmd, info_cmd, models_cmd, verify_cmd
 from .cli_common import (  # re-exported: other command modules import these from here
     CONTEXT,
     _echo_json,
@@ -63,7 +63,7 @@ def main() -> None:
 
 def _register_optional() -> None:
     """Each command lives in a module of its own (all light to import); ``main`` only collects them."""
-    for command in (index_cmd, query_cmd, info_cmd, delete_cmd, verify_cmd, models_cmd, demo_cmd):
+    for command in (index_cmd, query_cmd, info_cmd, delete_cmd, verify_cmd, export_cmd, models_cmd, demo_cmd):
         main.add_command(command)
     from .cli_home import cache_group, list_cmd
     from .cli_model import model_group

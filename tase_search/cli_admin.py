@@ -32,6 +32,9 @@ from .cli_common import (
 from .cli_home import _human_bytes
 from .cli_query import _print_hits
 
+#: Exit status of a ``delete`` whose ids matched no document (nothing was written).
+NOTHING_MATCHED = 1
+
 
 @click.command("info", context_settings=CONTEXT)
 @_index_option
@@ -89,6 +92,8 @@ def _sparse_line(info: dict[str, Any]) -> str:
 def delete_cmd(ids: tuple[str, ...], index: str | None, root: str | None, as_json: bool) -> None:
     """Delete documents by id. '-' reads ids from stdin, one per line.
 
+    Exits 1 when no id matched: nothing is deleted and no new version of the index is written.
+
     \b
     Examples:
       tase-search delete 17 42 --index haberler
@@ -107,10 +112,19 @@ def delete_cmd(ids: tuple[str, ...], index: str | None, root: str | None, as_jso
         _echo_json(
             {"index": str(r.path), "deleted": deleted, "missing": missing, "documents": r.manifest.documents}
         )
-        return
-    click.echo(f"deleted {len(deleted)} documents from {r.path}; {r.manifest.documents} remain")
+    elif deleted:
+        click.echo(f"deleted {len(deleted)} documents from {r.path}; {r.manifest.documents} remain")
+    shown = f"{', '.join(missing[:20])}{' …' if len(missing) > 20 else ''}"
+    if not deleted:
+        click.echo(
+            f"nothing deleted: no document in {r.path} has the id{'s' if len(missing) > 1 else ''} {shown} "
+            "(the index is unchanged; "
+            "`tase-search query ... --json` shows ids)",
+            err=True,
+        )
+        sys.exit(NOTHING_MATCHED)
     if missing:
-        click.echo(f"not found: {', '.join(missing[:20])}{' …' if len(missing) > 20 else ''}", err=True)
+        click.echo(f"not found: {shown}", err=True)
 
 
 @click.command("verify", context_settings=CONTEXT)
@@ -125,8 +139,8 @@ def verify_cmd(index_arg: str | None, index: str | None, root: str | None, as_js
 
     \b
     Examples:
-      tase-search verify haberler
-      tase-search verify ./indexes/haberler --json
+      tase-search verify --index haberler
+      tase-search verify --index ./indexes/haberler --json
     """
     from .store.verify import verify_index
 
@@ -141,6 +155,41 @@ def verify_cmd(index_arg: str | None, index: str | None, root: str | None, as_js
         click.echo(f"{rep.path}: {'OK' if rep.ok else 'CORRUPT'}")
     if not rep.ok:
         sys.exit(1)
+
+
+@click.command("export", context_settings=CONTEXT)
+@_index_option
+@_root_option
+@click.option(
+    "--portable",
+    is_flag=True,
+    required=True,
+    help="Copy the index's query graph into it, so copies of the index keep the fast query path.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def export_cmd(index: str | None, root: str | None, portable: bool, as_json: bool) -> None:
+    """Make an index self-contained for copying to another machine.
+
+    The query graph (the torch-free query path) is kept once per model in this machine's graph store,
+    not in each index; --portable puts a copy inside the index (tens of MB), so an index copied
+    elsewhere answers queries without loading the model there. Later writes keep it up to date.
+
+    \b
+    Examples:
+      tase-search export --portable --index haberler
+      tar czf haberler.tgz -C ~/.local/share/tase-search/indexes haberler
+    """
+    from .encoding.query_bundle import make_portable
+    from .store.lock import WriterLock
+
+    path = _index_path(index, root)
+    with WriterLock(path):
+        graph = make_portable(path)
+    size = graph.stat().st_size
+    if as_json:
+        _echo_json({"index": str(path), "graph": str(graph), "bytes": size})
+    else:
+        click.echo(f"{path}: the query graph is inside the index now ({_human_bytes(size)}, {graph.name})")
 
 
 # --------------------------------------------------------------------------- models / demo

@@ -11,6 +11,8 @@ import time
 
 import click
 
+from .cli_common import _index_option, _root_option
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -20,27 +22,33 @@ def sparse_group() -> None:
 
 
 @sparse_group.command("build", context_settings=CONTEXT)
-@click.argument("index_arg", metavar="INDEX", required=False)
-@click.option("--index", "-i", "index", default=None, metavar="NAME|DIR", help="Index name or directory.")
-@click.option(
-    "--root", default=None, metavar="DIR", help="Where named indexes live. Env: TASE_SEARCH_INDEX_ROOT."
-)
+@click.argument("index_arg", metavar="[INDEX]", required=False)
+@_index_option
+@_root_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def build_cmd(index_arg: str | None, index: str | None, root: str | None, as_json: bool) -> None:
-    """Build the keyword part of INDEX from its stored text (no re-embedding, no model).
+    """Build the keyword part of the index (--index) from its stored text (no re-embedding, no model).
 
     An index that already has a current keyword part is left as it is; an out-of-date one (written
-    by an older version) is rebuilt.
+    by an older version) is rebuilt. The index as a positional INDEX still works, but is deprecated:
+    every command names it with --index.
 
     \b
     Examples:
-      tase-search sparse build haberler
+      tase-search sparse build --index haberler
       tase-search sparse build --index ./indexes/haberler --json
     """
     from .cli_common import _echo_json, _index_path, _note_write
     from .retriever import Retriever
 
-    path = _index_path(index_arg or index, root)
+    if index_arg is not None:
+        if index is not None and index != index_arg:
+            raise click.UsageError(f"give the index once: --index {index} or {index_arg}, not both")
+        click.echo(
+            f"note: `sparse build {index_arg}` is deprecated; write `sparse build --index {index_arg}`",
+            err=True,
+        )
+    path = _index_path(index or index_arg, root)
     r = Retriever.load(path)
     _note_write(path)
     t0 = time.perf_counter()

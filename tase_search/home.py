@@ -10,6 +10,8 @@ a ``/`` is used as written.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,16 +33,24 @@ def default_index_root() -> str:
 
 
 def tree_bytes(path: Path) -> int:
-    """Bytes of the regular files under ``path`` (0 when it does not exist)."""
-    if path.is_file():
-        return path.stat().st_size
+    """Bytes of the regular files under ``path`` (0 when it does not exist), links neither counted nor
+    followed. The one size of an index: ``info`` and ``list`` both show it, and it counts everything the
+    directory holds (generations, the query bundle, the lock file)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return 0
+    if stat.S_ISREG(st.st_mode):
+        return st.st_size
     total = 0
-    for p in path.rglob("*"):
-        try:
-            if p.is_file() and not p.is_symlink():
-                total += p.stat().st_size
-        except OSError:  # removed meanwhile
-            continue
+    for folder, _dirs, files in os.walk(path):  # does not descend into linked folders
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(folder, name))
+            except OSError:  # removed meanwhile
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
     return total
 
 

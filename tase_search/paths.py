@@ -1,4 +1,11 @@
-"""Index names and paths: a name lives under the index root, anything that looks like a path is one."""
+"""Index names and paths.
+
+On the command line (``--index``) a bare name lives under the index root and anything that looks like a
+path is one (:func:`resolve_index_path`). In the Python API (``Retriever.build(path=...)``) ``path`` is
+always a filesystem path, relative to the working directory as ``open()`` would take it
+(:func:`api_index_path`): a keyword called ``path`` that put ``"cmp_api"`` in the user data directory
+surprised its users. Leaving it out means the CLI's default index.
+"""
 
 from __future__ import annotations
 
@@ -43,3 +50,17 @@ def _expand(path: str) -> Path:
         return Path(path).expanduser()
     except RuntimeError:  # "~nosuchuser": no home directory to expand to
         raise InputError(f"cannot expand {path!r}: no such user's home directory") from None
+
+
+def api_index_path(path: str | os.PathLike[str] | None) -> Path:
+    """The index directory a Python caller means by ``path``: a filesystem path as written (relative to
+    the working directory, ``~`` expanded); None is the index named ``default`` under the index root,
+    the one the CLI uses without ``--index``."""
+    if path is None:
+        return resolve_index_path(None)
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"path={path!r} is not valid: give a directory path (str or pathlib.Path) or None")
+    s = os.fspath(path)
+    if isinstance(s, bytes) or not s.strip():
+        raise InputError(f"path={path!r} is not valid: give a directory path (str or pathlib.Path) or None")
+    return _expand(s)

@@ -73,6 +73,9 @@ class Progress:
         self.interval = interval
         self.clock = clock
         self.done = 0
+        #: passages embedded so far (:meth:`passages`): a long document is many passages, so a count of
+        #: documents alone can sit at ``0/1`` for minutes
+        self.passages_done = 0
         self._start: float | None = None  # when the first document was counted
         self._last_line = 0.0
         self._printed = -1  # the count the last log line showed
@@ -109,6 +112,19 @@ class Progress:
 
     update = __call__
 
+    def passages(self, n: int) -> None:
+        """``n`` more passages were embedded (reported beside the documents, with passages/s)."""
+        if self.mode == "off" or n <= 0:
+            return
+        if self._start is None:
+            self(0)
+        self.passages_done += n
+        now = self.clock()
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{self.passages_done:,} passages", refresh=False)
+        elif self.mode == "log" and now - self._last_line >= self.interval:
+            self._print(self.line(now))
+
     def line(self, now: float | None = None) -> str:
         """``embedding: 2,048/10,000 documents (20%), 85.3 docs/s, ETA 1m34s`` (and remembers it was shown)."""
         now = self.clock() if now is None else now
@@ -118,6 +134,10 @@ class Progress:
         parts = [f"{self.desc}: {count} {self.unit}"]
         if self.total:
             parts[0] += f" ({min(100, 100 * self.done // max(1, self.total))}%)"
+        if self.passages_done:
+            parts.append(f"{self.passages_done:,} passages")
+        if elapsed > 0 and self.passages_done:
+            parts.append(f"{self.passages_done / elapsed:.1f} passages/s")
         if elapsed > 0 and self.done:
             rate = self.done / elapsed
             parts.append(f"{rate:.1f} docs/s")
@@ -132,7 +152,7 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elif self.mode == "log" and self.done and self.done != self._printed:
+        elif self.mode == "log" and (self.done or self.passages_done) and self.done != self._printed:
             self._print(self.line())
         if final:
             self._print(final)
@@ -158,6 +178,12 @@ def _make_bar(total: int | None, desc: str, stream: TextIO) -> Any:
     except ImportError:  # pragma: no cover - tqdm comes with transformers
         return None
     return tqdm(total=total, desc=desc, unit="doc", file=stream, dynamic_ncols=True)
+
+
+def passages_of(progress: Any) -> Callable[[int], None]:
+    """The ``passages`` method of a progress object, or a no-op for a plain ``progress(n)`` callable."""
+    fn = getattr(progress, "passages", None)
+    return fn if callable(fn) else (lambda _n: None)
 
 
 def stage_of(progress: Any) -> Callable[[str], None]:

@@ -33,12 +33,14 @@ from typing import Any
 
 from .errors import InputError
 from .sniff import SAMPLE_BYTES, describe_binary
+from .store.content import content_id
 from .store.docs import MAX_METADATA_DEPTH, json_depth
 from .text import clean_document, nfc
 
 __all__ = [
     "ENCODING_ERRORS",
     "FORMATS",
+    "check_encoding",
     "Document",
     "ReadStats",
     "ReaderLimits",
@@ -51,6 +53,9 @@ FORMATS: tuple[str, ...] = ("txt", "jsonl", "tsv", "csv")
 
 ENCODING_ERRORS: tuple[str, ...] = ("strict", "replace")
 """Accepted ``encoding_errors`` values: fail on bad UTF-8, or replace bad bytes with U+FFFD."""
+
+ENCODINGS_HINT = "--encoding cp1254 (Turkish Windows) or --encoding iso-8859-9 (Latin-5)"
+"""What the invalid-UTF-8 error suggests: the legacy encodings Turkish text comes in."""
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
@@ -130,8 +135,9 @@ _LIMIT_HINT = (
 class Document:
     """One document read from a corpus.
 
-    ``id`` is None when the input has none (txt, or no id field/column, or an empty one): the
-    index store assigns ids then. ``text`` is cleaned (NFC, no control characters, trimmed,
+    ``id`` of a txt line is made from its text (16 hex digits, the same in every run); it is None when
+    a jsonl/tsv/csv record has none (no id field/column, or an empty one): the index store assigns
+    ids then. ``text`` is cleaned (NFC, no control characters, trimmed,
     never empty). ``metadata`` holds the other jsonl fields / csv columns (JSON-serialisable).
     ``source`` is the path as given (``<stdin>`` for ``-``) and ``line`` the 1-based line the
     record starts on, so later errors can point back at the input.
@@ -206,12 +212,40 @@ def _check_format(fmt: str) -> str:
     return key
 
 
+def check_encoding(encoding: str) -> str:
+    """The codec name for ``encoding`` (``utf-8``, ``cp1254``, ``iso8859-9``, ...), refusing unknown names and
+    encodings that do not keep ASCII (and so newlines) as single bytes (UTF-16, UTF-32): lines are split
+    on the newline byte before they are decoded."""
+    import codecs
+
+    try:
+        name = codecs.lookup(encoding).name
+    except (LookupError, TypeError):
+        raise InputError(
+            f"unknown encoding {encoding!r}: give utf-8 (the default), cp1254 (Turkish Windows), iso-8859-9 "
+            "(Latin-5) or another Python codec name"
+        ) from None
+    if name == "utf-8-sig":
+        name = "utf-8"  # a leading byte-order mark is dropped anyway
+    try:
+        ascii_safe = '\n\t az,"'.encode(name) == b'\n\t az,"'
+    except (UnicodeError, LookupError, TypeError):
+        ascii_safe = False
+    if not ascii_safe:
+        raise InputError(
+            f"encoding {encoding!r} cannot be read line by line (it does not keep ASCII as single bytes); "
+            "convert the file to UTF-8 first (e.g. iconv -f UTF-16 -t UTF-8 FILE > FILE.utf8.txt)"
+        )
+    return name
+
+
 def read_corpus(
     path: str,
     *,
     fmt: str | None = None,
     text_column: str | None = None,
     id_column: str | None = None,
+    encoding: str = "utf-8",
     encoding_errors: str = "strict",
     stats: ReadStats | None = None,
     limits: ReaderLimits | None = None,
@@ -226,13 +260,15 @@ def read_corpus(
 
     Arguments, the path and the format are checked now (raising :class:`InputError`); the file
     is opened and read lazily as the iterator is consumed, and closed when it is exhausted or
-    closed. ``encoding_errors="replace"`` turns invalid UTF-8 into U+FFFD instead of failing.
+    closed. ``encoding`` is the files' text encoding (``utf-8``; ``cp1254`` or ``iso-8859-9`` for legacy
+    Turkish text); ``encoding_errors="replace"`` turns undecodable bytes into U+FFFD instead of failing.
     ``limits`` bounds what one record may be (:class:`ReaderLimits`; the defaults when None).
     """
     if encoding_errors not in ENCODING_ERRORS:
         raise InputError(
             f"encoding errors mode {encoding_errors!r} is not one of {', '.join(ENCODING_ERRORS)}"
         )
+    encoding = check_encoding(encoding)
     if path != STDIN:
         _check_path(path)  # first: a folder has no extension, and "no extension" would be the wrong fix
     fmt = _check_format(fmt) if fmt else detect_format(path)
@@ -254,6 +290,7 @@ def read_corpus(
         encoding_errors,
         stats if stats is not None else ReadStats(),
         limits or ReaderLimits(),
+        encoding,
     )
 
 
@@ -286,10 +323,11 @@ def _read(
     encoding_errors: str,
     stats: ReadStats,
     limits: ReaderLimits,
+    encoding: str = "utf-8",
 ) -> Iterator[Document]:
     source = _display(path)
-    with _raw_lines(path, limits) as raw:
-        lines = _decoded_lines(raw, source, encoding_errors, stats)
+    with _raw_lines(path, limits, encoding) as raw:
+        lines = _decoded_lines(raw, source, encoding_errors, stats, encoding=encoding)
         if fmt == "txt":
             docs = _read_txt(lines, source, stats)
         elif fmt == "jsonl":
@@ -327,7 +365,7 @@ class _Counted:
 
 
 @contextlib.contextmanager
-def _raw_lines(path: str, limits: ReaderLimits) -> Iterator[Iterator[bytes]]:
+def _raw_lines(path: str, limits: ReaderLimits, encoding: str = "utf-8") -> Iterator[Iterator[bytes]]:
     """Binary lines of ``path`` (or stdin), ``\\n`` kept; gzip detected by magic bytes.
 
     Everything opened here is closed on exit; stdin is left open. Decompression and I/O errors
@@ -358,22 +396,23 @@ def _raw_lines(path: str, limits: ReaderLimits) -> Iterator[Iterator[bytes]]:
             raise InputError(
                 f"{path} is not a valid gzip file (its name ends in .gz but it is not gzip data)"
             )
-        _refuse_binary(stream, source)
+        _refuse_binary(stream, source, encoding)
         yield _checked_lines(stream, source, limits, compressed)
 
 
-def _refuse_binary(stream: Any, source: str) -> None:
+def _refuse_binary(stream: Any, source: str, encoding: str = "utf-8") -> None:
     """Stop at once on a binary (or UTF-16) file: its "documents" would be garbage (:mod:`.sniff`)."""
     try:
         sample = stream.peek(SAMPLE_BYTES)[:SAMPLE_BYTES]
     except (OSError, EOFError, zlib.error) as exc:
         what = "corrupt or truncated gzip data" if isinstance(stream, gzip.GzipFile) else "read error"
         raise InputError(f"{source}:1: {what} ({exc})") from exc
-    why = describe_binary(sample)
+    why = describe_binary(sample, encoding)
     if why is not None:
         raise InputError(
-            f"{source}: {why}; tase-search indexes UTF-8 text (.txt, .jsonl, .tsv, .csv): check that this "
+            f"{source}: {why}; tase-search indexes text (.txt, .jsonl, .tsv, .csv): check that this "
             "is the corpus file"
+            + (f" and, for text in a legacy encoding, pass {ENCODINGS_HINT}" if encoding == "utf-8" else "")
         )
 
 
@@ -412,29 +451,43 @@ def _checked_lines(
 
 
 def _decoded_lines(
-    lines: Iterable[bytes], source: str, encoding_errors: str, stats: ReadStats, first: int = 1
+    lines: Iterable[bytes],
+    source: str,
+    encoding_errors: str,
+    stats: ReadStats,
+    first: int = 1,
+    *,
+    encoding: str = "utf-8",
 ) -> Iterator[tuple[int, str]]:
     """``(line_number, text)`` pairs, numbered from ``first``, line endings kept; a leading UTF-8 BOM
-    (on line 1) dropped."""
+    (on line 1 of UTF-8 input) dropped."""
+    utf8 = encoding == "utf-8"
     for lineno, raw in enumerate(lines, start=first):
-        if lineno == 1 and raw.startswith(_UTF8_BOM):
+        if utf8 and lineno == 1 and raw.startswith(_UTF8_BOM):
             raw = raw[len(_UTF8_BOM) :]
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode(encoding)
         except UnicodeDecodeError as exc:
-            if encoding_errors == "strict" and describe_binary(raw[:SAMPLE_BYTES]) is not None:
+            byte = raw[exc.start : exc.start + 1].hex()
+            if encoding_errors == "strict" and describe_binary(raw[:SAMPLE_BYTES], encoding) is not None:
                 raise InputError(
-                    f"{source}:{lineno}: binary data, not text (byte {raw[exc.start : exc.start + 1].hex()} "
-                    f"at column {exc.start + 1} and many more like it); check that this is the corpus file "
-                    "and that it is UTF-8 text"
+                    f"{source}:{lineno}: binary data, not text (byte {byte} at column {exc.start + 1} and many "
+                    f"more like it); check that this is the corpus file and that it is "
+                    f"{'UTF-8' if utf8 else encoding} text"
+                ) from None
+            if encoding_errors == "strict" and utf8:
+                raise InputError(
+                    f"{source}:{lineno}: invalid UTF-8 (byte {byte} at column {exc.start + 1}); Turkish text "
+                    f"from Windows or older systems reads with {ENCODINGS_HINT}; else convert the file to "
+                    "UTF-8, or pass --encoding-errors replace to replace bad bytes with U+FFFD"
                 ) from None
             if encoding_errors == "strict":
                 raise InputError(
-                    f"{source}:{lineno}: invalid UTF-8 (byte {raw[exc.start : exc.start + 1].hex()} at column "
-                    f"{exc.start + 1}); convert the file to UTF-8, or pass --encoding-errors replace to "
-                    "replace bad bytes with U+FFFD"
+                    f"{source}:{lineno}: byte {byte} at column {exc.start + 1} is not valid {encoding}; check "
+                    "--encoding (utf-8 is the default), or pass --encoding-errors replace to replace bad "
+                    "bytes with U+FFFD"
                 ) from None
-            text = raw.decode("utf-8", "replace")
+            text = raw.decode(encoding, "replace")
             stats.replaced_encoding += 1
         yield lineno, text
 
@@ -449,12 +502,14 @@ def _strip_eol(text: str) -> str:
 
 # -------------------------------------------------------------------------------- formats
 def _read_txt(lines: Iterable[tuple[int, str]], source: str, stats: ReadStats) -> Iterator[Document]:
+    """One document per line, its id made from its text (:func:`~tase_search.store.content.content_id`):
+    the same line gets the same id in every run, also after it was deleted."""
     for lineno, line in lines:
         text = clean_document(_strip_eol(line))
         if not text:
             stats.skipped_empty += 1
             continue
-        yield Document(None, text, {}, source, lineno)
+        yield Document(content_id(text), text, {}, source, lineno)
 
 
 def _describe(value: Any) -> str:

@@ -21,10 +21,10 @@ _TEXT_CONTROLS = frozenset(b"\t\n\r\f\v\x1b")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
-def _invalid_utf8_bytes(sample: bytes) -> int:
-    """About how many bytes of ``sample`` are not valid UTF-8 (one per invalid sequence)."""
-    replaced = sample.decode("utf-8", "replace").count("\ufffd")
-    return max(0, replaced - sample.count("\ufffd".encode()))
+def _invalid_utf8_bytes(sample: bytes, encoding: str = "utf-8") -> int:
+    """About how many bytes of ``sample`` are not valid in ``encoding`` (one per invalid sequence)."""
+    replaced = sample.decode(encoding, "replace").count("\ufffd")
+    return max(0, replaced - sample.decode(encoding, "ignore").count("\ufffd"))
 
 
 def _utf16_like(sample: bytes) -> bool:
@@ -33,8 +33,9 @@ def _utf16_like(sample: bytes) -> bool:
     return max(sample[0::2].count(0), sample[1::2].count(0)) >= 0.8 * half
 
 
-def describe_binary(sample: bytes) -> str | None:
-    """Why ``sample`` (a file's first bytes) is not a UTF-8 text corpus, or None if it looks like one."""
+def describe_binary(sample: bytes, encoding: str = "utf-8") -> str | None:
+    """Why ``sample`` (a file's first bytes) is not a text corpus in ``encoding`` (UTF-8 unless the user
+    named another), or None if it looks like one."""
     utf16 = "convert it to UTF-8 first (e.g. iconv -f UTF-16 -t UTF-8 FILE > FILE.utf8.txt)"
     if sample.startswith(_UTF16_BOMS):
         return f"it is UTF-16 text (it starts with a UTF-16 byte-order mark); {utf16}"
@@ -43,11 +44,11 @@ def describe_binary(sample: bytes) -> str | None:
     if _utf16_like(sample):
         return f"it looks like UTF-16 text (every other byte is NUL); {utf16}"
     controls = sum(1 for b in sample if (b < 0x20 and b not in _TEXT_CONTROLS) or b == 0x7F)
-    suspicious = controls + _invalid_utf8_bytes(sample)
+    suspicious = controls + _invalid_utf8_bytes(sample, encoding)
     if suspicious > BINARY_SHARE * len(sample):
         share = round(100 * suspicious / len(sample))
         return (
             f"it looks like a binary file, not text ({share}% of its first {len(sample):,} bytes are NUL, "
-            "control or invalid UTF-8 bytes)"
+            f"control or invalid {'UTF-8' if encoding == 'utf-8' else encoding} bytes)"
         )
     return None

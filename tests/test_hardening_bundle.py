@@ -24,7 +24,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from campaign.hostile import generation_dir, hostile_loop_graph, reseal, sqlite_edit  # noqa: E402
-from tase_search.encoding import onnx_runtime  # noqa: E402
+from tase_search.encoding import graph_store, onnx_runtime  # noqa: E402
 from tase_search.encoding import query_bundle as qb  # noqa: E402
 from tase_search.errors import IndexCorrupt, InputError  # noqa: E402
 from tase_search.retriever import Retriever  # noqa: E402
@@ -38,18 +38,28 @@ DOCS = ["futbol maçı istanbul'da", "yarın yağmur var", "kedi ve köpek", "m�
 
 @pytest.fixture(scope="module")
 def built(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One index of the tiny model with its query bundle, copied by each test (links kept)."""
+    """One index of the tiny model with its query bundle, copied by each test (links kept); its graph
+    in a graph store of its own (``graphs`` beside it)."""
+    from unittest import mock
+
     path = tmp_path_factory.mktemp("built") / "idx"
-    Retriever.build(DOCS, model=str(tiny_model_dir), path=path, precision="fp32")
+    with mock.patch.dict(os.environ, {graph_store.STORE_ENV: str(path.parent / "graphs")}):
+        Retriever.build(DOCS, model=str(tiny_model_dir), path=path, precision="fp32")
     assert (path / qb.BUNDLE_DIR / qb.BUNDLE_FILE).is_file()
     return path
 
 
 @pytest.fixture
-def ix(built: Path, tmp_path: Path) -> Path:
+def ix(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     dst = tmp_path / "work" / "idx"
     shutil.copytree(built, dst, symlinks=True)
+    shutil.copytree(built.parent / "graphs", tmp_path / "graphs")
+    monkeypatch.setenv(graph_store.STORE_ENV, str(tmp_path / "graphs"))
     return dst
+
+
+def _stored_graph(ix: Path) -> Path:
+    return graph_store.store_dir() / _bundle(ix)["graph"]
 
 
 def _keys(ix: Path) -> dict[str, object]:
@@ -107,12 +117,11 @@ def test_a_linked_graph_file_is_replaced_not_followed(ix: Path) -> None:
     graph = folder / _bundle(ix)["graph"]
     victim = ix.parent / "precious.bin"
     victim.write_bytes(b"user data" * 100)
-    graph.unlink()
     graph.symlink_to(victim)
     _set_bundle(ix, {**_bundle(ix), "probe_vectors": [[0.0] * 32] * 4})  # force a rewrite
     Retriever.load(ix, precision="fp32").add(["yeni belge"])
     assert victim.read_bytes() == b"user data" * 100
-    assert not graph.is_symlink() and graph.is_file()
+    assert not os.path.lexists(graph)  # the link is gone; the graph is the store's
     assert qb.open_bundle(ix, **_keys(ix))[0] is not None
 
 
@@ -121,7 +130,7 @@ def test_bundle_names_must_be_its_own_files(ix: Path, tmp_path: Path) -> None:
     """F2: ``graph`` / ``tokenizer`` naming anything but the bundle's own files is refused."""
     good = _bundle(ix)
     outside = tmp_path / "elsewhere.onnx"
-    shutil.copy(ix / qb.BUNDLE_DIR / good["graph"], outside)
+    shutil.copy(_stored_graph(ix), outside)
     for bad in (str(outside), f"../../{outside.name}", "../idx/query-bundle/" + good["graph"], "x.onnx"):
         _set_bundle(ix, {**good, "graph": bad})
         light, why = qb.open_bundle(ix, **_keys(ix))
@@ -136,12 +145,13 @@ def test_bundle_files_are_never_read_through_links(ix: Path, tmp_path: Path, whi
     folder = ix / qb.BUNDLE_DIR
     elsewhere = tmp_path / "elsewhere"
     shutil.copytree(folder, elsewhere)
+    shutil.copy(_stored_graph(ix), elsewhere)
     if which == "folder":
         shutil.rmtree(folder)
         folder.symlink_to(elsewhere)
     else:
         name = qb.BUNDLE_FILE if which == "bundle.json" else _bundle(ix)[which]
-        (folder / name).unlink()
+        (folder / name).unlink(missing_ok=True)
         (folder / name).symlink_to(elsewhere / name)
     light, why = qb.open_bundle(ix, **_keys(ix))
     assert light is None and "symbolic link" in why
@@ -174,7 +184,9 @@ def test_a_looping_graph_is_stopped(ix: Path, monkeypatch) -> None:
     bundle refused, queries answered by the model."""
     monkeypatch.setattr(onnx_runtime, "RUN_TIME_LIMIT_S", 0.5)
     good = _bundle(ix)
-    (ix / qb.BUNDLE_DIR / good["graph"]).write_bytes(hostile_loop_graph(int(good["dimension"])))
+    hostile = hostile_loop_graph(int(good["dimension"]))
+    (ix / qb.BUNDLE_DIR / good["graph"]).write_bytes(hostile)  # carried by the index, hash to match
+    _set_bundle(ix, {**good, "graph_bytes": len(hostile), "graph_sha256": graph_store.sha256(hostile)})
     t0 = time.monotonic()
     light, why = _within(30, qb.open_bundle, ix, **_keys(ix))
     assert light is None and "longer than 0.5 s" in why

@@ -244,6 +244,7 @@ def test_hub_id_falls_back(monkeypatch) -> None:
         raise Reached
 
     monkeypatch.setattr("tase_search.encoding.loading.load_sentence_transformer", fake_st)
+    monkeypatch.setattr("tase_search.preflight.check_model", lambda spec: None)  # as if the hub answered
     assert inspect_light_layout("sentence-transformers/LaBSE")[0] is None
     with pytest.raises(Reached):
         Encoder.load("sentence-transformers/LaBSE")

@@ -29,6 +29,8 @@ QUERIES = [
     "the weather in izmir",
 ]
 DOCS = ["futbol maçı istanbul'da", "yarın yağmur var", "kedi ve köpek", "müzik ve şarkı"]
+#: The bundle's graph has int8 weights (graph_store.quantize): its scores are within this of PyTorch's.
+INT8_ATOL = 0.02
 
 
 @pytest.fixture
@@ -266,7 +268,7 @@ def test_python_build_writes_the_bundle_and_search_writes_nothing(tiny_model_dir
     for q in QUERIES:
         a, b = fast.search(q, k=4), slow.search(q, k=4)
         assert [h.id for h in a] == [h.id for h in b]
-        assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
+        assert np.allclose([h.score for h in a], [h.score for h in b], atol=INT8_ATOL)
     assert _files(tmp_path / "idx") == before and _files(cache) == cached == {}
 
 
@@ -352,7 +354,7 @@ def test_cli_index_leaves_a_bundle_and_queries_skip_torch(tiny_model_dir, tmp_pa
     slow, mods = _query_child(["yağmur", *where, "--query-backend", "torch", "--precision", "fp32"])
     assert mods["torch"] is True
     assert [h["id"] for h in fast] == [h["id"] for h in slow]
-    assert np.allclose([h["score"] for h in fast], [h["score"] for h in slow], atol=1e-4)
+    assert np.allclose([h["score"] for h in fast], [h["score"] for h in slow], atol=INT8_ATOL)
     lines, mods = _query_child(["-", *where], stdin="futbol\nkedi\n")
     assert [h["query"] for h in lines] == ["futbol", "futbol", "kedi", "kedi"] and mods["torch"] is False
     shutil.copytree(tmp_path / "idx", tmp_path / "elsewhere" / "idx")

@@ -15,6 +15,7 @@ import pytest
 
 from tase_search.errors import InputError
 from tase_search.readers import FORMATS, Document, ReadStats, detect_format, read_corpus
+from tase_search.store.content import content_id
 
 DATA = Path(__file__).resolve().parents[1] / "tase_search" / "data"
 
@@ -98,10 +99,11 @@ def test_txt_one_document_per_line(tmp_path: Path) -> None:
     stats = ReadStats()
     docs = read(p, stats=stats)
     assert [(d.id, d.text, d.metadata, d.source, d.line) for d in docs] == [
-        (None, "Futbol maçı başladı.", {}, str(p), 1),
-        (None, "İstanbul'da yağmur var.", {}, str(p), 4),
-        (None, "son satır", {}, str(p), 5),
+        (content_id("Futbol maçı başladı."), "Futbol maçı başladı.", {}, str(p), 1),
+        (content_id("İstanbul'da yağmur var."), "İstanbul'da yağmur var.", {}, str(p), 4),
+        (content_id("son satır"), "son satır", {}, str(p), 5),
     ]
+    assert all(len(d.id or "") == 16 for d in docs)  # the same in every run: a re-index finds the line
     assert (stats.read, stats.skipped_empty, stats.replaced_encoding) == (3, 2, 0)
     assert stats.per_source == {str(p): 3}
     assert "3 documents read" in stats.summary()

@@ -149,6 +149,10 @@ class Encoder:
         wraps it (:func:`tase_search.backends.with_backend`).
         """
         model_id, location = resolve(spec)
+        if not Path(location).is_dir():  # from the hub: fail in seconds, naming the fix, not after retries
+            from ..preflight import check_model
+
+            check_model(spec)
         model = load_model(location, loader=loader, device=device, trust_remote_code=trust_remote_code)
         encoder = cls(
             model,

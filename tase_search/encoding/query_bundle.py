@@ -6,9 +6,11 @@ writes anything to find it. It is written on the write path (:func:`write_bundle
 is built or added to) and only read on the query path (:func:`open_bundle`).
 
 Layout under ``<index>/query-bundle/``: ``bundle.json`` (the model id, weights fingerprint, both prompts,
-tokenizer padding, probe texts and the vectors they must give) naming ``<key>.onnx`` (the graph, see
-:mod:`.onnx_runtime`) and ``<key>.tokenizer.json`` (the fast tokenizer's JSON). The key hashes the graph
-key and the prompts. ``bundle.json`` is replaced last, so a reader sees an old bundle or a new one.
+tokenizer padding, probe texts and the vectors they must give, and the graph's name, size and SHA-256)
+and ``<key>.tokenizer.json`` (the fast tokenizer's JSON). The graph itself (``<key>.onnx``, int8, see
+:mod:`.graph_store`) is kept once per model in the user's graph store, or in this folder for an index
+made portable. The key hashes the graph key and the prompts. ``bundle.json`` is replaced last, so a
+reader sees an old bundle or a new one.
 
 ONNX files are protobuf and tokenizers JSON, not pickle: loading them runs no Python code.
 
@@ -42,6 +44,7 @@ from ..errors import IndexError_, ModelError
 from ..store import safeio
 from ..store.layout import QUERY_BUNDLE_DIR as BUNDLE_DIR
 from ..text import normalize_for_model
+from . import graph_store
 from . import onnx_runtime as _ort
 from .onnx_runtime import MAX_BATCH, PROBE_TEXTS, OnnxQueryEncoder, graph_key, l2_normalize, missing_modules
 
@@ -49,30 +52,41 @@ log = logging.getLogger(__name__)
 
 BUNDLE_FILE = "bundle.json"
 #: Bumped when the bundle's fields change (older bundles are then not used, and rewritten on the next add).
-BUNDLE_FORMAT = 2
+BUNDLE_FORMAT = 3
 #: Longer than any model window here (~400 tokens), so the bundle's probes exercise truncation too.
 LONG_PROBE = " ".join([PROBE_TEXTS[2]] * 8)
 #: Light-path probes must reproduce the vectors stored at bundle time this closely (same graph, same
 #: tokenizer: only float noise separates them).
 MIN_BUNDLE_COSINE = 0.9999
+#: Opening a bundle on another machine: its int8 kernels (AVX2, AVX512-VNNI, AMX) may round a little
+#: differently from the writer's; a wrong graph or tokenizer is far below this.
+MIN_OPEN_COSINE = 0.995
+#: Probe texts up to this long are run when a query opens the bundle (``deep``: all of them).
+_SHORT_PROBE_CHARS = 400
 #: How to add a bundle to an index that has none (an older index, or one built with the torch backend).
 ADD_HINT = (
     "run `tase-search index` on it once more (an unchanged run adds it too) or call "
     "Retriever.load(path).write_query_bundle()"
 )
 
-#: Size limits for the bundle's files (the graph of a small encoder is ~150 MB in fp32).
+#: Size limits for the bundle's files (the graph's is :data:`.graph_store.MAX_GRAPH_BYTES`).
 MAX_BUNDLE_BYTES = 8 << 20
 MAX_TOKENIZER_BYTES = 64 << 20
-MAX_GRAPH_BYTES = 2 << 30
+#: Worst probe cosine of the int8 graph against PyTorch for it to be used (a wrong graph scores far
+#: lower; the shipped model's int8 graph scores ~0.98); below it the fp32 graph is stored instead.
+MIN_INT8_COSINE = 0.97
 #: The only names the bundle's files may have: what :func:`write_bundle` writes (a hex key, no path).
 _GRAPH_NAME = re.compile(r"[0-9a-f]{40}\.onnx")
 _TOKENIZER_NAME = re.compile(r"[0-9a-f]{40}\.tokenizer\.json")
 _MAX_PROBES, _MAX_PROBE_CHARS = 16, 20_000
 
-# graph key -> the last graph file written for it in this process: a second index of the same model
-# copies the file instead of exporting again (seconds per export)
-_WRITTEN: dict[str, Path] = {}
+# graph name -> (graph bytes, precision) this process made and checked: a second index of the same
+# model reuses them instead of exporting again (seconds per export)
+_WRITTEN: dict[str, tuple[bytes, str]] = {}
+# (index folder, keys) -> identities of the bundle files a write last found good: an unchanged bundle is
+# not opened and probed again on every write of a long-lived process
+_GOOD: dict[tuple[str, str, str, str, int], list[list[int]]] = {}
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def bundle_dir(index_dir: str | os.PathLike[str]) -> Path:
@@ -100,7 +114,9 @@ class LightQueryEncoder:
         self.prompt: str = bundle.get("prompt") or ""
         self._passage_prompt: str = bundle.get("passage_prompt") or ""
         if runner is None:
-            graph = safeio.read_bytes(folder / bundle["graph"], "the query bundle's graph", MAX_GRAPH_BYTES)
+            graph = graph_store.read_graph(
+                folder, bundle["graph"], digest=bundle["graph_sha256"], size=bundle["graph_bytes"]
+            )
             runner = OnnxQueryEncoder(graph, time_limit_s=_ort.RUN_TIME_LIMIT_S)
         self.runner = runner
         tok_bytes = safeio.read_bytes(
@@ -165,6 +181,12 @@ class LightQueryEncoder:
         return l2_normalize(np.vstack(parts))
 
 
+def _one_by_one(encode: Callable[[list[str]], np.ndarray], texts: list[str]) -> np.ndarray:
+    """Each probe encoded alone: an int8 graph quantises its activations per batch, so a text's vector
+    depends a little on what it is batched with (padding, neighbours); alone, it does not."""
+    return np.vstack([encode([t]) for t in texts])
+
+
 def _probe_cosine(want: np.ndarray, got: np.ndarray) -> float:
     return float((want * got).sum(1).min()) if want.shape == got.shape else -1.0
 
@@ -201,6 +223,10 @@ def bundle_problem(bundle: object, dimension: int | None = None) -> str | None:
     for key in ("dimension", "max_seq_length", "pad_id", "pad_type_id"):
         if not _is_int(bundle.get(key)) or not 0 <= bundle[key] <= 1 << 20:
             return f"its field {key!r} is missing or not a whole number in range"
+    if not _is_int(bundle.get("graph_bytes")) or not 0 < bundle["graph_bytes"] <= graph_store.MAX_GRAPH_BYTES:
+        return "its field 'graph_bytes' is missing or out of range"
+    if not isinstance(bundle.get("graph_sha256"), str) or not _HEX64.fullmatch(bundle["graph_sha256"]):
+        return "its field 'graph_sha256' is missing or not a SHA-256"
     if not isinstance(bundle.get("lowercase"), bool):
         return "its field 'lowercase' is missing or not true/false"
     if not _GRAPH_NAME.fullmatch(bundle["graph"]) or not _TOKENIZER_NAME.fullmatch(bundle["tokenizer"]):
@@ -251,6 +277,7 @@ def open_bundle(
     query_prompt: str | None,
     passage_prompt: str | None,
     dimension: int | None = None,
+    deep: bool = False,
 ) -> tuple[LightQueryEncoder | None, str]:
     """``(encoder, "")`` from the index's bundle for these weights, prompts (and ``dimension``, the
     manifest's), else ``(None, why)``.
@@ -283,11 +310,15 @@ def open_bundle(
         return None, f"its query bundle is not usable: {problem}"
     try:
         light = LightQueryEncoder(bundle, folder)
-        want_vectors = np.asarray(bundle["probe_vectors"], dtype=np.float32)
-        worst = _probe_cosine(want_vectors, light.encode_query(bundle["probe_texts"]))
+        # a query opens with the short probes (the long one costs a cold query ~0.5 s); verify runs all
+        pick = [i for i, t in enumerate(bundle["probe_texts"]) if deep or len(t) <= _SHORT_PROBE_CHARS]
+        want_vectors = np.asarray([bundle["probe_vectors"][i] for i in pick], dtype=np.float32)
+        worst = _probe_cosine(
+            want_vectors, _one_by_one(light.encode_query, [bundle["probe_texts"][i] for i in pick])
+        )
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign bundle: the full encoder answers
         return None, f"its query bundle is not usable ({type(exc).__name__}: {str(exc)[:300]})"
-    if not worst >= MIN_BUNDLE_COSINE:
+    if not worst >= MIN_OPEN_COSINE:
         return None, f"its query bundle disagrees with its probe vectors (cosine {worst:.5f})"
     return light, ""
 
@@ -310,15 +341,15 @@ def write_bundle(
 ) -> Path | None:
     """Make sure ``index_dir`` holds a good query bundle for ``encoder`` (an :class:`~.encoder.Encoder`).
 
-    The write path's half of the bundle: exports the graph (or copies the one this process last wrote
-    for the same weights), checks it against PyTorch, checks the torch-free path against the encoder's
-    own ONNX path on the probes, then replaces ``bundle.json``. A good bundle is left alone. Returns
+    The write path's half of the bundle: takes the graph from the user's store when it still agrees
+    with the model, else exports it, checks it against PyTorch and quantises it (:mod:`.graph_store`);
+    checks the torch-free path against the encoder's own ONNX path on the probes, then replaces
+    ``bundle.json``. A good bundle is left alone (and, in a long-lived process, not even re-opened
+    while its files are unchanged). Returns
     the bundle file, or None when this model cannot have one (its tokenizer has no ``tokenizers``
     backend, or the torch-free path disagrees); ModelError when ONNX cannot be used at all. ``stage(name)``
     hears of the export when one is needed (a progress reporter's stage).
     """
-    from .onnx_runtime import open_checked
-
     prompt, passage_prompt = encoder.query_prompt, encoder.passage_prompt
     folder = bundle_dir(index_dir)
     problem = folder_problem(folder)
@@ -327,6 +358,15 @@ def write_bundle(
             f"no query bundle written: {problem}; nothing in or behind it was touched. Remove the link "
             f"(`rm {folder}`) and run `tase-search index` again to add one; until then queries load the model"
         )
+    good_key = (
+        str(folder.resolve()),
+        encoder.fingerprint,
+        prompt or "",
+        passage_prompt or "",
+        encoder.dimension,
+    )
+    if _GOOD.get(good_key) is not None and _GOOD[good_key] == _identities(folder):
+        return folder / BUNDLE_FILE
     light, _ = open_bundle(
         index_dir,
         fingerprint=encoder.fingerprint,
@@ -335,16 +375,15 @@ def write_bundle(
         dimension=int(encoder.dimension),
     )
     if light is not None:
+        _GOOD[good_key] = _identities(folder)
         return folder / BUNDLE_FILE
     tokenizer = encoder.tokenizer
     backend = getattr(tokenizer, "backend_tokenizer", None)
     pad_token = getattr(tokenizer, "pad_token", None)
     if backend is None or pad_token is None:
         return None
-    if stage is not None:
-        stage("preparing the query path")
     gkey = graph_key(encoder.model, encoder.fingerprint)
-    key = hashlib.sha256(f"{gkey}\n{prompt or ''}\n{passage_prompt or ''}".encode()).hexdigest()[:40]
+    key = hashlib.sha256(f"{gkey}\n{prompt or ''}\n{passage_prompt or ''}\nint8".encode()).hexdigest()[:40]
     folder.mkdir(exist_ok=True)
     problem = folder_problem(folder)  # again: it could not be a link before, it must not be one now
     if problem:
@@ -352,11 +391,11 @@ def write_bundle(
     graph, tok_file = folder / f"{key}.onnx", folder / f"{key}.tokenizer.json"
     for own in (graph, tok_file):
         _drop_if_not_regular(own)  # a link in its place is removed (the link only), never followed
-    source = _WRITTEN.get(gkey)
-    if not graph.exists() and source is not None and source.is_file():
-        _replace(graph, lambda tmp: safeio.copy_file(source, tmp, "ONNX graph", sync=False, hash=False))
-    runner = open_checked(encoder.model, encoder.model_id, encoder.onnx_agreement, graph=graph, write=True)
-    _WRITTEN[gkey] = graph
+    data, precision, runner = _checked_graph(encoder, graph.name, stage)
+    graph_store.put(graph.name, data)
+    portable = os.path.lexists(graph)
+    if portable:  # an index made portable keeps carrying its graph
+        _replace(graph, lambda tmp: safeio.write_bytes(tmp, data))
     _replace(tok_file, lambda tmp: safeio.write_bytes(tmp, backend.to_str().encode("utf-8")))
     bundle: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
@@ -369,6 +408,9 @@ def write_bundle(
         # not used for queries; the index's prompt check compares both with the manifest's
         "passage_prompt": passage_prompt or "",
         "graph": graph.name,
+        "graph_bytes": len(data),
+        "graph_sha256": graph_store.sha256(data),
+        "graph_precision": precision,
         "tokenizer": tok_file.name,
         "pad_token": str(pad_token),
         "pad_id": int(tokenizer.pad_token_id),
@@ -376,8 +418,8 @@ def write_bundle(
         "probe_texts": [*PROBE_TEXTS, LONG_PROBE],
     }
     texts = bundle["probe_texts"]
-    got = LightQueryEncoder(bundle, folder, runner=runner).encode_query(texts)
-    worst = _probe_cosine(encoder.encode_query_with(runner, texts), got)
+    got = _one_by_one(LightQueryEncoder(bundle, folder, runner=runner).encode_query, texts)
+    worst = _probe_cosine(_one_by_one(lambda t: encoder.encode_query_with(runner, t), texts), got)
     if not worst >= MIN_BUNDLE_COSINE:
         log.info("no torch-free query bundle: its tokenizer disagrees with the model's (cosine %.5f)", worst)
         return None
@@ -385,11 +427,98 @@ def write_bundle(
     path = folder / BUNDLE_FILE
     text = json.dumps(bundle, ensure_ascii=False)
     _replace(path, lambda tmp: safeio.write_bytes(tmp, text.encode("utf-8")))
+    keep = {BUNDLE_FILE, tok_file.name} | ({graph.name} if portable else set())
     if folder_problem(folder) is None:
-        for old in folder.iterdir():  # files of an earlier model or prompts
-            if old.name not in (BUNDLE_FILE, graph.name, tok_file.name) and not old.name.startswith("."):
+        for old in folder.iterdir():  # files of an earlier model, prompts or format
+            if old.name not in keep and not old.name.startswith("."):
                 _drop_if_not_regular(old, regular_too=True)
+    _GOOD[good_key] = _identities(folder)
     return path
+
+
+def _identities(folder: Path) -> list[list[int]] | None:
+    """What changes whenever the bundle's files could have (device, inode, size, times), or None."""
+    from ..store.stamps import identity
+
+    try:
+        names = [BUNDLE_FILE, *sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))]
+        paths = [folder / n for n in names]
+        # the stored graph of each tokenizer's key too: the store is outside the index
+        paths += [
+            graph_store.store_dir() / (n.split(".")[0] + ".onnx")
+            for n in names
+            if _TOKENIZER_NAME.fullmatch(n)
+        ]
+        return [identity(p) for p in paths]
+    except OSError:
+        return None
+
+
+def _checked_graph(
+    encoder: Any, name: str, stage: Callable[[str], object] | None
+) -> tuple[bytes, str, OnnxQueryEncoder]:
+    """The graph for ``encoder`` under ``name``: the store's copy when it still agrees with the model,
+    else a fresh export, checked against PyTorch and quantised to int8 when that agrees too.
+    ModelError when ONNX cannot be used at all."""
+    from .onnx_runtime import MIN_PROBE_COSINE, export_guarded, require_runtime
+
+    require_runtime(exporting=False)
+    made = _WRITTEN.get(name)
+    if made is not None:
+        runner = OnnxQueryEncoder(made[0])
+        return made[0], made[1], runner
+    stored = graph_store.read_stored(name)
+    if stored is not None:
+        try:
+            runner = OnnxQueryEncoder(stored, time_limit_s=_ort.RUN_TIME_LIMIT_S)
+            if encoder.onnx_agreement(runner) >= MIN_INT8_COSINE:
+                precision = "int8" if b"DynamicQuantizeLinear" in stored else "fp32"  # an op of its own
+                _WRITTEN[name] = (stored, precision)
+                return stored, precision, runner
+        except Exception as exc:  # noqa: BLE001 - a damaged or foreign file in the store: export again
+            log.warning("query graph %s in %s not used: %s", name, graph_store.store_dir(), exc)
+    if stage is not None:
+        stage("preparing the query path")
+    fp32 = export_guarded(encoder.model)
+    assert fp32 is not None
+    runner = OnnxQueryEncoder(fp32)
+    worst = encoder.onnx_agreement(runner)
+    if not worst >= MIN_PROBE_COSINE:
+        raise ModelError(
+            f"the ONNX export of {encoder.model_id} disagrees with PyTorch on probe texts (cosine "
+            f"{worst:.4f} < {MIN_PROBE_COSINE}); queries load the model"
+        )
+    data, precision = fp32, "fp32"
+    try:
+        small = graph_store.quantize(fp32)
+        small_runner = OnnxQueryEncoder(small)
+        if encoder.onnx_agreement(small_runner) >= MIN_INT8_COSINE:
+            data, precision, runner = small, "int8", small_runner
+    except ModelError as exc:
+        log.warning("query graph kept in fp32: %s", exc)
+    _WRITTEN[name] = (data, precision)
+    return data, precision, runner
+
+
+def make_portable(index_dir: str | os.PathLike[str]) -> Path:
+    """Put the index's query graph into its bundle folder, so a copy of the index keeps the torch-free
+    path on machines whose graph store lacks it (``tase-search export --portable``). ModelError when
+    the index has no usable bundle or this machine's store lacks its graph."""
+    folder = bundle_dir(index_dir)
+    try:
+        bundle = read_bundle_file(folder)
+    except FileNotFoundError:
+        raise ModelError(f"{index_dir} has no query bundle; {ADD_HINT}") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"the query bundle of {index_dir} is unreadable ({exc}); {ADD_HINT}") from None
+    problem = bundle_problem(bundle)
+    if problem or bundle.get("format") != BUNDLE_FORMAT:
+        raise ModelError(
+            f"the query bundle of {index_dir} is not usable ({problem or 'older format'}); {ADD_HINT}"
+        )
+    return graph_store.make_portable(
+        folder, bundle["graph"], digest=bundle["graph_sha256"], size=bundle["graph_bytes"]
+    )
 
 
 class BundleRefused(IndexError_):

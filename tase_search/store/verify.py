@@ -105,6 +105,7 @@ def _verify_bundle(index_dir: Path, m: Manifest, rep: VerifyReport) -> None:
         query_prompt=m.model.query_prompt,
         passage_prompt=m.model.passage_prompt,
         dimension=int(m.model.dimension),
+        deep=True,
     )
     if light is not None:
         rep.checked.append("query bundle: files, manifest agreement and probe vectors")
