@@ -221,6 +221,7 @@ def _load_encoder(
         batch_size=s.batch_size,
         query_backend=s.query_backend,
         max_seq_length=max_seq_length,
+        backend="torch",  # wrapped below, once the reporter has said which backend it prepares
     )
     check_max_seq_length(encoder, max_seq_length)
     if backend != "torch":

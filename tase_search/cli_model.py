@@ -41,7 +41,7 @@ def export_cmd(model: str, backend: str, as_json: bool) -> None:
     from .backends import export, with_backend
     from .encoder import Encoder
 
-    encoder = Encoder.load(model, precision="fp32")
+    encoder = Encoder.load(model, precision="fp32", backend="torch")
     path = export(encoder, backend)
     with_backend(encoder, backend)  # opens it and runs the probe check (raises when it disagrees)
     if as_json:

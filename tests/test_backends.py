@@ -190,3 +190,24 @@ def test_cli_index_chooses_the_backend_once_and_export_prepares_it(model_copy: P
     assert fast_run.exit_code == 0, fast_run.output
     assert json.loads(fast_run.output.splitlines()[-1])["document_backend"] == "ct2-int8"
     assert list((model_copy / "backends").iterdir()) == [path]  # reused, not built again
+
+
+def test_every_entry_point_gets_the_backend_choice(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """Encoder.load chooses the document backend (``auto``) for the Python API, HTTP and integrations
+    too, not only the CLI; only write paths that ask (``build_backend``) convert weights."""
+    import tase_search.backends as backends
+    from tase_search.encoder import Encoder
+    from tase_search.retriever import Retriever
+
+    seen: list[tuple[str, bool]] = []
+    real = backends.with_backend
+
+    def spy(encoder, backend="auto", *, build=False, threads=None):  # noqa: ANN001, ANN202
+        seen.append((backend, build))
+        return real(encoder, backend, build=build, threads=threads)
+
+    monkeypatch.setattr(backends, "with_backend", spy)
+    Retriever.build(["bir", "iki"], model=str(tiny_model_dir), path=tmp_path / "ix", precision="fp32")
+    assert seen == [("auto", False)]
+    Encoder.load(str(tiny_model_dir), backend="torch")
+    assert seen == [("auto", False)]  # torch: nothing to wrap

