@@ -17,7 +17,8 @@ Metrics: ``hit@1``, ``hit@5``, ``mrr@10`` (one relevant set per query). Modes: `
 ``hybrid`` (the default fusion and dense weight, ``tase_search.modes``), ``auto`` (the default mode
 per query language, ``tase_search.modes.AUTO``); ``--variants`` adds reciprocal rank fusion (``rrf``,
 dense weight 0.5 and 0.8) and weighted scores at fixed dense weights (``w-d0.3`` ... ``w-d0.8``), to
-choose the defaults from. The table is printed on stderr (markdown) and is in the JSON.
+choose the defaults from. Score calibration (``tase_search.calibration``) changes no ranking, so none
+of these numbers. The table is printed on stderr (markdown) and is in the JSON.
 
     python bench/hybrid.py --model default --limit 300 --out runs/bench/hybrid.json \\
         --tquad /work/shared/data/tquad/dev-v0.1.json \\

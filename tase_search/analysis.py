@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from .language import ENGLISH_FUNCTION_WORDS, TURKISH_FUNCTION_WORDS, detect_language
 from .text import nfc
 
-__all__ = ["ANALYZER", "MAX_QUERY_TERMS", "analyze", "document_terms", "query_terms"]
+__all__ = ["ANALYZER", "MAX_QUERY_TERMS", "analyze", "document_terms", "query_term_groups", "query_terms"]
 
 #: The recipe's name, recorded with the sparse part of an index.
 ANALYZER = "tase-tr-en-1"
@@ -103,6 +103,26 @@ def query_terms(text: str) -> list[str]:
     terms = _distinct(variants)
     stop = _stop_terms()
     return [t for t in terms if t not in stop] or terms
+
+
+def query_term_groups(text: str) -> list[list[str]]:
+    """The query's words as groups of the terms :func:`query_terms` searches for them (one group per
+    word: its analyses in both languages), function words left out as there.
+
+    Why: a keyword score normalised by what the query could score at best must count each word once,
+    not once per analysis (a passage matches ``bosto`` or ``boston``, rarely both)."""
+    language = detect_language(text)
+    first = language or "tr"
+    variants = [analyze(text, first), analyze(text, "en" if first == "tr" else "tr")]
+    if language is None and "I" in text:
+        variants.append(analyze(text.replace("I", "i"), "tr"))
+    searched = set(query_terms(text))
+    groups: dict[tuple[str, ...], None] = {}
+    for i in range(max((len(v) for v in variants), default=0)):
+        group = tuple(dict.fromkeys(v[i] for v in variants if i < len(v) and v[i] in searched))
+        if group:
+            groups.setdefault(group, None)
+    return [list(g) for g in groups]
 
 
 #: Words the language guess counts that a search still needs: time words ("yarın hava", "bugünkü maç"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from typing import Any
@@ -24,25 +25,30 @@ from .cli_common import (
 )
 
 
-def _parse_filters(filters: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for f in filters:
-        if "=" not in f:
-            raise click.BadParameter(
-                f"{f!r} is not key=value (e.g. --filter topic=spor)", param_hint="--filter"
-            )
-        key, value = f.split("=", 1)
-        if not key.strip():
-            raise click.BadParameter(f"{f!r} has an empty key", param_hint="--filter")
-        key = key.strip()
-        if key in out and out[key] != value:  # all filters must match, and a field has one value
-            raise click.BadParameter(
-                f"{key}={out[key]} and {key}={value} can never both match (every filter must match, and a "
-                f"document has one {key}); give one value per key",
-                param_hint="--filter",
-            )
-        out[key] = value
-    return out
+def _query_filter(filters: tuple[str, ...], where: str | None) -> Any:
+    """``--filter KEY=VALUE`` items and a ``--where`` JSON filter as one filter (both must hold), parsed
+    by the one filter language (docs/filters.md); None for neither."""
+    from .errors import InputError
+    from .query.filters import combine, parse_filter, parse_shorthand
+
+    try:
+        short = parse_shorthand(_text_arg(f) for f in filters)
+    except InputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--filter") from None
+    if where is None:
+        return short
+    try:
+        spec = json.loads(_text_arg(where))
+    except (ValueError, RecursionError) as exc:
+        example = """'{"year": {"$gte": 2020}}'"""
+        raise click.BadParameter(
+            f"{where[:80]!r} is not JSON ({exc}); give a JSON object, e.g. --where {example}",
+            param_hint="--where",
+        ) from None
+    try:
+        return combine(short, parse_filter(spec))
+    except InputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--where") from None
 
 
 @click.command("query", context_settings=CONTEXT)
@@ -59,8 +65,16 @@ def _parse_filters(filters: tuple[str, ...]) -> dict[str, str]:
     "filters",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Keep documents whose metadata KEY equals VALUE ('id' and 'source' match those columns). "
-    "Repeatable for different keys: all must match, so one value per key.",
+    help="Keep documents whose metadata KEY equals VALUE ('id' and 'source' match those columns; "
+    "year=2024 matches the number or the string). Repeatable: different keys must all match, one key "
+    "given twice matches either value.",
+)
+@click.option(
+    "--where",
+    metavar="JSON",
+    default=None,
+    help='A JSON filter: {"year": {"$gte": 2020}, "$or": [...]} with $eq $ne $in $nin $gt $gte $lt $lte '
+    "$prefix $exists $and $or $not (docs/filters.md). With --filter, both must hold.",
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one object per hit (with 'query').")
 @click.option(
@@ -79,7 +93,20 @@ def _parse_filters(filters: tuple[str, ...]) -> dict[str, str]:
     type=click.Choice(["weighted", "rrf"]),
     default=None,
     help="How hybrid fuses the two rankings: weighted (min-max scaled scores; the default) or rrf "
-    "(reciprocal rank fusion).",
+    "(reciprocal rank fusion). Scores stay probabilities with a calibrated model.",
+)
+@click.option(
+    "--min-score",
+    type=float,
+    default=None,
+    metavar="P",
+    help="Leave out hits scoring below P. Scores are probabilities of relevance with the bundled model: "
+    "0.5 and up probably relevant, under 0.2 probably not (docs/cli.md).",
+)
+@click.option(
+    "--highlight/--no-highlight",
+    default=None,
+    help="Name the sentence of each passage that best answers the query (default: on, off with --json).",
 )
 @click.option(
     "--dense-weight",
@@ -98,11 +125,14 @@ def query_cmd(
     model: str | None,
     k: int,
     filters: tuple[str, ...],
+    where: str | None,
     as_json: bool,
     full: bool,
     mode: str | None,
     fusion: str,
     dense_weight: float,
+    min_score: float | None,
+    highlight: bool | None,
     precision: str | None,
     query_backend: str | None,
     threads: int | None,
@@ -117,6 +147,7 @@ def query_cmd(
       tase-search query "futbol maçı" --index haberler -k 5
       tase-search query "football match" "hava durumu" --index haberler --json
       tase-search query "maç sonucu" --filter topic=spor --index demo
+      tase-search query deprem --where '{"year": {"$gte": 2020}}' --index haberler
       tase-search query Turkcell --mode sparse --index haberler     # keywords only (no model loaded)
       printf 'futbol\\nweather tomorrow\\n' | tase-search query - --index haberler --json
     """
@@ -129,7 +160,7 @@ def query_cmd(
         raise click.BadParameter(f"{k} is not valid: give a whole number >= 1", param_hint="-k")
     if text.count("-") and len(text) > 1:
         raise click.UsageError("give either query texts or '-' (stdin), not both")
-    flt = {_text_arg(key): _text_arg(value) for key, value in _parse_filters(filters).items()}
+    flt = _query_filter(filters, where)
     text = tuple(_text_arg(t) for t in text)
     s = _settings(model=model, precision=precision, index_root=root, query_backend=query_backend)
     path = _index_path(index, root)
@@ -146,7 +177,13 @@ def query_cmd(
         mmap=mmap,
         search_mode=s.search_mode,
     )
-    how = {"mode": mode, "fusion": fusion, "dense_weight": dense_weight}
+    how = {
+        "mode": mode,
+        "fusion": fusion,
+        "dense_weight": dense_weight,
+        "min_score": min_score,
+        "highlight": (not as_json) if highlight is None else highlight,
+    }
     if (mode or s.search_mode) != "dense" and mode in (None, "auto") and r.sparse_note:
         click.echo(r.sparse_note, err=True)
     if stdin:
@@ -175,7 +212,7 @@ def query_cmd(
         _filter_hint(r, flt)
 
 
-def _filter_hint(r: Any, flt: dict[str, str]) -> None:
+def _filter_hint(r: Any, flt: Any) -> None:
     """After a filtered search found nothing: say which filter keys no document has (a typo, usually)."""
     missing, fields = r.missing_filter_keys(flt)
     if missing:
@@ -209,3 +246,27 @@ def _print_hits(q: str, hits: list[Any], as_json: bool, full: bool) -> None:
         if not full and len(body) > room:
             body = body[: room - 1] + "…"
         click.echo(prefix + body)
+        if h.highlight is not None and h.highlight.text.strip() != h.passage.text.strip():
+            light = " ".join(h.highlight.text.split())  # the answering sentence of a longer passage
+            room = max(20, width - len(prefix) - 2)
+            click.echo(
+                " " * len(prefix)
+                + click.style("» " + (light if len(light) <= room else light[: room - 1] + "…"), bold=True)
+            )
+        meta = _metadata_line(h.metadata, max(20, width - len(prefix)))
+        if meta:
+            click.echo(" " * len(prefix) + click.style(meta, dim=True))
+
+
+def _metadata_line(metadata: dict[str, Any], room: int) -> str:
+    """A hit's metadata on one line, ``title`` first: ``title=Derbi · topic=spor`` (cut to ``room``)."""
+    if not metadata:
+        return ""
+    keys = sorted(metadata, key=lambda k: (k != "title", k))
+    parts = []
+    for key in keys:
+        value = metadata[key]
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        parts.append(f"{key}={' '.join(str(shown).split())}")
+    line = " · ".join(parts)
+    return line if len(line) <= room else line[: room - 1] + "…"

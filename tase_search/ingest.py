@@ -36,7 +36,7 @@ import numpy as np
 
 from .errors import InputError
 from .inputs import DocLike, as_documents, coerce
-from .progress import stage_of
+from .progress import passages_of, stage_of
 from .readers import Document
 from .results import AddResult
 from .store import content as _content
@@ -156,6 +156,32 @@ def add_encoded(
     return ing.run(chunks(), embed, noop_if_unchanged)
 
 
+def by_content_only(doc: Document) -> bool:
+    """Whether ``doc`` is known by its content alone: it has no id, or the id its reader made from its
+    text (:func:`tase_search.store.content.content_id`, every ``.txt`` line). Such a document is
+    unchanged when any stored document has its text and metadata, whatever that one's id (an index
+    whose ``.txt`` lines got sequential ids finds them unchanged too)."""
+    return doc.id is None or doc.id == _content.content_id(doc.text)
+
+
+def all_unchanged(conn: Any, docs: Sequence[Document]) -> bool:
+    """Whether a write would find every one of ``docs`` unchanged (the rules of ``_Ingest.plan``), from a
+    read-only look at a document store: how ``tase-search index`` knows there is nothing to embed
+    before it loads a model. False for a store without content hashes (it gets them at its next write)."""
+    if not _content.has_column(conn):
+        return False
+    anon = [d for d in docs if by_content_only(d)]
+    named = [d for d in docs if not by_content_only(d)]
+    if anon:
+        known = _content.known_keys(conn, [_content.content_hash(d.text, d.metadata) for d in anon])
+        if any(_content.content_key(d.text, d.metadata) not in known for d in anon):
+            return False
+    if named:
+        stored = _content.keys_by_id(conn, [str(d.id) for d in named])
+        return all(stored.get(str(d.id)) == _content.content_key(d.text, d.metadata) for d in named)
+    return True
+
+
 def remove_documents(ids: Sequence[str], store: DocStore, slot: VectorSlot) -> list[str]:
     """Delete documents by id, their vectors too (tombstoned where the index type cannot remove);
     returns the ids that were present."""
@@ -253,16 +279,17 @@ class _Ingest:
         rows: list[Row] = []
         ids_in_chunk: set[str] = set()
         keys = [_content.content_key(d.text, d.metadata) for d in chunk]
-        explicit = [d.id for d in chunk if d.id is not None]
+        by_content = [by_content_only(d) for d in chunk]
+        explicit = [d.id for d, anon in zip(chunk, by_content) if not anon and d.id is not None]
         stored_by_id = _content.keys_by_id(store.conn, explicit) if explicit else {}
         existing = set(stored_by_id)
-        anonymous = [_content.content_hash(d.text, d.metadata) for d in chunk if d.id is None]
+        anonymous = [_content.content_hash(d.text, d.metadata) for d, anon in zip(chunk, by_content) if anon]
         known = _content.known_keys(store.conn, anonymous) if anonymous else set()
         key_of_id: dict[str, str] = {}  # ids of this chunk -> their content
-        for pos, (d, key) in enumerate(zip(chunk, keys)):
+        for pos, (d, key, anon) in enumerate(zip(chunk, keys, by_content)):
             doc_id = d.id
-            if (doc_id is None and key in known) or (
-                doc_id is not None and key in (stored_by_id.get(doc_id), key_of_id.get(doc_id))
+            if (anon and key in known) or (
+                not anon and key in (stored_by_id.get(doc_id), key_of_id.get(doc_id))  # type: ignore[arg-type]
             ):
                 res.unchanged += 1
                 continue
@@ -272,6 +299,11 @@ class _Ingest:
                     self.auto_id += 1
                     if doc_id not in ids_in_chunk and not store.existing_ids([doc_id]):
                         break
+            elif anon:  # an id made from the text: taken by other content only by a rare collision
+                base, n = doc_id, 1
+                while doc_id in ids_in_chunk or store.existing_ids([doc_id]):
+                    n += 1
+                    doc_id = f"{base}-{n}"
             elif doc_id in existing or doc_id in ids_in_chunk:
                 if self.on_duplicate == "error":
                     raise InputError(
@@ -394,9 +426,11 @@ class _PassageShare:
     def __init__(self, report: Callable[[int], None], passages: int, docs: int) -> None:
         self.report, self.passages, self.docs = report, max(1, passages), docs
         self.seen = self.told = 0
+        self.tell_passages = passages_of(report)
 
     def __call__(self, n: int) -> None:
         self.seen += n
+        self.tell_passages(n)
         due = min(self.docs, self.docs * self.seen // self.passages)
         if due > self.told:
             self.report(due - self.told)

@@ -123,12 +123,3 @@ def scrub(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [scrub(v) for v in value]
     return value
-
-
-def normalize_filter(filter: Mapping[str, str]) -> dict[str, str]:  # noqa: A002
-    out = {}
-    for key, value in filter.items():
-        if not isinstance(key, str) or not key:
-            raise InputError(f"filter key {key!r} must be a non-empty string")
-        out[scrub(key)] = scrub(str(value))
-    return out

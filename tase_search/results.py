@@ -18,8 +18,27 @@ class PassageRef:
 
 
 @dataclass(frozen=True)
+class Highlight:
+    """The sentence of a passage that best answers the query: characters ``start:end`` of the passage's
+    text (``PassageRef.text``), and that text."""
+
+    start: int
+    end: int
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "text": self.text}
+
+
+@dataclass(frozen=True)
 class Hit:
-    """One search result: a document and the passage of it that matched best."""
+    """One search result: a document and the passage of it that matched best.
+
+    ``score`` is what :attr:`score_kind` says (:data:`tase_search.calibration.SCORE_KINDS`): with a
+    calibrated model, the estimated probability that the passage is relevant to the query, comparable
+    across queries and modes. ``dense_score`` (the cosine) and ``keyword_score`` (BM25 normalised by
+    the query, :func:`tase_search.store.sparse.typical_score`) are the raw parts, None for a part the
+    search ``mode`` did not run."""
 
     id: str
     score: float
@@ -28,12 +47,21 @@ class Hit:
     passage: PassageRef
     source: str | None = None
     rank: int = 0
+    mode: str | None = None
+    dense_score: float | None = None
+    keyword_score: float | None = None
+    score_kind: str = "cosine"
+    highlight: Highlight | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "rank": self.rank,
             "id": self.id,
             "score": round(float(self.score), 6),
+            "score_kind": self.score_kind,
+            "mode": self.mode,
+            "dense_score": _rounded(self.dense_score),
+            "keyword_score": _rounded(self.keyword_score),
             "text": self.text,
             "metadata": self.metadata,
             "source": self.source,
@@ -44,7 +72,12 @@ class Hit:
                 "end": self.passage.end,
                 "text": self.passage.text,
             },
+            "highlight": None if self.highlight is None else self.highlight.to_dict(),
         }
+
+
+def _rounded(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
 
 
 @dataclass

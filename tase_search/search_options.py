@@ -1,5 +1,5 @@
 """Search options shared by every front end (toolkit integrations, the HTTP server): the ``mode`` and
-the metadata ``filter``.
+the metadata ``filter`` (the language of :mod:`tase_search.query.filters`).
 
 The search ``mode`` (auto, dense, sparse, hybrid; see :mod:`tase_search.modes`) is passed on to :meth:`Retriever.search`, which refuses
 sparse and hybrid on an index without a keyword part (saying how to add one); with a retriever-like
@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import InputError
 from .modes import SEARCH_MODES
+from .query.filters import Filter, parse_filter
 from .retriever import Retriever
 
 #: What a front end's ``mode`` may be (None: the index's default).
@@ -33,9 +34,19 @@ def run_search(
     k: int,
     filter: Mapping[str, Any] | None = None,  # noqa: A002 - the Retriever's name
     mode: str | None = None,
+    *,
+    min_score: float | None = None,
+    highlight: bool = False,
 ) -> Any:
-    """``retriever.search`` with ``mode`` passed on when it takes one (see the module docstring)."""
+    """``retriever.search`` with ``mode`` passed on when it takes one (see the module docstring), and
+    ``min_score`` / ``highlight`` when set (a retriever-like object without them is refused)."""
     kwargs: dict[str, Any] = {"k": k, "filter": as_native_filter(filter)}
+    params = inspect.signature(retriever.search).parameters
+    for name, value, unset in (("min_score", min_score, None), ("highlight", highlight, False)):
+        if value is not unset:
+            if name not in params:
+                raise InputError(f"{name} is not available: this retriever's search does not take it")
+            kwargs[name] = value
     if check_mode(mode) is not None:
         if "mode" in inspect.signature(retriever.search).parameters:
             kwargs["mode"] = mode
@@ -47,23 +58,10 @@ def run_search(
     return retriever.search(query, **kwargs)
 
 
-def as_native_filter(filter: Mapping[str, Any] | None) -> dict[str, str] | None:  # noqa: A002
-    """A ``{field: value}`` equality filter as the Retriever takes it (values compared as text)."""
-    if not filter:
-        return None
-    if not isinstance(filter, Mapping):
-        raise InputError(
-            f"filter is {type(filter).__name__}: give a dict of metadata field -> value, e.g. {{'topic': 'spor'}}"
-        )
-    out = {}
-    for key, value in filter.items():
-        if isinstance(value, (dict, list, tuple, set)) or value is None:
-            raise InputError(
-                f"filter value for {key!r} is {value!r}: tase-search filters match one plain value per field"
-            )
-        # SQLite reads a JSON true/false as 1/0
-        out[str(key)] = str(int(value)) if isinstance(value, bool) else str(value)
-    return out
+def as_native_filter(filter: object) -> Filter | None:  # noqa: A002
+    """A filter in the JSON filter language (docs/filters.md) as the Retriever takes it, parsed and
+    checked here: None for no filter (None or ``{}``); InputError names a bad operator or value."""
+    return parse_filter(filter)
 
 
 __all__ = ["MODES", "as_native_filter", "check_mode", "run_search"]

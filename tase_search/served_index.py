@@ -69,8 +69,11 @@ class ServedIndex:
         k: int,
         filter: Mapping[str, str] | None = None,  # noqa: A002 - the Retriever's name
         mode: str | None = None,
+        *,
+        min_score: float | None = None,
+        highlight: bool = False,
     ) -> list[Hit] | list[list[Hit]]:
-        return run_search(self.reader(), queries, k, filter, mode)
+        return run_search(self.reader(), queries, k, filter, mode, min_score=min_score, highlight=highlight)
 
     def info(self) -> dict[str, Any]:
         return self.reader().info()

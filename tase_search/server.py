@@ -3,7 +3,7 @@
     GET  /health                              liveness and each index's size and generation
     GET  /indexes                             the served indexes
     GET  /indexes/{name}                      what an index holds (as ``tase-search info --json``)
-    GET  /indexes/{name}/search?query=...&k=...&filter=topic=spor&mode=dense   (q= is the same)
+    GET  /indexes/{name}/search?query=...&k=...&filter=topic=spor&where={json}&mode=dense   (q= is the same)
     POST /indexes/{name}/search               {"query": "..." or [...], "k", "filter", "mode"} ("q" too)
     GET  /indexes/{name}/documents/{id}       one stored document
     POST /indexes/{name}/documents            add: {"documents": [{"id", "text", "metadata"}], "on_duplicate"}
@@ -22,6 +22,7 @@ given), so a web page cannot reach it through DNS rebinding.
 """
 
 import hmac
+import json
 import logging
 import os
 import re
@@ -43,6 +44,7 @@ from .errors import (
     TaseSearchError,
 )
 from .integrations import require
+from .query.filters import Filter, combine, parse_filter, parse_shorthand
 from .readers import Document
 from .retriever import Retriever, resolve_index_path
 from .served_index import ServedIndex
@@ -80,6 +82,7 @@ from .server_schema import (  # noqa: E402
     MAX_ID_CHARS,
     MAX_K,
     MAX_QUERIES,
+    MAX_WHERE_CHARS,
     AddRequest,
     AddResponse,
     DeleteRequest,
@@ -412,9 +415,25 @@ def _read_routes(app: FastAPI, settings: _Settings, IndexName: Any) -> None:  # 
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
         filter: Annotated[  # noqa: A002 - the API's name
             list[FilterItem] | None,
-            Query(max_length=MAX_FILTER_FIELDS, description="FIELD=VALUE, repeatable; all must match"),
+            Query(
+                max_length=MAX_FILTER_FIELDS,
+                description="FIELD=VALUE, repeatable: different fields must all match, one field given "
+                "twice matches either value; VALUE matches the string or the number/boolean it spells",
+            ),
+        ] = None,
+        where: Annotated[
+            str | None,
+            Query(
+                max_length=MAX_WHERE_CHARS,
+                description='a JSON filter, as `filter` in the POST body: {"year": {"$gte": 2020}} '
+                "(with `filter=`, both must hold)",
+            ),
         ] = None,
         mode: Mode | None = None,
+        min_score: Annotated[
+            float | None, Query(description="leave out hits scoring below it (0.5: probably relevant)")
+        ] = None,
+        highlight: Annotated[bool, Query(description="name each hit's best-answering sentence")] = False,
     ) -> dict[str, Any]:
         if (query is None) == (q is None):
             raise RequestValidationError(
@@ -428,13 +447,24 @@ def _read_routes(app: FastAPI, settings: _Settings, IndexName: Any) -> None:  # 
             )
         queries = query if query is not None else q
         assert queries is not None
-        return _search(_index(settings, name), queries, k, _parse_filters(filter or []), mode)
+        flt = _query_filter(filter or [], where)
+        return _search(_index(settings, name), queries, k, flt, mode, min_score, highlight)
 
     @app.post(
         "/indexes/{name}/search", response_model=SearchResponse, responses=_errors(400, 404), tags=["search"]
     )
     def search_post(name: IndexName, body: SearchRequest) -> dict[str, Any]:
-        return _search(_index(settings, name), body.queries, body.k, body.filter, body.mode)
+        if body.vector is not None or body.mmr is not None:
+            return _search_vector(_index(settings, name), body)
+        return _search(
+            _index(settings, name),
+            body.queries,
+            body.k,
+            body.filter,
+            body.mode,
+            body.min_score,
+            body.highlight,
+        )
 
     @app.get(
         "/indexes/{name}/documents/{doc_id}",
@@ -548,14 +578,16 @@ def _summaries(settings: _Settings) -> list[dict[str, Any]]:
     return out
 
 
-def _parse_filters(items: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"filter {item!r} is not FIELD=VALUE (e.g. filter=topic=spor)")
-        out[key.strip()] = value
-    return out
+def _query_filter(items: Sequence[str], where: str | None) -> Filter | None:
+    """GET's ``filter=FIELD=VALUE`` items and ``where=`` JSON as one filter (both must hold)."""
+    short = parse_shorthand(items)
+    if where is None:
+        return short
+    try:
+        spec = json.loads(where)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"where={where[:80]!r} is not JSON ({exc}); give a JSON object") from None
+    return combine(short, parse_filter(spec))
 
 
 def _search(
@@ -564,14 +596,49 @@ def _search(
     k: int,
     filter: Mapping[str, Any] | None,
     mode: str | None,  # noqa: A002
+    min_score: float | None = None,
+    highlight: bool = False,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
-    results = idx.search(queries, k, filter, mode)
+    results = idx.search(queries, k, filter, mode, min_score=min_score, highlight=highlight)
     return {
         "index": idx.name,
         "k": k,
-        "mode": mode,
+        "mode": mode or idx.reader().search_mode,  # as asked (auto: each hit says the mode that ran)
         "results": [{"query": q, "hits": [h.to_dict() for h in hits]} for q, hits in zip(queries, results)],
+        "took_ms": _ms(t0),
+    }
+
+
+def _search_vector(idx: ServedIndex, body: SearchRequest) -> dict[str, Any]:
+    """A search by ``vector`` (the query text, if given, to the keyword part), or re-ranked by MMR."""
+    t0 = time.perf_counter()
+    r = idx.reader()
+    if body.mmr is not None:
+        mmr = body.mmr
+        results = [
+            r.search_mmr(
+                None if body.vector is not None else q,
+                vector=body.vector,
+                k=body.k,
+                fetch_k=int(mmr.fetch_k),
+                lambda_mult=mmr.lambda_mult,
+                filter=body.filter,
+            )
+            for q in body.queries
+        ]
+    else:
+        # one vector: its text (if any) must be one query too, else the Retriever says so (400)
+        results = [r.search_by_vector(body.vector, body.k, body.filter, query=body.query, mode=body.mode)]
+    if body.min_score is not None:
+        results = [[h for h in hits if h.score >= body.min_score] for hits in results]
+    return {
+        "index": idx.name,
+        "k": body.k,
+        "mode": body.mode or ("dense" if body.query is None else r.search_mode),
+        "results": [
+            {"query": q, "hits": [h.to_dict() for h in hits]} for q, hits in zip(body.queries, results)
+        ],
         "took_ms": _ms(t0),
     }
 

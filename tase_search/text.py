@@ -20,6 +20,7 @@ __all__ = [
     "is_blank",
     "nfc",
     "normalize_for_model",
+    "sentence_spans",
     "turkish_lower",
     "turkish_upper",
 ]
@@ -130,3 +131,51 @@ def clean_document(text: str) -> str:
     while text[:1] == _BOM or text[-1:] == _BOM:
         text = text.strip(_BOM).strip()
     return text
+
+
+# A sentence ends at . ! ? or … (closing quotes and brackets kept with it) before a space and a capital,
+# a digit or an opening quote; a line break ends one too.
+_SENTENCE_END = re.compile(r"""[.!?…]+["'”’»)\]]*(?=\s+["'“‘«(\[]?[0-9A-ZÇĞİÖŞÜÂÎÛ])|\n+""")
+#: Words whose trailing period is not a sentence end (Turkish and English abbreviations).
+_ABBREVIATIONS = frozenset(
+    """dr prof doç doc av alb gen yrd uzm op cad sok mah no vb vs vd örn bkz yy çev ed haz sn st mr mrs ms
+    jr sr ltd şti inc co mö ms ör yun lat ing fr alm ar far arp osm tbmm sf""".split()
+)
+_ROMAN = re.compile(r"[IVXLCDM]+")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` character spans of the sentences of ``text``, whitespace trimmed, in order.
+
+    Rule-based, for Turkish and English prose: a period after a number or a Roman numeral is an
+    ordinal (``19. yüzyıl``, ``II. Mehmed``, ``1. Dünya Savaşı``), after a single capital an initial
+    (``M. Kemal``), after a known abbreviation (``Dr.``, ``vb.``, ``örn.``) part of it; none of these
+    ends a sentence. Text with no sentence end is one sentence."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        end = m.end()
+        if m.group(0)[0] == ".":
+            word = text[start : m.start()].rsplit(None, 1)[-1:] or [""]
+            last = word[0].rsplit(".", 1)[-1] if "." in word[0] and not word[0].endswith(".") else word[0]
+            last = last.strip("\"'“‘«(")
+            if (
+                last.isdigit()
+                or _ROMAN.fullmatch(last)
+                or (len(last) == 1 and last.isupper())
+                or turkish_lower(last) in _ABBREVIATIONS
+            ):
+                continue
+        _add_span(text, start, end, spans)
+        start = end
+    _add_span(text, start, len(text), spans)
+    return spans
+
+
+def _add_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        spans.append((start, end))

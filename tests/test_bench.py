@@ -375,3 +375,23 @@ def test_threads_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> No
     res = _load("threads").run([*args, "--out", str(tmp_path / "t.json")])
     assert res["lines"] == 20 and res["settings"]["1"]["threads"] == [1]
     assert {"seconds", "docs_per_second", "wall_seconds", "busy_cpus_before"} <= set(res["runs"][0])
+
+
+@pytest.mark.bench
+def test_filters_quick(tmp_path: Path) -> None:
+    """Filtered search by selectivity: every filter's matches equal the Python evaluator's (checked inside
+    the run), and the vector search restricted to them finds the exact filtered top k."""
+    res = _load("filters").run(["--quick", "--dim", "16", "--out", str(tmp_path / "filters.json")])
+    assert MACHINE_KEYS - {"torch_threads"} <= set(res["machine"])  # no model, so maybe no torch
+    assert res["n"] == 2000 and res["factory"] == "Flat"
+    assert set(res["filters"]) >= {
+        "no filter",
+        "50%: bucket < 5000",
+        "1%: topic = k042",
+        "0.01%: bucket = 4242",
+    }
+    for label, m in res["filters"].items():
+        assert m["recall_at_k"] == 1.0, label
+        assert m["search_p50_ms"] > 0 and m["search_p95_ms"] >= m["search_p50_ms"]
+    assert res["filters"]["no filter"]["matched"] == 2000
+    assert json.loads((tmp_path / "filters.json").read_text())["n"] == 2000

@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 from tase_search._version import __version__
 from tase_search.cli import main
 from tase_search.retriever import TMP_PREFIX, Retriever
+from tase_search.store.content import content_id
 from tase_search.store.lock import WriterLock
 from tase_search.store.manifest import read_manifest
 
@@ -256,11 +257,12 @@ def test_stdin(runner: CliRunner, index_dir: Path) -> None:
     )
     hits = json_lines(res.stdout)
     assert [h["query"] for h in hits] == [QUERY, QUERY, "hava", "hava"]
-    stored = Retriever.load(index_dir).get(["1", "2"])
+    first, second = content_id("stdin belgesi bir"), content_id("stdin iki")  # a txt line's id: its text
+    stored = Retriever.load(index_dir).get([first, second])
     assert [d["source"] for d in stored] == ["<stdin>", "<stdin>"]
-    res = ok(run(runner, "delete", "-", "--index", index_dir, "--json", input="1\n\nspor1\nnope\n"))
+    res = ok(run(runner, "delete", "-", "--index", index_dir, "--json", input=f"{first}\n\nspor1\nnope\n"))
     (d,) = json_lines(res.stdout)
-    assert (d["deleted"], d["missing"]) == (["1", "spor1"], ["nope"])
+    assert (d["deleted"], d["missing"]) == ([first, "spor1"], ["nope"])
 
 
 def test_filter(runner: CliRunner, index_dir: Path) -> None:
@@ -391,7 +393,8 @@ def test_bad_corpus_on_new_index_creates_nothing(
         (["query", "ok", ""], ["empty"]),
         (["query", "maç", "--filter", "topic"], ["key=value", "--filter"]),
         (["query", "maç", "--filter", "=spor"], ["empty key"]),
-        (["query", "maç", "--filter", "a.b=spor"], ["plain metadata field"]),
+        (["query", "maç", "--where", '{{"topic": {{"$regex": "s"}}}}'], ["'$regex'", "--where", "$prefix"]),
+        (["query", "maç", "--where", "{{topic: spor}}"], ["is not JSON", "--where"]),
         (["query", "-", "maç"], ["not both"]),
         (["query", "maç", "--precision", "fp8"], ["fp8"]),
         (["query"], ["Missing argument"]),

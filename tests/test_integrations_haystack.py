@@ -1,5 +1,5 @@
-"""Haystack: the tase-search components in Haystack Pipelines, and TaseDocumentStore against Haystack's
-own DocumentStore test suite (``haystack.testing.document_store.DocumentStoreBaseTests``)."""
+"""Haystack: the tase-search components in Haystack Pipelines (Haystack's own DocumentStore suites on
+TaseDocumentStore: test_integrations_haystack_suite.py)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,8 @@ from doc_examples import run_example  # noqa: E402
 from haystack import Document, Pipeline  # noqa: E402
 from haystack.components.retrievers.in_memory import InMemoryEmbeddingRetriever  # noqa: E402
 from haystack.components.writers import DocumentWriter  # noqa: E402
-from haystack.document_stores.errors import DuplicateDocumentError  # noqa: E402
 from haystack.document_stores.in_memory import InMemoryDocumentStore  # noqa: E402
 from haystack.document_stores.types import DuplicatePolicy  # noqa: E402
-from haystack.testing.document_store import DocumentStoreBaseTests  # noqa: E402
 
 from tase_search.errors import InputError  # noqa: E402
 from tase_search.integrations.haystack import (  # noqa: E402
@@ -110,44 +108,136 @@ def test_write_policies_and_unsupported_filters(store: TaseDocumentStore) -> Non
         store.filter_documents({"field": "id", "operator": "==", "value": "spor-1"})[0].content
         == changed.content
     )
-    # filter_documents takes every Haystack operator; the retriever refuses what the index cannot pre-filter
+    # filter_documents takes every Haystack operator, and the retrievers translate them all
     assert sorted(
         d.id for d in store.filter_documents({"field": "meta.topic", "operator": "in", "value": ["spor"]})
-    ) == [
-        "spor-1",
-        "spor-2",
-    ]
-    with pytest.raises(InputError, match="not supported by TaseRetriever"):
-        TaseRetriever(store, filters={"field": "meta.year", "operator": ">", "value": 2020})
+    ) == ["spor-1", "spor-2"]
+    with pytest.raises(InputError, match="compare 'id' or a 'meta.NAME' field"):
+        TaseRetriever(store, filters={"field": "content", "operator": "==", "value": "x"})
     with pytest.raises(InputError, match="mode 'fuzzy'"):
         TaseRetriever(store, mode="fuzzy")
-
-
-class TestHaystackDocumentStoreSuite(DocumentStoreBaseTests):
-    """Haystack's conformance tests for a DocumentStore: write, count, delete, every filter operator."""
-
-    @pytest.fixture
-    def document_store(self, tmp_path: Path) -> TaseDocumentStore:
-        return TaseDocumentStore(tmp_path / "suite", BilingualEncoder())
-
-    @staticmethod
-    def assert_documents_are_equal(received: list[Document], expected: list[Document]) -> None:
-        # The index keeps id, text and metadata; embeddings computed elsewhere are not stored (it embeds
-        # for itself), so compare what it keeps.
-        def key(d: Document) -> tuple:
-            return (d.id, d.content, sorted(d.meta.items(), key=repr))
-
-        assert sorted(map(key, received)) == sorted(map(key, expected))
-
-    def test_write_documents(self, document_store: TaseDocumentStore) -> None:
-        # the suite leaves the default policy to the store: FAIL on an existing id, as InMemoryDocumentStore
-        doc = Document(content="test doc")
-        assert document_store.write_documents([doc]) == 1
-        self.assert_documents_are_equal(document_store.filter_documents(), [doc])
-        with pytest.raises(DuplicateDocumentError):
-            document_store.write_documents([doc])
 
 
 def test_doc_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     run_example("haystack", encoder=BilingualEncoder())
+
+
+def _embedded(dim: int = 16) -> list[Document]:
+    """The corpus with embeddings from an embedder that is not ours (random: only identical texts are near)."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    return [
+        Document(id=i, content=t, meta={"topic": topic, "n": n}, embedding=rng.normal(size=dim).tolist())
+        for n, (i, t, topic) in enumerate(CORPUS)
+    ]
+
+
+def test_own_embeddings_hybrid_mmr_and_return_embedding(tmp_path: Path) -> None:
+    from tase_search.integrations.haystack import TaseEmbeddingRetriever
+
+    docs = _embedded()
+    store = TaseDocumentStore(tmp_path / "byo", embedder="my-embedder")
+    pipe = Pipeline()
+    pipe.add_component("writer", DocumentWriter(document_store=store))
+    pipe.run({"writer": {"documents": docs}})
+    m = store.store.retriever().manifest.model
+    assert (m.id, m.dimension) == ("external:my-embedder", 16)
+    assert store.filter_documents()[2] == docs[2]  # embeddings come back exactly as given
+
+    retriever = TaseEmbeddingRetriever(store, top_k=2)
+    out = retriever.run(query_embedding=docs[2].embedding)["documents"]
+    assert [d.id for d in out] == ["hava-1", out[1].id] and out[0].score == pytest.approx(1.0, abs=1e-5)
+    assert out[0].embedding is None
+    # the query text joins the keyword part: a name the vectors know nothing of
+    hybrid = TaseEmbeddingRetriever(store, top_k=1, mode="hybrid")
+    assert _ids(hybrid.run(query_embedding=docs[2].embedding, query="Galatasaray")) in (
+        ["hava-1"],
+        ["spor-1"],
+    )
+    sparse_top = TaseRetriever(store, top_k=1, mode="sparse").run(query="Galatasaray")
+    assert _ids(sparse_top) == ["spor-1"]
+    # return_embedding: the stored embedding, as it came
+    (doc,) = retriever.run(query_embedding=docs[4].embedding, top_k=1, return_embedding=True)["documents"]
+    assert doc.embedding == docs[4].embedding
+    # filters: Haystack's operators, translated to the store's filter language (range on meta.n)
+    in_spor = {"field": "meta.topic", "operator": "==", "value": "spor"}
+    assert sorted(_ids(retriever.run(query_embedding=docs[0].embedding, filters=in_spor, top_k=5))) == [
+        "spor-1",
+        "spor-2",
+    ]
+    # MMR: k different documents, the nearest first
+    mmr = TaseEmbeddingRetriever(store, top_k=3, mmr=True, fetch_k=8, lambda_mult=0.5)
+    picked = _ids(mmr.run(query_embedding=docs[6].embedding))
+    assert picked[0] == "doga-1" and len(set(picked)) == 3
+    # a serialised pipeline comes back with the store and the settings
+    again = TaseEmbeddingRetriever.from_dict(mmr.to_dict())
+    assert (again.mmr, again.fetch_k, again.document_store.store.path) == (True, 8, store.store.path)
+    # a document without an embedding is kept (keyword search) but is not a result by vector
+    store.write_documents([Document(id="plain", content="Galatasaray kupayı kazandı.")])
+    assert "plain" not in _ids(retriever.run(query_embedding=docs[0].embedding, top_k=20))
+    assert _ids(TaseRetriever(store, top_k=1, mode="sparse").run(query="kupayı")) == ["plain"]
+    # reopened without arguments: the store knows its embedder from the index
+    reopened = TaseDocumentStore(tmp_path / "byo")
+    assert reopened.count_documents() == len(docs) + 1
+    reopened.write_documents([_embedded()[0]], policy=DuplicatePolicy.OVERWRITE)
+
+
+def test_own_embeddings_refuse_another_dimension_and_name(tmp_path: Path) -> None:
+    from tase_search.errors import IndexMismatch
+
+    store = TaseDocumentStore(tmp_path / "byo", embedder="my-embedder")
+    store.write_documents(_embedded())
+    with pytest.raises(IndexMismatch, match="dimension 8"):
+        store.write_documents([Document(content="x", embedding=[0.1] * 8)])
+    with pytest.raises(IndexMismatch, match="not by 'external:other'"):
+        TaseDocumentStore(tmp_path / "byo", embedder="other").write_documents(_embedded()[:1])
+    with pytest.raises(InputError, match="embedding_dim"):
+        TaseDocumentStore(tmp_path / "new").write_documents([Document(content="no embedding")])
+
+
+def test_haystack_filters_become_the_store_filter_language() -> None:
+    from tase_search.integrations.haystack import store_filter
+
+    assert store_filter(None) is None and store_filter({}) is None
+    assert store_filter({"field": "meta.year", "operator": ">=", "value": 2020}) == {"year": {"$gte": 2020}}
+    assert store_filter({"field": "id", "operator": "in", "value": ["a", "b"]}) == {"id": {"$in": ["a", "b"]}}
+    assert store_filter(
+        {
+            "operator": "OR",
+            "conditions": [
+                {"field": "meta.topic", "operator": "!=", "value": "spor"},
+                {"field": "meta.tags", "operator": "not in", "value": ["x"]},
+                {"operator": "NOT", "conditions": [{"field": "meta.n", "operator": "<", "value": 3}]},
+                {"field": "meta.gone", "operator": "==", "value": None},
+            ],
+        }
+    ) == {
+        "$or": [
+            {"topic": {"$ne": "spor"}},
+            {"tags": {"$nin": ["x"]}},
+            {"$not": {"n": {"$lt": 3}}},
+            {"$or": [{"gone": {"$exists": False}}, {"gone": {"$eq": None}}]},
+        ]
+    }
+    assert store_filter(
+        {
+            "operator": "AND",
+            "conditions": [
+                {"field": "meta.a", "operator": ">", "value": 1},
+                {"field": "meta.b", "operator": "<=", "value": 2},
+            ],
+        }
+    ) == {"$and": [{"a": {"$gt": 1}}, {"b": {"$lte": 2}}]}
+    with pytest.raises(InputError, match="takes a list"):
+        store_filter({"field": "meta.a", "operator": "in", "value": "x"})
+    with pytest.raises(InputError, match="operator one of"):
+        store_filter({"field": "meta.a", "operator": "~", "value": "x"})
+    with pytest.raises(InputError, match="logical filter"):
+        store_filter({"operator": "XOR", "conditions": []})
+
+
+def test_doc_example_own_embeddings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    run_example("haystack-byo")

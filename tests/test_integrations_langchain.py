@@ -101,17 +101,8 @@ def test_embeddings_work_in_another_vector_store() -> None:
 
 
 def test_bad_arguments_name_the_fix(tmp_path: Path) -> None:
-    class Other(Embeddings):
-        def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return [[0.0] for _ in texts]
-
-        def embed_query(self, text: str) -> list[float]:
-            return [0.0]
-
-    with pytest.raises(InputError, match="TaseEmbeddings"):
-        TaseVectorStore.from_texts(TEXTS, Other(), index=tmp_path / "x")
-    with pytest.raises(InputError, match="index="):
-        TaseVectorStore.from_texts(TEXTS, TaseEmbeddings(BilingualEncoder()))
+    with pytest.raises(InputError, match="give LangChain Embeddings"):
+        TaseVectorStore(tmp_path / "x", object())  # type: ignore[arg-type]
     store = TaseVectorStore(tmp_path / "y", TaseEmbeddings(BilingualEncoder()))
     with pytest.raises(InputError, match="2 ids for 1 texts"):
         store.add_texts(["bir"], ids=["a", "b"])
@@ -120,8 +111,126 @@ def test_bad_arguments_name_the_fix(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="mode 'fuzzy'"):
         store.similarity_search("x", mode="fuzzy")
     assert store.similarity_search("futbol") == []  # nothing written yet: no index, no hits
+    with pytest.raises(InputError, match="operator '\\$like'"):
+        store.similarity_search("x", filter={"topic": {"$like": "s%"}})
+
+
+class _Hashed(Embeddings):
+    """A toolkit embedder that is not ours: 32 random-looking dimensions per word (meaningless across
+    words), so only identical texts are near; what it finds by meaning, it finds by chance."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self.model = "hashed-32"
+
+    def _vec(self, text: str) -> list[float]:
+        import hashlib
+
+        import numpy as np
+
+        seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+        return np.random.default_rng(seed).normal(size=self.size).tolist()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._vec(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vec(text)
+
+
+@pytest.fixture
+def byo(tmp_path: Path) -> TaseVectorStore:
+    return TaseVectorStore.from_texts(TEXTS, _Hashed(), metadatas=METADATAS, ids=IDS, index=tmp_path / "byo")
+
+
+def test_other_embeddings_keep_turkish_keyword_and_hybrid_search(byo: TaseVectorStore) -> None:
+    """A Turkish corpus embedded by a non-Tase embedder: the index records that embedder, its vectors
+    answer dense queries, and the Turkish keyword part finds a name the vectors know nothing of."""
+    m = byo.index_store.retriever().manifest.model
+    assert (m.id, m.dimension, m.normalized) == (
+        "external:test_integrations_langchain:_Hashed:hashed-32",
+        32,
+        True,
+    )
+    # the exact text: its vector is identical, so dense finds it
+    assert _ids(byo.similarity_search(TEXTS[4], k=1, mode="dense")) == ["ekonomi-1"]
+    # a name: the embedder's vector for it is noise, the keyword part finds it, and hybrid keeps it on top
+    assert _ids(byo.similarity_search("Galatasaray", k=1, mode="sparse")) == ["spor-1"]
+    assert _ids(byo.similarity_search("Galatasaray'ın maçı", k=1, mode="hybrid")) == ["spor-1"]
+    dense = _ids(byo.similarity_search("Galatasaray'ın maçı", k=8, mode="dense"))
+    assert dense[0] != "spor-1"  # by vectors alone the name is not found first
+    # Turkish-aware: the inflected "depremi" finds "deprem"
+    assert _ids(byo.similarity_search("depremi", k=1, mode="hybrid")) == ["doga-1"]
+
+
+def test_search_by_vector_mmr_and_filters(byo: TaseVectorStore) -> None:
+    emb = byo.embeddings
+    vec = emb.embed_query(TEXTS[2])
+    assert _ids(byo.similarity_search_by_vector(vec, k=1)) == ["hava-1"]
+    doc, score = byo.similarity_search_with_score_by_vector(vec, k=1)[0]
+    assert doc.id == "hava-1" and score == pytest.approx(1.0, abs=1e-5)
+    assert _ids(byo.similarity_search_by_vector(vec, k=1, query="Galatasaray", mode="hybrid"))[0] in {
+        "hava-1",
+        "spor-1",
+    }
+    assert _ids(byo.similarity_search_by_vector(vec, k=3, filter={"topic": "spor"})) == [
+        d for d in _ids(byo.similarity_search_by_vector(vec, k=8)) if d.startswith("spor")
+    ]
+    mmr = byo.max_marginal_relevance_search(TEXTS[2], k=3, fetch_k=8, lambda_mult=0.5)
+    assert len(mmr) == 3 and mmr[0].id == "hava-1" and len(set(_ids(mmr))) == 3
+    assert _ids(byo.max_marginal_relevance_search_by_vector(vec, k=2, fetch_k=8)) == _ids(mmr[:2])
+    import asyncio
+
+    assert _ids(asyncio.run(byo.amax_marginal_relevance_search(TEXTS[2], k=2, fetch_k=8))) == _ids(mmr[:2])
+    assert _ids(asyncio.run(byo.asimilarity_search_by_vector(vec, k=1))) == ["hava-1"]
+
+
+def test_mmr_prefers_a_different_document_to_a_near_copy(tmp_path: Path) -> None:
+    enc = BilingualEncoder()
+    texts = ["Futbol maçı golle bitti.", "Futbol maçı golle bitti!", "Futbol takımı kupayı aldı."]
+    store = TaseVectorStore.from_texts(texts, TaseEmbeddings(enc), ids=["a", "a2", "b"], index=tmp_path / "m")
+    assert sorted(_ids(store.similarity_search("futbol maçı", k=2, mode="dense"))) == ["a", "a2"]
+    diverse = _ids(store.max_marginal_relevance_search("futbol maçı", k=2, fetch_k=3, lambda_mult=0.3))
+    assert diverse[1] == "b" and diverse[0] in ("a", "a2")  # the near-copy gives way
+    relevant = _ids(store.max_marginal_relevance_search("futbol maçı", k=2, fetch_k=3, lambda_mult=1.0))
+    assert sorted(relevant) == ["a", "a2"]
+
+
+def test_an_index_refuses_another_embedder(byo: TaseVectorStore, tmp_path: Path) -> None:
+    from tase_search.errors import IndexMismatch
+
+    path = byo.index_store.path
+    with pytest.raises(IndexMismatch, match="dimension 16, but embedder .*hashed-32' of this index gives 32"):
+        TaseVectorStore(path, _Hashed(16)).similarity_search("hava")  # other dimension
+    other = _Hashed()
+    other.model = "another-model"
+    with pytest.raises(IndexMismatch, match="not by 'external:.*another-model'"):
+        TaseVectorStore(path, other).add_texts(["Yeni bir belge."])
+    with pytest.raises(IndexMismatch, match="normalised"):
+        TaseVectorStore(path, _Hashed(), normalize=False).similarity_search("hava")
+    with pytest.raises(IndexMismatch):
+        TaseVectorStore(path, TaseEmbeddings(BilingualEncoder())).similarity_search("hava")
+    # opened without its embedder: by vector and by keywords still work, by text says what to give
+    bare = TaseVectorStore(path)
+    assert _ids(bare.similarity_search("Galatasaray", k=1, mode="sparse")) == ["spor-1"]
+    assert _ids(bare.similarity_search_by_vector(_Hashed().embed_query(TEXTS[0]), k=1)) == ["spor-1"]
+    with pytest.raises(InputError, match="external embedder"):
+        bare.similarity_search("hava", mode="dense")
+
+
+def test_from_texts_defaults_to_a_named_index_in_the_user_data_directory() -> None:
+    from tase_search.paths import resolve_index_path
+
+    store = TaseVectorStore.from_texts(TEXTS[:2], TaseEmbeddings(BilingualEncoder()), ids=IDS[:2])
+    assert store.index_store.path == resolve_index_path("langchain")  # `tase-search list` shows it
+    assert _ids(store.similarity_search("football", k=1)) == ["spor-1"]
 
 
 def test_doc_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     run_example("langchain", encoder=BilingualEncoder())
+
+
+def test_doc_example_own_embeddings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    run_example("langchain-byo")

@@ -46,7 +46,11 @@ def test_index_of_the_earlier_bundled_weights_names_how_to_open_it(tmp_path):
     v1 = "6199b8d183a6d866a096533c23a63be6"
     old = FakeEncoder(model_id="tase-e5-tr")
     old.fingerprint = v1
-    Retriever.build(["Galatasaray derbiyi kazandı.", "Yarın yağmur yağacak."], model=old, path=tmp_path / "ix")
-    with pytest.raises(IndexMismatch, match=r"earlier version of 'tase-e5-tr'.*git worktree add.*--overwrite"):
+    Retriever.build(
+        ["Galatasaray derbiyi kazandı.", "Yarın yağmur yağacak."], model=old, path=tmp_path / "ix"
+    )
+    with pytest.raises(
+        IndexMismatch, match=r"earlier version of 'tase-e5-tr'.*git worktree add.*--overwrite"
+    ):
         Retriever.load(tmp_path / "ix", model=FakeEncoder(model_id="tase-e5-tr")).search("maç")
     assert earlier_version("tase-e5-tr", v1) and earlier_version("tase-e5-tr", "0" * 32) is None

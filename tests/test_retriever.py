@@ -141,13 +141,17 @@ def test_filter(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
     assert sorted(ids_of(hits)) == ["hava1", "hava2"]
     assert r.search("maç", k=10, filter={"topic": "yok"}) == []
     assert ids_of(r.search("maç", filter={"id": "eko2"})) == ["eko2"]
-    assert ids_of(r.search("maç", filter={"year": 2023})) == ["bilim1"]  # values compare as text
+    assert ids_of(r.search("maç", filter={"year": 2023})) == ["bilim1"]
+    assert ids_of(r.search("maç", filter={"year": {"$gte": 2000}, "topic": {"$in": ["bilim", "x"]}})) == [
+        "bilim1"
+    ]
     assert ids_of(r.search("maç", filter={"topic": "spor", "id": "spor2"})) == ["spor2"]
     assert ids_of(r.search("maç", filter={"source": "<python>"}, k=20)) != []
-    with pytest.raises(InputError):
-        r.search("maç", filter={"a.b": "x"})
+    assert r.search("maç", filter={"a.b": "x"}) == []  # a dot is part of the field name
     with pytest.raises(InputError):
         r.search("maç", filter={"": "x"})
+    with pytest.raises(InputError, match=r"operator '\$regex' on 'topic' is not valid"):
+        r.search("maç", filter={"topic": {"$regex": "s"}})
 
 
 def test_multiple_queries(tmp_path: Path, fake_encoder: FakeEncoder) -> None:

@@ -69,6 +69,11 @@ ADD_HINT = (
     "Retriever.load(path).write_query_bundle()"
 )
 
+#: Why a bundle is not used on a machine whose graph store lacks its graph (an index copied here).
+NO_GRAPH_HERE = (
+    "its query graph is not in this machine's graph store (the index was copied here without "
+    "`tase-search export --portable`)"
+)
 #: Size limits for the bundle's files (the graph's is :data:`.graph_store.MAX_GRAPH_BYTES`).
 MAX_BUNDLE_BYTES = 8 << 20
 MAX_TOKENIZER_BYTES = 64 << 20
@@ -112,6 +117,9 @@ class LightQueryEncoder:
         self._max_seq_length = int(bundle["max_seq_length"])
         self.lowercase = bool(bundle["lowercase"])
         self.prompt: str = bundle.get("prompt") or ""
+        # an int8 graph quantises activations per call: one text per call keeps a query's vector the
+        # same whatever it is sent with (a few ms each; fp32 graphs batch)
+        self._one_per_call = bundle.get("graph_precision") == "int8"
         self._passage_prompt: str = bundle.get("passage_prompt") or ""
         if runner is None:
             graph = graph_store.read_graph(
@@ -162,7 +170,7 @@ class LightQueryEncoder:
         if not items:
             return np.zeros((0, self._dimension), dtype=np.float32)
         prepared = [self.prompt + normalize_for_model(t, lowercase=self.lowercase) for t in items]
-        bs = max(1, min(batch_size or MAX_BATCH, MAX_BATCH))
+        bs = 1 if self._one_per_call else max(1, min(batch_size or MAX_BATCH, MAX_BATCH))
         parts = []
         for i in range(0, len(prepared), bs):
             encs = self.tokenizer.encode_batch(prepared[i : i + bs])
@@ -316,6 +324,8 @@ def open_bundle(
         worst = _probe_cosine(
             want_vectors, _one_by_one(light.encode_query, [bundle["probe_texts"][i] for i in pick])
         )
+    except FileNotFoundError:
+        return None, NO_GRAPH_HERE
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign bundle: the full encoder answers
         return None, f"its query bundle is not usable ({type(exc).__name__}: {str(exc)[:300]})"
     if not worst >= MIN_OPEN_COSINE:

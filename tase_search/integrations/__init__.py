@@ -14,7 +14,10 @@ module              what it provides                                install
 A module imports its toolkit when it is imported, and only then, so the core install never needs them;
 without the toolkit the import fails with :class:`ExtraNotInstalled` naming the extra to install.
 Queries always go through ``encode_query`` and documents through ``encode_document``, so a model's
-query and passage prompts are applied as in tase-search itself. Docs: ``docs/integrations.md``.
+query and passage prompts are applied as in tase-search itself. The stores also keep the vectors of
+the toolkit's own embedder (:mod:`tase_search.external`), with the keyword part beside them; filters
+are translated into the store's filter language (:mod:`tase_search.query.filters`). Docs:
+``docs/integrations.md``.
 """
 
 from __future__ import annotations

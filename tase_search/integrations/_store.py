@@ -1,10 +1,15 @@
 """A tase-search index used as a toolkit's document store.
 
-The toolkits' stores want what :class:`~tase_search.Retriever` does (add with ids and metadata, search
-with a metadata filter, delete by id, get by id) plus two things it does not: an index that comes into
-being with the first write, and listing the documents that match a filter (LlamaIndex deletes "all
-nodes of this source document", Haystack's ``filter_documents`` returns every match). Listing reads
-the document store of the index's current generation through its public methods.
+The toolkits' stores want what :class:`~tase_search.Retriever` does (add with ids and metadata, or with
+vectors made by the toolkit's embedder; search by text, by vector or by MMR with a filter; delete and get
+by id) plus two things it does not: an index that comes into being with the first write, and listing the
+documents that match a filter (LlamaIndex deletes "all nodes of this source document", Haystack's
+``filter_documents`` returns every match). Listing reads the document store of the index's current
+generation through its public methods. Filters are the store's filter language
+(:mod:`tase_search.integrations._filters`).
+
+``encoder`` is one of our encoders (the index embeds text itself) or an
+:class:`~tase_search.external.ExternalEmbedder` (the toolkit's embedder: each document is one vector).
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import IndexCorrupt, InputError
+from ..external import ExternalEmbedder
 from ..readers import Document
 from ..retriever import Hit, Retriever, resolve_index_path
-from ..search_options import as_native_filter, check_mode, run_search
+from ..search_options import check_mode, run_search
 from ..store.layout import DOCS_FILE
+from . import _filters
 
 _LIST_BATCH = 500
 
@@ -65,16 +72,44 @@ class IndexStore:
         return 0 if r is None else r.manifest.documents
 
     # ------------------------------------------------------------------ writes
+    @property
+    def external(self) -> ExternalEmbedder | None:
+        """The toolkit's embedder when the index holds its vectors (None: one of our encoders)."""
+        return self.encoder if isinstance(self.encoder, ExternalEmbedder) else None
+
     def add(self, docs: Sequence[Document], *, on_duplicate: str = "replace") -> Any:
-        """Add ``docs`` (every one with an id); returns the :class:`~tase_search.AddResult`."""
+        """Add ``docs`` (every one with an id); returns the :class:`~tase_search.AddResult`. With an
+        external embedder, the embedder makes one vector per document."""
         if any(d.id is None for d in docs):
             raise InputError("every document given to an IndexStore needs an id")
+        ext = self.external
+        if ext is not None:
+            self.retriever()  # an existing index tells the embedder its dimension first
+            return self.add_vectors(
+                docs, ext.encode_document([d.text for d in docs]), on_duplicate=on_duplicate
+            )
         with self._lock:
             r = self.retriever()
             if r is not None:
                 return r.add(docs, on_duplicate=on_duplicate)
             self._retriever = Retriever.build(
                 docs, model=self.encoder, path=self.path, factory=self.factory, on_duplicate=on_duplicate
+            )
+            return self._retriever.last_add
+
+    def add_vectors(self, docs: Sequence[Document], vectors: Any, *, on_duplicate: str = "replace") -> Any:
+        """Add ``docs`` with their vectors (one each) made by the external embedder of this store."""
+        ext = self.external
+        if ext is None:
+            raise InputError("this index embeds text with its own model; add documents without vectors")
+        if any(d.id is None for d in docs):
+            raise InputError("every document given to an IndexStore needs an id")
+        with self._lock:
+            r = self.retriever()
+            if r is not None:
+                return r.add_vectors(docs, vectors, on_duplicate=on_duplicate, embedder=ext)
+            self._retriever = Retriever.build_from_vectors(
+                docs, vectors, ext, self.path, factory=self.factory, on_duplicate=on_duplicate
             )
             return self._retriever.last_add
 
@@ -100,7 +135,55 @@ class IndexStore:
         check_mode(mode)
         with self._lock:
             r = self.retriever()
-            return [] if r is None else run_search(r, query, k, filter, mode)
+            return [] if r is None else run_search(r, query, k, _filters.check(filter), mode)
+
+    def search_by_vector(
+        self,
+        vector: Any,
+        k: int,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
+        *,
+        query: str | None = None,
+        mode: str | None = None,
+    ) -> list[Hit]:
+        """Top ``k`` for a query vector; with ``query`` (its text) the keyword part joins (hybrid)."""
+        check_mode(mode)
+        with self._lock:
+            r = self.retriever()
+            if r is None:
+                return []
+            flt = _filters.check(filter)
+            return r.search_by_vector(vector, k, flt, query=query, mode=mode)  # type: ignore[return-value]
+
+    def search_mmr(
+        self,
+        *,
+        query: str | None = None,
+        vector: Any = None,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
+    ) -> list[Hit]:
+        """Maximal marginal relevance (:meth:`tase_search.Retriever.search_mmr`)."""
+        with self._lock:
+            r = self.retriever()
+            if r is None:
+                return []
+            return r.search_mmr(
+                query,
+                vector=vector,
+                k=k,
+                fetch_k=fetch_k,
+                lambda_mult=lambda_mult,
+                filter=_filters.check(filter),
+            )
+
+    def stored_vectors(self, ids: Sequence[str]) -> dict[str, Any]:
+        """Document id -> stored vector (float32), for the ids stored."""
+        with self._lock:
+            r = self.retriever()
+            return {} if r is None or not ids else r.stored_vectors([str(i) for i in ids])
 
     def get(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Stored documents (``id``, ``text``, ``metadata``, ...) in the order of ``ids``; missing left out."""
@@ -114,19 +197,20 @@ class IndexStore:
             r = self.retriever()
             if r is None:
                 return []
+            flt = _filters.check(filter)
             try:
-                return list(self._list(r, filter))
+                return list(self._list(r, flt))
             except (IndexCorrupt, FileNotFoundError):  # the generation went away under us: once more
                 r.refresh()
-                return list(self._list(r, filter))
+                return list(self._list(r, flt))
 
     @staticmethod
-    def _list(r: Retriever, filter: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:  # noqa: A002
+    def _list(r: Retriever, filter: Any) -> Iterator[dict[str, Any]]:  # noqa: A002
         from ..store.docs import DocStore
 
         store = DocStore(r.path / r.manifest.generation_dir / DOCS_FILE, readonly=True)
         try:
-            pids = sorted(store.pids_matching(as_native_filter(filter) or {}))
+            pids = sorted(store.pids_matching(filter))
             seen: set[str] = set()
             for i in range(0, len(pids), _LIST_BATCH):
                 fetched = store.fetch(pids[i : i + _LIST_BATCH])

@@ -2,8 +2,11 @@
 
 ``TaseEmbeddings`` works with any LangChain vector store: ``embed_query`` uses the model's query prompt,
 ``embed_documents`` its passage prompt. ``TaseVectorStore`` keeps texts, metadata and ids in a
-tase-search index (crash-safe, searchable from the CLI too); the index embeds with the encoder of the
-``TaseEmbeddings`` it is given, splitting long texts into passages instead of truncating them.
+tase-search index (crash-safe, searchable from the CLI too) with Turkish-aware keyword search beside
+the vectors. It embeds with any LangChain ``Embeddings``: with ``TaseEmbeddings`` the index splits long
+texts into passages instead of truncating them; with any other (OpenAI, HuggingFace, a fake) each text
+is one vector from that embedder, and the index records the embedder's name and dimension and refuses
+another. Either way hybrid search fuses the keyword part (the query text) with the vectors.
 
     pip install 'tase-search[langchain]'
 """
@@ -24,6 +27,9 @@ from langchain_core.embeddings import Embeddings  # noqa: E402
 from langchain_core.vectorstores import VectorStore  # noqa: E402
 
 from ..errors import InputError  # noqa: E402
+from ..external import ExternalEmbedder, embedder_name  # noqa: E402
+from ..results import Hit  # noqa: E402
+from . import _filters  # noqa: E402
 from ._store import IndexStore, make_document  # noqa: E402
 
 SOURCE = "<langchain>"
@@ -48,30 +54,39 @@ class TaseEmbeddings(Embeddings):
 
 
 class TaseVectorStore(VectorStore):
-    """A LangChain ``VectorStore`` kept in a tase-search index at ``index`` (a name or a directory).
+    """A LangChain ``VectorStore`` kept in a tase-search index at ``index``: a name (under the index
+    root, ``tase-search list`` shows it; default ``langchain``) or a directory.
 
-    The index is created by the first write. Adding a text under an id that is already stored replaces
-    it (LangChain's upsert); ids default to random UUIDs. ``filter`` is a dict of metadata field ->
-    value, all of which must match. Scores are cosine similarities (higher is closer).
+    ``embedding``: ``TaseEmbeddings`` (the index embeds with our encoder) or any LangChain
+    ``Embeddings`` (its vectors are stored, scaled to unit length unless ``normalize=False``); None
+    opens an existing index with what it was built with (for a toolkit embedder, searches then go by
+    vector or keywords only). The index is created by the first write. Adding a text under an id that
+    is already stored replaces it (LangChain's upsert); ids default to random UUIDs. ``filter`` is the
+    store's filter language: ``{"topic": "spor"}``, ``{"year": {"$gte": 2020}}``, ``{"$or": [...]}``
+    (``docs/filters.md``). Searches take ``mode`` (dense, sparse, hybrid, auto) as
+    :meth:`tase_search.Retriever.search`. Scores are the hits' ``score``: with a calibrated model (the
+    bundled one) the estimated probability that the document is relevant, in every mode, and that is
+    the relevance ``similarity_search_with_relevance_scores`` filters by ``score_threshold``; with a
+    model without calibration, dense scores are cosines (relevance ``(s + 1) / 2``).
     """
 
     def __init__(
         self,
-        index: str | os.PathLike[str],
-        embedding: TaseEmbeddings | None = None,
+        index: str | os.PathLike[str] = "langchain",
+        embedding: Embeddings | None = None,
         *,
         factory: str | None = None,
+        normalize: bool = True,
     ) -> None:
-        if embedding is not None and not isinstance(embedding, TaseEmbeddings):
+        if embedding is not None and not isinstance(embedding, Embeddings):
             raise InputError(
-                f"embedding is {type(embedding).__name__}: a TaseVectorStore embeds with tase-search's "
-                "encoder, give TaseEmbeddings(...) (other Embeddings work with other vector stores)"
+                f"embedding is {type(embedding).__name__}: give LangChain Embeddings (TaseEmbeddings or any other)"
             )
         self._embedding = embedding
-        self._store = IndexStore(index, embedding.encoder if embedding else None, factory=factory)
+        self._store = IndexStore(index, _encoder_of(embedding, normalize), factory=factory)
 
     @property
-    def embeddings(self) -> TaseEmbeddings | None:
+    def embeddings(self) -> Embeddings | None:
         return self._embedding
 
     @property
@@ -123,13 +138,68 @@ class TaseVectorStore(VectorStore):
     def similarity_search_with_score(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        """``(document, cosine similarity)`` pairs, best first; ``mode`` (dense, sparse, hybrid) as
-        for :meth:`tase_search.Retriever.search`."""
-        hits = self._store.search(query, k, filter, kwargs.get("mode"))
-        return [(_document(h.id, h.text, h.metadata), float(h.score)) for h in hits]
+        """``(document, score)`` pairs, best first; ``mode`` (dense, sparse, hybrid, auto) as for
+        :meth:`tase_search.Retriever.search`: the query text goes to the keyword part, its embedding
+        to the vectors."""
+        return _scored(self._store.search(query, k, _filters.check(filter), kwargs.get("mode")))
+
+    def similarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[Document]:
+        return [
+            doc
+            for doc, _ in self.similarity_search_with_score_by_vector(embedding, k, filter=filter, **kwargs)
+        ]
+
+    def similarity_search_with_score_by_vector(
+        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Dense search by a query vector; with ``query=TEXT`` (the text it was made from) the keyword
+        part joins (``mode`` hybrid or auto)."""
+        hits = self._store.search_by_vector(
+            embedding, k, _filters.check(filter), query=kwargs.get("query"), mode=kwargs.get("mode")
+        )
+        return _scored(hits)
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Maximal marginal relevance over the ``fetch_k`` nearest (:mod:`tase_search.query.mmr`)."""
+        hits = self._store.search_mmr(
+            query=query, k=k, fetch_k=fetch_k, lambda_mult=lambda_mult, filter=_filters.check(filter)
+        )
+        return [doc for doc, _ in _scored(hits)]
+
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        hits = self._store.search_mmr(
+            vector=embedding, k=k, fetch_k=fetch_k, lambda_mult=lambda_mult, filter=_filters.check(filter)
+        )
+        return [doc for doc, _ in _scored(hits)]
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         return _relevance
+
+    def _similarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """``(document, relevance in 0..1)`` by what each hit's score is (:func:`_relevance_of`), so that
+        ``similarity_search_with_relevance_scores(..., score_threshold=0.5)`` keeps the probably relevant."""
+        hits = self._store.search(query, k, _filters.check(kwargs.get("filter")), kwargs.get("mode"))
+        return [(_document(h.id, h.text, h.metadata), _relevance_of(h)) for h in hits]
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -140,20 +210,50 @@ class TaseVectorStore(VectorStore):
         metadatas: list[dict[str, Any]] | None = None,
         *,
         ids: list[str] | None = None,
-        index: str | os.PathLike[str] | None = None,
+        index: str | os.PathLike[str] = "langchain",
         **kwargs: Any,
     ) -> TaseVectorStore:
-        """A store at ``index`` (required: where the index lives) holding ``texts``."""
-        if index is None:
-            raise InputError("TaseVectorStore.from_texts needs index='NAME or DIR': where to keep the index")
-        store = cls(index, embedding, factory=kwargs.pop("factory", None))  # type: ignore[arg-type]
+        """A store at ``index`` (a name under the index root, default ``langchain``, or a directory)
+        holding ``texts`` embedded by ``embedding``."""
+        store = cls(
+            index, embedding, factory=kwargs.pop("factory", None), normalize=kwargs.pop("normalize", True)
+        )
         store.add_texts(texts, metadatas, ids=ids, **kwargs)
         return store
 
 
+def _encoder_of(embedding: Embeddings | None, normalize: bool) -> Any:
+    """What the index embeds with: our encoder, or the toolkit's embeddings as an external embedder."""
+    if embedding is None:
+        return None
+    if isinstance(embedding, TaseEmbeddings):
+        return embedding.encoder
+    return ExternalEmbedder(
+        embedder_name(embedding),
+        normalize=normalize,
+        embed_documents=embedding.embed_documents,
+        embed_query=embedding.embed_query,
+    )
+
+
+def _scored(hits: list[Hit]) -> list[tuple[Document, float]]:
+    return [(_document(h.id, h.text, h.metadata), float(h.score)) for h in hits]
+
+
 def _relevance(score: float) -> float:
-    """Cosine similarity in [-1, 1] to LangChain's relevance in [0, 1]."""
+    """Cosine similarity in [-1, 1] to LangChain's relevance in [0, 1] (a score whose kind is not known)."""
     return (score + 1.0) / 2.0
+
+
+def _relevance_of(hit: Hit) -> float:
+    """A hit's relevance in [0, 1]: its calibrated probability as it is; for a model without calibration
+    its cosine as ``(s + 1) / 2`` (a hybrid hit's too: its fused score is scaled within its own result
+    list, so it says nothing across queries), else its keyword score (sparse, in 0..1 mostly)."""
+    if hit.score_kind == "probability":
+        return float(hit.score)
+    if hit.dense_score is not None:
+        return _relevance(float(hit.dense_score))
+    return min(max(float(hit.score), 0.0), 1.0)
 
 
 def _document(doc_id: str, text: str, metadata: dict[str, Any]) -> Document:

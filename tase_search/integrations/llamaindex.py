@@ -1,12 +1,23 @@
 """LlamaIndex: tase-search's encoder as a ``BaseEmbedding`` and a tase-search index as a vector store.
 
 ``TaseEmbedding`` works with any LlamaIndex index (query prompt for queries, passage prompt for text).
-``TaseVectorStore`` keeps nodes, their metadata and their source-document link in a tase-search index.
-The index embeds node text with its own encoder and is searched with the query text
-(``is_embedding_query = False``: LlamaIndex computes no query vector for it); long nodes are split into
-passages instead of truncated. Because the index embeds for itself, the node embeddings LlamaIndex
-computes while inserting are not used: ``VectorStoreIndex.from_vector_store(store)`` after
-``store.add(nodes)`` skips that second pass.
+``TaseVectorStore`` keeps nodes, their metadata and their source-document link in a tase-search index,
+with Turkish-aware keyword search beside the vectors, in one of two ways:
+
+- with our model (``model=TaseEmbedding(...)``, a name or an encoder): the index embeds node text
+  itself, splitting long nodes into passages, and is searched with the query text
+  (``is_embedding_query = False``: LlamaIndex computes no query vector for it). The node embeddings
+  LlamaIndex computes while inserting are not used: ``VectorStoreIndex.from_vector_store(store)``
+  after ``store.add(nodes)`` skips that second pass.
+- with the embeddings LlamaIndex brings (``model=None`` for a new index, or any other
+  ``BaseEmbedding``): each node's embedding is stored and queries come with LlamaIndex's query
+  embedding; the index records the embedder's name and dimension and refuses another. The query text
+  still reaches the keyword part, so ``VectorStoreQueryMode.HYBRID`` fuses both.
+
+Query modes: default, ``sparse``/``text_search`` (keywords), ``hybrid``, ``mmr`` (maximal marginal
+relevance; ``mmr_threshold`` is its lambda, ``mmr_prefetch_k`` its candidate count). Filters:
+``MetadataFilters`` with ``==, !=, >, >=, <, <=, in, nin, is_empty`` joined by AND, OR, NOT (nested
+too), and any number of ``doc_ids`` / ``node_ids``, in the store's filter language.
 
     pip install 'tase-search[llamaindex]'
 """
@@ -28,6 +39,7 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
     BasePydanticVectorStore,
     FilterCondition,
     FilterOperator,
+    MetadataFilter,
     MetadataFilters,
     VectorStoreQuery,
     VectorStoreQueryMode,
@@ -36,15 +48,21 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict  # noqa: E402
 
 from ..errors import InputError  # noqa: E402
+from ..external import ExternalEmbedder, embedder_name, is_external  # noqa: E402
+from ..retriever import Retriever  # noqa: E402
+from ._filters import all_of, matches  # noqa: E402
 from ._store import IndexStore, make_document  # noqa: E402
 
 SOURCE = "<llamaindex>"
+DEFAULT_EMBEDDER = "llamaindex-nodes"
 _MODES = {
     VectorStoreQueryMode.DEFAULT: None,  # the index's default mode
     VectorStoreQueryMode.SPARSE: "sparse",
     VectorStoreQueryMode.TEXT_SEARCH: "sparse",
     VectorStoreQueryMode.HYBRID: "hybrid",
+    VectorStoreQueryMode.MMR: "mmr",
 }
+_EMBEDDING_FIELDS = ("callback_manager", "num_workers", "embeddings_cache", "rate_limiter")
 
 
 class TaseEmbedding(BaseEmbedding):
@@ -53,9 +71,21 @@ class TaseEmbedding(BaseEmbedding):
 
     _encoder: Any = PrivateAttr()
 
-    def __init__(self, model: Any = "default", *, embed_batch_size: int = 64, **load_kwargs: Any) -> None:
-        encoder = load_encoder(model, **load_kwargs)
-        super().__init__(model_name=str(encoder.model_id), embed_batch_size=embed_batch_size)
+    def __init__(
+        self,
+        model: Any = None,
+        *,
+        embed_batch_size: int = 64,
+        model_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # model_name is what to_dict records (the spec; from_dict passes it back)
+        spec = model if model is not None else (model_name or "default")
+        base = {k: kwargs.pop(k) for k in _EMBEDDING_FIELDS if k in kwargs}
+        kwargs.pop("class_name", None)
+        encoder = load_encoder(spec, **kwargs)
+        name = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else str(encoder.model_id)
+        super().__init__(model_name=name, embed_batch_size=embed_batch_size, **base)
         self._encoder = encoder
 
     @classmethod
@@ -82,27 +112,55 @@ class TaseEmbedding(BaseEmbedding):
 class TaseVectorStore(BasePydanticVectorStore):
     """A LlamaIndex vector store kept in a tase-search index at ``index`` (a name or a directory).
 
-    ``model``: what embeds the nodes and queries (a name, directory, hub id, encoder object or
-    :class:`TaseEmbedding`); None opens an existing index with the model its manifest names.
-    Filters: ``==`` comparisons joined by AND (what the index filters on natively).
+    ``model``: our model (a name, directory, hub id, encoder object or :class:`TaseEmbedding`: the
+    index embeds text), another ``BaseEmbedding`` (the index stores its vectors; nodes that arrive
+    without an embedding are embedded by it), or None: an existing index opens with what it was built
+    with, a new one stores the embeddings the nodes bring (``embedder`` names them in the manifest).
+    ``normalize`` scales stored vectors to unit length (cosine scores). See the module docstring for
+    query modes and filters. ``to_dict`` / ``from_dict`` round-trip it (a model given as an object is
+    recorded by its name).
     """
 
     stores_text: bool = True
     is_embedding_query: bool = False
     flat_metadata: bool = False
     index_path: str
+    model_spec: str | None = None
+    embedder: str | None = None
+    factory: str | None = None
+    normalize: bool = True
 
     _store: IndexStore = PrivateAttr()
+    _embed_model: Any = PrivateAttr(default=None)
 
     def __init__(
-        self, index: str | os.PathLike[str], model: Any = None, *, factory: str | None = None
+        self,
+        index: str | os.PathLike[str] | None = None,
+        model: Any = None,
+        *,
+        factory: str | None = None,
+        embedder: str | None = None,
+        normalize: bool = True,
+        index_path: str | None = None,
+        model_spec: str | None = None,
+        **fields: Any,
     ) -> None:
-        if isinstance(model, TaseEmbedding):
-            model = model.encoder
-        encoder = None if model is None else load_encoder(model)
-        store = IndexStore(index, encoder, factory=factory)
-        super().__init__(index_path=str(store.path))
+        if index is None and index_path is None:
+            raise InputError("TaseVectorStore needs index='NAME or DIR': where the index lives")
+        where = index if index is not None else index_path
+        model = model if model is not None else model_spec
+        encoder, spec, embed_model = _writer_for(where, model, embedder, normalize)  # type: ignore[arg-type]
+        store = IndexStore(where, encoder, factory=factory)  # type: ignore[arg-type]
+        super().__init__(
+            index_path=str(store.path),
+            model_spec=spec,
+            embedder=embedder,
+            factory=factory,
+            normalize=normalize,
+            is_embedding_query=store.external is not None,
+        )
         self._store = store
+        self._embed_model = embed_model
 
     @classmethod
     def class_name(cls) -> str:
@@ -130,9 +188,29 @@ class TaseVectorStore(BasePydanticVectorStore):
             )
             for n, node in enumerate(nodes)
         ]
-        if docs:
+        if not docs:
+            return []
+        if self._store.external is None:
             self._store.add(docs, on_duplicate="replace")
+        else:
+            self._store.add_vectors(docs, self._node_vectors(nodes), on_duplicate="replace")
         return [d.id for d in docs]  # type: ignore[misc]
+
+    def _node_vectors(self, nodes: Sequence[BaseNode]) -> list[list[float]]:
+        missing = [n for n in nodes if n.embedding is None]
+        if missing and self._embed_model is None:
+            raise InputError(
+                f"node {missing[0].node_id!r} has no embedding: this store keeps the embeddings LlamaIndex "
+                "computes (give VectorStoreIndex an embed_model), or give TaseVectorStore(model=...)"
+            )
+        made = iter(
+            self._embed_model.get_text_embedding_batch(
+                [n.get_content(metadata_mode=MetadataMode.EMBED) for n in missing]
+            )
+            if missing
+            else []
+        )
+        return [n.embedding if n.embedding is not None else next(made) for n in nodes]
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every node of source document ``ref_doc_id``."""
@@ -153,33 +231,51 @@ class TaseVectorStore(BasePydanticVectorStore):
     def get_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
-        native = _native_filter(filters)
-        if node_ids is not None:
-            docs = self._store.get(node_ids)
-            docs = [d for d in docs if all(str(d["metadata"].get(k)) == v for k, v in (native or {}).items())]
+        flt = store_filter(filters)
+        if node_ids is not None:  # by id, in the order asked
+            docs = [d for d in self._store.get(node_ids) if matches(flt, d)]
         else:
-            docs = self._store.documents(native)
+            docs = self._store.documents(flt)
         return [metadata_dict_to_node(d["metadata"], text=d["text"]) for d in docs]
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        if not query.query_str:
-            raise InputError(
-                "TaseVectorStore searches by query text (the index encodes it with the query prompt); "
-                "this query has none, only an embedding"
-            )
         if query.mode not in _MODES:
             raise InputError(
-                f"query mode {query.mode.value!r} is not supported; use default, sparse, text_search or hybrid"
+                f"query mode {query.mode.value!r} is not supported; use default, sparse, text_search, "
+                "hybrid or mmr"
             )
-        native = _native_filter(query.filters) or {}
-        wanted = query.node_ids or query.doc_ids
-        if wanted:
-            if len(wanted) != 1:
+        mode = _MODES[query.mode]
+        text, vector = query.query_str, query.query_embedding
+        if self._store.external is not None and vector is None and mode != "sparse" and text:
+            if self._embed_model is None:
                 raise InputError(
-                    "TaseVectorStore restricts a query to one node_id/doc_id; filter on metadata instead"
+                    "this store holds LlamaIndex's embeddings: the query needs its query_embedding "
+                    "(VectorStoreIndex computes it), or give TaseVectorStore(model=...) to embed it"
                 )
-            native["id" if query.node_ids else "ref_doc_id"] = wanted[0]
-        hits = self._store.search(query.query_str, query.similarity_top_k, native, _MODES[query.mode])
+            vector = self._embed_model.get_query_embedding(text)
+        if not text and vector is None:
+            raise InputError("the query has neither text nor an embedding: give query_str or query_embedding")
+        flt = query_filter(query)
+        k = query.similarity_top_k
+        if mode == "mmr":
+            fetch_k = kwargs.get("mmr_prefetch_k") or max(20, k * int(kwargs.get("mmr_prefetch_factor", 4)))
+            lam = kwargs.get("mmr_threshold", query.mmr_threshold)
+            hits = self._store.search_mmr(
+                query=None if vector is not None else text,
+                vector=vector,
+                k=k,
+                fetch_k=fetch_k,
+                lambda_mult=0.5 if lam is None else lam,
+                filter=flt,
+            )
+        elif vector is not None and mode != "sparse":
+            hits = self._store.search_by_vector(
+                vector, k, flt, query=text or None, mode=mode if text else None
+            )
+        else:
+            if not text:
+                raise InputError("a sparse (keyword) query needs query_str")
+            hits = self._store.search(text, k, flt, mode)
         return VectorStoreQueryResult(
             nodes=[metadata_dict_to_node(h.metadata, text=h.text) for h in hits],
             similarities=[float(h.score) for h in hits],
@@ -187,23 +283,96 @@ class TaseVectorStore(BasePydanticVectorStore):
         )
 
 
-def _native_filter(filters: MetadataFilters | None) -> dict[str, str] | None:
-    """LlamaIndex ``MetadataFilters`` as the index's equality filter (``==`` joined by AND only)."""
+def _writer_for(
+    index: str | os.PathLike[str], model: Any, embedder: str | None, normalize: bool
+) -> tuple[Any, str | None, Any]:
+    """``(what the index writes with, the model spec to_dict records, the BaseEmbedding that embeds
+    nodes and queries missing an embedding)``."""
+    if isinstance(model, TaseEmbedding):
+        return model.encoder, model.model_name, None
+    if isinstance(model, BaseEmbedding):
+        name = embedder or embedder_name(model)
+        return ExternalEmbedder(name, normalize=normalize), None, model
+    if model is not None:
+        encoder = load_encoder(model)
+        return (
+            encoder,
+            os.fspath(model) if isinstance(model, (str, os.PathLike)) else str(encoder.model_id),
+            None,
+        )
+    from ..paths import resolve_index_path
+    from ..store.manifest import read_existing
+
+    path = resolve_index_path(index)
+    if Retriever.exists(path):
+        m = read_existing(path).model
+        if not is_external(m.id):
+            return None, None, None
+        return (
+            ExternalEmbedder(embedder, normalize=normalize)
+            if embedder
+            else ExternalEmbedder.from_manifest(m),
+            None,
+            None,
+        )
+    return ExternalEmbedder(embedder or DEFAULT_EMBEDDER, normalize=normalize), None, None
+
+
+_OPERATORS = {
+    FilterOperator.EQ: "$eq",
+    FilterOperator.NE: "$ne",
+    FilterOperator.GT: "$gt",
+    FilterOperator.GTE: "$gte",
+    FilterOperator.LT: "$lt",
+    FilterOperator.LTE: "$lte",
+    FilterOperator.IN: "$in",
+    FilterOperator.NIN: "$nin",
+}
+
+
+def store_filter(filters: MetadataFilters | None) -> dict[str, Any] | None:
+    """LlamaIndex ``MetadataFilters`` in the store's filter language (``docs/filters.md``)."""
     if filters is None or not filters.filters:
         return None
-    if filters.condition not in (None, FilterCondition.AND) and len(filters.filters) > 1:
-        raise InputError(f"filter condition {filters.condition.value!r} is not supported; use 'and'")
-    out: dict[str, str] = {}
-    for f in filters.filters:
-        if isinstance(f, MetadataFilters):
-            raise InputError("nested MetadataFilters are not supported; give == filters joined by 'and'")
-        op = getattr(f, "operator", FilterOperator.EQ)
-        if op != FilterOperator.EQ:
-            raise InputError(f"filter operator {op.value!r} on {f.key!r} is not supported; use '=='")
-        if isinstance(f.value, list) or f.value is None:
-            raise InputError(f"filter on {f.key!r} has value {f.value!r}; give one plain value")
-        out[f.key] = str(int(f.value)) if isinstance(f.value, bool) else str(f.value)
-    return out
+    parts = [_one(f) for f in filters.filters]
+    condition = filters.condition or FilterCondition.AND
+    if condition == FilterCondition.NOT:
+        return {"$not": parts[0] if len(parts) == 1 else {"$and": parts}}
+    if len(parts) == 1:
+        return parts[0]
+    return {"$or": parts} if condition == FilterCondition.OR else {"$and": parts}
 
 
-__all__ = ["TaseEmbedding", "TaseVectorStore"]
+def _one(f: MetadataFilter | MetadataFilters) -> dict[str, Any]:
+    if isinstance(f, MetadataFilters):
+        out = store_filter(f)
+        if out is None:
+            raise InputError("an empty nested MetadataFilters: give it at least one filter")
+        return out
+    op = f.operator or FilterOperator.EQ
+    if op == FilterOperator.IS_EMPTY:
+        return {f.key: {"$exists": False}}
+    if op not in _OPERATORS:
+        raise InputError(
+            f"filter operator {op.value!r} on {f.key!r} is not supported; use one of "
+            f"{', '.join(o.value for o in _OPERATORS)}, is_empty"
+        )
+    value = f.value
+    if op in (FilterOperator.IN, FilterOperator.NIN):
+        if not isinstance(value, list):
+            raise InputError(f"filter on {f.key!r}: {op.value!r} takes a list of values")
+    elif value is None or isinstance(value, list):
+        raise InputError(f"filter on {f.key!r} has value {value!r}; give one plain value")
+    return {f.key: {_OPERATORS[op]: value}}
+
+
+def query_filter(query: VectorStoreQuery) -> dict[str, Any] | None:
+    """A query's filters, ``doc_ids`` (source documents) and ``node_ids``, all required."""
+    parts = [store_filter(query.filters) or {}]
+    for key, ids in (("ref_doc_id", query.doc_ids), ("id", query.node_ids)):
+        if ids:
+            parts.append({key: ids[0]} if len(ids) == 1 else {key: {"$in": list(ids)}})
+    return all_of(parts)
+
+
+__all__ = ["TaseEmbedding", "TaseVectorStore", "store_filter"]

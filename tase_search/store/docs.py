@@ -13,12 +13,15 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import IndexCorrupt, InputError
+from ..query.filters import Filter, parse_filter
+from . import filter_sql as _filter_sql
+from . import payload as _payload
 from . import sparse as _sparse
 from .safeio import not_regular
 
@@ -44,6 +47,8 @@ CREATE TABLE IF NOT EXISTS tombstones (pid INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 TABLES = ("documents", "passages", "tombstones", "state")
+#: How far the candidates of each conjunct of an AND are counted to pick the smallest.
+_COUNT_CAP = 20_000
 #: Deepest metadata nesting stored or read back (the corpus readers refuse deeper input).
 MAX_METADATA_DEPTH = 64
 _FIX = "the index is damaged (run `tase-search verify`)"
@@ -93,7 +98,15 @@ class DocStore:
             self.sparse = _sparse.present(self.conn)
             #: passages indexed by :meth:`build_sparse` on this connection (None: not called)
             self.sparse_built: int | None = None
-        except sqlite3.DatabaseError as exc:
+            #: whether writes keep the payload index (:mod:`.payload`) in step: set by :meth:`begin`
+            self._payload_live = False
+            self._payload_docs = 0  # documents, as the payload index's record counts them
+            self._payload_usable: bool | None = None  # a read-only file's answer, once asked
+            self._counts: dict[tuple[str, tuple[object, ...], int], int] = {}  # candidates by query
+        except (
+            sqlite3.DatabaseError,
+            UnicodeDecodeError,
+        ) as exc:  # a damaged page, or text that is not UTF-8
             self.conn.close()
             raise IndexCorrupt(f"document store {self.path} is damaged: {exc}") from exc
         except IndexCorrupt:
@@ -109,7 +122,7 @@ class DocStore:
         if odd or missing:
             what = ", ".join(odd[:3]) if odd else f"no table {missing[0]!r}"
             raise IndexCorrupt(f"document store {self.path} is not one tase-search wrote ({what}); {_FIX}")
-        bad = _sparse.definition_problem(self.conn)
+        bad = _sparse.definition_problem(self.conn) or _payload.definition_problem(self.conn)
         if bad:
             raise IndexCorrupt(f"document store {self.path} is not one tase-search wrote ({bad}); {_FIX}")
 
@@ -118,7 +131,7 @@ class DocStore:
         """SQLite errors while reading (a damaged page) become IndexCorrupt."""
         try:
             yield
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             raise IndexCorrupt(f"document store {self.path} could not be read ({exc}); {_FIX}") from exc
 
     def _row(self, doc_id: object, text: object, meta: object, where: str) -> dict[str, Any]:
@@ -168,7 +181,15 @@ class DocStore:
 
     # ----------------------------------------------------------------- writes
     def begin(self) -> None:
+        """Start the write transaction; first the payload index is made current (built in this
+        transaction where it is missing or a version without it wrote since), so every write keeps it."""
         self.conn.execute("BEGIN IMMEDIATE")
+        if not self.readonly:
+            self._payload_docs = int(self.conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+            if not _payload.current(self.conn, self.next_pid(), self._payload_docs):
+                _payload.rebuild(self.conn)
+                _payload.record(self.conn, self.next_pid(), self._payload_docs)
+            self._payload_live = True
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
@@ -204,15 +225,19 @@ class DocStore:
         pid = first_pid
         pids: list[int] = []
         keyword_rows: list[tuple[int, str]] = []
+        payload_rows: list[_payload.Row] = []
         for (doc_id, text, meta, source, line), parts in zip(docs, passages):
+            stored = json.dumps(meta, ensure_ascii=False)
             try:
                 cur = self.conn.execute(
                     "INSERT INTO documents(id, text, metadata, source, line) VALUES (?, ?, ?, ?, ?)",
-                    (doc_id, text, json.dumps(meta, ensure_ascii=False), source, line),
+                    (doc_id, text, stored, source, line),
                 )
             except sqlite3.IntegrityError as exc:
                 raise InputError(f"document id {doc_id!r} is already in the index") from exc
             doc_key = cur.lastrowid
+            if self._payload_live:  # from the stored text: the rows are what SQL will read
+                payload_rows += _payload.stored_rows(stored, doc_key)
             rows = []
             for idx, count, start, end in parts:
                 rows.append((pid, doc_key, idx, count, start, end))
@@ -226,6 +251,10 @@ class DocStore:
         if keyword_rows:
             _sparse.insert(self.conn, keyword_rows)
         self._set_state("next_pid", pid)
+        if self._payload_live:
+            _payload.insert(self.conn, payload_rows)
+            self._payload_docs += len(docs)
+            _payload.record(self.conn, pid, self._payload_docs)
         if next_auto_id is not None:
             self._set_state("next_auto_id", next_auto_id)
         return pids
@@ -235,15 +264,23 @@ class DocStore:
         deleted: list[str] = []
         pids: list[int] = []
         for doc_id in ids:
-            row = self.conn.execute("SELECT doc_key FROM documents WHERE id=?", (doc_id,)).fetchone()
-            if row is None:
+            found = self.conn.execute(
+                "SELECT doc_key, metadata FROM documents WHERE id=?", (doc_id,)
+            ).fetchone()
+            if found is None:
                 continue
+            row = found[:1]
+            if self._payload_live:
+                _payload.delete(self.conn, _payload.stored_rows(found[1], found[0]))
             pids.extend(r[0] for r in self.conn.execute("SELECT pid FROM passages WHERE doc_key=?", row))
             self.conn.execute("DELETE FROM passages WHERE doc_key=?", row)
             self.conn.execute("DELETE FROM documents WHERE doc_key=?", row)
             deleted.append(doc_id)
         if self.sparse:
             _sparse.delete(self.conn, pids)
+        if self._payload_live and deleted:
+            self._payload_docs -= len(deleted)
+            _payload.record(self.conn, self.next_pid(), self._payload_docs)
         return deleted, pids
 
     # ------------------------------------------------------------ keyword part
@@ -271,12 +308,30 @@ class DocStore:
             _sparse.record(self.conn, passages, self.next_pid())
 
     def search_sparse(
-        self, query: str, limit: int, filters: dict[str, str] | None = None
+        self, query: str, limit: int, filters: Filter | Mapping[str, Any] | None = None
     ) -> list[tuple[int, float]]:
-        """Best ``limit`` passages by BM25 as ``(pid, score)``, among documents matching ``filters``."""
-        where, params = _filter_sql(filters or {})
+        """Best ``limit`` passages by BM25 as ``(pid, score)``, among documents matching ``filters``
+        (the filter language of :mod:`tase_search.query.filters`)."""
+        flt = parse_filter(filters)
         with self._reading():
+            where, params = self._filter_where(flt) if flt is not None else ("", [])
             return _sparse.search(self.conn, query, limit, where, params)
+
+    def sparse_scores_of(self, query: str, pids: Sequence[int]) -> dict[int, float]:
+        """BM25 of ``query`` for the given passages (:func:`tase_search.store.sparse.scores_of`)."""
+        with self._reading():
+            return _sparse.scores_of(self.conn, query, pids)
+
+    def sparse_typical_score(self, query: str) -> float:
+        """:func:`tase_search.store.sparse.typical_score` of ``query`` (the passage count read once on a
+        read-only store, whose contents do not change)."""
+        with self._reading():
+            rows = getattr(self, "_sparse_rows", None)
+            if rows is None:
+                rows = _sparse.row_count(self.conn)
+                if self.readonly:
+                    self._sparse_rows = rows
+            return _sparse.typical_score(self.conn, query, rows)
 
     def add_tombstones(self, pids: Sequence[int]) -> None:
         """Vectors of deleted passages that the index type could not remove: excluded at search."""
@@ -335,14 +390,107 @@ class DocStore:
                 out[pid] = StoredPassage(pid, doc_id, text, metadata, source, idx, count, start, end)
         return out
 
-    def pids_matching(self, filters: dict[str, str]) -> list[int]:
-        """Passage ids of documents whose metadata (or ``id`` / ``source``) equals every filter value."""
-        where, params = _filter_sql(filters)
+    def pids_matching(self, filters: Filter | Mapping[str, Any] | None) -> list[int]:
+        """Passage ids of the documents ``filters`` keeps (the filter language of
+        :mod:`tase_search.query.filters`; None or ``{}``: every passage), in one SQL query."""
+        flt = parse_filter(filters)
         q = "SELECT p.pid FROM passages p JOIN documents d ON d.doc_key = p.doc_key"
-        if where:
-            q += " WHERE " + where
+        params: list[object] = []
         with self._reading():
+            if flt is not None:
+                by_index = self._exact(flt)
+                if by_index is not None:  # the payload index answers alone: no document is read
+                    q, params = f"SELECT pid FROM passages WHERE doc_key IN ({by_index[0]})", by_index[1]
+                else:
+                    where, params = self._filter_where(flt)
+                    q += " WHERE " + where
             return [r[0] for r in self.conn.execute(q, params)]
+
+    def candidate_count(self, flt: Filter, cap: int = _COUNT_CAP) -> int | None:
+        """How many documents the payload index narrows ``flt`` to, counted up to ``cap`` (an upper
+        bound on its matches); None when the index cannot narrow it (a negation, no index)."""
+        best = self._anchor(flt, cap)
+        return None if best is None else best[2]
+
+    def pids_among(self, flt: Filter, pids: Sequence[int]) -> set[int]:
+        """Those of ``pids`` whose documents ``flt`` keeps (the exact check on just these rows)."""
+        where, params = _filter_sql.where(flt)
+        out: set[int] = set()
+        for i in range(0, len(pids), 500):
+            chunk = [int(p) for p in pids[i : i + 500]]
+            q = (
+                "SELECT p.pid FROM passages p JOIN documents d ON d.doc_key = p.doc_key "
+                f"WHERE p.pid IN ({','.join('?' * len(chunk))}) AND {where}"
+            )
+            with self._reading():
+                out.update(int(r[0]) for r in self.conn.execute(q, [*chunk, *params]))
+        return out
+
+    def _filter_where(self, flt: Filter) -> tuple[str, list[object]]:
+        """``flt`` as a condition on ``documents d``: its exact JSON1 form, narrowed first to the
+        candidates the payload index gives where they are fewer than :data:`_COUNT_CAP` (more are
+        read as fast by a pass over the documents)."""
+        by_index = self._exact(flt)
+        if by_index is not None:
+            return f"d.doc_key IN ({by_index[0]})", by_index[1]
+        where, params = _filter_sql.where(flt)
+        best = self._anchor(flt, _COUNT_CAP)
+        if best is None or best[2] >= _COUNT_CAP:
+            return where, params
+        sql, cparams, _ = best
+        return f"d.doc_key IN ({sql}) AND {where}", [*cparams, *params]
+
+    def _exact(self, flt: Filter) -> tuple[str, list[object]] | None:
+        """The payload index's own answer to ``flt`` (:func:`.payload.exact`) where it has one and it
+        keeps fewer than :data:`_COUNT_CAP` documents (more are read as fast by a pass)."""
+        found = _payload.exact(flt) if self._payload_current() else None
+        if found is None or self._count(found, _COUNT_CAP) >= _COUNT_CAP:
+            return None
+        return found
+
+    def _anchor(self, flt: Filter, cap: int) -> tuple[str, list[object], int] | None:
+        """The payload index query with the fewest candidates for ``flt`` and their count (up to
+        ``cap``); None when there is none. An AND has one per conjunct: each is counted."""
+        if not self._payload_current():
+            return None
+        best: tuple[str, list[object], int] | None = None
+        for sql, params in _payload.candidates(flt):
+            n = self._count((sql, params), cap)
+            if best is None or n < best[2]:
+                best = (sql, params, n)
+        return best
+
+    def _count(self, query: tuple[str, list[object]], cap: int) -> int:
+        """Rows of ``query``, counted up to ``cap`` (remembered by a read-only store: it never changes)."""
+        sql, params = query
+        key = (sql, tuple(params), cap)
+        n = self._counts.get(key)
+        if n is None:
+            row = self.conn.execute(f"SELECT COUNT(*) FROM ({sql} LIMIT ?)", [*params, cap]).fetchone()
+            n = int(row[0])
+            if self.readonly:
+                if len(self._counts) > 256:
+                    self._counts.clear()
+                self._counts[key] = n
+        return n
+
+    def payload_report(self) -> tuple[str, list[str]]:
+        """For ``verify``: what was checked of the payload index, and what is wrong with it."""
+        with self._reading():
+            if not self._payload_current():
+                return (
+                    "payload index: absent or out of date; filters read the documents until the next write",
+                    [],
+                )
+            return "payload index: one row per metadata value", _payload.problems(self.conn)
+
+    def _payload_current(self) -> bool:
+        """Whether the payload index covers every document (a read-only file is asked once)."""
+        if not self.readonly:
+            return self._payload_live or _payload.current(self.conn, self.next_pid())
+        if self._payload_usable is None:
+            self._payload_usable = _payload.current(self.conn, self.next_pid())
+        return self._payload_usable
 
     def get_documents(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         out = []
@@ -413,27 +561,3 @@ def json_depth(value: Any) -> int:
         depth = max(depth, d)
         stack.extend((x, d + 1) for x in v if isinstance(x, (dict, list)))
     return depth
-
-
-def _filter_sql(filters: dict[str, str]) -> tuple[str, list[str]]:
-    """A filter as SQL conditions on document ``d`` (every value must match) and their parameters."""
-    clauses, params = [], []
-    for key, value in filters.items():
-        if key in ("id", "source"):
-            clauses.append(f"d.{key} = ?")
-        else:
-            # json_valid: rows written before NaN was scrubbed hold non-JSON (NaN) and just do not match
-            clauses.append(
-                "CAST(CASE WHEN json_valid(d.metadata) THEN json_extract(d.metadata, ?) END AS TEXT) = ?"
-            )
-            params.append(_json_path(key))
-        params.append(value)
-    return " AND ".join(clauses), params
-
-
-def _json_path(key: str) -> str:
-    if not key or any(c in key for c in '."[]$'):
-        raise InputError(
-            f"filter key {key!r} must be a plain metadata field name (no dots, quotes or brackets)"
-        )
-    return f'$."{key}"'

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from .docs import _json_path
+from ..query.filters import Compare
+from . import filter_sql
 
 #: Fields the filter reads from document columns rather than metadata.
 COLUMN_KEYS = ("id", "source")
@@ -21,10 +22,8 @@ def has_field(conn: sqlite3.Connection, key: str) -> bool:
     """Whether any document's metadata has ``key`` (``id`` and ``source`` always exist)."""
     if key in COLUMN_KEYS:
         return True
-    row = conn.execute(
-        "SELECT 1 FROM documents WHERE json_valid(metadata) AND json_type(metadata, ?) IS NOT NULL LIMIT 1",
-        (_json_path(key),),
-    ).fetchone()
+    exists, params = filter_sql.where(Compare(key, "$exists", True))
+    row = conn.execute(f"SELECT 1 FROM documents d WHERE {exists} LIMIT 1", params).fetchone()
     return row is not None
 
 

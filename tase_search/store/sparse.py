@@ -21,10 +21,11 @@ do not use it and the next write rebuilds it.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterable, Sequence
 
-from ..analysis import ANALYZER, document_terms, query_terms
+from ..analysis import ANALYZER, document_terms, query_term_groups, query_terms
 from ..language import detect_language
 
 TABLE = "sparse"
@@ -178,3 +179,54 @@ def problems(conn: sqlite3.Connection, passages: int) -> list[str]:
     finally:
         copy.close()
     return out
+
+
+# ------------------------------------------------------------------ normalised scores
+#: FTS5's vocabulary view of the keyword table, in the connection's temporary schema (nothing is
+#: written to the index file, so it works on a read-only connection).
+VOCAB = f"temp.{TABLE}_vocab"
+
+
+def scores_of(conn: sqlite3.Connection, query: str, pids: Sequence[int]) -> dict[int, float]:
+    """BM25 of ``query`` for the passages ``pids`` (those matching no query term are left out): the
+    keyword side of a passage that the keyword search did not rank high enough to return."""
+    terms = query_terms(query)
+    out: dict[int, float] = {}
+    if not terms:
+        return out
+    for i in range(0, len(pids), 500):
+        chunk = [int(p) for p in pids[i : i + 500]]
+        sql = f"SELECT rowid, -bm25({TABLE}) FROM {TABLE} WHERE {TABLE} MATCH ? AND rowid IN (%s)" % ",".join(
+            "?" * len(chunk)
+        )
+        out.update((int(p), float(s)) for p, s in conn.execute(sql, (match_expression(terms), *chunk)))
+    return out
+
+
+def row_count(conn: sqlite3.Connection) -> int:
+    """Passages in the keyword table (FTS5's N in BM25's IDF)."""
+    return int(conn.execute(f"SELECT COUNT(*) FROM {TABLE}_docsize").fetchone()[0])
+
+
+def typical_score(conn: sqlite3.Connection, query: str, rows: int) -> float:
+    """What ``query`` scores by BM25 on a passage of average length holding each of its words once:
+    the sum over its words of FTS5's IDF (``log((N - n + 0.5) / (n + 0.5))``, at least 1e-6), a word
+    counted by the analysis of it the corpus holds most. Dividing a BM25 score by it gives a keyword
+    score that does not grow with the query's length or the corpus's size (0: no word found, about 1:
+    each word once); a query word the corpus never holds still counts, so a query about something
+    the corpus does not contain scores low everywhere."""
+    groups = query_term_groups(query)
+    if not groups:
+        return 0.0
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {VOCAB} USING fts5vocab(main, '{TABLE}', 'row')")
+    terms = sorted({t for g in groups for t in g})
+    counts: dict[str, int] = {}
+    for i in range(0, len(terms), 500):
+        chunk = terms[i : i + 500]
+        sql = f"SELECT term, doc FROM {VOCAB} WHERE term IN (%s)" % ",".join("?" * len(chunk))
+        counts.update((str(t), int(n)) for t, n in conn.execute(sql, chunk))
+    total = 0.0
+    for group in groups:
+        n = max(counts.get(t, 0) for t in group)
+        total += max(math.log((rows - n + 0.5) / (n + 0.5)), 1e-6)
+    return total

@@ -109,7 +109,9 @@ def _verify_bundle(index_dir: Path, m: Manifest, rep: VerifyReport) -> None:
     )
     if light is not None:
         rep.checked.append("query bundle: files, manifest agreement and probe vectors")
-    elif why in ("onnxruntime is not installed", "the index has no query bundle") or "another format" in why:
+    elif why in ("onnxruntime is not installed", "the index has no query bundle", qb.NO_GRAPH_HERE) or (
+        "another format" in why
+    ):
         rep.checked.append(f"query bundle: not used ({why}); the next write replaces it")
     else:
         rep.fail(f"query bundle: {why}; queries load the model instead (remove {folder} and write once)")
@@ -140,6 +142,11 @@ def _verify_docs(path: Path, m: Manifest, rep: VerifyReport) -> None:
             rep.checked.append("model fingerprint matches the documents")
         if store.sparse and not problems:
             _verify_sparse(store, m, rep, problems)
+        if not problems:
+            checked, found = store.payload_report()
+            problems.extend(found)
+            if not found:
+                rep.checked.append(checked)
     except IndexError_ as exc:
         problems = [f"{DOCS_FILE}: {exc}"]
     except sqlite3.DatabaseError as exc:
