@@ -76,16 +76,20 @@ def put(name: str, data: bytes) -> Path:
     root = store_dir()
     root.mkdir(parents=True, exist_ok=True)
     path = root / name
-    if read_stored(name) == data:
-        return path
-    tmp = root / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    if read_stored(name) != data:
+        _replace(path, data)
+    return path
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` through a temporary name, synced and renamed (never a half-written file)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         safeio.write_bytes(tmp, data)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    return path
 
 
 def quantize(fp32: bytes) -> bytes:
@@ -130,11 +134,5 @@ def make_portable(folder: Path, name: str, *, digest: str, size: int) -> Path:
             f"the query graph {name} is not in this machine's store ({store_dir()}): {exc}; run "
             "`tase-search index` on the index once (it writes the graph), then export again"
         ) from None
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
-    try:
-        safeio.write_bytes(tmp, data)
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    _replace(target, data)
     return target
