@@ -41,11 +41,19 @@ class ServedIndex:
     """``retriever``'s index, shared by concurrent requests (see the module docstring)."""
 
     def __init__(self, name: str, retriever: Retriever, *, write_wait_s: float = WRITE_WAIT_S) -> None:
+        from .external import is_external
+
         self.name = name
         self.path = retriever.path
-        self.encoder = retriever.encoder  # loads and checks the model now, not at the first request
+        # vectors from an outside embedder: served for search by vector and keyword search; a text
+        # query that needs the embedder, or an add, gets the error that says so
+        self.external = is_external(retriever.manifest.model.id) and retriever._encoder is None
+        self.encoder = None if self.external else retriever.encoder  # the model loads now, not later
         self._stamp = _stamp(self.path)
-        retriever.warm_up()
+        if self.external:
+            retriever._open()
+        else:
+            retriever.warm_up()
         self._reader = retriever
         self._swap = threading.Lock()
         self._write = threading.Lock()
@@ -59,7 +67,10 @@ class ServedIndex:
             with self._swap:
                 if stamp != self._stamp:
                     fresh = Retriever.load(self.path, model=self.encoder)  # a manifest at least as new
-                    fresh.warm_up()
+                    if self.external:
+                        fresh._open()
+                    else:
+                        fresh.warm_up()
                     self._reader, self._stamp = fresh, stamp
         return self._reader
 

@@ -49,3 +49,24 @@ def test_mmr_and_bad_vectors(client: httpx.Client) -> None:
     batch = client.post("/indexes/news/search", json={"vector": [0.1] * 256, "query": ["a", "b"]})
     assert batch.status_code == 400 and "one text per vector" in batch.json()["error"]["message"]
     assert client.post("/indexes/news/search", json={"vector": []}).status_code == 422
+
+
+def test_an_index_of_outside_vectors_is_served(tmp_path) -> None:
+    """An index built from another embedder's vectors: search by vector and keyword search over HTTP;
+    a text query that needs the embedder gets a 4xx that says so, not a failed start-up."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    docs = [{"id": i, "text": t, "topic": topic} for i, t, topic in CORPUS]
+    vectors = rng.standard_normal((len(docs), 8)).astype(np.float32)
+    r = Retriever.build_from_vectors(docs, vectors, "my-embedder", tmp_path / "ext")
+    with ServerThread(create_app({"ext": Retriever.load(tmp_path / "ext")})) as srv:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            hit = c.post("/indexes/ext/search", json={"vector": vectors[2].tolist(), "k": 1})
+            assert _ids(hit) == [docs[2]["id"]]
+            assert (
+                c.get("/indexes/ext/search", params={"query": "futbol", "mode": "sparse"}).status_code == 200
+            )
+            text = c.get("/indexes/ext/search", params={"query": "futbol", "mode": "dense"})
+            assert 400 <= text.status_code < 500 and "embedder" in text.text
+    assert r.info()["documents"] == len(docs)
