@@ -346,6 +346,10 @@ def index_cmd(
                 err=True,
             )
         encoder = _load_encoder(spec, s, report, n_threads, seq_len or None, backend=backend)
+        # chunks embedded by a run that was stopped are taken back; this run's are kept until it commits
+        from .encoding.staged import StagedEncoder, staging_root
+
+        encoder = StagedEncoder(encoder, staging_root(path))
         writer = Retriever.load(path, model=encoder) if existing is not None else None
     except BaseException:
         lock.release()
@@ -381,9 +385,20 @@ def index_cmd(
     except BaseException:
         if unborn:
             _commit.remove_unborn(path)
+        if encoder.root.is_dir():
+            click.echo(
+                f"note: the passages embedded so far are kept in {encoder.root}; the same command embeds "
+                "only the rest",
+                err=True,
+            )
         raise
     finally:
         lock.release()
+    encoder.finished()
+    if encoder.reused:
+        click.echo(
+            f"note: {encoder.reused:,} passages embedded by an earlier, stopped run were reused", err=True
+        )
     elapsed = time.perf_counter() - t0
     report.close()
     backend_used = getattr(encoder, "backend", "torch")

@@ -495,3 +495,48 @@ def test_readme_python_example_returns_what_it_shows(tmp_path: Path, monkeypatch
     assert ns["hits"][0].id == "s1"  # type: ignore[index]
     assert [q[0].id for q in ns["many"]] == ["h1", "s1"]  # type: ignore[attr-defined]
     assert (tmp_path / "indexes" / "haberler" / "manifest.json").is_file()
+
+
+def test_a_stopped_local_build_resumes_where_it_stopped(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the middle of a build leaves no index, keeps the chunks embedded so far beside it,
+    and the same command then embeds only the rest; the finished index is the one a build without the
+    stop makes, and the staged chunks are gone."""
+    from tase_search import ingest
+    from tase_search.encoding.encoder import Encoder
+    from tase_search.encoding.staged import staging_root
+    from tase_search.retriever import Retriever
+
+    monkeypatch.setattr(ingest, "CHUNK_DOCS", 10)
+    corpus = _txt(
+        tmp_path, "c.txt", "".join(f"belge numarası {i} hakkında kısa bir cümle\n" for i in range(30))
+    )
+    real = Encoder.encode_document
+    calls: list[int] = []
+    stop_at = [2]
+
+    def counting(self, texts, **kw):  # noqa: ANN001, ANN003, ANN202
+        calls.append(len(texts))
+        if len(calls) == stop_at[0]:
+            raise KeyboardInterrupt
+        return real(self, texts, **kw)
+
+    monkeypatch.setattr(Encoder, "encode_document", counting)
+    ix = tmp_path / "ix"
+    res = run("index", corpus, "--index", ix, "--model", tiny_model_dir)
+    assert res.exit_code != 0 and not Retriever.exists(ix)
+    assert "kept in" in res.output and len(list(staging_root(ix).glob("*.npy"))) == 1
+    calls.clear()
+    stop_at[0] = 0
+    res = ok(run("index", corpus, "--index", ix, "--model", tiny_model_dir))
+    assert len(calls) == 2 and "10 passages embedded by an earlier, stopped run were reused" in res.output
+    assert not staging_root(ix).exists()
+    monkeypatch.setattr(Encoder, "encode_document", real)
+    straight = tmp_path / "straight"
+    ok(run("index", corpus, "--index", straight, "--model", tiny_model_dir))
+    a, b = Retriever.load(ix), Retriever.load(straight)
+    assert len(a) == len(b) == 30
+    assert [h.id for h in a.search("belge 7", k=5, mode="dense")] == [
+        h.id for h in b.search("belge 7", k=5, mode="dense")
+    ]
