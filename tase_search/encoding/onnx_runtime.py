@@ -287,17 +287,15 @@ def open_checked(
     agreement: Callable[[OnnxQueryEncoder], float],
     *,
     graph: Path | None = None,
-    write: bool = False,
     export_missing: bool = True,
     threads: int = 1,
 ) -> OnnxQueryEncoder:
     """An ONNX Runtime session for ``model`` that agrees with PyTorch on the probe texts.
 
     ``agreement(runner)`` is the worst probe cosine against PyTorch. The file ``graph``, when given, is
-    opened first. ``write=True`` (the write path only) exports into that file when it is missing, cannot
-    be opened or disagrees (once more, then refuses); otherwise nothing is written, and a graph that is
-    missing or unusable is exported into memory (``export_missing``) or refused. ModelError for every
-    reason the path cannot be used: the caller decides whether that is fatal.
+    opened first; nothing is written: a graph that is missing or unusable is exported into memory
+    (``export_missing``) or refused. ModelError for every reason the path cannot be used: the caller
+    decides whether that is fatal.
     """
     require_runtime(exporting=False)
     runner = None
@@ -309,11 +307,10 @@ def open_checked(
     worst = -1.0
     for attempt in range(2):
         if runner is None:
-            if not (write or export_missing):
+            if not export_missing:
                 raise ModelError(f"no usable ONNX graph at {graph}")
-            target = graph if write else None
-            data = export_guarded(model, target)
-            runner = OnnxQueryEncoder(target if target is not None else data, threads=threads)  # type: ignore[arg-type]
+            data = export_guarded(model)
+            runner = OnnxQueryEncoder(data, threads=threads)  # type: ignore[arg-type]
         try:
             worst = agreement(runner)
         except ModelError as exc:  # a graph on disk that ran past its time limit
