@@ -13,6 +13,7 @@ from bilingual import CORPUS, TEXTS, BilingualEncoder  # noqa: E402
 from doc_examples import run_example  # noqa: E402
 from txtai import Embeddings  # noqa: E402
 
+from tase_search.encoder import Encoder  # noqa: E402
 from tase_search.integrations.txtai import METHOD, TaseVectors  # noqa: E402
 
 pytestmark = pytest.mark.integrations
@@ -59,7 +60,9 @@ def test_saved_database_reloads_with_the_model_path(
     assert _ids(again.search(TEXTS[3], 3)) == _ids(before) and _ids(before)[0] == "hava-2"
     # the vectors are tase-search's own: txtai's query vector is encode_query's
     got = again.batchtransform([(None, "futbol maçı", None)], "query")[0]
-    assert np.allclose(got, tiny_encoder.encode_query(["futbol maçı"])[0], atol=1e-5)
+    # loaded as Encoder.load does by default (precision auto: bf16 weights on a bf16 CPU)
+    assert np.allclose(got, Encoder.load(str(tiny_model_dir)).encode_query(["futbol maçı"])[0], atol=1e-5)
+    assert float(np.dot(got, tiny_encoder.encode_query(["futbol maçı"])[0])) > 0.99
 
 
 def test_doc_example() -> None:
