@@ -38,7 +38,8 @@ class Hit:
     calibrated model, the estimated probability that the passage is relevant to the query, comparable
     across queries and modes. ``dense_score`` (the cosine) and ``keyword_score`` (BM25 normalised by
     the query, :func:`tase_search.store.sparse.typical_score`) are the raw parts, None for a part the
-    search ``mode`` did not run."""
+    search ``mode`` did not run. ``rerank_score`` is the reranker's probability when the hit was
+    reranked (:mod:`tase_search.query.rerank`; then ``score`` is that probability too), else None."""
 
     id: str
     score: float
@@ -52,6 +53,7 @@ class Hit:
     keyword_score: float | None = None
     score_kind: str = "cosine"
     highlight: Highlight | None = None
+    rerank_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,7 @@ class Hit:
             "mode": self.mode,
             "dense_score": _rounded(self.dense_score),
             "keyword_score": _rounded(self.keyword_score),
+            "rerank_score": _rounded(self.rerank_score),
             "text": self.text,
             "metadata": self.metadata,
             "source": self.source,
