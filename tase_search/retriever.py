@@ -29,22 +29,22 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import calibration as _calibration
-from . import external as _external
-from . import ingest as _ingest
-from . import modes as _modes
-from . import search as _search
-from .config import PROGRESS_MODES
-from .encoder import Encoder
+from .documents import ingest as _ingest
+from .documents.ingest import CHUNK_DOCS, ON_DUPLICATE  # noqa: F401 - re-exports
+from .documents.inputs import DocLike, scrub
+from .encoding import external as _external
 from .encoding import query_bundle as _bundle
+from .encoding.encoder import Encoder
 from .errors import InputError
-from .ingest import CHUNK_DOCS, ON_DUPLICATE  # noqa: F401 - re-exports
-from .inputs import DocLike, scrub
-from .paths import api_index_path, resolve_index_path
-from .progress import Progress
+from .query import calibration as _calibration
+from .query import modes as _modes
+from .query import searcher as _search
 from .query.filters import And, Compare, Filter, Not, Or, parse_filter
+from .query.searcher import MAX_K  # noqa: F401 - re-export
 from .results import AddResult, Hit, PassageRef
-from .search import MAX_K  # noqa: F401 - re-export
+from .runtime.config import PROGRESS_MODES
+from .runtime.paths import api_index_path, resolve_index_path
+from .runtime.progress import Progress
 from .store import commit as _commit
 from .store import layout
 from .store import retype as _retype
@@ -132,7 +132,7 @@ class Retriever:
         is as for :meth:`load`. What the ingest did (documents added, unchanged, ...) is left in
         :attr:`last_add`. A build that fails on a directory it created removes that directory again.
         ``progress(n)`` is told of documents as they are embedded; an object that also has a
-        ``stage(name)`` method (:class:`tase_search.progress.Progress`) hears of building and saving too;
+        ``stage(name)`` method (:class:`tase_search.runtime.progress.Progress`) hears of building and saving too;
         a mode name (``"auto"``, ``"bar"``, ``"log"``, ``"off"``) reports on stderr as the CLI does.
         ``sparse`` (default on) also builds the keyword (BM25) part that the ``sparse`` and ``hybrid``
         search modes use, in the same write.
@@ -198,7 +198,7 @@ class Retriever:
         reads the file once for steady latency. Writes never use the mapped copy.
 
         ``search_mode`` is the mode of a :meth:`search` that names none (default: the ``search_mode``
-        setting, itself ``auto`` unless configured; see :mod:`tase_search.modes`).
+        setting, itself ``auto`` unless configured; see :mod:`tase_search.query.modes`).
         """
         if model is not None:
             model = _model_arg(model)
@@ -337,7 +337,7 @@ class Retriever:
         """The mode of a :meth:`search` that names none: as given to :meth:`load`, else the
         ``search_mode`` setting (``auto`` unless configured)."""
         if self._search_mode is None:
-            from .config import load_settings
+            from .runtime.config import load_settings
 
             self._search_mode = load_settings().search_mode
         return self._search_mode
@@ -370,21 +370,21 @@ class Retriever:
         ``mode``: ``dense`` (vectors: meaning, also across languages), ``sparse`` (BM25 over
         Turkish-aware keywords: names, numbers, rare words), ``hybrid`` (both, fused), or ``auto`` (per
         query, the mode measured best for a query in the corpus's language or in another:
-        :data:`tase_search.modes.AUTO`, now hybrid and dense); None is :attr:`search_mode`. On an index
+        :data:`tase_search.query.modes.AUTO`, now hybrid and dense); None is :attr:`search_mode`. On an index
         without a keyword part, ``auto`` and the configured default search dense, and asking for
         ``sparse`` or ``hybrid`` is an error that says how to add one.
 
         A hit's ``score`` is, with a calibrated model (the bundled one), the estimated probability that
-        its passage is relevant to the query, in every mode (:mod:`tase_search.calibration`: 0.5 and up
+        its passage is relevant to the query, in every mode (:mod:`tase_search.query.calibration`: 0.5 and up
         probably relevant, under 0.2 probably not); ``score_kind`` says when it is something else (a
         cosine for a model without calibration). ``mode`` names the mode that ran, ``dense_score`` (the
         cosine) and ``keyword_score`` (BM25 normalised by the query) the raw parts (None where a part
         did not run). ``min_score`` leaves out hits scoring below it. ``highlight`` names in each hit the
-        sentence of its passage that best answers the query (:mod:`tase_search.highlight`).
+        sentence of its passage that best answers the query (:mod:`tase_search.text.highlight`).
 
         Hybrid fuses by ``fusion``: ``weighted`` (min-max scaled scores, the measured default) or
         ``rrf`` (reciprocal rank fusion); ``dense_weight`` is the dense side's share (0..1), by default
-        :func:`tase_search.modes.dense_weight` of the query's and the corpus's languages. Calibration
+        :func:`tase_search.query.modes.dense_weight` of the query's and the corpus's languages. Calibration
         does not change the ranking: a hybrid hit's probability is capped at the score of the hit above
         it; without calibration a hybrid hit scores by the fused value (``score_kind`` ``fused``).
         """
@@ -441,7 +441,7 @@ class Retriever:
         progress: Callable[[int], None] | None = None,
     ) -> AddResult:
         """Append documents whose passages and vectors were computed elsewhere (by this index's model:
-        :class:`tase_search.ingest.EncodedBatch`), in one write, with the same rules as :meth:`add`."""
+        :class:`tase_search.documents.ingest.EncodedBatch`), in one write, with the same rules as :meth:`add`."""
         _ingest.check_on_duplicate(on_duplicate)
         progress = _progress_arg(progress)
         return self._write_unless_unchanged(
@@ -466,11 +466,11 @@ class Retriever:
         sparse: bool = True,
     ) -> Retriever:
         """A new index of ``docs`` with ``vectors`` (one per document) made by an external ``embedder``: its
-        name (``"openai:text-embedding-3-small"``) or an :class:`~tase_search.external.ExternalEmbedder`.
+        name (``"openai:text-embedding-3-small"``) or an :class:`~tase_search.encoding.external.ExternalEmbedder`.
         The manifest records the name, the dimension and ``normalize`` (unit length: scores are
         cosines) and refuses vectors of any other; the keyword part is built from the text as in
         :meth:`build`, so sparse and hybrid search work. See :meth:`add_vectors`."""
-        from .by_vector import vector_batch
+        from .query.by_vector import vector_batch
 
         _check_docs(docs)
         docs = list(docs)
@@ -499,7 +499,7 @@ class Retriever:
         stored with the same text and metadata is unchanged and keeps its vector. ``embedder`` (a name)
         is checked against the one the index records. Vectors are scaled to unit length when the
         index's are. On an index of one of our models the vectors must come from that model."""
-        from .by_vector import vector_batch
+        from .query.by_vector import vector_batch
 
         _check_docs(docs)
         _ingest.check_on_duplicate(on_duplicate)
@@ -524,7 +524,7 @@ class Retriever:
         ``query``, the text the vector was made from (one per row), the keyword part joins as in
         :meth:`search`: ``mode`` hybrid fuses BM25 over the text with the vector's ranking (auto, or
         None: the index's default mode). The vector is scaled to unit length when the index's are."""
-        from .by_vector import search_by_vector
+        from .query.by_vector import search_by_vector
 
         flt = _check_filter(filter)
         return search_by_vector(self, vector, k, flt, query, mode, fusion, dense_weight)
@@ -544,7 +544,7 @@ class Retriever:
         picked (``lambda_mult`` 1: relevance only, 0: diversity only). Give the query text (encoded with
         the index's model) or a ``vector``. Scores stay each hit's own (its probability of relevance with
         a calibrated model, else its cosine)."""
-        from .by_vector import search_mmr
+        from .query.by_vector import search_mmr
 
         flt = _check_filter(filter)
         return search_mmr(self, query, vector, k, fetch_k, lambda_mult, flt)
@@ -552,7 +552,7 @@ class Retriever:
     def stored_vectors(self, ids: Sequence[str]) -> dict[str, Any]:
         """Document id -> its stored vector (of its first passage: for a document added with a vector,
         that vector, unit length if the index normalises), a float32 array; missing ids left out."""
-        from .by_vector import stored_vectors
+        from .query.by_vector import stored_vectors
 
         return stored_vectors(self, [scrub(str(i)) for i in _id_list(ids, "stored_vectors")])
 
@@ -620,9 +620,9 @@ class Retriever:
     # ------------------------------------------------------------------ info
     def info(self) -> dict[str, Any]:
         """What the index holds (no model is loaded): :func:`tase_search.store.snapshot.describe`, with
-        ``bytes_on_disk`` for the whole index directory (:func:`tase_search.home.tree_bytes`, as
+        ``bytes_on_disk`` for the whole index directory (:func:`tase_search.runtime.disk.tree_bytes`, as
         ``tase-search list`` shows it)."""
-        from .home import tree_bytes
+        from .runtime.disk import tree_bytes
 
         info = _snapshot.describe(self.path, self.manifest)
         info["bytes_on_disk"] = tree_bytes(self.path)
@@ -688,14 +688,14 @@ class _OwnedProgress(Progress):
 
 def _progress_arg(progress: object) -> Callable[[int], None] | None:
     """``progress`` as a callable: None, a callable ``progress(n)``, or a mode name (``auto``, ``bar``,
-    ``log``, ``off``), which becomes a :class:`tase_search.progress.Progress` reporting on stderr."""
+    ``log``, ``off``), which becomes a :class:`tase_search.runtime.progress.Progress` reporting on stderr."""
     if progress is None or callable(progress):
         return progress  # type: ignore[return-value]
     if isinstance(progress, str) and progress in PROGRESS_MODES:
         return _OwnedProgress(progress)
     raise InputError(
         f"progress={progress!r} is not valid: give None, a callable progress(n) (e.g. "
-        f"tase_search.progress.Progress('log')), or one of {', '.join(PROGRESS_MODES)}"
+        f"tase_search.runtime.progress.Progress('log')), or one of {', '.join(PROGRESS_MODES)}"
     )
 
 
@@ -747,7 +747,7 @@ def _model_arg(model: object) -> Any:
 
 
 def _check_load_options(precision: object, batch_size: object, query_backend: object) -> None:
-    from .config import PRECISIONS, QUERY_BACKENDS
+    from .runtime.config import PRECISIONS, QUERY_BACKENDS
 
     _check_choice("precision", precision, PRECISIONS)
     _check_int("batch_size", batch_size, 1, 65536)

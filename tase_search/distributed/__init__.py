@@ -21,9 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..documents.document import ReadStats
+from ..documents.limits import ReaderLimits
 from ..errors import InputError
-from ..progress import stage_of
-from ..readers import ReaderLimits, ReadStats
+from ..runtime.progress import stage_of
 from .ray_engine import EncoderSpec, RayOptions, encode_shards
 from .shards import TARGET_BYTES, ReadOptions, plan_shards
 from .staging import Staging, staging_dir
@@ -78,7 +79,7 @@ def index_corpus(
     ``overwrite``), like ``tase-search index``. ``address``: ``auto`` or ``HOST:PORT`` of a running
     cluster, None to start Ray here. ``workers``: encoder actors, each with ``cpus_per_worker`` CPUs
     (and ``gpus_per_worker`` GPUs: the model then runs on CUDA) and its own copy of the model. Other arguments are those of :meth:`Retriever.build` and
-    :func:`~tase_search.readers.read_corpus`; an append keeps the index's model, passage length and
+    :func:`~tase_search.documents.readers.read_corpus`; an append keeps the index's model, passage length and
     overlap. ``progress(n)`` hears of documents as their shards are staged."""
     from ..retriever import Retriever, resolve_index_path
     from ..store.commit import refuse_foreign
