@@ -23,7 +23,7 @@ MODULES = [
     ("tase_search.integrations.haystack", "haystack", "haystack"),
     ("tase_search.integrations.txtai", "txtai", "txtai"),
     ("tase_search.integrations.llm_plugin", "llm", "llm"),
-    ("tase_search.server", "fastapi", "serve"),
+    ("tase_search.server.app", "fastapi", "serve"),
 ]
 
 

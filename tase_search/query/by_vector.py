@@ -11,19 +11,23 @@ by the given vector.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..arguments import check_docs, id_list
+from ..documents import ingest as _ingest
 from ..documents.ingest import EncodedBatch
-from ..documents.inputs import DocLike, coerce
+from ..documents.inputs import DocLike, coerce, scrub
 from ..encoding import external as _external
 from ..encoding.passages import Passage
 from ..errors import IndexMismatch, InputError
 from ..results import AddResult, Hit
 from ..store.stored_vectors import vectors_by_pid
 from . import searcher as _search
+from .filters import parse_filter_argument
 from .mmr import check_mmr, mmr_select
 
 if TYPE_CHECKING:
@@ -174,4 +178,112 @@ def _vectors_of(r: Retriever, keys: Sequence[tuple[str, int]], *, missing_ok: bo
     )
 
 
-__all__ = ["hit_vectors", "query_matrix", "search_by_vector", "search_mmr", "stored_vectors", "vector_batch"]
+class VectorMethods:
+    """The :class:`~tase_search.Retriever` methods for vectors made elsewhere (the Retriever inherits
+    them): build from, add, search by and re-rank with such vectors, and read the stored ones back."""
+
+    @classmethod
+    def build_from_vectors(
+        cls,
+        docs: Iterable[DocLike],
+        vectors: Any,
+        embedder: str | _external.ExternalEmbedder,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        normalize: bool = True,
+        factory: str | None = None,
+        overwrite: bool = False,
+        on_duplicate: str = "error",
+        sparse: bool = True,
+    ) -> Retriever:
+        """A new index of ``docs`` with ``vectors`` (one per document) made by an external ``embedder``: its
+        name (``"openai:text-embedding-3-small"``) or an :class:`~tase_search.encoding.external.ExternalEmbedder`.
+        The manifest records the name, the dimension and ``normalize`` (unit length: scores are
+        cosines) and refuses vectors of any other; the keyword part is built from the text as in
+        :meth:`build`, so sparse and hybrid search work. See :meth:`add_vectors`."""
+        check_docs(docs)
+        docs = list(docs)
+        ext = (
+            embedder
+            if isinstance(embedder, _external.ExternalEmbedder)
+            else _external.ExternalEmbedder(embedder, normalize=normalize)
+        )
+        ext.prepare(vectors, len(docs))  # learns the dimension; checked before anything is written
+        r = cls.build([], model=ext, path=path, factory=factory, overwrite=overwrite, sparse=sparse)
+        batch, blank = vector_batch(r.manifest.model, docs, vectors)
+        r.last_add = r.add_encoded([batch], on_duplicate=on_duplicate)
+        r.last_add.skipped_empty += blank
+        return r
+
+    def add_vectors(
+        self,
+        docs: Iterable[DocLike],
+        vectors: Any,
+        *,
+        on_duplicate: str = "error",
+        embedder: str | _external.ExternalEmbedder | None = None,
+    ) -> AddResult:
+        """Append documents with vectors made elsewhere, ``(len(docs), dimension)``, in one write with the
+        rules of :meth:`add`. Each document is one passage (its embedder saw the whole text); a document
+        stored with the same text and metadata is unchanged and keeps its vector. ``embedder`` (a name)
+        is checked against the one the index records. Vectors are scaled to unit length when the
+        index's are. On an index of one of our models the vectors must come from that model."""
+        check_docs(docs)
+        _ingest.check_on_duplicate(on_duplicate)
+        batch, blank = vector_batch(self.manifest.model, list(docs), vectors, embedder)
+        res = self.add_encoded([batch], on_duplicate=on_duplicate)
+        res.skipped_empty += blank
+        return res
+
+    def search_by_vector(
+        self,
+        vector: Any,
+        k: int = 10,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
+        *,
+        query: str | Sequence[str] | None = None,
+        mode: str | None = None,
+        fusion: str | None = None,
+        dense_weight: float | None = None,
+    ) -> list[Hit] | list[list[Hit]]:
+        """Top-``k`` documents for a query vector made elsewhere (one vector: a list of hits; rows of them:
+        a list per row), filtered as in :meth:`search`. Without ``query`` the search is dense. With
+        ``query``, the text the vector was made from (one per row), the keyword part joins as in
+        :meth:`search`: ``mode`` hybrid fuses BM25 over the text with the vector's ranking (auto, or
+        None: the index's default mode). The vector is scaled to unit length when the index's are."""
+        flt = parse_filter_argument(filter)
+        return search_by_vector(self, vector, k, flt, query, mode, fusion, dense_weight)
+
+    def search_mmr(
+        self,
+        query: str | None = None,
+        *,
+        vector: Any = None,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
+    ) -> list[Hit]:
+        """Maximal marginal relevance (:mod:`tase_search.query.mmr`): of the ``fetch_k`` documents nearest
+        the query, ``k`` picked one at a time for relevance to it less similarity to those already
+        picked (``lambda_mult`` 1: relevance only, 0: diversity only). Give the query text (encoded with
+        the index's model) or a ``vector``. Scores stay each hit's own (its probability of relevance with
+        a calibrated model, else its cosine)."""
+        flt = parse_filter_argument(filter)
+        return search_mmr(self, query, vector, k, fetch_k, lambda_mult, flt)
+
+    def stored_vectors(self, ids: Sequence[str]) -> dict[str, Any]:
+        """Document id -> its stored vector (of its first passage: for a document added with a vector,
+        that vector, unit length if the index normalises), a float32 array; missing ids left out."""
+        return stored_vectors(self, [scrub(str(i)) for i in id_list(ids, "stored_vectors")])
+
+
+__all__ = [
+    "VectorMethods",
+    "hit_vectors",
+    "query_matrix",
+    "search_by_vector",
+    "search_mmr",
+    "stored_vectors",
+    "vector_batch",
+]

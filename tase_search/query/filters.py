@@ -122,6 +122,27 @@ def parse_filter(spec: object) -> Filter | None:
     return _Parser().filter(spec, 1)
 
 
+def parse_filter_argument(filter: object) -> Filter | None:  # noqa: A002
+    """The ``filter=`` a Python caller passes (``Retriever.search``): None, a JSON filter as a dict
+    (docs/filters.md) or a parsed one; a string gets a hint to write it as a dict."""
+    if filter is None or (isinstance(filter, Mapping) and not filter):
+        return None
+    if isinstance(filter, (And, Compare, Not, Or)):
+        return filter
+    if isinstance(filter, str):
+        key, sep, value = filter.partition("=")
+        example = f"{{{key.strip()!r}: {value.strip()!r}}}" if sep and key.strip() else "{'topic': 'spor'}"
+        raise InputError(
+            f"filter={filter!r} is a string; give a dict of metadata field -> value, e.g. filter={example}"
+        )
+    if not isinstance(filter, Mapping):
+        raise InputError(
+            f"filter is {type(filter).__name__}; give a dict of metadata field -> value, "
+            "e.g. filter={'topic': 'spor'}"
+        )
+    return parse_filter(filter)
+
+
 def parse_shorthand(items: Iterable[str]) -> Filter | None:
     """``KEY=VALUE`` items (``--filter`` on the command line, ``filter=`` on HTTP GET) as a filter.
 
@@ -409,5 +430,6 @@ __all__ = [
     "fields",
     "matches",
     "parse_filter",
+    "parse_filter_argument",
     "parse_shorthand",
 ]
