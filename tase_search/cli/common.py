@@ -256,3 +256,44 @@ def _use_threads(s: Any) -> int:
     n, _ = resolve_threads(s.threads)
     apply_threads(n)
     return n
+
+
+class RegistryChoice(click.Choice):
+    """A ``click.Choice`` whose choices are read from a registry each time they are needed, so a corpus
+    format, fusion method or document backend registered after the CLI was imported is accepted too."""
+
+    def __init__(self, names: Any, **kwargs: Any) -> None:
+        self._names = names  # called when the choices are needed (the registry is imported only then)
+        super().__init__([], **kwargs)
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, value: Any) -> None:  # click sets it in __init__; the registry is the truth
+        pass
+
+
+def format_names() -> tuple[str, ...]:
+    from ..documents.formats import format_names as names
+
+    return names()
+
+
+def fusion_names() -> tuple[str, ...]:
+    from ..query.fusion import fusion_names as names
+
+    return names()
+
+
+def backend_names() -> tuple[str, ...]:
+    from ..encoding.backends import backend_names as names
+
+    return names()
+
+
+def converted_backend_names() -> tuple[str, ...]:
+    from ..encoding.backends import converted_names
+
+    return converted_names()

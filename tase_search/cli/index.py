@@ -17,6 +17,7 @@ from ..store import commit as _commit
 from ..store.layout import LOCK_NAME
 from .common import (
     CONTEXT,
+    RegistryChoice,
     _echo_json,
     _index_option,
     _index_path,
@@ -30,6 +31,8 @@ from .common import (
     _settings,
     _threads_option,
     _use_threads,
+    backend_names,
+    format_names,
 )
 
 INDEX_TYPES = {
@@ -79,7 +82,7 @@ class _Seconds(click.ParamType):
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["txt", "jsonl", "tsv", "csv"]),
+    type=RegistryChoice(format_names),
     default=None,
     help="Force the input format (default: from the file extension; '-' is txt).",
 )
@@ -153,7 +156,7 @@ class _Seconds(click.ParamType):
 @_precision_option
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "torch", "ct2-int8", "openvino"]),
+    type=RegistryChoice(backend_names),
     default="auto",
     show_default=True,
     help="Document encoding: auto is ct2-int8 (CTranslate2 int8, pip install 'tase-search[fast]') where it "

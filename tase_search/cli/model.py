@@ -12,7 +12,7 @@ import json
 
 import click
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+from .common import CONTEXT, RegistryChoice, converted_backend_names
 
 
 @click.group("model", context_settings=CONTEXT)
@@ -24,7 +24,7 @@ def model_group() -> None:
 @click.option("--model", "-m", "model", default="default", show_default=True, help="Model name or directory.")
 @click.option(
     "--backend",
-    type=click.Choice(["ct2-int8", "openvino"]),
+    type=RegistryChoice(converted_backend_names),
     default="ct2-int8",
     show_default=True,
     help="Which converted model to build.",

@@ -11,6 +11,7 @@ import click
 
 from .common import (
     CONTEXT,
+    RegistryChoice,
     _echo_json,
     _index_option,
     _index_path,
@@ -22,6 +23,7 @@ from .common import (
     _text_arg,
     _threads_option,
     _use_threads,
+    fusion_names,
 )
 
 
@@ -90,7 +92,7 @@ def _query_filter(filters: tuple[str, ...], where: str | None) -> Any:
 )
 @click.option(
     "--fusion",
-    type=click.Choice(["weighted", "rrf"]),
+    type=RegistryChoice(fusion_names),
     default=None,
     help="How hybrid fuses the two rankings: weighted (min-max scaled scores; the default) or rrf "
     "(reciprocal rank fusion). Scores stay probabilities with a calibrated model.",

@@ -26,7 +26,7 @@ from ..text.normalize import clean_document, is_blank
 from . import modes as _modes
 from .calibration import Calibration, Logistic
 from .filters import COLUMNS, Filter, fields, parse_filter
-from .fusion import FUSIONS, fuse
+from .fusion import fuse, fusion_names
 
 MAX_K = 10_000
 #: A filtered vector search pre-filters when the payload index narrows the filter to fewer than this
@@ -90,8 +90,8 @@ def parse_request(
         raise InputError(f"k={k!r} is not valid: give a whole number >= 1")
     requested = default_mode() if mode is None else _modes.check_search_mode(mode)
     fusion = _modes.FUSION if fusion is None else fusion
-    if fusion not in FUSIONS:
-        raise InputError(f"fusion {fusion!r} is not one of {', '.join(FUSIONS)}")
+    if fusion not in fusion_names():
+        raise InputError(f"fusion {fusion!r} is not one of {', '.join(fusion_names())}")
     if dense_weight is not None:
         weight_ok = isinstance(dense_weight, (int, float)) and not isinstance(dense_weight, bool)
         if not (weight_ok and 0 <= dense_weight <= 1):

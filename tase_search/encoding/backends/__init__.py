@@ -19,6 +19,7 @@ the backend is refused (an explicit choice raises, ``auto`` falls back to torch 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from pathlib import Path
@@ -27,17 +28,42 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError, ModelError
-from . import artefacts, ct2, openvino
+from . import artefacts, ct2
 from .document import BackendEncoder
 
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
 TORCH = "torch"
-_MODULES = {ct2.NAME: ct2, openvino.NAME: openvino}
-_RUNNERS = {ct2.NAME: ct2.Ct2Runner, openvino.NAME: openvino.OpenVinoRunner}
-#: Every ``backend=`` / ``--backend`` value.
-BACKENDS = (AUTO, TORCH, *_MODULES)
+#: The modules of this folder that are document backends. Each has a ``NAME``, ``missing()`` (the
+#: package it needs, if absent), ``unsupported(model)`` (why this model cannot run on it), ``write(model,
+#: out)`` (the weights converted into an artefact) and ``RUNNER``, the class that opens the artefact.
+BUILTIN: tuple[str, ...] = ("ct2", "openvino")
+_MODULES: dict[str, Any] = {}
+
+
+def register(module: Any) -> Any:
+    """Add a document backend (a module or object with the attributes :data:`BUILTIN`'s modules have)."""
+    _MODULES[module.NAME] = module
+    return module
+
+
+for _name in BUILTIN:
+    register(importlib.import_module(f"{__name__}.{_name}"))
+
+
+def backend_names() -> tuple[str, ...]:
+    """Every ``backend=`` / ``--backend`` value: ``auto``, ``torch`` and the registered backends."""
+    return (AUTO, TORCH, *_MODULES)
+
+
+def converted_names() -> tuple[str, ...]:
+    """The backends that run a converted artefact (``tase-search model export --backend``)."""
+    return tuple(_MODULES)
+
+
+#: The built-in ``backend=`` / ``--backend`` values.
+BACKENDS = backend_names()
 #: int8 weights put single sentences at cosine >= 0.993 to fp32 on real text; a wrong artefact far lower.
 MIN_PROBE_COSINE = 0.98
 PROBE_TEXTS = (
@@ -50,8 +76,8 @@ PROBE_TEXTS = (
 
 
 def check_name(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise InputError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}; pick one of those")
+    if backend not in backend_names():
+        raise InputError(f"backend {backend!r} is not one of {', '.join(backend_names())}; pick one of those")
     return backend
 
 
@@ -146,7 +172,7 @@ def with_backend(
             import torch
 
             threads = torch.get_num_threads()
-        runner = _RUNNERS[name](path, threads=threads)
+        runner = _MODULES[name].RUNNER(path, threads=threads)
         worst = probe_cosine(runner, encoder)
         if worst < MIN_PROBE_COSINE:
             raise ModelError(
@@ -169,4 +195,17 @@ def with_backend(
     return BackendEncoder(encoder, runner, name)
 
 
-__all__ = ["AUTO", "BACKENDS", "TORCH", "BackendEncoder", "check_name", "choose", "export", "with_backend"]
+__all__ = [
+    "AUTO",
+    "BACKENDS",
+    "BUILTIN",
+    "backend_names",
+    "converted_names",
+    "register",
+    "TORCH",
+    "BackendEncoder",
+    "check_name",
+    "choose",
+    "export",
+    "with_backend",
+]

@@ -137,3 +137,7 @@ class Ct2Runner:
         hidden = np.asarray(self.encoder.forward_batch(batch, **kwargs).last_hidden_state, dtype=np.float32)
         m = mask[:, : hidden.shape[1], None].astype(np.float32)
         return (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+
+
+#: What opens the artefact (the backend registry reads it).
+RUNNER = Ct2Runner

@@ -60,3 +60,7 @@ class OpenVinoRunner:
     def __call__(self, features: dict[str, np.ndarray]) -> np.ndarray:
         out = self.compiled({name: features[name] for name in self.inputs})
         return np.asarray(out[0], dtype=np.float32)
+
+
+#: What opens the artefact (the backend registry reads it).
+RUNNER = OpenVinoRunner
