@@ -253,11 +253,19 @@ def index_cmd(
     n_threads = _use_threads(s)  # before torch is imported
     from ..documents.document import ReadStats
     from ..documents.limits import ReaderLimits
-    from ..documents.readers import check_encoding, read_corpus
+    from ..documents.read_options import ReadOptions
+    from ..documents.readers import check_encoding
     from ..retriever import Retriever
 
     encoding = check_encoding(encoding)
-    limits = ReaderLimits.parse(reader_limits)
+    options = ReadOptions.with_limits(
+        ReaderLimits.parse(reader_limits),
+        fmt=fmt,
+        text_column=text_column,
+        id_column=id_column,
+        encoding_errors=encoding_errors,
+        encoding=encoding,
+    )
     path = _index_path(index, root)
     chosen_factory = factory or INDEX_TYPES[index_type]
     stats = ReadStats()
@@ -269,8 +277,8 @@ def index_cmd(
 
         _wait_for_lock(path, wait, report)
         run = index_on_ray(
-            corpus, path, model, s, report, chosen_factory, fmt, text_column, id_column,
-            encoding_errors, limits, on_duplicate, overwrite, sparse, address, workers,
+            corpus, path, model, s, report, chosen_factory, options, on_duplicate, overwrite, sparse,
+            address, workers,
         )  # fmt: skip
         backend_used = getattr(run.retriever.encoder, "backend", "torch")
         _index_summary(
@@ -292,18 +300,7 @@ def index_cmd(
     def docs(read_stats: ReadStats) -> Iterator[Any]:
         for c in corpus:
             report.stage(f"reading {c if c != '-' else '<stdin>'}")
-            yield from too_big.drop(
-                read_corpus(
-                    c,
-                    fmt=fmt,
-                    text_column=text_column,
-                    id_column=id_column,
-                    encoding=encoding,
-                    encoding_errors=encoding_errors,
-                    stats=read_stats,
-                    limits=limits,
-                )
-            )
+            yield from too_big.drop(options.read(c, read_stats))
 
     stream = docs(stats)
     first = next(stream, None)  # read (and check) the input before loading a model or touching the index

@@ -31,7 +31,7 @@ def _query_filter(filters: tuple[str, ...], where: str | None) -> Any:
     """``--filter KEY=VALUE`` items and a ``--where`` JSON filter as one filter (both must hold), parsed
     by the one filter language (docs/filters.md); None for neither."""
     from ..errors import InputError
-    from ..query.filters import combine, parse_filter, parse_shorthand
+    from ..query.filters import combine, parse_shorthand, parse_where
 
     try:
         short = parse_shorthand(_text_arg(f) for f in filters)
@@ -39,16 +39,9 @@ def _query_filter(filters: tuple[str, ...], where: str | None) -> Any:
         raise click.BadParameter(str(exc), param_hint="--filter") from None
     if where is None:
         return short
+    example = """'{"year": {"$gte": 2020}}'"""
     try:
-        spec = json.loads(_text_arg(where))
-    except (ValueError, RecursionError) as exc:
-        example = """'{"year": {"$gte": 2020}}'"""
-        raise click.BadParameter(
-            f"{where[:80]!r} is not JSON ({exc}); give a JSON object, e.g. --where {example}",
-            param_hint="--where",
-        ) from None
-    try:
-        return combine(short, parse_filter(spec))
+        return combine(short, parse_where(_text_arg(where), label="", hint=f", e.g. --where {example}"))
     except InputError as exc:
         raise click.BadParameter(str(exc), param_hint="--where") from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..documents.limits import ReaderLimits
+from ..documents.read_options import ReadOptions
 
 
 def index_on_ray(
@@ -15,11 +15,7 @@ def index_on_ray(
     s: Any,
     report: Any,
     factory: str | None,
-    fmt: str | None,
-    text_column: str | None,
-    id_column: str | None,
-    encoding_errors: str,
-    limits: ReaderLimits,
+    options: ReadOptions,
     on_duplicate: str,
     overwrite: bool,
     sparse: bool,
@@ -46,11 +42,11 @@ def index_on_ray(
             precision=s.precision,
             batch_size=s.batch_size,
             max_seq_length=s.max_seq_length or None,
-            fmt=fmt,
-            text_column=text_column,
-            id_column=id_column,
-            encoding_errors=encoding_errors,
-            limits=limits,
+            fmt=options.fmt,
+            text_column=options.text_column,
+            id_column=options.id_column,
+            encoding_errors=options.encoding_errors,
+            limits=options.reader_limits(),
             progress=report,
         )
     report.close()

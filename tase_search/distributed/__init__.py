@@ -18,15 +18,16 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..documents.document import ReadStats
 from ..documents.limits import ReaderLimits
+from ..documents.read_options import ReadOptions
 from ..errors import InputError
 from ..runtime.progress import stage_of
 from .ray_engine import EncoderSpec, RayOptions, encode_shards
-from .shards import TARGET_BYTES, ReadOptions, plan_shards
+from .shards import TARGET_BYTES, plan_shards
 from .staging import Staging, staging_dir
 
 __all__ = ["EncoderSpec", "IndexRun", "RayOptions", "ReadOptions", "index_corpus"]
@@ -101,7 +102,9 @@ def index_corpus(
         device="cuda" if gpus_per_worker else "cpu",
     )
     ray_options = RayOptions(address, workers, cpus_per_worker, gpus_per_worker)
-    options = ReadOptions(fmt, text_column, id_column, encoding_errors, asdict(limits or ReaderLimits()))
+    options = ReadOptions.with_limits(
+        limits, fmt=fmt, text_column=text_column, id_column=id_column, encoding_errors=encoding_errors
+    )
     shards, probe = plan_shards(list(corpus), options, shard_bytes)
     if probe.read == 0:
         raise InputError(f"no documents in {', '.join(corpus)}: nothing to index")

@@ -16,13 +16,14 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..documents import readers as _readers
 from ..documents.document import Document, ReadStats
 from ..documents.formats import ParseContext, get_format
 from ..documents.limits import ReaderLimits
+from ..documents.read_options import ReadOptions
 from ..errors import InputError
 
 #: Bytes per shard of a splittable file: large enough that a shard's bookkeeping is noise, small enough
@@ -30,20 +31,6 @@ from ..errors import InputError
 TARGET_BYTES = 32 << 20
 _BLOCK = 1 << 20
 _SPLITTABLE = ("txt", "jsonl", "tsv")
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """How the corpus is read: the options of :func:`~tase_search.documents.readers.read_corpus`."""
-
-    fmt: str | None = None
-    text_column: str | None = None
-    id_column: str | None = None
-    encoding_errors: str = "strict"
-    limits: dict[str, int] = field(default_factory=dict)
-
-    def reader_limits(self) -> ReaderLimits:
-        return ReaderLimits(**self.limits)
 
 
 @dataclass(frozen=True)
@@ -67,7 +54,8 @@ class Shard:
     def key(self, options: ReadOptions, job: Sequence[Any]) -> str:
         """What the shard's result depends on: its bytes, how they are read, and the ``job`` (model,
         passage overlap); the name of its staged result."""
-        raw = json.dumps([asdict(self), asdict(options), list(job)], sort_keys=True, default=str)
+        read = {k: v for k, v in asdict(options).items() if k != "encoding"}  # Ray reads UTF-8 only
+        raw = json.dumps([asdict(self), read, list(job)], sort_keys=True, default=str)
         return hashlib.blake2b(raw.encode("utf-8"), digest_size=12).hexdigest()
 
 

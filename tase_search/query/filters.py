@@ -22,6 +22,7 @@ top-level field names (a dot is part of the name).
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import re
@@ -141,6 +142,23 @@ def parse_filter_argument(filter: object) -> Filter | None:  # noqa: A002
             "e.g. filter={'topic': 'spor'}"
         )
     return parse_filter(filter)
+
+
+def parse_where(text: str, *, label: str = "where=", hint: str = "") -> Filter | None:
+    """A JSON filter given as text (the CLI's ``--where``, HTTP GET's ``where=``), parsed; ``label``
+    prefixes the text in the error, ``hint`` ends it (an example of the front end's syntax)."""
+    try:
+        spec = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{label}{text[:80]!r} is not JSON ({exc}); give a JSON object{hint}") from None
+    return parse_filter(spec)
+
+
+def parse_query_filter(items: Iterable[str], where: str | None) -> Filter | None:
+    """``KEY=VALUE`` items (:func:`parse_shorthand`) and a ``where`` JSON text (:func:`parse_where`) as
+    one filter, both of which must hold; None for neither."""
+    short = parse_shorthand(items)
+    return short if where is None else combine(short, parse_where(where))
 
 
 def parse_shorthand(items: Iterable[str]) -> Filter | None:
@@ -431,5 +449,7 @@ __all__ = [
     "matches",
     "parse_filter",
     "parse_filter_argument",
+    "parse_query_filter",
+    "parse_where",
     "parse_shorthand",
 ]

@@ -22,7 +22,6 @@ given), so a web page cannot reach it through DNS rebinding.
 """
 
 import hmac
-import json
 import logging
 import os
 import re
@@ -39,7 +38,7 @@ from ..errors import (
     InputError,
 )
 from ..integrations import require
-from ..query.filters import Filter, combine, parse_filter, parse_shorthand
+from ..query.filters import parse_query_filter
 from ..retriever import Retriever, resolve_index_path
 from .served_index import ServedIndex
 
@@ -265,7 +264,7 @@ def _read_routes(app: FastAPI, settings: _Settings, IndexName: Any) -> None:  # 
             )
         queries = query if query is not None else q
         assert queries is not None
-        flt = _query_filter(filter or [], where)
+        flt = parse_query_filter(filter or [], where)
         return _search(_index(settings, name), queries, k, flt, mode, min_score, highlight)
 
     @app.post(
@@ -394,18 +393,6 @@ def _summaries(settings: _Settings) -> list[dict[str, Any]]:
         m = idx.reader().manifest
         out.append({"name": name, "documents": m.documents, "generation": m.generation, "model": m.model.id})
     return out
-
-
-def _query_filter(items: Sequence[str], where: str | None) -> Filter | None:
-    """GET's ``filter=FIELD=VALUE`` items and ``where=`` JSON as one filter (both must hold)."""
-    short = parse_shorthand(items)
-    if where is None:
-        return short
-    try:
-        spec = json.loads(where)
-    except (ValueError, RecursionError) as exc:
-        raise InputError(f"where={where[:80]!r} is not JSON ({exc}); give a JSON object") from None
-    return combine(short, parse_filter(spec))
 
 
 def _search(

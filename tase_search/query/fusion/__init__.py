@@ -24,7 +24,7 @@ FusionMethod = Callable[
 ]
 
 #: The modules of this folder whose ``fuse`` is registered under the module's name.
-BUILTIN: tuple[str, ...] = ("weighted", "rrf")
+BUILTIN: tuple[str, ...] = ("rrf", "weighted")
 #: The built-in methods' names.
 FUSIONS = BUILTIN
 
