@@ -14,11 +14,12 @@ once per task and reused by every mode. Tasks:
 * ``<bitext>.tr-en`` and ``<bitext>.en-tr`` for each ``--bitext`` TSV: a sentence -> its translation.
 
 Metrics: ``hit@1``, ``hit@5``, ``mrr@10`` (one relevant set per query). Modes: ``dense``, ``sparse``,
-``hybrid`` (the default fusion and dense weight, ``tase_search.modes``), ``auto`` (the default mode
-per query language, ``tase_search.modes.AUTO``); ``--variants`` adds reciprocal rank fusion (``rrf``,
+``hybrid`` (the default fusion and dense weight, ``tase_search.query.modes``), ``auto`` (the default mode
+per query language, ``tase_search.query.modes.AUTO``); ``--variants`` adds reciprocal rank fusion (``rrf``,
 dense weight 0.5 and 0.8) and weighted scores at fixed dense weights (``w-d0.3`` ... ``w-d0.8``), to
 choose the defaults from; ``--rerank N`` adds ``dense+rrN`` and ``auto+rrN`` (the top N of that mode
-reranked by ``--reranker``, ``Retriever.search(..., rerank=N)``). Score calibration (``tase_search.calibration``) changes no ranking, so none
+reranked by ``--reranker``, ``Retriever.search(..., rerank=N)``). Score calibration
+(``tase_search.query.calibration``) changes no ranking, so none
 of these numbers. The table is printed on stderr (markdown) and is in the JSON.
 
     python bench/hybrid.py --model default --limit 300 --out runs/bench/hybrid.json \\
@@ -214,7 +215,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         import torch
 
         torch.set_num_threads(a.threads)
-    from tase_search.encoder import Encoder
+    from tase_search.encoding.encoder import Encoder
     from tase_search.retriever import Retriever
 
     limit = 40 if a.quick else a.limit

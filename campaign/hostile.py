@@ -341,7 +341,7 @@ def _attempt(op: str, ix: Path, enc: Any) -> tuple[str, str]:
     ``info``, which may show what the manifest says as long as it neither crashes nor hangs)."""
     from click.testing import CliRunner
 
-    from tase_search.cli import main
+    from tase_search.cli.app import main
     from tase_search.errors import TaseSearchError
     from tase_search.retriever import Retriever
     from tase_search.store.manifest import read_manifest

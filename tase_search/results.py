@@ -34,7 +34,7 @@ class Highlight:
 class Hit:
     """One search result: a document and the passage of it that matched best.
 
-    ``score`` is what :attr:`score_kind` says (:data:`tase_search.calibration.SCORE_KINDS`): with a
+    ``score`` is what :attr:`score_kind` says (:data:`tase_search.query.calibration.SCORE_KINDS`): with a
     calibrated model, the estimated probability that the passage is relevant to the query, comparable
     across queries and modes. ``dense_score`` (the cosine) and ``keyword_score`` (BM25 normalised by
     the query, :func:`tase_search.store.sparse.typical_score`) are the raw parts, None for a part the

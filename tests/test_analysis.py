@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tase_search import analysis as A
 from tase_search.errors import InputError
-from tase_search.fusion import fuse, rrf, weighted
-from tase_search.language import corpus_language, detect_language
-from tase_search.modes import AUTO, DENSE_WEIGHT, auto_mode, check_search_mode, dense_weight, relation
+from tase_search.query.fusion import fuse, rrf, weighted
+from tase_search.query.modes import AUTO, DENSE_WEIGHT, auto_mode, check_search_mode, dense_weight, relation
+from tase_search.text import analysis as A
+from tase_search.text.language import corpus_language, detect_language
 
 
 def terms(text: str) -> list[str]:

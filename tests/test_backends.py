@@ -1,4 +1,4 @@
-"""Document backends (tase_search.backends): same vectors as the torch path, artefacts built once.
+"""Document backends (tase_search.encoding.backends): same vectors as the torch path, artefacts built once.
 
 Run against the tiny BERT model; CTranslate2 and OpenVINO tests skip when the library is missing.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tase_search import backends
-from tase_search.backends import artefacts
+from tase_search.encoding import backends
+from tase_search.encoding.backends import artefacts
 from tase_search.errors import InputError, ModelError
 
 TEXTS = ["kısa", "İstanbul'da yarın yağmur yağacak mı?", "", "bir iki üç dört beş altı yedi sekiz dokuz on"]
@@ -29,7 +29,7 @@ def model_copy(tiny_model_dir: Path, tmp_path: Path) -> Path:
 
 
 def _encoder(path: Path):  # noqa: ANN202 - Encoder
-    from tase_search.encoder import Encoder
+    from tase_search.encoding.encoder import Encoder
 
     return Encoder.load(str(path), precision="fp32")
 
@@ -169,7 +169,7 @@ def test_openvino_matches_torch(model_copy: Path) -> None:
 def test_cli_index_chooses_the_backend_once_and_export_prepares_it(model_copy: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from tase_search.cli import main
+    from tase_search.cli.app import main
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(t for t in TEXTS if t) + "\n", encoding="utf-8")
@@ -195,8 +195,8 @@ def test_cli_index_chooses_the_backend_once_and_export_prepares_it(model_copy: P
 def test_every_entry_point_gets_the_backend_choice(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """Encoder.load chooses the document backend (``auto``) for the Python API, HTTP and integrations
     too, not only the CLI; only write paths that ask (``build_backend``) convert weights."""
-    import tase_search.backends as backends
-    from tase_search.encoder import Encoder
+    import tase_search.encoding.backends as backends
+    from tase_search.encoding.encoder import Encoder
     from tase_search.retriever import Retriever
 
     seen: list[tuple[str, bool]] = []

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from campaign.badinput import run_api_fuzz, run_cli_cases
 from campaign.common import generation, leftovers, make_docs, snapshot
-from tase_search.config import load_settings
+from tase_search.documents.readers import read_corpus
 from tase_search.errors import InputError, TaseSearchError
-from tase_search.readers import read_corpus
 from tase_search.retriever import MAX_K, Retriever, resolve_index_path
+from tase_search.runtime.config import load_settings
 from tase_search.store.verify import verify_index
 from tase_search.testing import FakeEncoder
 
@@ -413,7 +413,7 @@ def test_cli_bad_inputs_all(tmp_path: Path, tiny_model_dir: Path) -> None:
 @pytest.mark.slow
 def test_cli_undecodable_argv_real_process(tmp_path: Path, tiny_model_dir: Path) -> None:
     """Real argv bytes that are not UTF-8, stdout that refuses surrogates: clean UTF-8 JSON out."""
-    from tase_search.encoder import Encoder
+    from tase_search.encoding.encoder import Encoder
 
     ix = tmp_path / "ix"
     Retriever.build(make_docs(10), model=Encoder.load(str(tiny_model_dir), precision="fp32"), path=ix).close()

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tase_search._version import __version__
-from tase_search.cli import main
+from tase_search.cli.app import main
 from tase_search.retriever import TMP_PREFIX, Retriever
 from tase_search.store.content import content_id
 from tase_search.store.lock import WriterLock

@@ -26,7 +26,7 @@ import tase_search.store.commit as commit_mod
 import tase_search.store.lock as lock_mod
 import tase_search.store.vectors as vectors_mod
 from campaign.faults import let_children_see_ctrl_c
-from tase_search.cli import main
+from tase_search.cli.app import main
 from tase_search.retriever import TMP_PREFIX, Retriever
 from tase_search.store.manifest import read_manifest
 from tase_search.testing import FakeEncoder, stop_at, wait_until_stopped

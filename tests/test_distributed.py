@@ -30,12 +30,12 @@ import pytest
 from click.testing import CliRunner
 
 import tase_search.distributed as dist
-from tase_search.cli import main
+from tase_search.cli.app import main
 from tase_search.distributed.ray_engine import Collector, EncodeActor, EncoderSpec, ReadRows, import_ray
 from tase_search.distributed.shards import ReadOptions, Shard, plan_shards, read_shard
 from tase_search.distributed.staging import StagedShard, Staging, staging_dir
+from tase_search.documents.readers import ReadStats, read_corpus
 from tase_search.errors import IndexWriteError, InputError
-from tase_search.readers import ReadStats, read_corpus
 from tase_search.retriever import Retriever
 from tase_search.store.manifest import read_manifest
 
@@ -123,7 +123,7 @@ def _model_queries(model_id: str) -> Any:
     """The encoder on the model's own query path: a distributed build writes no torch-free query bundle
     (its driver loads no model), a local build does, and the bundle's int8 graph would make the two
     indexes' scores differ by ~1e-3 where the indexes themselves are equal."""
-    from tase_search.encoder import Encoder
+    from tase_search.encoding.encoder import Encoder
 
     return Encoder.load(model_id, precision="fp32", query_backend="torch")
 

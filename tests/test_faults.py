@@ -241,7 +241,7 @@ def test_permission_error_is_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_disk_full_cli_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from tase_search.cli import main
+    from tase_search.cli.app import main
 
     ix = tmp_path / "ix"
     Retriever.build(make_docs(10), model=FakeEncoder(), path=ix).close()

@@ -299,7 +299,7 @@ def test_prefix_range() -> None:
 def test_pre_and_post_filtered_search_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Pre-filtering (ids from SQL), post-filtering (nearest checked by SQL) and the fallback from one to
     the other give the same hits, scores included."""
-    from tase_search import search as search_mod
+    from tase_search.query import searcher as search_mod
 
     words = "futbol hava deprem ekonomi kedi çay müzik okul".split()
     docs = [

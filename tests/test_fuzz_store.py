@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from campaign.common import make_docs
 from campaign.hostile import generation_dir, index_bytes, reseal, restore
+from tase_search.documents.readers import ReaderLimits, read_corpus
 from tase_search.errors import IndexError_, InputError, TaseSearchError
-from tase_search.readers import ReaderLimits, read_corpus
 from tase_search.retriever import Retriever
 from tase_search.store.faiss_guard import check_faiss_file
 from tase_search.store.manifest import read_manifest

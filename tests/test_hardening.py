@@ -35,7 +35,8 @@ from campaign.hostile import (
     set_ivf_nlist,
     sqlite_edit,
 )
-from tase_search.cli import main
+from tase_search.cli.app import main
+from tase_search.documents.readers import ReaderLimits, read_corpus
 from tase_search.errors import (
     IndexCorrupt,
     IndexLocked,
@@ -43,7 +44,6 @@ from tase_search.errors import (
     InputError,
     TaseSearchError,
 )
-from tase_search.readers import ReaderLimits, read_corpus
 from tase_search.retriever import Retriever
 from tase_search.store import lock as lockmod
 from tase_search.store import safeio

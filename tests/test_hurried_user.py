@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from tase_search.cli import main
+from tase_search.cli.app import main
 from tase_search.errors import InputError, TaseSearchError
 from tase_search.retriever import Retriever
 from tase_search.store.manifest import read_manifest
@@ -158,7 +158,7 @@ def _txt(tmp: Path, name: str, text: str) -> Path:
 def test_a_held_lock_refuses_before_the_model_loads(
     tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tase_search import cli_index
+    from tase_search.cli import index as cli_index
     from tase_search.store.lock import WriterLock
 
     def no_model(*a: object, **k: object) -> None:
@@ -199,7 +199,7 @@ def test_the_lock_is_held_while_the_model_loads(
     tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A second writer that starts while the first loads its model is refused at once."""
-    from tase_search import cli_index
+    from tase_search.cli import index as cli_index
     from tase_search.errors import IndexLocked
     from tase_search.store.lock import WriterLock
 
@@ -242,7 +242,7 @@ def test_a_failed_model_load_leaves_no_directory(tmp_path: Path) -> None:
 def test_reindexing_an_unchanged_file_loads_no_model(
     tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tase_search import cli_index
+    from tase_search.cli import index as cli_index
 
     notes = _txt(tmp_path, "notes.txt", "bir belge\niki belge\nbir belge\n")
     rows = _txt(tmp_path, "rows.jsonl", "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in DOCS))
@@ -272,7 +272,7 @@ def test_reindexing_an_unchanged_file_loads_no_model(
 
 # ------------------------------------------------------------------------------ stable ids for .txt lines
 def test_a_deleted_txt_line_comes_back_under_its_own_id(tmp_path: Path) -> None:
-    from tase_search.readers import read_corpus
+    from tase_search.documents.readers import read_corpus
     from tase_search.store.content import content_id
 
     notes = _txt(tmp_path, "notes.txt", "bir belge\niki belge\nbir belge\n")
@@ -288,7 +288,7 @@ def test_a_deleted_txt_line_comes_back_under_its_own_id(tmp_path: Path) -> None:
 
 def test_an_index_with_sequential_txt_ids_finds_them_unchanged(tmp_path: Path) -> None:
     """Lines indexed with sequential ids (``1``, ``2``) are recognised by content, not added twice."""
-    from tase_search.readers import read_corpus
+    from tase_search.documents.readers import read_corpus
 
     ix = tmp_path / "ix"
     r = Retriever.build(["bir belge", "iki belge"], model=FakeEncoder(), path=ix)
@@ -321,7 +321,7 @@ TURKISH = "Iğdır ovası şöyle güzel: çiçekler açtı.\nİstanbul'da ılı
 
 
 def test_windows_1254_text_reads_with_encoding(tmp_path: Path) -> None:
-    from tase_search.readers import read_corpus
+    from tase_search.documents.readers import read_corpus
 
     p = tmp_path / "eski.txt"
     p.write_bytes(TURKISH.encode("cp1254"))
@@ -348,7 +348,7 @@ def test_cli_encoding_flag(tmp_path: Path, tiny_model_dir: Path) -> None:
 def test_documents_over_the_size_limit_are_named_and_left_out(
     tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tase_search.config import load_settings
+    from tase_search.runtime.config import load_settings
 
     assert load_settings().max_document_bytes == 1_000_000
     big = "uzun " * 40  # 199 bytes, trimmed
@@ -372,7 +372,7 @@ def test_documents_over_the_size_limit_are_named_and_left_out(
 def test_progress_counts_passages() -> None:
     import io
 
-    from tase_search.progress import Progress
+    from tase_search.runtime.progress import Progress
 
     now = [0.0]
     out = io.StringIO()
@@ -387,7 +387,7 @@ def test_progress_counts_passages() -> None:
 
 
 def test_ingest_reports_passages(tmp_path: Path) -> None:
-    from tase_search.progress import Progress
+    from tase_search.runtime.progress import Progress
 
     seen: list[int] = []
 
@@ -443,7 +443,7 @@ def test_unknown_and_uninstalled_models_fail_at_once(tmp_path: Path, monkeypatch
 def test_api_path_is_relative_to_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tase_search.config import load_settings
+    from tase_search.runtime.config import load_settings
 
     monkeypatch.chdir(tmp_path)
     r = Retriever.build(DOCS, model=FakeEncoder(), path="cmp_api")
@@ -503,7 +503,7 @@ def test_a_stopped_local_build_resumes_where_it_stopped(
     """Ctrl-C in the middle of a build leaves no index, keeps the chunks embedded so far beside it,
     and the same command then embeds only the rest; the finished index is the one a build without the
     stop makes, and the staged chunks are gone."""
-    from tase_search import ingest
+    from tase_search.documents import ingest
     from tase_search.encoding.encoder import Encoder
     from tase_search.encoding.staged import staging_root
     from tase_search.retriever import Retriever

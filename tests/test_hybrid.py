@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tase_search import modes
-from tase_search.cli import main
-from tase_search.encoder import Passage
+from tase_search.cli.app import main
+from tase_search.encoding.passages import Passage
 from tase_search.errors import IndexCorrupt, InputError
+from tase_search.query import modes
 from tase_search.retriever import Retriever
 from tase_search.store import sparse as sparse_mod
 from tase_search.store.manifest import read_manifest

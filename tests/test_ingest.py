@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tase_search.documents.ingest import EncodedBatch
 from tase_search.errors import InputError
-from tase_search.ingest import EncodedBatch
 from tase_search.retriever import Retriever
 from tase_search.store.manifest import read_manifest
 from tase_search.testing import FakeEncoder

@@ -14,8 +14,8 @@ from tase_search.errors import InputError
 from tase_search.integrations import ExtraNotInstalled, load_encoder, require
 from tase_search.integrations._store import IndexStore, make_document
 from tase_search.query.filters import Compare, parse_filter
+from tase_search.query.options import as_native_filter, check_mode, run_search
 from tase_search.retriever import Retriever
-from tase_search.search_options import as_native_filter, check_mode, run_search
 
 MODULES = [
     ("tase_search.integrations.langchain", "langchain_core", "langchain"),
@@ -23,7 +23,7 @@ MODULES = [
     ("tase_search.integrations.haystack", "haystack", "haystack"),
     ("tase_search.integrations.txtai", "txtai", "txtai"),
     ("tase_search.integrations.llm_plugin", "llm", "llm"),
-    ("tase_search.server", "fastapi", "serve"),
+    ("tase_search.server.app", "fastapi", "serve"),
 ]
 
 
@@ -129,8 +129,8 @@ def _vectors(n: int, dim: int = 12, seed: int = 0):  # noqa: ANN202 - an array
 def test_an_index_of_external_vectors_records_its_embedder_and_searches_hybrid(tmp_path: Path) -> None:
     import numpy as np
 
+    from tase_search.encoding.external import ExternalEmbedder
     from tase_search.errors import IndexMismatch
-    from tase_search.external import ExternalEmbedder
 
     docs = [{"id": i, "text": t, "topic": topic} for i, t, topic in CORPUS]
     vecs = _vectors(len(docs))

@@ -44,7 +44,7 @@ def test_serve_example_with_the_shipped_model(setup: dict[str, Any], tmp_path: P
     pytest.importorskip("fastapi")
     pytest.importorskip("httpx")
     from tase_search.retriever import Retriever
-    from tase_search.server import ServerThread, create_app
+    from tase_search.server.app import ServerThread, create_app
 
     names = corpus()
     docs = [{"id": i, "text": t, **m} for i, t, m in zip(names["IDS"], names["TEXTS"], names["METADATAS"])]

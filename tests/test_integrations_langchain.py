@@ -219,7 +219,7 @@ def test_an_index_refuses_another_embedder(byo: TaseVectorStore, tmp_path: Path)
 
 
 def test_from_texts_defaults_to_a_named_index_in_the_user_data_directory() -> None:
-    from tase_search.paths import resolve_index_path
+    from tase_search.runtime.paths import resolve_index_path
 
     store = TaseVectorStore.from_texts(TEXTS[:2], TaseEmbeddings(BilingualEncoder()), ids=IDS[:2])
     assert store.index_store.path == resolve_index_path("langchain")  # `tase-search list` shows it

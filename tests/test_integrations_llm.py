@@ -14,7 +14,7 @@ from bilingual import CORPUS, BilingualEncoder  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from doc_examples import run_example, shell_example  # noqa: E402
 
-from tase_search.encoder import Encoder  # noqa: E402
+from tase_search.encoding.encoder import Encoder  # noqa: E402
 from tase_search.integrations import llm_plugin  # noqa: E402
 
 pytestmark = pytest.mark.integrations

@@ -23,7 +23,7 @@ from schemathesis.checks import CHECKS, load_all_checks  # noqa: E402
 from schemathesis.config import SchemathesisConfig  # noqa: E402
 
 from tase_search.retriever import Retriever  # noqa: E402
-from tase_search.server import ServerThread, create_app  # noqa: E402
+from tase_search.server.app import ServerThread, create_app  # noqa: E402
 
 pytestmark = pytest.mark.integrations
 KEY = "schema-all-checks-key-0123456789"

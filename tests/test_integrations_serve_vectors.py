@@ -13,7 +13,7 @@ httpx = pytest.importorskip("httpx")
 from bilingual import CORPUS, BilingualEncoder  # noqa: E402
 
 from tase_search.retriever import Retriever  # noqa: E402
-from tase_search.server import ServerThread, create_app  # noqa: E402
+from tase_search.server.app import ServerThread, create_app  # noqa: E402
 
 pytestmark = pytest.mark.integrations
 

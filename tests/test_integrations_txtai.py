@@ -13,7 +13,7 @@ from bilingual import CORPUS, TEXTS, BilingualEncoder  # noqa: E402
 from doc_examples import run_example  # noqa: E402
 from txtai import Embeddings  # noqa: E402
 
-from tase_search.encoder import Encoder  # noqa: E402
+from tase_search.encoding.encoder import Encoder  # noqa: E402
 from tase_search.integrations.txtai import METHOD, TaseVectors  # noqa: E402
 
 pytestmark = pytest.mark.integrations

@@ -15,13 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tase_search.encoder import (
-    LOADER_ENV,
-    Encoder,
-    LightSentenceModel,
-    inspect_light_layout,
-    weights_fingerprint,
-)
+from tase_search.encoding.encoder import Encoder
+from tase_search.encoding.fingerprint import weights_fingerprint
+from tase_search.encoding.light_layout import LOADER_ENV, inspect_light_layout
+from tase_search.encoding.light_model import LightSentenceModel
 from tase_search.errors import InputError, ModelError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -244,7 +241,9 @@ def test_hub_id_falls_back(monkeypatch) -> None:
         raise Reached
 
     monkeypatch.setattr("tase_search.encoding.loading.load_sentence_transformer", fake_st)
-    monkeypatch.setattr("tase_search.preflight.check_model", lambda spec: None)  # as if the hub answered
+    monkeypatch.setattr(
+        "tase_search.runtime.preflight.check_model", lambda spec: None
+    )  # as if the hub answered
     assert inspect_light_layout("sentence-transformers/LaBSE")[0] is None
     with pytest.raises(Reached):
         Encoder.load("sentence-transformers/LaBSE")
@@ -333,7 +332,7 @@ def test_help_imports_no_torch() -> None:
 @pytest.mark.slow  # a process that loads the model
 def test_light_path_never_imports_sentence_transformers(tiny_model_dir: Path) -> None:
     code = (
-        "import sys; from tase_search.encoder import Encoder; "
+        "import sys; from tase_search.encoding import Encoder; "
         f"e = Encoder.load({str(tiny_model_dir)!r}); e.encode_query(['futbol']); e.fingerprint; "
         "print(e.loader, 'sentence_transformers' in sys.modules)"
     )

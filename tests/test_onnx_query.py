@@ -17,8 +17,8 @@ from click.testing import CliRunner
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from tase_search.encoder import Encoder  # noqa: E402
 from tase_search.encoding import DocumentEncoder, QueryEncoder, onnx_runtime, query_bundle  # noqa: E402
+from tase_search.encoding.encoder import Encoder  # noqa: E402
 from tase_search.encoding.query_bundle import LightQueryEncoder, open_bundle  # noqa: E402
 from tase_search.errors import InputError, ModelError  # noqa: E402
 
@@ -241,7 +241,7 @@ def test_concurrent_queries_share_the_session_chosen_at_load(tiny_model_dir, cac
 
 
 def test_unknown_query_backend_is_refused(tiny_model_dir, monkeypatch) -> None:
-    from tase_search.config import load_settings
+    from tase_search.runtime.config import load_settings
 
     with pytest.raises(InputError, match="query backend 'fast' is not one of auto, torch, onnx"):
         Encoder.load(str(tiny_model_dir), query_backend="fast")
@@ -304,7 +304,7 @@ def test_an_index_without_a_bundle_still_answers_and_says_how_to_add_it(
 
 
 def _index_with_cli(tiny_model_dir: Path, tmp_path: Path, env: dict[str, str] | None = None) -> list[str]:
-    from tase_search.cli import main
+    from tase_search.cli.app import main
 
     corpus = tmp_path / "c.txt"
     corpus.write_text("futbol maçı\nyarın yağmur\nkedi köpek\nmüzik ve şarkı\n", encoding="utf-8")
@@ -407,7 +407,7 @@ def test_light_encoder_is_query_only(tiny_model_dir, tmp_path, cache) -> None:
 def test_query_backend_torch_in_the_environment_prepares_nothing(tiny_model_dir, tmp_path, cache) -> None:
     where = _index_with_cli(tiny_model_dir, tmp_path, env={"TASE_SEARCH_QUERY_BACKEND": "torch"})
     assert not (tmp_path / "idx" / query_bundle.BUNDLE_DIR).exists() and _files(cache) == {}
-    from tase_search.cli import main
+    from tase_search.cli.app import main
 
     r = CliRunner().invoke(main, ["query", "futbol", *where, "--query-backend", "bogus"])
     assert r.exit_code == 2 and "bogus" in r.output

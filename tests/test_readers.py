@@ -1,4 +1,4 @@
-"""Tests for tase_search.readers: formats, gzip, stdin, encoding and every InputError."""
+"""Tests for tase_search.documents.readers: formats, gzip, stdin, encoding and every InputError."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tase_search.documents.readers import FORMATS, Document, ReadStats, detect_format, read_corpus
 from tase_search.errors import InputError
-from tase_search.readers import FORMATS, Document, ReadStats, detect_format, read_corpus
 from tase_search.store.content import content_id
 
 DATA = Path(__file__).resolve().parents[1] / "tase_search" / "data"

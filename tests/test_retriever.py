@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tase_search.ingest as ingest_mod
+import tase_search.documents.ingest as ingest_mod
 import tase_search.store.vectors as vectors_mod
+from tase_search.documents.readers import Document
 from tase_search.errors import IndexCorrupt, IndexMismatch, IndexNotFound, InputError
-from tase_search.readers import Document
 from tase_search.retriever import TMP_PREFIX, Hit, Retriever, resolve_index_path
 from tase_search.store.manifest import read_manifest, sha256_file
 from tase_search.testing import FakeEncoder

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tase_search import calibration as C
 from tase_search.errors import InputError
-from tase_search.highlight import best_sentences
+from tase_search.query import calibration as C
 from tase_search.retriever import Retriever
 from tase_search.testing import FakeEncoder
-from tase_search.text import sentence_spans
+from tase_search.text.highlight import best_sentences
+from tase_search.text.normalize import sentence_spans
 
 PARAGRAPHS = [
     "Osmanlı Devleti 1299 yılında Osman Gazi tarafından kuruldu. İlk başkenti Söğüt oldu. "
@@ -195,7 +195,7 @@ def test_fit_logistic_and_reliability() -> None:
 def test_http_search_says_the_mode_and_takes_min_score_and_highlight(index: Retriever) -> None:
     pytest.importorskip("fastapi")
     httpx = pytest.importorskip("httpx")
-    from tase_search.server import ServerThread, create_app
+    from tase_search.server.app import ServerThread, create_app
 
     app = create_app({"ix": Retriever.load(index.path, model=FakeEncoder())})
     with ServerThread(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as client:

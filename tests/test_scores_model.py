@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tase_search.calibration import PROBABLY_NOT_RELEVANT, PROBABLY_RELEVANT
 from tase_search.evaluation.calibrate import OFF_TOPIC
+from tase_search.query.calibration import PROBABLY_NOT_RELEVANT, PROBABLY_RELEVANT
 from tase_search.retriever import Retriever
 
 pytestmark = pytest.mark.slow
@@ -48,7 +48,7 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Retriever:
-    from tase_search.encoder import Encoder
+    from tase_search.encoding.encoder import Encoder
 
     encoder = Encoder.load("default", query_backend="torch")
     path = tmp_path_factory.mktemp("scores") / "ix"

@@ -22,9 +22,9 @@ from bilingual import CORPUS, IDS, METADATAS, TEXTS, BilingualEncoder  # noqa: E
 from click.testing import CliRunner  # noqa: E402
 from doc_examples import run_example  # noqa: E402
 
-from tase_search.cli import main  # noqa: E402
+from tase_search.cli.app import main  # noqa: E402
 from tase_search.retriever import Retriever  # noqa: E402
-from tase_search.server import ServerThread, create_app  # noqa: E402
+from tase_search.server.app import ServerThread, create_app  # noqa: E402
 
 pytestmark = pytest.mark.integrations
 KEY = "k" * 12 + "-secret-0123"
@@ -373,7 +373,7 @@ def test_listening_socket_says_tcp_so_responses_are_not_delayed() -> None:
     p50 48 ms -> 1.9 ms once fixed)."""
     import socket
 
-    from tase_search.server import bind
+    from tase_search.server.app import bind
 
     with bind("127.0.0.1", 0) as sock:
         assert sock.proto == socket.IPPROTO_TCP

@@ -23,10 +23,10 @@ httpx = pytest.importorskip("httpx")
 from bilingual import CORPUS, IDS, METADATAS, TEXTS, BilingualEncoder  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
-from tase_search.cli import main  # noqa: E402
+from tase_search.cli.app import main  # noqa: E402
 from tase_search.errors import IndexWriteError  # noqa: E402
 from tase_search.retriever import Retriever  # noqa: E402
-from tase_search.server import HostAllowList, ServerThread, create_app  # noqa: E402
+from tase_search.server.app import HostAllowList, ServerThread, create_app  # noqa: E402
 from tase_search.store.docs import MAX_METADATA_DEPTH  # noqa: E402
 from tase_search.store.lock import WriterLock  # noqa: E402
 

@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 
 from tase_search.retriever import Retriever  # noqa: E402
-from tase_search.server import ServerThread, create_app  # noqa: E402
+from tase_search.server.app import ServerThread, create_app  # noqa: E402
 
 pytestmark = pytest.mark.integrations
 KEY = "schema-test-key-0123456789"

@@ -18,7 +18,7 @@ def golden() -> dict:
 
 @pytest.fixture(scope="module")
 def encoder():
-    from tase_search.encoder import Encoder
+    from tase_search.encoding.encoder import Encoder
 
     return Encoder.load("default", precision="fp32")
 
@@ -49,7 +49,7 @@ def test_bf16_path_stays_close_to_fp32(encoder, golden, precision):
     and keep the fp32 weights' fingerprint, so indexes move between machines."""
     import torch
 
-    from tase_search.encoder import Encoder
+    from tase_search.encoding.encoder import Encoder
 
     fast = Encoder(encoder.model, encoder.model_id, precision=precision)
     got = fast.encode_document(golden["sentences"])

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tase_search.text import (
+from tase_search.text.normalize import (
     casefold_tr,
     clean_document,
     nfc,

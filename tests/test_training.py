@@ -421,7 +421,7 @@ def _trained_changes(base: Path, out: Path) -> None:
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
-    from tase_search.encoder import load_sentence_transformer
+    from tase_search.encoding.st_loader import load_sentence_transformer
 
     before = load_sentence_transformer(str(base)).encode(CORPUS[:2])
     after = SentenceTransformer(str(out / "model"), device="cpu").encode(CORPUS[:2])
@@ -501,7 +501,7 @@ def test_export_fp16_round_trip(tmp_path: Path) -> None:
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
 
-    from tase_search.encoder import load_sentence_transformer
+    from tase_search.encoding.st_loader import load_sentence_transformer
 
     base = _tiny_model_dir(tmp_path, "bert")
     model = load_sentence_transformer(str(base))
@@ -569,7 +569,7 @@ def test_extend_model_vocab_tiny(tmp_path: Path) -> None:
 def test_cli_train_help_and_errors(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from tase_search.cli_train import train
+    from tase_search.cli.train import train
 
     runner = CliRunner()
     res = runner.invoke(train, ["-h"])
@@ -584,7 +584,7 @@ def test_cli_train_help_and_errors(tmp_path: Path) -> None:
 def test_cli_train_runs_tiny_config(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from tase_search.cli_train import train
+    from tase_search.cli.train import train
 
     base = _tiny_model_dir(tmp_path, "bert")
     cfg = _tiny_config(tmp_path, base)
@@ -895,8 +895,8 @@ def test_training_is_a_module_of_the_package() -> None:
     import tase_search.training
 
     assert Path(tase_search.training.__file__).resolve().parent == REPO / "training"
-    source = (REPO / "tase_search" / "cli_train.py").read_text(encoding="utf-8")
-    assert "sys.path" not in source and "from .training import pipeline" in source
+    source = (REPO / "tase_search" / "cli" / "train.py").read_text(encoding="utf-8")
+    assert "sys.path" not in source and "from ..training import pipeline" in source
     from tase_search.training.config import config_path, shipped_configs
 
     assert {"paper", "tase-e5-tr", "tase-minilm-tr", "ablation/both"} <= set(shipped_configs())
@@ -911,7 +911,7 @@ def test_core_import_and_cli_help_without_datasets() -> None:
 
     code = (
         "import sys; sys.modules['datasets'] = None\n"
-        "import tase_search, tase_search.evaluation, tase_search.formats\n"
+        "import tase_search, tase_search.evaluation, tase_search.evaluation.labelled_data\n"
         "from tase_search.cli import main\n"
         "for args in (['--help'], ['train', '--help'], ['eval', '--help']):\n"
         "    try:\n"
@@ -928,7 +928,7 @@ def test_shipped_configs_name_no_data_location(tmp_path: Path, monkeypatch: pyte
     import yaml
     from click.testing import CliRunner
 
-    from tase_search.cli_train import train
+    from tase_search.cli.train import train
     from tase_search.training.config import CONFIG_DIR
 
     for path in CONFIG_DIR.rglob("*.yaml"):

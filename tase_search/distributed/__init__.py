@@ -18,14 +18,16 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..documents.document import ReadStats
+from ..documents.limits import ReaderLimits
+from ..documents.read_options import ReadOptions
 from ..errors import InputError
-from ..progress import stage_of
-from ..readers import ReaderLimits, ReadStats
+from ..runtime.progress import stage_of
 from .ray_engine import EncoderSpec, RayOptions, encode_shards
-from .shards import TARGET_BYTES, ReadOptions, plan_shards
+from .shards import TARGET_BYTES, plan_shards
 from .staging import Staging, staging_dir
 
 __all__ = ["EncoderSpec", "IndexRun", "RayOptions", "ReadOptions", "index_corpus"]
@@ -78,7 +80,7 @@ def index_corpus(
     ``overwrite``), like ``tase-search index``. ``address``: ``auto`` or ``HOST:PORT`` of a running
     cluster, None to start Ray here. ``workers``: encoder actors, each with ``cpus_per_worker`` CPUs
     (and ``gpus_per_worker`` GPUs: the model then runs on CUDA) and its own copy of the model. Other arguments are those of :meth:`Retriever.build` and
-    :func:`~tase_search.readers.read_corpus`; an append keeps the index's model, passage length and
+    :func:`~tase_search.documents.readers.read_corpus`; an append keeps the index's model, passage length and
     overlap. ``progress(n)`` hears of documents as their shards are staged."""
     from ..retriever import Retriever, resolve_index_path
     from ..store.commit import refuse_foreign
@@ -100,7 +102,9 @@ def index_corpus(
         device="cuda" if gpus_per_worker else "cpu",
     )
     ray_options = RayOptions(address, workers, cpus_per_worker, gpus_per_worker)
-    options = ReadOptions(fmt, text_column, id_column, encoding_errors, asdict(limits or ReaderLimits()))
+    options = ReadOptions.with_limits(
+        limits, fmt=fmt, text_column=text_column, id_column=id_column, encoding_errors=encoding_errors
+    )
     shards, probe = plan_shards(list(corpus), options, shard_bytes)
     if probe.read == 0:
         raise InputError(f"no documents in {', '.join(corpus)}: nothing to index")

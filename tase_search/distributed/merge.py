@@ -1,6 +1,6 @@
 """Committing staged shards: every shard's documents and vectors enter the index in one write.
 
-The staged shards go, in corpus order, through :func:`tase_search.ingest.add_encoded` inside one
+The staged shards go, in corpus order, through :func:`tase_search.documents.ingest.add_encoded` inside one
 copy-on-write commit (:func:`tase_search.store.commit.commit`), so ids (automatic ones included),
 deduplication of unchanged documents, ``on_duplicate``, the ``auto`` index type's growth and the keyword
 part come out as a local build of the same corpus gives them, and a failure or a kill before the commit
@@ -14,10 +14,10 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..encoder import Passage
+from ..documents.document import Document, ReadStats
+from ..documents.ingest import EncodedBatch, add_encoded
+from ..encoding.passages import Passage
 from ..errors import IndexExists, IndexWriteError, InputError
-from ..ingest import EncodedBatch, add_encoded
-from ..readers import Document, ReadStats
 from ..store import commit as _commit
 from ..store import retype as _retype
 from ..store.docs import DocStore

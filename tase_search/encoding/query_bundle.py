@@ -43,7 +43,7 @@ import numpy as np
 from ..errors import IndexError_, ModelError
 from ..store import safeio
 from ..store.layout import QUERY_BUNDLE_DIR as BUNDLE_DIR
-from ..text import normalize_for_model
+from ..text.normalize import normalize_for_model
 from . import graph_store
 from . import onnx_runtime as _ort
 from .onnx_runtime import MAX_BATCH, PROBE_TEXTS, OnnxQueryEncoder, graph_key, l2_normalize, missing_modules

@@ -9,7 +9,7 @@ generation through its public methods. Filters are the store's filter language
 (:mod:`tase_search.integrations._filters`).
 
 ``encoder`` is one of our encoders (the index embeds text itself) or an
-:class:`~tase_search.external.ExternalEmbedder` (the toolkit's embedder: each document is one vector).
+:class:`~tase_search.encoding.external.ExternalEmbedder` (the toolkit's embedder: each document is one vector).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from ..documents.document import Document
+from ..encoding.external import ExternalEmbedder
 from ..errors import IndexCorrupt, InputError
-from ..external import ExternalEmbedder
-from ..readers import Document
+from ..query.options import check_mode, run_search
 from ..retriever import Hit, Retriever, resolve_index_path
-from ..search_options import check_mode, run_search
 from ..store.layout import DOCS_FILE
 from . import _filters
 

@@ -26,8 +26,8 @@ from langchain_core.documents import Document  # noqa: E402
 from langchain_core.embeddings import Embeddings  # noqa: E402
 from langchain_core.vectorstores import VectorStore  # noqa: E402
 
+from ..encoding.external import ExternalEmbedder, embedder_name  # noqa: E402
 from ..errors import InputError  # noqa: E402
-from ..external import ExternalEmbedder, embedder_name  # noqa: E402
 from ..results import Hit  # noqa: E402
 from . import _filters  # noqa: E402
 from ._store import IndexStore, make_document  # noqa: E402

@@ -47,8 +47,8 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict  # noqa: E402
 
+from ..encoding.external import ExternalEmbedder, embedder_name, is_external  # noqa: E402
 from ..errors import InputError  # noqa: E402
-from ..external import ExternalEmbedder, embedder_name, is_external  # noqa: E402
 from ..retriever import Retriever  # noqa: E402
 from ._filters import all_of, matches  # noqa: E402
 from ._store import IndexStore, make_document  # noqa: E402
@@ -300,7 +300,7 @@ def _writer_for(
             os.fspath(model) if isinstance(model, (str, os.PathLike)) else str(encoder.model_id),
             None,
         )
-    from ..paths import resolve_index_path
+    from ..runtime.paths import resolve_index_path
     from ..store.manifest import read_existing
 
     path = resolve_index_path(index)
