@@ -48,6 +48,7 @@ from .encoding.encoder import Encoder
 from .errors import InputError
 from .query import calibration as _calibration
 from .query import modes as _modes
+from .query import rerank as _rerank
 from .query import searcher as _search
 from .query.by_vector import VectorMethods
 from .query.filters import Filter, parse_filter_argument
@@ -92,8 +93,14 @@ class Retriever(VectorMethods):
         query_backend: str = "auto",
         mmap: bool = False,
         search_mode: str | None = None,
+        reranker: Any = None,
     ) -> None:
         self.path = Path(path)
+        self._reranker_spec = (
+            reranker  # a spec (name, directory, hub id) or a loaded Reranker; None: settings
+        )
+        self._reranker: Any = None
+        self._default_rerank: int | None = None
         self.manifest = manifest
         self._search_mode = None if search_mode is None else _modes.check_search_mode(search_mode)
         self._encoder = encoder
@@ -191,9 +198,12 @@ class Retriever(VectorMethods):
         query_backend: str = "auto",
         mmap: bool = False,
         search_mode: str | None = None,
+        reranker: Any = None,
     ) -> Retriever:
         """Open the index in directory ``path`` (as for :meth:`build`). The model defaults to the one
-        recorded in its manifest.
+        recorded in its manifest. ``reranker``: the cross-encoder of ``search(..., rerank=N)`` (a name,
+        directory or hub id, or a loaded :class:`~tase_search.query.rerank.Reranker`; default the
+        ``reranker`` setting, ``tase-rerank-tr``), loaded at the first reranked search.
 
         The encoder is loaded lazily (``info`` needs none) and checked against the manifest's
         weights fingerprint before the first query or write. ``query_backend`` (``auto``, ``torch``,
@@ -230,6 +240,7 @@ class Retriever(VectorMethods):
             query_backend=query_backend if given is None else "auto",
             mmap=mmap,
             search_mode=search_mode,
+            reranker=reranker,
         )
 
     @classmethod
@@ -352,6 +363,13 @@ class Retriever(VectorMethods):
         return self._search_mode
 
     @property
+    def reranker(self) -> Any:
+        """The reranker of ``search(..., rerank=N)``, loaded on first use (see :meth:`load`)."""
+        if self._reranker is None:
+            self._reranker = _rerank.resolve_reranker(self._reranker_spec, precision=self._precision)
+        return self._reranker
+
+    @property
     def sparse_note(self) -> str | None:
         """One line telling a user that this index is searched by meaning only and how to add keyword
         search; None when its keyword part can be searched."""
@@ -369,6 +387,7 @@ class Retriever(VectorMethods):
         dense_weight: float | None = None,
         min_score: float | None = None,
         highlight: bool = False,
+        rerank: int | None = None,
     ) -> list[Hit] | list[list[Hit]]:
         """Top-``k`` documents for a query (a list of hits) or for each of several queries.
 
@@ -396,6 +415,11 @@ class Retriever(VectorMethods):
         :func:`tase_search.query.modes.dense_weight` of the query's and the corpus's languages. Calibration
         does not change the ranking: a hybrid hit's probability is capped at the score of the hit above
         it; without calibration a hybrid hit scores by the fused value (``score_kind`` ``fused``).
+
+        ``rerank=N`` reads the first ``max(N, k)`` hits again with the :attr:`reranker` (a cross-encoder
+        that sees query and passage together) and returns its top ``k``; each hit's ``score`` (and
+        ``rerank_score``) is then the reranker's probability that the passage answers the query.
+        None: the ``rerank`` setting (0, off, unless configured). ``min_score`` applies after reranking.
         """
         filter = parse_filter_argument(filter)  # noqa: A001
         req = _search.parse_request(query, k, mode, fusion, dense_weight, lambda: self.search_mode)
@@ -409,10 +433,18 @@ class Retriever(VectorMethods):
                 )
         check_bool("highlight", highlight)
         req = dataclasses.replace(req, min_score=min_score, highlight=highlight)
+        rerank = self._rerank_default() if rerank is None else _rerank.check_rerank(rerank)
+        if rerank:
+            req = dataclasses.replace(req, rerank=rerank, reranker=self.reranker)
         if req.mode != "sparse":
             self.query_encoder  # noqa: B018 - load and check the model before the index files
         results = self._open().search(req, filter)
         return results[0] if req.single else results
+
+    def _rerank_default(self) -> int:
+        if self._default_rerank is None:
+            self._default_rerank = _rerank.default_rerank()
+        return self._default_rerank
 
     # ------------------------------------------------------------------ writing
     def add(

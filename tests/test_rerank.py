@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tase_search.calibration import PROBABLY_NOT_RELEVANT, PROBABLY_RELEVANT
 from tase_search.errors import InputError, ModelError
+from tase_search.query.calibration import PROBABLY_NOT_RELEVANT, PROBABLY_RELEVANT
 from tase_search.query.rerank import Reranker, check_rerank
 from tase_search.results import Hit, PassageRef
 from tase_search.testing.tiny_models import build_tiny_reranker
@@ -138,3 +138,57 @@ def test_a_trained_tiny_reranker_puts_the_matching_passage_first(tiny_reranker_d
         out = trained.rerank(query, hits)
         assert out[0].id == want, (query, [(h.id, round(h.score, 3)) for h in out])
         assert out[0].score > PROBABLY_RELEVANT and out[-1].score < PROBABLY_NOT_RELEVANT
+
+
+DOCS = [{"id": f"d{i}", "text": t, "metadata": {"n": i}} for i, t in enumerate(PASSAGES)]
+
+
+def test_retriever_rerank_equals_search_then_rerank(tmp_path: Path, tiny_reranker_dir: Path) -> None:
+    from tase_search import Retriever
+    from tase_search.testing import FakeEncoder
+
+    rr = Reranker.load(str(tiny_reranker_dir), precision="fp32")
+    Retriever.build(DOCS, model=FakeEncoder(), path=tmp_path / "ix")
+    r2 = Retriever.load(tmp_path / "ix", model=FakeEncoder(), reranker=rr)
+    for mode in ("dense", "sparse", "hybrid", "auto"):
+        plain = r2.search("yarın hava", k=4, mode=mode)
+        got = r2.search("yarın hava", k=2, mode=mode, rerank=4)
+        want = rr.rerank("yarın hava", plain, limit=2)
+        assert [(h.id, h.score) for h in got] == [(h.id, h.score) for h in want]
+        assert all(h.mode == plain[0].mode and h.score_kind == "probability" for h in got)
+    # k above rerank: every candidate is reranked; min_score applies to the reranker's probability
+    both = r2.search("yarın hava", k=5, rerank=2, mode="dense")
+    assert sorted(h.score for h in both) == sorted(rr.score("yarın hava", [h.passage.text for h in both]))
+    line = sorted(h.score for h in both)[2]
+    kept = r2.search("yarın hava", k=5, rerank=2, mode="dense", min_score=line)
+    assert [h.id for h in kept] == [h.id for h in both if h.score >= line] and [h.rank for h in kept] == [
+        1,
+        2,
+        3,
+    ]
+    assert r2.search(["yarın hava", "kedi"], k=2, rerank=3)[1][0].rerank_score is not None
+
+
+def test_rerank_setting_and_reranker_spec(
+    tmp_path: Path, tiny_reranker_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tase_search import Retriever
+    from tase_search.testing import FakeEncoder
+
+    Retriever.build(DOCS, model=FakeEncoder(), path=tmp_path / "ix")
+    monkeypatch.setenv("TASE_SEARCH_RERANKER", str(tiny_reranker_dir))
+    monkeypatch.setenv("TASE_SEARCH_RERANK", "3")
+    r = Retriever.load(tmp_path / "ix", model=FakeEncoder())
+    hits = r.search("kedi", k=2, mode="dense")
+    assert all(h.rerank_score is not None for h in hits)
+    assert r.search("kedi", k=2, mode="dense", rerank=0)[0].rerank_score is None
+    monkeypatch.setenv("TASE_SEARCH_RERANK", "5000")
+    with pytest.raises(InputError, match="rerank 5000 is out of range"):
+        Retriever.load(tmp_path / "ix", model=FakeEncoder()).search("kedi")
+    monkeypatch.delenv("TASE_SEARCH_RERANK")
+    with pytest.raises(InputError, match="has no rerank"):
+        Retriever.load(tmp_path / "ix", model=FakeEncoder(), reranker=object()).search("kedi", rerank=2)
+    with pytest.raises(ModelError):
+        Retriever.load(tmp_path / "ix", model=FakeEncoder(), reranker=str(tmp_path / "nothing")).search(
+            "kedi", rerank=2
+        )

@@ -23,13 +23,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, ModelError
+from ..runtime.config import MAX_RERANK
 
 log = logging.getLogger(__name__)
 
 #: The bundled reranker's registry name.
 DEFAULT_RERANKER = "tase-rerank-tr"
-#: Most candidates one search may rerank (each one is a forward pass of the cross-encoder).
-MAX_RERANK = 1000
 
 
 def check_rerank(value: Any) -> int:
@@ -167,6 +166,29 @@ def load_reranker(spec: str | None = None, *, precision: str = "auto") -> Rerank
         return _CACHE[key]
 
 
+def resolve_reranker(spec: Any = None, *, precision: str = "auto") -> Any:
+    """A loaded reranker for ``spec``: a Reranker (or anything with ``rerank``) as given, else a name,
+    directory or hub id loaded once per process; None: the ``reranker`` setting."""
+    if spec is not None and not isinstance(spec, str):
+        if not callable(getattr(spec, "rerank", None)):
+            raise InputError(
+                f"reranker {type(spec).__name__} has no rerank(): give a model name or a Reranker"
+            )
+        return spec
+    if spec is None:
+        from ..runtime.config import load_settings
+
+        spec = load_settings().reranker
+    return load_reranker(spec, precision=precision)
+
+
+def default_rerank() -> int:
+    """How many hits a search reranks when it does not say: the ``rerank`` setting (0: none)."""
+    from ..runtime.config import load_settings  # noqa: PLC0415 - settings read per call
+
+    return load_settings().rerank
+
+
 def is_reranker_dir(path: str | Path) -> bool:
     """True when ``path`` holds a one-output sequence-classification model (a cross-encoder)."""
     import json
@@ -183,4 +205,13 @@ def is_reranker_dir(path: str | Path) -> bool:
     )
 
 
-__all__ = ["DEFAULT_RERANKER", "MAX_RERANK", "Reranker", "check_rerank", "is_reranker_dir", "load_reranker"]
+__all__ = [
+    "DEFAULT_RERANKER",
+    "MAX_RERANK",
+    "Reranker",
+    "check_rerank",
+    "default_rerank",
+    "is_reranker_dir",
+    "load_reranker",
+    "resolve_reranker",
+]

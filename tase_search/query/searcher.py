@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,8 @@ class Request:
     dense_weight: float | None
     min_score: float | None = None  # hits scoring below it are left out
     highlight: bool = False  # name each hit's best-answering sentence (tase_search.text.highlight)
+    rerank: int = 0  # rerank the first max(rerank, k) hits with ``reranker`` (tase_search.query.rerank)
+    reranker: Any = None  # a Reranker (anything with ``rerank(query, hits, limit=)``) when rerank > 0
 
 
 @dataclass
@@ -136,7 +139,10 @@ class Searcher:
             else 1.0
             for i, m in enumerate(chosen)
         ]
-        results = self._search_modes(cleaned, chosen, weights, req.k, parse_filter(filter), req.fusion)
+        fetch = max(req.k, req.rerank) if req.rerank else req.k
+        results = self._search_modes(cleaned, chosen, weights, fetch, parse_filter(filter), req.fusion)
+        if req.rerank:
+            results = [req.reranker.rerank(q, hits, limit=req.k) for q, hits in zip(cleaned, results)]
         if req.min_score is not None:
             results = [[h for h in hits if h.score >= req.min_score] for hits in results]
             results = [[dataclasses.replace(h, rank=i + 1) for i, h in enumerate(hits)] for hits in results]

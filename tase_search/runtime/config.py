@@ -15,6 +15,8 @@ from typing import Any
 from ..errors import InputError
 
 ENV_PREFIX = "TASE_SEARCH_"
+#: Most hits one search may rerank (each one is a forward pass of the cross-encoder).
+MAX_RERANK = 1000
 #: ``auto``: bf16 weights where the CPU has native bf16, else fp32; ``bf16-autocast``: fp32 weights under
 #: bf16 autocast (the old default, slower); see :class:`tase_search.encoding.encoder.Encoder`.
 PRECISIONS = ("auto", "bf16", "bf16-autocast", "fp32")
@@ -58,6 +60,10 @@ class Settings:
     #: ``tase-search index`` leaves out (naming each) documents longer than this many bytes of UTF-8;
     #: 0: no limit. A 5 MB line is a dump, not a document: 3,085 passages and 9 minutes of embedding.
     max_document_bytes: int = 1_000_000
+    #: rerank the top this-many hits of every search with ``reranker`` (0: no reranking unless asked for)
+    rerank: int = 0
+    #: the cross-encoder that reranks (a registered name, a directory or a hub id)
+    reranker: str = "tase-rerank-tr"
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -82,6 +88,12 @@ class Settings:
         if self.max_document_bytes < 0:
             raise InputError(
                 f"max_document_bytes {self.max_document_bytes} is out of range: use 0 (no limit) or more"
+            )
+        if not 0 <= self.rerank <= MAX_RERANK:
+            raise InputError(f"rerank {self.rerank} is out of range: use 0 (off) to {MAX_RERANK} hits")
+        if not isinstance(self.reranker, str) or not self.reranker.strip():
+            raise InputError(
+                f"reranker {self.reranker!r} is not valid: give a model name, directory or hub id"
             )
         if not 0 <= self.max_seq_length <= 65536:
             raise InputError(
