@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..runtime.config import MAX_RERANK
 from .common import (
     CONTEXT,
     RegistryChoice,
@@ -110,6 +111,22 @@ def _query_filter(filters: tuple[str, ...], where: str | None) -> Any:
     help="The dense ranking's share in hybrid fusion, 0..1 (default: 0.5 for a query in the corpus's "
     "language, 0.8 for one in another language).",
 )
+@click.option(
+    "--rerank",
+    type=click.IntRange(0, MAX_RERANK),
+    default=None,
+    metavar="N",
+    help="Read the top N hits again with the reranker (a cross-encoder: slower, more precise) and order "
+    "them by its probability of answering the query; e.g. 20. 0: off. Default: the rerank setting (0). "
+    "Env: TASE_SEARCH_RERANK.",
+)
+@click.option(
+    "--reranker",
+    default=None,
+    metavar="MODEL",
+    help="The reranker: a name (tase-rerank-tr, bundled), a CrossEncoder directory or a hub id. Default: "
+    "the reranker setting. Env: TASE_SEARCH_RERANKER.",
+)
 @_precision_option
 @_query_backend_option
 @_threads_option
@@ -128,6 +145,8 @@ def query_cmd(
     dense_weight: float,
     min_score: float | None,
     highlight: bool | None,
+    rerank: int | None,
+    reranker: str | None,
     precision: str | None,
     query_backend: str | None,
     threads: int | None,
@@ -144,6 +163,7 @@ def query_cmd(
       tase-search query "maç sonucu" --filter topic=spor --index demo
       tase-search query deprem --where '{"year": {"$gte": 2020}}' --index haberler
       tase-search query Turkcell --mode sparse --index haberler     # keywords only (no model loaded)
+      tase-search query "Pîrî Reis nerede doğdu?" --rerank 20 --index wiki  # top 20 reranked
       printf 'futbol\\nweather tomorrow\\n' | tase-search query - --index haberler --json
     """
     if threads is not None:  # a one-off query does not wait to measure the free CPUs unless asked
@@ -157,7 +177,14 @@ def query_cmd(
         raise click.UsageError("give either query texts or '-' (stdin), not both")
     flt = _query_filter(filters, where)
     text = tuple(_text_arg(t) for t in text)
-    s = _settings(model=model, precision=precision, index_root=root, query_backend=query_backend)
+    s = _settings(
+        model=model,
+        precision=precision,
+        index_root=root,
+        query_backend=query_backend,
+        rerank=rerank,
+        reranker=reranker,
+    )
     path = _index_path(index, root)
     stdin = text == ("-",)
     # one-off queries map the vector file (no full read; the process exits after a few searches);
@@ -171,8 +198,10 @@ def query_cmd(
         query_backend=s.query_backend,
         mmap=mmap,
         search_mode=s.search_mode,
+        reranker=s.reranker,
     )
     how = {
+        "rerank": s.rerank,
         "mode": mode,
         "fusion": fusion,
         "dense_weight": dense_weight,

@@ -37,12 +37,14 @@ def run_search(
     *,
     min_score: float | None = None,
     highlight: bool = False,
+    rerank: int | None = None,
 ) -> Any:
     """``retriever.search`` with ``mode`` passed on when it takes one (see the module docstring), and
-    ``min_score`` / ``highlight`` when set (a retriever-like object without them is refused)."""
+    ``min_score`` / ``highlight`` / ``rerank`` when set (a retriever-like object without them is refused)."""
     kwargs: dict[str, Any] = {"k": k, "filter": as_native_filter(filter)}
     params = inspect.signature(retriever.search).parameters
-    for name, value, unset in (("min_score", min_score, None), ("highlight", highlight, False)):
+    options = (("min_score", min_score, None), ("highlight", highlight, False), ("rerank", rerank, None))
+    for name, value, unset in options:
         if value is not unset:
             if name not in params:
                 raise InputError(f"{name} is not available: this retriever's search does not take it")

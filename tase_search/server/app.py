@@ -40,6 +40,7 @@ from ..errors import (
 from ..integrations import require
 from ..query.filters import parse_query_filter
 from ..retriever import Retriever, resolve_index_path
+from ..runtime.config import MAX_RERANK
 from .served_index import ServedIndex
 
 require("fastapi", "serve")
@@ -251,6 +252,14 @@ def _read_routes(app: FastAPI, settings: _Settings, IndexName: Any) -> None:  # 
             float | None, Query(description="leave out hits scoring below it (0.5: probably relevant)")
         ] = None,
         highlight: Annotated[bool, Query(description="name each hit's best-answering sentence")] = False,
+        rerank: Annotated[
+            int | None,
+            Query(
+                ge=0,
+                le=MAX_RERANK,
+                description="rerank the top N hits with the cross-encoder (scores: its probability); 0 off",
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         if (query is None) == (q is None):
             raise RequestValidationError(
@@ -265,7 +274,7 @@ def _read_routes(app: FastAPI, settings: _Settings, IndexName: Any) -> None:  # 
         queries = query if query is not None else q
         assert queries is not None
         flt = parse_query_filter(filter or [], where)
-        return _search(_index(settings, name), queries, k, flt, mode, min_score, highlight)
+        return _search(_index(settings, name), queries, k, flt, mode, min_score, highlight, rerank)
 
     @app.post(
         "/indexes/{name}/search", response_model=SearchResponse, responses=_errors(400, 404), tags=["search"]
@@ -281,6 +290,7 @@ def _read_routes(app: FastAPI, settings: _Settings, IndexName: Any) -> None:  # 
             body.mode,
             body.min_score,
             body.highlight,
+            body.rerank,
         )
 
     @app.get(
@@ -403,9 +413,10 @@ def _search(
     mode: str | None,  # noqa: A002
     min_score: float | None = None,
     highlight: bool = False,
+    rerank: int | None = None,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
-    results = idx.search(queries, k, filter, mode, min_score=min_score, highlight=highlight)
+    results = idx.search(queries, k, filter, mode, min_score=min_score, highlight=highlight, rerank=rerank)
     return {
         "index": idx.name,
         "k": k,

@@ -20,6 +20,7 @@ from pydantic import (
 from ..errors import InputError
 from ..query import filters as _filters
 from ..query.options import MODES
+from ..runtime.config import MAX_RERANK
 from ..store.docs import MAX_METADATA_DEPTH, json_depth
 
 #: Request limits: a request over them is refused with 413 (body) or 422 (fields), before any work
@@ -157,6 +158,13 @@ class SearchRequest(_Strict):
         "calibrated model: 0.5 and up probably relevant, under 0.2 probably not; docs/cli.md)",
     )
     highlight: bool = Field(False, description="name each hit's sentence that best answers the query")
+    rerank: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_RERANK,
+        description="rerank the top N hits with the cross-encoder reranker (each hit's score is then its "
+        "probability that the passage answers the query); 0 off; default the server's rerank setting",
+    )
 
     @field_validator("filter")
     @classmethod
@@ -210,6 +218,9 @@ class HitOut(BaseModel):
     score_kind: str = Field(description="probability, cosine, fused or keyword (docs/cli.md)")
     mode: Mode | None = Field(description="the mode this query was searched in")
     dense_score: float | None = Field(description="the cosine (None: the dense part did not run)")
+    rerank_score: float | None = Field(
+        None, description="the reranker's probability (None: the hit was not reranked)"
+    )
     keyword_score: float | None = Field(
         description="BM25 normalised by the query (None: the keyword part did not run)"
     )

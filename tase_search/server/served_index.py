@@ -83,8 +83,11 @@ class ServedIndex:
         *,
         min_score: float | None = None,
         highlight: bool = False,
+        rerank: int | None = None,
     ) -> list[Hit] | list[list[Hit]]:
-        return run_search(self.reader(), queries, k, filter, mode, min_score=min_score, highlight=highlight)
+        return run_search(
+            self.reader(), queries, k, filter, mode, min_score=min_score, highlight=highlight, rerank=rerank
+        )
 
     def info(self) -> dict[str, Any]:
         return self.reader().info()
