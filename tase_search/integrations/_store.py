@@ -131,11 +131,22 @@ class IndexStore:
         k: int,
         filter: Mapping[str, Any] | None = None,  # noqa: A002
         mode: str | None = None,
+        rerank: int | None = None,
     ) -> list[Hit]:
+        """Top ``k``; ``rerank=N`` reranks the first ``max(N, k)`` with the cross-encoder
+        (:meth:`tase_search.Retriever.search`; None: the ``rerank`` setting)."""
         check_mode(mode)
         with self._lock:
             r = self.retriever()
-            return [] if r is None else run_search(r, query, k, _filters.check(filter), mode)
+            if r is None:
+                return []
+            return run_search(r, query, k, _filters.check(filter), mode, rerank=rerank)
+
+    def rerank(self, query: str, hits: Sequence[Hit], k: int) -> list[Hit]:
+        """``hits`` reranked by the index's reranker (the ``reranker`` setting) for ``query``, top ``k``."""
+        with self._lock:
+            r = self.retriever()
+            return [] if r is None or not hits else r.reranker.rerank(query, hits, limit=k)
 
     def search_by_vector(
         self,
