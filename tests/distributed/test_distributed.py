@@ -414,7 +414,7 @@ def test_bench_distributed_quick(tiny_model_dir: Path, corpus: list[str], tmp_pa
     pytest.importorskip("ray")
     import importlib.util
 
-    bench = Path(__file__).resolve().parent.parent / "bench"
+    bench = Path(__file__).resolve().parents[2] / "bench"
     sys.path.insert(0, str(bench))
     spec = importlib.util.spec_from_file_location("bench_distributed", bench / "distributed.py")
     assert spec is not None and spec.loader is not None
