@@ -7,7 +7,7 @@ catch them. A case *holds* when the operation ends in a one-line tase-search err
 traceback, a hang or a success), nothing outside the index was written or described, and the
 index's own files are byte-identical afterwards.
 
-:func:`run_hostile` is the campaign part; the helpers are shared with ``tests/test_hardening.py``.
+:func:`run_hostile` is the campaign part; the helpers are shared with ``tests/store/test_hardening.py``.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ _REEXPORTS = {
     "onnx_query": {
         "LightQueryEncoder": "encoding.query_bundle:LightQueryEncoder",
         "MAX_BATCH": "encoding.onnx_runtime:MAX_BATCH",
-        "MIN_PROBE_COSINE": "encoding.onnx_runtime:MIN_PROBE_COSINE",
+        "MIN_PROBE_COSINE": "encoding.agreement:MIN_EXPORT_COSINE",
         "OPSET": "encoding.onnx_runtime:OPSET",
         "OnnxQueryEncoder": "encoding.onnx_runtime:OnnxQueryEncoder",
         "PROBE_TEXTS": "encoding.onnx_runtime:PROBE_TEXTS",

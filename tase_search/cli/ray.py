@@ -24,9 +24,9 @@ def index_on_ray(
 ) -> Any:
     """Run :func:`tase_search.distributed.index_corpus` with the command's settings; its result."""
     from ..distributed import index_corpus
-    from ..retriever import Retriever
+    from ..writes import will_append
 
-    appending = Retriever.exists(path) and not overwrite
+    appending = will_append(path, overwrite)
     with report:
         run = index_corpus(
             list(corpus),

@@ -84,11 +84,12 @@ def index_corpus(
     overlap. ``progress(n)`` hears of documents as their shards are staged."""
     from ..retriever import Retriever, resolve_index_path
     from ..store.commit import refuse_foreign
+    from ..writes import will_append
 
     t0 = time.perf_counter()
     index_dir = resolve_index_path(path)
     refuse_foreign(index_dir)
-    append = Retriever.exists(index_dir) and not overwrite
+    append = will_append(index_dir, overwrite)
     if append:
         m = Retriever.load(index_dir).manifest
         model, max_seq_length, overlap = model or m.model.id, m.model.max_seq_length, m.overlap_tokens
@@ -127,7 +128,7 @@ def index_corpus(
     stage(f"committing {len(shards)} shards")
     from .merge import commit_staged, read_stats, records
 
-    added = commit_staged(
+    written = commit_staged(
         keys,
         staging,
         index_dir,
@@ -141,13 +142,11 @@ def index_corpus(
     stats = read_stats(records(keys, staging))
     staging.remove()
     t2 = time.perf_counter()
-    changed = added.added or added.replaced
-    action = ("appended to" if changed else "unchanged") if append else "built"
     return IndexRun(
         retriever=Retriever.load(index_dir),
-        added=added,
+        added=written.result,
         stats=stats,
-        action=action,
+        action=written.action,
         shards=len(shards),
         resumed=len(shards) - len(todo),
         seconds=t2 - t0,

@@ -141,6 +141,7 @@ class Encoder:
         backend: str = "auto",
         build_backend: bool = False,
         threads: int | None = None,
+        stage: Callable[[str], object] | None = None,
     ) -> Encoder:
         """Load by registered name, local directory or hub id (see :func:`tase_search.models.resolve`).
 
@@ -153,7 +154,9 @@ class Encoder:
         ``torch`` is this encoder's own path, any other name wraps it
         (:func:`tase_search.encoding.backends.with_backend`). ``build_backend=True`` (write paths that may take
         seconds once per weights, such as ``tase-search index``) converts the weights when no converted
-        model exists yet; without it a missing one means the torch path under ``auto``.
+        model exists yet; without it a missing one means the torch path under ``auto``. ``stage(text)``
+        hears of the slow step a backend other than torch takes (a progress reporter's ``stage``).
+        A ``max_seq_length`` the model has no positions for is refused before any conversion.
         """
         model_id, location = resolve(spec)
         if not Path(location).is_dir():  # from the hub: fail in seconds, naming the fix, not after retries
@@ -171,9 +174,14 @@ class Encoder:
             query_backend=query_backend,
             query_graph=query_graph,
         )
-        if backend != "torch":
-            from .backends import with_backend
+        from ..runtime.preflight import check_max_seq_length
 
+        check_max_seq_length(encoder, max_seq_length)
+        if backend != "torch":
+            from .backends import choose, with_backend
+
+            if stage is not None and (chosen := choose(backend, encoder)) != "torch":
+                stage(f"preparing document backend {chosen}")
             return with_backend(encoder, backend, build=build_backend, threads=threads)
         return encoder
 

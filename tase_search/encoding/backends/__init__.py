@@ -13,7 +13,7 @@ encoder's bf16 weights are the measured fast path), else ``ct2-int8`` when ctran
 the CPU runs its int8 kernels and the model converts (a BERT encoder with mean pooling), else
 ``torch``. Queries never come here (they keep the encoder's query path, fp32 ONNX or PyTorch).
 
-Every opened runner is checked against the torch path on probe texts; below :data:`MIN_PROBE_COSINE`
+Every opened runner is checked against the torch path on probe texts; below :data:`MIN_BACKEND_COSINE`
 the backend is refused (an explicit choice raises, ``auto`` falls back to torch with a warning).
 """
 
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError, ModelError
+from ..agreement import MIN_BACKEND_COSINE
 from . import artefacts, ct2
 from .document import BackendEncoder
 
@@ -64,8 +65,6 @@ def converted_names() -> tuple[str, ...]:
 
 #: The built-in ``backend=`` / ``--backend`` values.
 BACKENDS = backend_names()
-#: int8 weights put single sentences at cosine >= 0.993 to fp32 on real text; a wrong artefact far lower.
-MIN_PROBE_COSINE = 0.98
 PROBE_TEXTS = (
     "Merhaba dünya",
     "İstanbul'da yarın yağmur yağacak mı?",
@@ -174,9 +173,9 @@ def with_backend(
             threads = torch.get_num_threads()
         runner = _MODULES[name].RUNNER(path, threads=threads)
         worst = probe_cosine(runner, encoder)
-        if worst < MIN_PROBE_COSINE:
+        if worst < MIN_BACKEND_COSINE:
             raise ModelError(
-                f"backend {name} disagrees with the torch path (probe cosine {worst:.4f} < {MIN_PROBE_COSINE}) "
+                f"backend {name} disagrees with the torch path (probe cosine {worst:.4f} < {MIN_BACKEND_COSINE}) "
                 f"at {path}; delete that directory and export again, or use --backend torch"
             )
     except ModelError as exc:

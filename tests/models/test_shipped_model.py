@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-GOLDEN = Path(__file__).parent / "golden" / "default-model.json"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "default-model.json"
 
 
 @pytest.fixture(scope="module")

@@ -290,7 +290,7 @@ stages:
 
 
 def test_shipped_configs_parse(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[1] / "training" / "configs"
+    root = Path(__file__).resolve().parents[2] / "training" / "configs"
     paper = pipeline.load_config(root / "paper.yaml", ["data_root=/d"])
     assert paper["base_model"] == "flan-t5-small"
     s1, s2 = paper["stages"]
@@ -888,7 +888,7 @@ def test_pipeline_interpolate_step(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- packaging
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_training_is_a_module_of_the_package() -> None:

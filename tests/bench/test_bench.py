@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 MACHINE_KEYS = {
     "date",
     "host_cpus",

@@ -480,7 +480,7 @@ def test_sparse_build_takes_index(tmp_path: Path) -> None:
 def _readme_python() -> str:
     import re
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     found = re.search(r"## Python API\n\n```python\n(.*?)\n```", readme, re.DOTALL)
     assert found, "the README has no Python API example"
     return found.group(1)

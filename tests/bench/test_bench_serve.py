@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 pytestmark = [pytest.mark.integrations, pytest.mark.slow, pytest.mark.bench]  # starts a server child process
 
 

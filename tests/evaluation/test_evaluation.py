@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tase_search.cli import eval as cli_eval
 from tase_search.cli.eval import eval_group
 from tase_search.errors import DataError, InputError, TaseSearchError
 from tase_search.evaluation import (
@@ -37,6 +36,7 @@ from tase_search.evaluation import (
     spearman,
     squad_task,
 )
+from tase_search.evaluation import report as eval_report
 from tase_search.evaluation.retrieval import search_topk
 from tase_search.evaluation.sts import sts_metrics
 from tase_search.evaluation.tasviret import tasviret_metrics
@@ -516,7 +516,7 @@ def fake_loader(monkeypatch):
         loaded.append((spec, precision, batch_size))
         return FakeEncoder(dim=256, model_id=spec)
 
-    monkeypatch.setattr(cli_eval, "load_encoder", load)
+    monkeypatch.setattr(eval_report, "load_encoder", load)
     for var in ("TASE_SEARCH_MODEL", "TASE_SEARCH_PRECISION", "TASE_SEARCH_BATCH_SIZE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TASE_SEARCH_CONFIG", "/nonexistent/config.toml")

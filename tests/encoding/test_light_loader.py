@@ -21,7 +21,7 @@ from tase_search.encoding.light_layout import LOADER_ENV, inspect_light_layout
 from tase_search.encoding.light_model import LightSentenceModel
 from tase_search.errors import InputError, ModelError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "tase_search" / "models" / "tase-e5-tr"
 
 SHORT = ["futbol maçı"]

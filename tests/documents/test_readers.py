@@ -17,7 +17,7 @@ from tase_search.documents.readers import FORMATS, Document, ReadStats, detect_f
 from tase_search.errors import InputError
 from tase_search.store.content import content_id
 
-DATA = Path(__file__).resolve().parents[1] / "tase_search" / "data"
+DATA = Path(__file__).resolve().parents[2] / "tase_search" / "data"
 
 
 def write(path: Path, content: str | bytes, *, gz: bool = False) -> Path:

@@ -219,7 +219,9 @@ def test_http_search_says_the_mode_and_takes_min_score_and_highlight(index: Retr
 
 def test_bundled_model_has_a_calibration_of_its_weights() -> None:
     """After new weights: `tase-search eval calibrate --data DIR -m default` writes a new one."""
-    golden = json.loads((Path(__file__).parent / "golden" / "default-model.json").read_text(encoding="utf-8"))
+    golden = json.loads(
+        (Path(__file__).resolve().parents[1] / "golden" / "default-model.json").read_text(encoding="utf-8")
+    )
     cal = C.for_model("default", golden["fingerprint"])
     assert cal is not None, "calibration.json is missing or was fitted on other weights"
     assert set(cal.modes) == {"dense", "sparse", "hybrid"}

@@ -415,7 +415,9 @@ def test_query_backend_torch_in_the_environment_prepares_nothing(tiny_model_dir,
 
 @pytest.mark.slow  # exports the shipped model's query graph
 def test_shipped_model_golden_vectors_through_onnx(cache) -> None:
-    golden = json.loads((Path(__file__).parent / "golden" / "default-model.json").read_text(encoding="utf-8"))
+    golden = json.loads(
+        (Path(__file__).resolve().parents[1] / "golden" / "default-model.json").read_text(encoding="utf-8")
+    )
     enc = Encoder.load("default", query_backend="onnx")  # auto precision: bf16 weights where supported
     got = np.vstack([enc.encode_query(s) for s in golden["sentences"]])
     want = np.asarray(golden["query_vectors"], dtype=np.float32)  # queries carry the query prompt

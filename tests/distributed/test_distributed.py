@@ -340,6 +340,33 @@ def test_cli_engine_ray(tmp_path: Path, corpus: list[str], tiny_model_dir: Path,
     assert bad.exit_code != 0 and "--address applies to --engine ray" in bad.output
 
 
+def test_the_engine_and_its_command_build_or_append_through_the_one_function(
+    tmp_path: Path,
+    corpus: list[str],
+    tiny_model_dir: Path,
+    inline: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tase_search import writes
+
+    calls: list[tuple[bool | None, str]] = []
+    real = writes.build_or_append
+
+    def recording(path: Any, **kw: Any) -> Any:
+        done = real(path, **kw)
+        calls.append((kw.get("appending"), done.action))
+        return done
+
+    monkeypatch.setattr(writes, "build_or_append", recording)
+    run = dist.index_corpus(corpus[:1], tmp_path / "api", str(tiny_model_dir), precision="fp32", workers=1)
+    again = dist.index_corpus(corpus, tmp_path / "api", precision="fp32", workers=1)
+    assert (run.action, again.action) == ("built", "appended to")
+    args = ["index", corpus[0], "--index", str(tmp_path / "cli"), "--model", str(tiny_model_dir), "--quiet"]
+    out = CliRunner().invoke(main, [*args, "--engine", "ray", "--workers", "1", "--precision", "fp32"])
+    assert out.exit_code == 0, out.output
+    assert calls == [(False, "built"), (True, "appended to"), (False, "built")]
+
+
 def test_without_ray_the_error_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(InputError, match=r"pip install 'tase-search\[ray\]'"):
@@ -414,7 +441,7 @@ def test_bench_distributed_quick(tiny_model_dir: Path, corpus: list[str], tmp_pa
     pytest.importorskip("ray")
     import importlib.util
 
-    bench = Path(__file__).resolve().parent.parent / "bench"
+    bench = Path(__file__).resolve().parents[2] / "bench"
     sys.path.insert(0, str(bench))
     spec = importlib.util.spec_from_file_location("bench_distributed", bench / "distributed.py")
     assert spec is not None and spec.loader is not None
