@@ -166,8 +166,12 @@ def test_openvino_matches_torch(model_copy: Path) -> None:
 
 
 @needs_ct2
-def test_cli_index_chooses_the_backend_once_and_export_prepares_it(model_copy: Path, tmp_path: Path) -> None:
+def test_cli_index_chooses_the_backend_once_and_export_prepares_it(
+    model_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from click.testing import CliRunner
+
+    monkeypatch.setenv("TASE_SEARCH_CPU_FLAGS", "avx2 fma")  # an AVX2-only CPU: auto picks ct2-int8
 
     from tase_search.cli.app import main
 
