@@ -91,13 +91,17 @@ def test_unknown_backend_is_refused() -> None:
         backends.check_name("cuda")
 
 
-def test_torch_and_bf16_resolve_to_the_encoder_itself(model_copy: Path) -> None:
+def test_torch_and_bf16_resolve_to_the_encoder_itself(
+    model_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     enc = _encoder(model_copy)
     assert backends.with_backend(enc, "torch") is enc
 
     class Bf16:
         precision = "bf16"
+        model = enc.model
 
+    monkeypatch.setenv("TASE_SEARCH_CPU_FLAGS", "fpu sse2")  # no AVX2: no int8 backend, the encoder itself
     assert backends.choose("auto", Bf16()) == "torch"
 
 
