@@ -166,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = load_rerank_config(a.config, overrides)
     output = Path(a.output)
     output.mkdir(parents=True, exist_ok=True)
+    # length-bucketed batches come in many shapes; oneDNN keeps a kernel per shape (1,024 by default),
+    # which grew a 12-layer run by gigabytes. Set before torch loads; a user's value wins.
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
     import torch
 
