@@ -78,12 +78,20 @@ def snapshot(index_dir: Path) -> Snapshot | None:
         m = read_manifest(index_dir)
     except FileNotFoundError:
         return None
-    db = index_dir / m.generation_dir / "docs.sqlite"
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    from tase_search.store.snapshot import open_documents
+
     try:
-        return dict(conn.execute("SELECT id, text FROM documents"))
+        store = open_documents(index_dir, m)
+    except Exception as exc:  # noqa: BLE001 - as a direct SQLite open of a missing file said
+        raise sqlite3.OperationalError(f"unable to open the index's documents ({exc})") from exc
+    try:
+        pids = store.pids_matching(None)
+        out: dict[str, str] = {}
+        for i in range(0, len(pids), 500):
+            out.update((sp.doc_id, sp.text) for sp in store.fetch(pids[i : i + 500]).values())
+        return out
     finally:
-        conn.close()
+        store.close()
 
 
 def generation(index_dir: Path) -> int | None:
@@ -98,7 +106,9 @@ def leftovers(index_dir: Path) -> list[str]:
     if not index_dir.is_dir():
         return []
     return sorted(
-        p.name for p in index_dir.iterdir() if p.name.startswith((".tmp-gen-", ".manifest.json.tmp-"))
+        p.name
+        for p in index_dir.iterdir()
+        if p.name.startswith((".tmp-gen-", ".tmp-seg-", ".manifest.json.tmp-"))
     )
 
 

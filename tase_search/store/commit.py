@@ -26,6 +26,7 @@ call :func:`commit` with a ``mutate`` that inserts their documents and adds thei
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -38,10 +39,11 @@ from typing import Any, TypeVar
 from ..errors import IndexCorrupt, IndexExists, IndexWriteError, InputError, TaseSearchError
 from . import generation as _gen
 from . import layout, safeio
+from . import segwrite as _segwrite
 from . import stamps as _stamps
 from .docs import DocStore
 from .layout import DOCS_FILE, LOCK_NAME
-from .lock import WriterLock, fault_point, fsync_dir
+from .lock import WriterLock, fault_point
 from .manifest import Manifest, read_existing, read_generation, read_manifest_safe, write_manifest
 from .vectors import get_backend
 
@@ -101,17 +103,13 @@ def commit(
             base = _bump_past(base, read_manifest_safe(index_dir))
         manifest, result = _publish(index_dir, base, old, mutate, on_commit)
         fault_point("committed")
-        # every file was read back before the commit: the next write may trust them while they stay untouched
-        _stamps.record(
-            index_dir, manifest.generation_dir, {n: str(f["sha256"]) for n, f in manifest.files.items()}
-        )
         if on_commit is not None:
             on_commit(manifest)
-        keep = {manifest.generation_dir, old.generation_dir if old else ""}
-        for d in layout.generation_dirs(index_dir):
-            if d.name not in keep:
-                shutil.rmtree(d, ignore_errors=True)
+        _segwrite.cleanup(index_dir, [manifest, old])
         fault_point("cleaned")
+        from .merge import after_write
+
+        after_write(index_dir, manifest, on_commit)
     return result
 
 
@@ -122,42 +120,24 @@ def _publish(
     mutate: Mutate[T],
     on_commit: Callable[[Manifest], None] | None,
 ) -> tuple[Manifest, T]:
-    """Steps 2-4: build the next generation in a temporary directory and replace the manifest."""
+    """Steps 2-4: the new segment and deletions files (:mod:`.segwrite`), then the manifest replaced."""
+    made: list[Path] = []
     gen = base.generation + 1
-    tmp = layout.temporary_generation(index_dir, gen)
-    final: Path | None = None  # the new generation directory, once tmp is renamed to it
-    vec_name = layout.vectors_file(get_backend(base.backend).suffix)
+    published = False
     try:
-        tmp.mkdir()
-        result, counts, slot = _fill(index_dir, base, old, tmp, mutate)
-        vectors = slot.vectors
-        fault_point("sqlite")
-        files = {vec_name: vectors.save(tmp / vec_name).as_manifest()}  # written, synced, read back
-        fault_point("faiss")
-        files[DOCS_FILE] = _checked_sqlite(tmp / DOCS_FILE, counts["bytes"]).as_manifest()
-        fsync_dir(tmp)
-        fault_point("synced")
-        manifest = base.bumped(
-            generation=gen,
-            rows=counts["passages"],
-            documents=counts["documents"],
-            tombstones=counts["tombstones"],
-            factory=slot.factory,
-            search_params=getattr(vectors, "search_params", ""),
-            files=files,
+        backend = get_backend(base.backend)
+        manifest, result, made = _segwrite.write_segment(
+            index_dir,
+            base,
+            old,
+            mutate,
+            lambda factory: backend.create(factory, base.model.dimension, ""),
+            made,
         )
-        target = index_dir / manifest.generation_dir
-        if os.path.islink(target):  # planted: remove the link, never what it points to
-            target.unlink()
-        elif os.path.lexists(target):  # left by a writer killed before its manifest: never published
-            shutil.rmtree(target)
-        os.rename(tmp, target)
-        final = target
-        fsync_dir(index_dir)
-        fault_point("renamed")
+        published = True
         write_manifest(index_dir, manifest)  # the commit point
     except BaseException as exc:
-        if final is not None and read_generation(index_dir) == gen:
+        if published and read_generation(index_dir) == gen:
             # the manifest was replaced before the error (syncing its directory failed, or Ctrl-C came just
             # then): the new version is what readers see, so it stays
             if on_commit is not None:
@@ -169,7 +149,7 @@ def _publish(
                     f"cleanly: {why.removesuffix(UNCHANGED)}"
                 ) from exc
             raise
-        left = _remove_new_generation(tmp, final)
+        left = remove_unpublished(made)
         why = None if isinstance(exc, TaseSearchError) else write_failure(exc)
         if why is not None:
             still = f" (generation {old.generation} is still the current one)" if old is not None else ""
@@ -178,6 +158,23 @@ def _publish(
             ) from exc
         raise
     return manifest, result
+
+
+def remove_unpublished(made: list[Path]) -> str:
+    """Remove what an abandoned write made (no manifest names it); a note for the message when some of
+    it could not be."""
+    left = []
+    for p in reversed(made):
+        if os.path.islink(p) or os.path.isfile(p):
+            with contextlib.suppress(OSError):
+                os.unlink(p)
+        elif os.path.lexists(p):
+            shutil.rmtree(p, ignore_errors=True)
+        if os.path.lexists(p):
+            left.append(str(p))
+    if not left:
+        return ""
+    return f"; could not remove the unfinished new version {', '.join(left)}: remove it by hand"
 
 
 def _fill(
@@ -279,9 +276,12 @@ def _checked_sqlite(path: Path, expected_bytes: int) -> safeio.Digest:
 
 
 def _bump_past(base: Manifest, existing: Manifest | None) -> Manifest:
+    """A first build over ``existing``: generation and segment numbers keep increasing (readers of the
+    replaced index may still open its segments)."""
     if existing is None:
         return base
-    return replace(base, generation=max(base.generation, existing.generation))
+    counters = {"next_segment": max(1, int(existing.counters.get("next_segment", 1)))}
+    return replace(base, generation=max(base.generation, existing.generation), counters=counters)
 
 
 def _remove_new_generation(tmp: Path, final: Path | None) -> str:
@@ -327,7 +327,7 @@ def write_failure(exc: BaseException) -> str | None:
 def remove_stale_temporaries(index_dir: Path) -> None:
     """Temporaries left by killed writers (the caller holds the lock, so none is in progress)."""
     for p in layout.temporaries(index_dir):
-        if p.name.startswith(layout.TMP_PREFIX):
+        if p.name.startswith((layout.TMP_PREFIX, layout.TMP_SEG_PREFIX)):
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)
