@@ -64,7 +64,7 @@ def test_random_writes_search_like_one_fresh_index(tmp_path: Path, seed: int, mo
     r = Retriever.build(first, model=enc, path=tmp_path / "seg")
     live.update((d.id, d) for d in first)
     nxt = 30
-    for step in range(14):
+    for _step in range(14):
         op = rng.random()
         if op < 0.45:
             new = [_doc(rng, nxt + j) for j in range(rng.randint(1, 6))]

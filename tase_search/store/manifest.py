@@ -7,6 +7,7 @@ is what makes a write visible; everything before that is invisible to readers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -40,6 +41,13 @@ def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
 
 
 def package_versions() -> dict[str, str]:
+    """The versions of the packages an index's files depend on (looked up once per process: a write
+    records them, and looking them up costs milliseconds)."""
+    return dict(_package_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
