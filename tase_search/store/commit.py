@@ -39,6 +39,8 @@ from typing import Any, TypeVar
 from ..errors import IndexCorrupt, IndexExists, IndexWriteError, InputError, TaseSearchError
 from . import generation as _gen
 from . import layout, safeio
+from . import segcache as _segcache
+from . import segment as _seg
 from . import segwrite as _segwrite
 from . import stamps as _stamps
 from .docs import DocStore
@@ -102,6 +104,7 @@ def commit(
         if new is not None and layout.manifest_path(index_dir).exists():
             base = _bump_past(base, read_manifest_safe(index_dir))
         manifest, result = _publish(index_dir, base, old, mutate, on_commit)
+        _segcache.stamp_new(index_dir, manifest, _new_segments(manifest, old))
         fault_point("committed")
         if on_commit is not None:
             on_commit(manifest)
@@ -158,6 +161,12 @@ def _publish(
             ) from exc
         raise
     return manifest, result
+
+
+def _new_segments(m: Manifest, old: Manifest | None) -> list[str]:
+    """The segments of ``m`` this write made (and read back): those ``old`` did not list."""
+    before = {s.name for s in _seg.segments_of(old)} if old is not None else set()
+    return [s.name for s in _seg.segments_of(m) if s.name not in before]
 
 
 def remove_unpublished(made: list[Path]) -> str:

@@ -81,6 +81,7 @@ class DocStore:
     #: the document key the next inserted document gets (None: SQLite picks the next rowid); a segment
     #: of a format-2 index hands out keys unique across its segments
     doc_key_next: int | None = None
+    journal_mode, synchronous = "DELETE", "FULL"  #: a writable store's (see SegmentStore)
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
@@ -101,8 +102,8 @@ class DocStore:
             self.conn = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, factory=SegmentConnection
             )
-            self.conn.execute("PRAGMA journal_mode=DELETE")
-            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute(f"PRAGMA journal_mode={self.journal_mode}")
+            self.conn.execute(f"PRAGMA synchronous={self.synchronous}")
             self.conn.executescript(SCHEMA)
         self.conn.execute("PRAGMA foreign_keys=ON")
         try:
@@ -117,10 +118,7 @@ class DocStore:
             self._payload_docs = 0  # documents, as the payload index's record counts them
             self._payload_usable: bool | None = None  # a read-only file's answer, once asked
             self._counts: dict[tuple[str, tuple[object, ...], int], int] = {}  # candidates by query
-        except (
-            sqlite3.DatabaseError,
-            UnicodeDecodeError,
-        ) as exc:  # a damaged page, or text that is not UTF-8
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a damaged page, or text not UTF-8
             self.conn.close()
             raise IndexCorrupt(f"document store {self.path} is damaged: {exc}") from exc
         except IndexCorrupt:

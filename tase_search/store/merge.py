@@ -33,11 +33,13 @@ from ..errors import IndexCorrupt, IndexWriteError
 from . import commit as _commit
 from . import generation as _gen
 from . import layout
+from . import lock as _lock
+from . import segcache as _segcache
 from . import segment as _seg
 from . import segwrite as _sw
 from .docs import DocStore
 from .layout import DOCS_FILE
-from .lock import WriterLock, fault_point, fsync_dir
+from .lock import WriterLock, fsync_dir
 from .manifest import Manifest, read_existing, write_manifest
 from .segment import Segment
 from .vectors import FLAT_MAX, MOVE_BATCH, choose_factory, get_backend
@@ -119,13 +121,13 @@ def merge_segments(index_dir: Path, m: Manifest, chosen: list[int]) -> Manifest:
         segs = _seg.segments_of(m)
         counters = dict(m.counters)
         number = int(counters.get("next_segment", 1))
-        sources = _sw.open_segments(index_dir, m)
+        sources = _segcache.open_checked(index_dir, m)
         try:
             picked = [sources[i] for i in chosen]
             for o in picked:
                 refuse = _gen.store_problems(o.store, o.seg.view(m), integrity="quick_check")
                 _commit.refuse_damage(index_dir, refuse)
-            fault_point("copied")
+            _lock.fault_point("copied")
             tmp = layout.temporary_segment(index_dir, number)
             made.append(tmp)
             _sw._clear(tmp)
@@ -135,13 +137,13 @@ def merge_segments(index_dir: Path, m: Manifest, chosen: list[int]) -> Manifest:
             for o in sources:
                 o.close()
         fsync_dir(tmp)
-        fault_point("synced")
+        _lock.fault_point("synced")
         target = index_dir / merged.name
         _sw._clear(target)
         os.rename(tmp, target)
         made.append(target)
         fsync_dir(index_dir)
-        fault_point("renamed")
+        _lock.fault_point("renamed")
         first = min(chosen)
         kept = [s for i, s in enumerate(segs) if i not in set(chosen)]
         at = sum(1 for i in range(first) if i not in set(chosen))
@@ -163,9 +165,10 @@ def merge_segments(index_dir: Path, m: Manifest, chosen: list[int]) -> Manifest:
                 f"current one){left}"
             ) from exc
         raise
-    fault_point("committed")
+    _segcache.stamp_new(index_dir, new, [merged.name])
+    _lock.fault_point("committed")
     _sw.cleanup(index_dir, [new, m])
-    fault_point("cleaned")
+    _lock.fault_point("cleaned")
     return new
 
 
@@ -225,18 +228,18 @@ def _build(index_dir: Path, m: Manifest, picked: list[_sw.Opened], tmp: Path, nu
         docs, rows = store.counts()
         _payload.record(conn, next_pid, docs)
         store.record_sparse()
-        fault_point("ingested")
+        _lock.fault_point("ingested")
         conn.execute("COMMIT")
         sqlite_bytes = store.file_bytes()
     finally:
         store.rollback()
         store.close()
-    fault_point("sqlite")
+    _lock.fault_point("sqlite")
     if vectors.ntotal != rows:
         raise IndexCorrupt(f"merging segments: {vectors.ntotal} vectors for {rows} passages")
     vec_name = layout.vectors_file(get_backend(m.backend).suffix)
     files = {vec_name: vectors.save(tmp / vec_name).as_manifest()}
-    fault_point("faiss")
+    _lock.fault_point("faiss")
     files[DOCS_FILE] = _commit._checked_sqlite(tmp / DOCS_FILE, sqlite_bytes).as_manifest()
     return Segment(
         name=layout.segment_name(number),

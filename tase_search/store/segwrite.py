@@ -28,10 +28,11 @@ import numpy as np
 from ..errors import IndexCorrupt
 from . import generation as _gen
 from . import layout
+from . import lock as _lock
 from . import segment as _seg
 from .docs import DocStore
 from .layout import DOCS_FILE
-from .lock import fault_point, fsync_dir
+from .lock import fsync_dir
 from .manifest import Manifest
 from .segment import Deletes, Segment
 from .vectors import get_backend
@@ -47,9 +48,11 @@ class Opened:
     store: DocStore
     gone_keys: np.ndarray
     gone_pids: np.ndarray
+    owned: bool = True  # False: the store belongs to the per-process cache (:mod:`.segcache`)
 
     def close(self) -> None:
-        self.store.close()
+        if self.owned:
+            self.store.close()
 
 
 def open_segments(index_dir: Path, m: Manifest, *, checksum: bool = False) -> list[Opened]:
@@ -88,6 +91,10 @@ def open_segments(index_dir: Path, m: Manifest, *, checksum: bool = False) -> li
 class SegmentStore(DocStore):
     """The new segment's document store, aware of the older segments: ids stored there count as taken,
     and deleting one records a deletion of its segment (:attr:`deleted`) instead of a row change."""
+
+    # the file is new and unpublished: SQLite's own journal and syncs are not needed (a failed write is
+    # rolled back in memory or removed; the file is fsynced and read back before it is published)
+    journal_mode, synchronous = "MEMORY", "OFF"
 
     def __init__(self, path: Path, older: list[Opened], counters: dict[str, int]) -> None:
         super().__init__(path)
@@ -159,8 +166,10 @@ def write_segment(
         segments = [converted]
         old = _with_segments(old, segments, counters)
     number = int(counters.get("next_segment", 1))
-    older = open_segments(index_dir, old) if old is not None else []
-    fault_point("copied")
+    from .segcache import open_checked
+
+    older = open_checked(index_dir, old) if old is not None else []
+    _lock.fault_point("copied")
     tmp = layout.temporary_segment(index_dir, number)
     made.append(tmp)
     try:
@@ -177,7 +186,7 @@ def write_segment(
             store.record_sparse()
             docs, rows = store.counts()
             store.set_model_fingerprint(base.model.fingerprint)
-            fault_point("ingested")
+            _lock.fault_point("ingested")
             next_pid, auto = store.next_pid(), store.next_auto_id()
             store.commit()
             sqlite_bytes = store.file_bytes()
@@ -185,12 +194,12 @@ def write_segment(
             store.rollback()
             store.close()
         deleted = store.deleted
-        fault_point("sqlite")
+        _lock.fault_point("sqlite")
         new_seg = None
-        if docs or rows or tomb:
+        if docs or rows or tomb or old is None:  # a first build keeps its (empty) store: its keyword part
             vec_name = layout.vectors_file(get_backend(base.backend).suffix)
             files = {vec_name: slot.vectors.save(tmp / vec_name).as_manifest()}
-            fault_point("faiss")
+            _lock.fault_point("faiss")
             from .commit import _checked_sqlite
 
             files[DOCS_FILE] = _checked_sqlite(tmp / DOCS_FILE, sqlite_bytes).as_manifest()
@@ -205,14 +214,14 @@ def write_segment(
                 ranges=[[store.first_pid, next_pid]] if next_pid > store.first_pid else [],
             )
         else:
-            fault_point("faiss")
+            _lock.fault_point("faiss")
         segments = [_with_deletes(index_dir, o, deleted.get(o.seg.name), gen, made) for o in older]
     finally:
         for o in older:
             o.close()
     if new_seg is not None:
         fsync_dir(tmp)
-    fault_point("synced")
+    _lock.fault_point("synced")
     counters.update(next_pid=next_pid, next_auto_id=auto, next_doc_key=store.doc_key_next)
     if new_seg is not None:
         target = index_dir / new_seg.name
@@ -224,7 +233,7 @@ def write_segment(
     else:
         shutil.rmtree(tmp, ignore_errors=True)
     fsync_dir(index_dir)
-    fault_point("renamed")
+    _lock.fault_point("renamed")
     return published(base, gen, segments, counters), result, made
 
 

@@ -1,0 +1,42 @@
+"""Reading an index's layout in tests without knowing its format: the segment a test damages, the ids
+it holds, the directories a write must leave."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tase_search.store.manifest import read_manifest
+from tase_search.store.snapshot import open_documents
+
+
+def segment_names(ix: Path) -> list[str]:
+    """The segments (or format-1 generation) the current manifest names, oldest first."""
+    m = json.loads((Path(ix) / "manifest.json").read_text(encoding="utf-8"))
+    if m.get("format_version", 1) >= 2:
+        return [s["name"] for s in m["segments"]]
+    return [f"gen-{m['generation']:06d}"]
+
+
+def newest_segment(ix: Path) -> Path:
+    """The directory of the newest segment: a freshly built index's only one."""
+    return Path(ix) / segment_names(ix)[-1]
+
+
+def docs_file(ix: Path) -> Path:
+    return newest_segment(ix) / "docs.sqlite"
+
+
+def data_dirs(ix: Path) -> list[str]:
+    """Every segment or generation directory present, and temporary ones."""
+    return sorted(p.name for p in Path(ix).iterdir() if p.name.startswith(("seg-", "gen-", ".tmp-")))
+
+
+def live_ids(ix: Path) -> list[str]:
+    """The ids of the documents the current manifest holds, sorted."""
+    store = open_documents(Path(ix), read_manifest(Path(ix)))
+    try:
+        pids = store.pids_matching(None)
+        return sorted({p.doc_id for p in store.fetch(list(pids)).values()})
+    finally:
+        store.close()
