@@ -49,6 +49,8 @@ class _Entry:
 #: (index directory, segment name) -> its entry
 _CACHE: dict[tuple[str, str], _Entry] = {}
 _NONE = np.zeros(0, np.int64)
+#: index directory -> the stamps of the segments its running write checked, saved when it publishes
+_PENDING: dict[str, dict[str, dict[str, dict[str, object]]]] = {}
 
 
 def _key(index_dir: Path, name: str) -> tuple[str, str]:
@@ -65,8 +67,12 @@ def open_checked(index_dir: Path, m: Manifest) -> list[Opened]:
     stamps = _stamps.load_segments(index_dir)
     fresh: dict[str, dict[str, dict[str, object]]] = {}
     out: list[Opened] = []
+    segs = _seg.segments_of(m)
+    totals = (sum(s.live_documents for s in segs), sum(s.live_rows for s in segs))
+    if totals != (m.documents, m.rows):
+        refuse_damage(index_dir, [f"the manifest's totals {m.documents, m.rows} differ from its segments'"])
     try:
-        for s in _seg.segments_of(m):
+        for s in segs:
             path = _seg.segment_path(index_dir, s)
             view = s.view(m)
             _gen.check_files(path, view, checksum=False)  # listed, regular files of the listed sizes
@@ -78,7 +84,7 @@ def open_checked(index_dir: Path, m: Manifest) -> list[Opened]:
                 entry = None
             if entry is None:
                 entry = _open(index_dir, path, s, view, ident, stamps, refuse_damage)
-            fresh[s.name] = {n: {"sha256": s.files[n]["sha256"], "identity": ident[n]} for n in ident}
+            fresh[s.name] = _stamp(s, ident)
             keys, pids = _deletes(path, s, entry)
             out.append(Opened(s, entry.store, keys, pids, owned=False))
     except FileNotFoundError:
@@ -90,8 +96,8 @@ def open_checked(index_dir: Path, m: Manifest) -> list[Opened]:
         if str(exc).startswith("cannot write to"):
             raise
         refuse_damage(index_dir, [str(exc)])
-    if fresh != stamps:
-        _stamps.save_segments(index_dir, fresh)
+    with _LOCK:  # saved with the new segment's stamps once the write is published (:func:`stamp_new`),
+        _PENDING[os.path.abspath(index_dir)] = fresh  # so a failed write leaves every index file as it was
     return out
 
 
@@ -111,15 +117,14 @@ def _open(
         for n in sorted(s.files)
         if not _stamps.trusted(stamps, s.name, n, str(s.files[n]["sha256"]), ident[n])
     ]
+    if stamps.get(s.name, {}).get(_COUNTS) != _counts(s):  # the entry's counts, checked against SQLite
+        untrusted = untrusted or [DOCS_FILE]
     for n in untrusted:
         if digest_file(path / n, f"index file {path / n}").sha256 != s.files[n]["sha256"]:
             raise IndexCorrupt(f"{path}: {n}: checksum differs from the manifest (the file is damaged)")
     store = DocStore(path / DOCS_FILE, readonly=True)
     try:
-        if untrusted:
-            problems = _gen.store_problems(store, view, integrity="quick_check")
-        else:
-            problems = [p] if (p := _gen.fingerprint_problem(store, view)) else []
+        problems = _gen.store_problems(store, view, integrity="quick_check" if untrusted else None)
         if problems:
             raise IndexCorrupt(f"{path}: {problems[0]}")
     except BaseException:
@@ -129,6 +134,19 @@ def _open(
     with _LOCK:
         _CACHE[_key(index_dir, s.name)] = entry
     return entry
+
+
+_COUNTS = "counts"  # not a file name: the segment entry's counts the stamped files were checked with
+
+
+def _counts(s: _seg.Segment) -> dict[str, object]:
+    return {"sha256": "", "identity": [s.documents, s.rows, s.tombstones]}
+
+
+def _stamp(s: _seg.Segment, ident: dict[str, list[int]]) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {_COUNTS: _counts(s)}
+    out.update({n: {"sha256": s.files[n]["sha256"], "identity": ident[n]} for n in ident})
+    return out
 
 
 def _deletes(path: Path, s: _seg.Segment, entry: _Entry) -> tuple[np.ndarray, np.ndarray]:
@@ -153,16 +171,16 @@ def stamp_new(index_dir: Path, m: Manifest, names: list[str]) -> None:
     verified, and forget cached segments ``m`` no longer lists."""
     index_dir = Path(index_dir)
     current = {s.name: s for s in _seg.segments_of(m)}
-    entries = {k: v for k, v in _stamps.load_segments(index_dir).items() if k in current}
+    with _LOCK:
+        pending = _PENDING.pop(os.path.abspath(index_dir), None)
+    known = _stamps.load_segments(index_dir) if pending is None else pending
+    entries = {k: v for k, v in known.items() if k in current}
     for name in names:
         s = current.get(name)
         if s is None:
             continue
         try:
-            entries[name] = {
-                n: {"sha256": s.files[n]["sha256"], "identity": _stamps.identity(index_dir / name / n)}
-                for n in s.files
-            }
+            entries[name] = _stamp(s, {n: _stamps.identity(index_dir / name / n) for n in s.files})
         except OSError:
             entries.pop(name, None)
     _stamps.save_segments(index_dir, entries)
