@@ -40,3 +40,38 @@ def live_ids(ix: Path) -> list[str]:
         return sorted({p.doc_id for p in store.fetch(list(pids)).values()})
     finally:
         store.close()
+
+
+_LIVE = {
+    "documents": ("SELECT doc_key, id, text, metadata FROM documents", "key"),
+    "passages": ("SELECT pid, pid FROM passages", "pid"),
+    "keywords": ("SELECT id, id FROM sparse_content", "pid"),
+}
+
+
+def live_rows(ix: Path, table: str) -> list[tuple]:
+    """Rows of ``table`` (documents: ``(id, text, metadata)``; passages and keywords: ``(pid,)``) over
+    every segment the manifest names, deleted ones left out, sorted."""
+    import sqlite3
+
+    import numpy as np
+
+    m = json.loads((Path(ix) / "manifest.json").read_text(encoding="utf-8"))
+    segs = (
+        m["segments"]
+        if m.get("format_version", 1) >= 2
+        else [{"name": segment_names(ix)[0], "deletes": None}]
+    )
+    sql, by = _LIVE[table]
+    out: list[tuple] = []
+    for s in segs:
+        gone: set[int] = set()
+        if s.get("deletes"):
+            with np.load(Path(ix) / s["name"] / s["deletes"]["name"]) as d:
+                gone = set(d["doc_keys" if by == "key" else "pids"].tolist())
+        con = sqlite3.connect(f"file:{Path(ix) / s['name'] / 'docs.sqlite'}?mode=ro", uri=True)
+        try:
+            out.extend(tuple(r[1:]) for r in con.execute(sql) if int(r[0]) not in gone)
+        finally:
+            con.close()
+    return sorted(out)

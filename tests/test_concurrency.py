@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from store_helpers import newest_segment
 
 from campaign.common import make_docs
 from campaign.concurrency import run_concurrency, stale_lock_check
@@ -128,8 +129,8 @@ def test_reader_survives_generation_vanishing_mid_open(
 def test_real_damage_is_not_retried_away(tmp_path: Path) -> None:
     enc = FakeEncoder()
     ix = tmp_path / "ix"
-    r = Retriever.build(make_docs(20), model=enc, path=ix)
-    gen = ix / r.manifest.generation_dir
+    Retriever.build(make_docs(20), model=enc, path=ix)
+    gen = newest_segment(ix)
     (gen / "docs.sqlite").unlink()
     with pytest.raises(IndexCorrupt, match="missing"):
         Retriever.load(ix, model=enc).search("futbol")

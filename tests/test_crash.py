@@ -13,7 +13,6 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from store_helpers import live_rows
 
 import tase_search.store.commit as commit_mod
 import tase_search.store.lock as lock_mod
@@ -53,11 +53,9 @@ def state(path: Path, enc: object) -> tuple:
     """Everything a reader can observe: manifest generation and counts, stored documents, answers by
     vectors and by keywords. The keyword part must index exactly the generation's passages."""
     m = read_manifest(path)
-    con = sqlite3.connect(f"file:{path / m.generation_dir / 'docs.sqlite'}?mode=ro", uri=True)
-    docs = con.execute("SELECT id, text, metadata FROM documents ORDER BY id").fetchall()
-    passages = con.execute("SELECT pid FROM passages ORDER BY pid").fetchall()
-    keyword_rows = con.execute("SELECT id FROM sparse_content ORDER BY id").fetchall()
-    con.close()
+    docs = live_rows(path, "documents")
+    passages = live_rows(path, "passages")
+    keyword_rows = live_rows(path, "keywords")
     assert keyword_rows == passages, "the keyword part and the vectors are from different writes"
     r = Retriever.load(path, model=enc)  # type: ignore[arg-type]
     assert r.sparse_note is None, r.sparse_note

@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from store_helpers import newest_segment
 
 from tase_search import threads as threads_mod
 from tase_search.cache import clean_onnx_cache
@@ -275,8 +276,8 @@ def test_old_index_gets_hashes_on_its_next_write(tmp_path: Path, monkeypatch: py
         m.setattr(content, "ensure_column", lambda conn: None)
         m.setattr(content, "set_hashes", lambda conn, pairs: None)
         m.setattr(content, "known_keys", lambda conn, hashes: set())
-        r = Retriever.build(["eski belge", "ikinci"], model=FakeEncoder(), path=tmp_path / "ix")
-    db = tmp_path / "ix" / r.manifest.generation_dir / "docs.sqlite"
+        Retriever.build(["eski belge", "ikinci"], model=FakeEncoder(), path=tmp_path / "ix")
+    db = newest_segment(tmp_path / "ix") / "docs.sqlite"
     with sqlite3.connect(db) as conn:
         assert "content_hash" not in {row[1] for row in conn.execute("PRAGMA table_info(documents)")}
     res = Retriever.load(tmp_path / "ix", model=FakeEncoder()).add(["eski belge", "yeni"])

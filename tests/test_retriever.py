@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_helpers import newest_segment
 
 import tase_search.ingest as ingest_mod
 import tase_search.store.vectors as vectors_mod
@@ -47,7 +48,7 @@ def assert_consistent(path: Path) -> None:
     import faiss
 
     m = read_manifest(path)
-    gen = path / m.generation_dir
+    gen = newest_segment(path)
     con = sqlite3.connect(gen / "docs.sqlite")
     docs = con.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
     passages = con.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
@@ -487,9 +488,9 @@ def test_ivf_trains_once_enough_vectors_then_streams(
     assert (m.factory, m.index_type, m.documents, m.rows) == ("IVF4,Flat", "custom", 300, 300)
     assert_consistent(path)
     # every passage id is in the vector index exactly once, and maps back to its document
-    index = faiss.read_index(str(path / m.generation_dir / "vectors.faiss"))
+    index = faiss.read_index(str(newest_segment(path) / "vectors.faiss"))
     ids = faiss.vector_to_array(faiss.downcast_index(index).id_map)
-    con = sqlite3.connect(path / m.generation_dir / "docs.sqlite")
+    con = sqlite3.connect(newest_segment(path) / "docs.sqlite")
     pids = [row[0] for row in con.execute("SELECT pid FROM passages ORDER BY pid")]
     con.close()
     assert sorted(ids.tolist()) == pids
@@ -837,7 +838,7 @@ def test_searching_maps_the_index_and_answers_like_a_full_read(
     assert r._vectors.read_only  # mapped on request
     m = read_manifest(path)
     full = vectors_mod.FaissIndex.load(
-        path / m.generation_dir / "vectors.faiss", m.factory, m.model.dimension, m.search_params
+        newest_segment(path) / "vectors.faiss", m.factory, m.model.dimension, m.search_params
     )
     assert not full.read_only
     q = fake_encoder.encode_query(["belge 7 kelime7", "konu2", "kelime13 konu1"])
@@ -857,7 +858,7 @@ def test_a_mapped_index_refuses_writes_with_an_error_not_an_abort(
     build(path, fake_encoder)
     m = read_manifest(path)
     mapped = vectors_mod.FaissIndex.load(
-        path / m.generation_dir / "vectors.faiss", m.factory, m.model.dimension, m.search_params, mmap=True
+        newest_segment(path) / "vectors.faiss", m.factory, m.model.dimension, m.search_params, mmap=True
     )
     v = fake_encoder.encode_document(["bir", "iki"])
     with pytest.raises(IndexWriteError, match="read-only"):

@@ -103,7 +103,7 @@ def commit(
             check(old)
         if new is not None and layout.manifest_path(index_dir).exists():
             base = _bump_past(base, read_manifest_safe(index_dir))
-        manifest, result = _publish(index_dir, base, old, mutate, on_commit)
+        manifest, (result, sparse) = _publish(index_dir, base, old, mutate, on_commit)
         _segcache.stamp_new(index_dir, manifest, _new_segments(manifest, old))
         fault_point("committed")
         if on_commit is not None:
@@ -112,7 +112,7 @@ def commit(
         fault_point("cleaned")
         from .merge import after_write
 
-        after_write(index_dir, manifest, on_commit)
+        after_write(index_dir, manifest, on_commit, sparse=sparse)
     return result
 
 
@@ -122,10 +122,12 @@ def _publish(
     old: Manifest | None,
     mutate: Mutate[T],
     on_commit: Callable[[Manifest], None] | None,
-) -> tuple[Manifest, T]:
-    """Steps 2-4: the new segment and deletions files (:mod:`.segwrite`), then the manifest replaced."""
+) -> tuple[Manifest, tuple[T, bool]]:
+    """Steps 2-4: the new segment and deletions files (:mod:`.segwrite`), then the manifest replaced;
+    ``mutate``'s result and whether the older segments need a keyword part (a merge gives it)."""
     made: list[Path] = []
     gen = base.generation + 1
+    sparse: list[bool] = []
     published = False
     try:
         backend = get_backend(base.backend)
@@ -136,6 +138,7 @@ def _publish(
             mutate,
             lambda factory: backend.create(factory, base.model.dimension, ""),
             made,
+            sparse,
         )
         published = True
         write_manifest(index_dir, manifest)  # the commit point
@@ -160,7 +163,7 @@ def _publish(
                 f"could not write the new version of {index_dir}: {why}{still}{left}"
             ) from exc
         raise
-    return manifest, result
+    return manifest, (result, bool(sparse and sparse[0]))
 
 
 def _new_segments(m: Manifest, old: Manifest | None) -> list[str]:

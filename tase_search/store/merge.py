@@ -73,10 +73,18 @@ def pick(segments: list[Segment], *, limit: int | None = INLINE_MERGE_ROWS) -> l
     return None
 
 
-def after_write(index_dir: Path, m: Manifest, on_commit: Callable[[Manifest], None] | None) -> None:
+def after_write(
+    index_dir: Path, m: Manifest, on_commit: Callable[[Manifest], None] | None, *, sparse: bool = False
+) -> None:
     """Run the merges the policy calls for and :data:`INLINE_MERGE_ROWS` allows (the caller holds the
     writer lock). A merge that fails (a full disk) leaves the write in place and is tried again by the
-    next write; it is logged, not raised: the write itself succeeded."""
+    next write; it is logged, not raised: the write itself succeeded. ``sparse``: the write gave the
+    index a keyword part (or rebuilt a stale one), so every segment is merged into one that has it; that
+    merge's errors are raised, since the caller asked for it."""
+    if sparse and not _seg.is_legacy(m):
+        m = merge_segments(index_dir, m, list(range(len(m.segments))), sparse=True)
+        if on_commit is not None:
+            on_commit(m)
     for _ in range(8):
         chosen = pick(_seg.segments_of(m)) if not _seg.is_legacy(m) else None
         if chosen is None:
@@ -106,7 +114,7 @@ def optimize(index_dir: Path) -> dict[str, int]:
         return {"segments_before": before, "segments_after": len(m.segments), "generation": m.generation}
 
 
-def merge_segments(index_dir: Path, m: Manifest, chosen: list[int]) -> Manifest:
+def merge_segments(index_dir: Path, m: Manifest, chosen: list[int], *, sparse: bool = False) -> Manifest:
     """Merge the segments at ``chosen`` positions of ``m`` into one and publish it (the caller holds the
     writer lock); the new manifest. A format-1 index is upgraded by the same write."""
     index_dir = Path(index_dir)
@@ -132,7 +140,7 @@ def merge_segments(index_dir: Path, m: Manifest, chosen: list[int]) -> Manifest:
             made.append(tmp)
             _sw._clear(tmp)
             tmp.mkdir()
-            merged = _build(index_dir, m, picked, tmp, number)
+            merged = _build(index_dir, m, picked, tmp, number, sparse)
         finally:
             for o in sources:
                 o.close()
@@ -172,7 +180,9 @@ def merge_segments(index_dir: Path, m: Manifest, chosen: list[int]) -> Manifest:
     return new
 
 
-def _build(index_dir: Path, m: Manifest, picked: list[_sw.Opened], tmp: Path, number: int) -> Segment:
+def _build(
+    index_dir: Path, m: Manifest, picked: list[_sw.Opened], tmp: Path, number: int, rebuild: bool = False
+) -> Segment:
     """The merged segment's files in ``tmp``: SQLite rows copied table by table (attached one source at a
     time), vectors read from each source (through its checksum) and added; its manifest entry."""
     from . import content as _content
@@ -186,7 +196,7 @@ def _build(index_dir: Path, m: Manifest, picked: list[_sw.Opened], tmp: Path, nu
     try:
         conn = store.conn
         _content.ensure_column(conn)
-        sparse = all(o.store.sparse for o in picked)
+        sparse = all(o.store.sparse for o in picked) and not rebuild  # else rebuilt from the text
         if sparse:
             store.build_sparse()
         _payload.create(conn)
@@ -225,6 +235,8 @@ def _build(index_dir: Path, m: Manifest, picked: list[_sw.Opened], tmp: Path, nu
             _add_vectors(index_dir, m, o, vectors)
         store._set_state("next_pid", next_pid)
         store.set_model_fingerprint(m.model.fingerprint)
+        if rebuild:
+            store.build_sparse()
         docs, rows = store.counts()
         _payload.record(conn, next_pid, docs)
         store.record_sparse()

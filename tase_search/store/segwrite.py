@@ -140,6 +140,16 @@ class SegmentStore(DocStore):
         kept = set(here) | set(older)
         return [i for i in dict.fromkeys(ids) if i in kept], pids
 
+    def build_sparse(self) -> int:
+        """Give the whole index a keyword part: this segment's now, the older segments' by a merge of
+        every segment right after this write publishes (:attr:`sparse_older`; they are immutable)."""
+        n = super().build_sparse()
+        self.sparse_older = bool(self.older)
+        self.sparse_built = n + sum(o.seg.live_rows for o in self.older)
+        return self.sparse_built
+
+    sparse_older = False
+
     def add_tombstones(self, pids: Sequence[int]) -> None:
         """Only this segment's own passages: older ones are deleted by their deletions file."""
         super().add_tombstones([p for p in pids if int(p) >= self.first_pid])
@@ -152,10 +162,12 @@ def write_segment(
     mutate: Callable[[DocStore, Any, Manifest], T],
     slot_factory: Callable[[str], Any],
     made: list[Path],
+    made_sparse: list[bool],
 ) -> tuple[Manifest, T, list[Path]]:
     """Steps up to the commit point: the new segment built in a temporary directory and renamed, the
     deletions files written; returns the next manifest (not yet published), ``mutate``'s result and
-    what to remove if the write is abandoned."""
+    what to remove if the write is abandoned. ``made_sparse`` hears whether the older segments need a
+    keyword part (or a current one): a merge of every segment gives it to them."""
     from .commit import VectorSlot  # the commit module imports this one
 
     gen = base.generation + 1
@@ -181,6 +193,9 @@ def write_segment(
             store.begin()
             if any(o.store.sparse for o in older) and not store.sparse:
                 store.build_sparse()  # an empty keyword part, filled as documents go in
+                store.sparse_older = not all(o.store.sparse for o in older)
+            if any(o.store.sparse and o.store.sparse_stale_reason(o.seg.rows) for o in older):
+                store.build_sparse()  # an older version wrote around a keyword part: rebuilt by a merge
             result = mutate(store, slot, base)
             tomb = len(store.tombstones())
             store.record_sparse()
@@ -234,6 +249,7 @@ def write_segment(
         shutil.rmtree(tmp, ignore_errors=True)
     fsync_dir(index_dir)
     _lock.fault_point("renamed")
+    made_sparse.append(store.sparse_older)
     return published(base, gen, segments, counters), result, made
 
 
