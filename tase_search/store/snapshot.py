@@ -108,6 +108,9 @@ def open_segments(index_dir: Path, m: Manifest, *, mmap: bool = False) -> Snapsh
     from .multi import MultiDocs, MultiVectors
 
     segs = _seg.segments_of(m)
+    totals = (sum(s.live_documents for s in segs), sum(s.live_rows for s in segs))
+    if totals != (m.documents, m.rows):
+        _refuse(index_dir, f"the manifest's totals {m.documents, m.rows} differ from its segments' {totals}")
     small = sum(int(i["bytes"]) for s in segs for i in s.files.values()) <= VERIFY_ON_LOAD_BYTES
     parts = _sw.open_segments(index_dir, m, checksum=small)
     try:
