@@ -1,7 +1,7 @@
 """Calibrated static int8 variants for bench/encode.py: OpenVINO + NNCF and ONNX Runtime QDQ.
 
 Measured, not shipped (bench/README.md says why): both start from the fp32 graph the query path
-exports (:func:`tase_search.onnx_query.export`), calibrated on the texts given (Turkish and English,
+exports (:func:`tase_search.encoding.onnx_runtime.export`), calibrated on the texts given (Turkish and English,
 with the passage prompt, tokenised as the encoder tokenises them). Each returns a runner: numpy
 features in, sentence embeddings out.
 """
@@ -26,7 +26,7 @@ def _features(model: Any, texts: Sequence[str], bs: int = 8) -> list[dict[str, n
 
 
 def _onnx(model: Any) -> Path:
-    from tase_search.onnx_query import export
+    from tase_search.encoding.onnx_runtime import export
 
     path = Path(tempfile.mkdtemp(prefix="tase-bench-quant-")) / "model.onnx"
     export(model, path)

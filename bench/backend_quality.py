@@ -54,8 +54,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parser().parse_args(argv)
     import torch
 
-    from tase_search import backends
-    from tase_search.encoder import Encoder
+    from tase_search.encoding import backends
+    from tase_search.encoding.encoder import Encoder
     from tase_search.evaluation.retrieval import bitext_tasks, evaluate_task, squad_task
     from tase_search.evaluation.sts import evaluate_sts
 

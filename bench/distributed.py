@@ -122,10 +122,10 @@ def run_ray(corpus: Path, workers: int, model: str, shard_bytes: int, work: Path
 
 def run_local(corpus: Path, model: str, work: Path) -> dict[str, Any]:
     """The local engine, one torch thread: the per-core reference."""
-    from tase_search.encoder import Encoder
-    from tase_search.readers import read_corpus
+    from tase_search.documents.readers import read_corpus
+    from tase_search.encoding.encoder import Encoder
     from tase_search.retriever import Retriever
-    from tase_search.threads import apply_threads
+    from tase_search.runtime.threads import apply_threads
 
     apply_threads(1)
     encoder = Encoder.load(model)

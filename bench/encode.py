@@ -2,7 +2,7 @@
 """Encoder throughput and fidelity: tase-search's Encoder vs plain ``SentenceTransformer.encode``.
 
 The baseline is what a user would write without tase-search: ``model.encode(texts, batch_size=32)``
-in fp32 (sentence-transformers' defaults). The measured path is :class:`tase_search.encoder.Encoder`
+in fp32 (sentence-transformers' defaults). The measured path is :class:`tase_search.encoding.encoder.Encoder`
 with ``precision="auto"`` (the weights cast to bf16 where the CPU has native bf16, fp32 elsewhere)
 at the same batch size. Optional extra paths (``--extra``) are measured the same way so the shipped
 default can be picked by measurement; ``autocast`` is the previous default (fp32 weights under bf16
@@ -47,7 +47,7 @@ EXTRAS = {
     "onnx-fp32": "ONNX Runtime on the fp32 graph tase-search exports for queries (onnx_query.export), same batches",
     "onnx-int8": "ONNX Runtime on that graph after onnxruntime's dynamic int8 quantisation (per-channel weights)",
     "torch": "tase-search Encoder with documents on the torch backend (precision auto): the fallback",
-    "ct2-int8": "documents on the ct2-int8 backend (CTranslate2 int8, tase_search.backends), batch size as set",
+    "ct2-int8": "documents on the ct2-int8 backend (CTranslate2 int8, tase_search.encoding.backends), batch size as set",
     "ct2-int8-b16": "ct2-int8 backend, batch size 16",
     "ct2-int8-b64": "ct2-int8 backend, batch size 64",
     "ct2-int8-b128": "ct2-int8 backend, batch size 128",
@@ -117,8 +117,8 @@ def _build_paths(
     import numpy as np
     import torch
 
-    from tase_search import backends
-    from tase_search.encoder import Encoder
+    from tase_search.encoding import backends
+    from tase_search.encoding.encoder import Encoder
 
     prompts = dict(getattr(model, "prompts", None) or {})
 
@@ -225,9 +225,9 @@ def _onnx_path(model: Any, name: str, bs: int) -> Callable[..., Any]:
     import numpy as np
     import torch
 
-    from tase_search.encoder import tokenizer_lowercases
-    from tase_search.onnx_query import OnnxQueryEncoder, export, l2_normalize
-    from tase_search.text import normalize_for_model
+    from tase_search.encoding.onnx_runtime import OnnxQueryEncoder, export, l2_normalize
+    from tase_search.encoding.passages import tokenizer_lowercases
+    from tase_search.text.normalize import normalize_for_model
 
     work = Path(tempfile.mkdtemp(prefix="tase-bench-onnx-"))
     path = work / "model.onnx"
@@ -302,7 +302,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from tase_search.encoder import cpu_supports_bf16, load_sentence_transformer, resolve_precision
+    from tase_search.encoding.precision import cpu_supports_bf16, resolve_precision
+    from tase_search.encoding.st_loader import load_sentence_transformer
 
     shipped_mode = "bf16 weights" if resolve_precision("auto") == "bf16" else "fp32"
     from tase_search.models import resolve

@@ -284,7 +284,7 @@ def _indexing(
 ) -> dict[str, Any]:
     """CLI index runs, pure encoding (all documents or --encode-sample of them) and in-process builds,
     interleaved per round."""
-    from tase_search.readers import read_corpus
+    from tase_search.documents.readers import read_corpus
     from tase_search.retriever import Retriever
 
     inprocess = not args.no_inprocess_build
@@ -398,8 +398,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit("--skip-build needs --workdir DIR (the directory an earlier run indexed into)")
     import numpy as np  # noqa: F401 - imported before timing anything
 
-    from tase_search.encoder import Encoder
-    from tase_search.readers import read_corpus
+    from tase_search.documents.readers import read_corpus
+    from tase_search.encoding.encoder import Encoder
     from tase_search.retriever import Retriever
 
     global _THREADS

@@ -81,7 +81,7 @@ class RandomUnitVectors:
         return self.last_query
 
     def split_passages(self, text: str, overlap: int = 32) -> list[Any]:
-        from tase_search.encoder import Passage
+        from tase_search.encoding.passages import Passage
 
         return [Passage(0, len(text), 0, 1)]
 

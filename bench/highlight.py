@@ -58,10 +58,10 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     a = p.parse_args(argv)
     import numpy as np
 
-    from tase_search import highlight as H
-    from tase_search.encoder import Encoder
+    from tase_search.encoding.encoder import Encoder
     from tase_search.retriever import Retriever
-    from tase_search.text import sentence_spans
+    from tase_search.text import highlight as H
+    from tase_search.text.normalize import sentence_spans
 
     paragraphs, qs = _questions(a.tquad, a.limit)
     encoder = Encoder.load(a.model)

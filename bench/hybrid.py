@@ -14,10 +14,12 @@ once per task and reused by every mode. Tasks:
 * ``<bitext>.tr-en`` and ``<bitext>.en-tr`` for each ``--bitext`` TSV: a sentence -> its translation.
 
 Metrics: ``hit@1``, ``hit@5``, ``mrr@10`` (one relevant set per query). Modes: ``dense``, ``sparse``,
-``hybrid`` (the default fusion and dense weight, ``tase_search.modes``), ``auto`` (the default mode
-per query language, ``tase_search.modes.AUTO``); ``--variants`` adds reciprocal rank fusion (``rrf``,
+``hybrid`` (the default fusion and dense weight, ``tase_search.query.modes``), ``auto`` (the default mode
+per query language, ``tase_search.query.modes.AUTO``); ``--variants`` adds reciprocal rank fusion (``rrf``,
 dense weight 0.5 and 0.8) and weighted scores at fixed dense weights (``w-d0.3`` ... ``w-d0.8``), to
-choose the defaults from. Score calibration (``tase_search.calibration``) changes no ranking, so none
+choose the defaults from; ``--rerank N`` adds ``dense+rrN`` and ``auto+rrN`` (the top N of that mode
+reranked by ``--reranker``, ``Retriever.search(..., rerank=N)``). Score calibration
+(``tase_search.query.calibration``) changes no ranking, so none
 of these numbers. The table is printed on stderr (markdown) and is in the JSON.
 
     python bench/hybrid.py --model default --limit 300 --out runs/bench/hybrid.json \\
@@ -205,13 +207,15 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=None, help="torch threads.")
     p.add_argument("--quick", action="store_true", help="A smoke run: 40 queries / pairs per task.")
+    p.add_argument("--rerank", type=int, default=0, help="Also rerank the top N of dense and auto (0: no).")
+    p.add_argument("--reranker", default=None, help="Reranker spec (default: the bundled tase-rerank-tr).")
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
     if a.threads:
         import torch
 
         torch.set_num_threads(a.threads)
-    from tase_search.encoder import Encoder
+    from tase_search.encoding.encoder import Encoder
     from tase_search.retriever import Retriever
 
     limit = 40 if a.quick else a.limit
@@ -219,8 +223,18 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if not tasks:
         p.error("give --tquad and/or --bitext")
     modes = {**MODES, **(VARIANTS if a.variants else {})}
+    if a.rerank:
+        for base in ("dense", "auto"):
+            modes[f"{base}+rr{a.rerank}"] = {"mode": base, "rerank": a.rerank, "reranker": a.reranker}
     encoder = CachedQueries(Encoder.load(a.model, batch_size=a.batch_size))
-    result: dict[str, Any] = {"machine": C.machine_facts(), "model": a.model, "k": K, "limit": limit}
+    result: dict[str, Any] = {
+        "machine": C.machine_facts(),
+        "model": a.model,
+        "k": K,
+        "limit": limit,
+        "rerank": a.rerank,
+        "reranker": a.reranker or ("tase-rerank-tr" if a.rerank else None),
+    }
     results: dict[str, Any] = {}
     indexing: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="tase-hybrid-") as tmp:

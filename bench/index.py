@@ -342,7 +342,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         args.nprobe = "1,8"
     import numpy as np
 
-    from tase_search.encoder import Encoder
+    from tase_search.encoding.encoder import Encoder
     from tase_search.store.vectors import (
         HNSW_EF_SEARCH,
         IVF_NPROBE,

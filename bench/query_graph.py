@@ -67,11 +67,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     os.environ.setdefault("TASE_SEARCH_NO_PROGRESS", "1")
     import numpy as np
 
-    from tase_search.encoder import Encoder
     from tase_search.encoding import onnx_runtime
     from tase_search.encoding import query_bundle as qb
-    from tase_search.home import tree_bytes
+    from tase_search.encoding.encoder import Encoder
     from tase_search.retriever import Retriever
+    from tase_search.runtime.disk import tree_bytes
 
     try:
         queries = _queries(a.queries, a.n)

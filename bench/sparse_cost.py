@@ -71,7 +71,7 @@ class RandomVectors:
         return self._vectors(1 if isinstance(texts, str) else len(texts))
 
     def split_passages(self, text: str, overlap: int = 32) -> list[Any]:
-        from tase_search.encoder import Passage
+        from tase_search.encoding.passages import Passage
 
         return [Passage(0, len(text), 0, 1)]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """SQLite FTS5 (the keyword part as shipped) against bm25s, on the same analysed terms.
 
-Both get exactly the terms of ``tase_search.analysis`` (documents: ``document_terms``; queries:
+Both get exactly the terms of ``tase_search.text.analysis`` (documents: ``document_terms``; queries:
 ``query_terms``) and the same BM25 parameters (k1 1.2, b 0.75: FTS5's), so the comparison is of the
 engines: indexing time, bytes on disk, query latency and quality. Quality on TQuAD dev (questions ->
 their paragraph: hit@1, hit@5, MRR@10); speed and size on TQuAD's paragraphs and on ``--corpus``
@@ -115,7 +115,7 @@ class Bm25s:
 def _measure(
     engine: Any, docs: Sequence[str], queries: Sequence[str], relevant: Sequence[int] | None
 ) -> dict[str, Any]:
-    from tase_search.analysis import document_terms, query_terms
+    from tase_search.text.analysis import document_terms, query_terms
 
     t0 = time.perf_counter()
     terms = [document_terms(d) for d in docs]

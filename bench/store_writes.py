@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import add_common_args, finish, machine_facts  # noqa: E402
 
-from tase_search.readers import Document  # noqa: E402
+from tase_search.documents.document import Document  # noqa: E402
 from tase_search.retriever import Retriever  # noqa: E402
 
 

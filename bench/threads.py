@@ -2,7 +2,7 @@
 """Indexing speed by thread count: ``tase-search index --threads N`` against the automatic default.
 
 Why: torch starts one thread per core, and on a machine where another process keeps a core busy its
-threads wait on each other (the reason ``tase_search/threads.py`` picks the free CPUs by default).
+threads wait on each other (the reason ``tase_search/runtime/threads.py`` picks the free CPUs by default).
 This runs the real CLI on the first ``--lines`` lines of a corpus once per setting and round,
 interleaved (``1, 2, auto, 1, 2, auto, ...``) so a change in the machine's load hits every setting
 alike, and reports per setting the CLI's own indexing time (``seconds``: reading, embedding, saving;
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import finish, machine_facts  # noqa: E402
 
-from tase_search.threads import available_cpus, busy_cpus  # noqa: E402
+from tase_search.runtime.threads import available_cpus, busy_cpus  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:

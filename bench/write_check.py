@@ -57,7 +57,7 @@ class RandomEncoder:
     encode_query = encode_document
 
     def split_passages(self, text: str, overlap: int = 32) -> list[Any]:
-        from tase_search.encoder import Passage
+        from tase_search.encoding.passages import Passage
 
         return [Passage(0, len(text), 0, 1)]
 

@@ -164,7 +164,7 @@ def _corpus_file(rng: random.Random, d: Path) -> tuple[Path, dict[str, Any]]:
 
 # ------------------------------------------------------------------------------ python objects
 def _docs_objects(rng: random.Random) -> Any:
-    from tase_search.readers import Document
+    from tase_search.documents.readers import Document
 
     def gen_raising() -> Iterator[str]:
         yield "bir"
@@ -278,10 +278,10 @@ def _damage_check(ix: Path, before: tuple[Any, Any], failed: bool) -> str:
 
 def run_api_fuzz(work: Path, n: int, *, seed: int = 0) -> dict[str, Any]:
     """``n`` seeded random bad-input cases through the Python API (fake encoder)."""
-    from tase_search.config import load_settings
+    from tase_search.documents.readers import read_corpus
     from tase_search.errors import TaseSearchError
-    from tase_search.readers import read_corpus
     from tase_search.retriever import Retriever, resolve_index_path
+    from tase_search.runtime.config import load_settings
 
     work = Path(work)
     if work.exists():
@@ -622,8 +622,8 @@ def run_cli_cases(
 ) -> dict[str, Any]:
     from click.testing import CliRunner
 
-    from tase_search.cli import main
-    from tase_search.encoder import Encoder
+    from tase_search.cli.app import main
+    from tase_search.encoding.encoder import Encoder
     from tase_search.retriever import Retriever
 
     work = Path(work)

@@ -109,7 +109,7 @@ class _States:
 
 
 def check_reads(log: Path, outs: list[Path], *, exact: bool = True) -> dict[str, Any]:
-    from tase_search.text import clean_document
+    from tase_search.text.normalize import clean_document
 
     states = _States(log)
     enc = fake_encoder()

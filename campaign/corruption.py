@@ -289,7 +289,7 @@ def _write_refused(ix: Path, enc: Any) -> tuple[bool, str]:
 def _cli_verify(ix: Path) -> tuple[bool, str]:
     from click.testing import CliRunner
 
-    from tase_search.cli import main
+    from tase_search.cli.app import main
 
     res = CliRunner().invoke(main, ["verify", str(ix)])
     clean = res.exception is None or isinstance(res.exception, SystemExit)

@@ -146,7 +146,7 @@ class KillCampaign:
         if driver == "cli":
             if model_dir is None:
                 raise ValueError("the cli driver needs model_dir")
-            from tase_search.encoder import Encoder
+            from tase_search.encoding.encoder import Encoder
 
             self.encoder: Any = Encoder.load(str(model_dir), precision="fp32")
             self.env["TASE_SEARCH_PRECISION"] = "fp32"

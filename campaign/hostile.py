@@ -7,7 +7,7 @@ catch them. A case *holds* when the operation ends in a one-line tase-search err
 traceback, a hang or a success), nothing outside the index was written or described, and the
 index's own files are byte-identical afterwards.
 
-:func:`run_hostile` is the campaign part; the helpers are shared with ``tests/test_hardening.py``.
+:func:`run_hostile` is the campaign part; the helpers are shared with ``tests/store/test_hardening.py``.
 """
 
 from __future__ import annotations
@@ -367,7 +367,7 @@ def _attempt(op: str, ix: Path, enc: Any) -> tuple[str, str]:
     ``info``, which may show what the manifest says as long as it neither crashes nor hangs)."""
     from click.testing import CliRunner
 
-    from tase_search.cli import main
+    from tase_search.cli.app import main
     from tase_search.errors import TaseSearchError
     from tase_search.retriever import Retriever
     from tase_search.store.manifest import read_manifest

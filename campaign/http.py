@@ -63,7 +63,7 @@ def run_http(work: Path, *, idle: int = 300, fuzz: int = 200, seed: int = 0) -> 
     import httpx
 
     from tase_search.retriever import Retriever
-    from tase_search.server import ServerThread, create_app
+    from tase_search.server.app import ServerThread, create_app
     from tase_search.store.verify import verify_index
 
     work = Path(work)

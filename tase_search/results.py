@@ -34,11 +34,12 @@ class Highlight:
 class Hit:
     """One search result: a document and the passage of it that matched best.
 
-    ``score`` is what :attr:`score_kind` says (:data:`tase_search.calibration.SCORE_KINDS`): with a
+    ``score`` is what :attr:`score_kind` says (:data:`tase_search.query.calibration.SCORE_KINDS`): with a
     calibrated model, the estimated probability that the passage is relevant to the query, comparable
     across queries and modes. ``dense_score`` (the cosine) and ``keyword_score`` (BM25 normalised by
     the query, :func:`tase_search.store.sparse.typical_score`) are the raw parts, None for a part the
-    search ``mode`` did not run."""
+    search ``mode`` did not run. ``rerank_score`` is the reranker's probability when the hit was
+    reranked (:mod:`tase_search.query.rerank`; then ``score`` is that probability too), else None."""
 
     id: str
     score: float
@@ -52,6 +53,7 @@ class Hit:
     keyword_score: float | None = None
     score_kind: str = "cosine"
     highlight: Highlight | None = None
+    rerank_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,7 @@ class Hit:
             "mode": self.mode,
             "dense_score": _rounded(self.dense_score),
             "keyword_score": _rounded(self.keyword_score),
+            "rerank_score": _rounded(self.rerank_score),
             "text": self.text,
             "metadata": self.metadata,
             "source": self.source,

@@ -29,22 +29,32 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import calibration as _calibration
-from . import external as _external
-from . import ingest as _ingest
-from . import modes as _modes
-from . import search as _search
-from .config import PROGRESS_MODES
-from .encoder import Encoder
+from .arguments import (
+    check_bool,
+    check_docs,
+    check_int,
+    check_load_options,
+    close_progress,
+    id_list,
+    model_arg,
+    progress_arg,
+)
+from .documents import ingest as _ingest
+from .documents.ingest import CHUNK_DOCS, ON_DUPLICATE  # noqa: F401 - re-exports
+from .documents.inputs import DocLike, scrub
+from .encoding import external as _external
 from .encoding import query_bundle as _bundle
+from .encoding.encoder import Encoder
 from .errors import InputError
-from .ingest import CHUNK_DOCS, ON_DUPLICATE  # noqa: F401 - re-exports
-from .inputs import DocLike, scrub
-from .paths import api_index_path, resolve_index_path
-from .progress import Progress
-from .query.filters import And, Compare, Filter, Not, Or, parse_filter
+from .query import calibration as _calibration
+from .query import modes as _modes
+from .query import rerank as _rerank
+from .query import searcher as _search
+from .query.by_vector import VectorMethods
+from .query.filters import Filter, parse_filter_argument
+from .query.searcher import MAX_K  # noqa: F401 - re-export
 from .results import AddResult, Hit, PassageRef
-from .search import MAX_K  # noqa: F401 - re-export
+from .runtime.paths import api_index_path, resolve_index_path
 from .store import commit as _commit
 from .store import layout
 from .store import retype as _retype
@@ -62,10 +72,11 @@ from .store.manifest import (
     read_manifest_safe,  # noqa: F401 - re-export
 )
 from .store.snapshot import VERIFY_ON_LOAD_BYTES  # noqa: F401 - re-export (read-only: set it on store.snapshot)
+from .writes import Written, build_or_append, will_append  # noqa: F401 - re-exports: the one build-or-append
 
 
 # ----------------------------------------------------------------------------- retriever
-class Retriever:
+class Retriever(VectorMethods):
     """Semantic search over one index directory."""
 
     #: What the ingest of :meth:`build` did (None for a retriever that was loaded).
@@ -83,8 +94,14 @@ class Retriever:
         query_backend: str = "auto",
         mmap: bool = False,
         search_mode: str | None = None,
+        reranker: Any = None,
     ) -> None:
         self.path = Path(path)
+        self._reranker_spec = (
+            reranker  # a spec (name, directory, hub id) or a loaded Reranker; None: settings
+        )
+        self._reranker: Any = None
+        self._default_rerank: int | None = None
         self.manifest = manifest
         self._search_mode = None if search_mode is None else _modes.check_search_mode(search_mode)
         self._encoder = encoder
@@ -132,22 +149,22 @@ class Retriever:
         is as for :meth:`load`. What the ingest did (documents added, unchanged, ...) is left in
         :attr:`last_add`. A build that fails on a directory it created removes that directory again.
         ``progress(n)`` is told of documents as they are embedded; an object that also has a
-        ``stage(name)`` method (:class:`tase_search.progress.Progress`) hears of building and saving too;
+        ``stage(name)`` method (:class:`tase_search.runtime.progress.Progress`) hears of building and saving too;
         a mode name (``"auto"``, ``"bar"``, ``"log"``, ``"off"``) reports on stderr as the CLI does.
         ``sparse`` (default on) also builds the keyword (BM25) part that the ``sparse`` and ``hybrid``
         search modes use, in the same write.
         """
-        _check_docs(docs)
-        model = _model_arg(model)
+        check_docs(docs)
+        model = model_arg(model)
         index_dir = api_index_path(path)
         _commit.check_new_index(index_dir, overwrite=overwrite)  # path checks first: a model takes seconds
         _vec.check_factory(factory, backend)
         _ingest.check_on_duplicate(on_duplicate)
-        _check_int("overlap", overlap, 0, 65536)
-        _check_bool("overwrite", overwrite)
-        _check_bool("sparse", sparse)
-        _check_load_options(precision, batch_size, query_backend)
-        progress = _progress_arg(progress)
+        check_int("overlap", overlap, 0, 65536)
+        check_bool("overwrite", overwrite)
+        check_bool("sparse", sparse)
+        check_load_options(precision, batch_size, query_backend)
+        progress = progress_arg(progress)
         encoder = (
             Encoder.load(model, precision=precision, batch_size=batch_size, query_backend=query_backend)
             if isinstance(model, str)
@@ -168,7 +185,7 @@ class Retriever:
                 _commit.remove_unborn(index_dir)
             raise
         _bundle.keep_bundle(encoder, index_dir, progress)
-        _close_progress(progress)
+        close_progress(progress)
         return r
 
     @classmethod
@@ -182,9 +199,12 @@ class Retriever:
         query_backend: str = "auto",
         mmap: bool = False,
         search_mode: str | None = None,
+        reranker: Any = None,
     ) -> Retriever:
         """Open the index in directory ``path`` (as for :meth:`build`). The model defaults to the one
-        recorded in its manifest.
+        recorded in its manifest. ``reranker``: the cross-encoder of ``search(..., rerank=N)`` (a name,
+        directory or hub id, or a loaded :class:`~tase_search.query.rerank.Reranker`; default the
+        ``reranker`` setting, ``tase-rerank-tr``), loaded at the first reranked search.
 
         The encoder is loaded lazily (``info`` needs none) and checked against the manifest's
         weights fingerprint before the first query or write. ``query_backend`` (``auto``, ``torch``,
@@ -198,12 +218,12 @@ class Retriever:
         reads the file once for steady latency. Writes never use the mapped copy.
 
         ``search_mode`` is the mode of a :meth:`search` that names none (default: the ``search_mode``
-        setting, itself ``auto`` unless configured; see :mod:`tase_search.modes`).
+        setting, itself ``auto`` unless configured; see :mod:`tase_search.query.modes`).
         """
         if model is not None:
-            model = _model_arg(model)
-        _check_load_options(precision, batch_size, query_backend)
-        _check_bool("mmap", mmap)
+            model = model_arg(model)
+        check_load_options(precision, batch_size, query_backend)
+        check_bool("mmap", mmap)
         if search_mode is not None:
             _modes.check_search_mode(search_mode)
         index_dir = api_index_path(path)
@@ -221,6 +241,7 @@ class Retriever:
             query_backend=query_backend if given is None else "auto",
             mmap=mmap,
             search_mode=search_mode,
+            reranker=reranker,
         )
 
     @classmethod
@@ -337,10 +358,17 @@ class Retriever:
         """The mode of a :meth:`search` that names none: as given to :meth:`load`, else the
         ``search_mode`` setting (``auto`` unless configured)."""
         if self._search_mode is None:
-            from .config import load_settings
+            from .runtime.config import load_settings
 
             self._search_mode = load_settings().search_mode
         return self._search_mode
+
+    @property
+    def reranker(self) -> Any:
+        """The reranker of ``search(..., rerank=N)``, loaded on first use (see :meth:`load`)."""
+        if self._reranker is None:
+            self._reranker = _rerank.resolve_reranker(self._reranker_spec, precision=self._precision)
+        return self._reranker
 
     @property
     def sparse_note(self) -> str | None:
@@ -360,6 +388,7 @@ class Retriever:
         dense_weight: float | None = None,
         min_score: float | None = None,
         highlight: bool = False,
+        rerank: int | None = None,
     ) -> list[Hit] | list[list[Hit]]:
         """Top-``k`` documents for a query (a list of hits) or for each of several queries.
 
@@ -370,25 +399,30 @@ class Retriever:
         ``mode``: ``dense`` (vectors: meaning, also across languages), ``sparse`` (BM25 over
         Turkish-aware keywords: names, numbers, rare words), ``hybrid`` (both, fused), or ``auto`` (per
         query, the mode measured best for a query in the corpus's language or in another:
-        :data:`tase_search.modes.AUTO`, now hybrid and dense); None is :attr:`search_mode`. On an index
+        :data:`tase_search.query.modes.AUTO`, now hybrid and dense); None is :attr:`search_mode`. On an index
         without a keyword part, ``auto`` and the configured default search dense, and asking for
         ``sparse`` or ``hybrid`` is an error that says how to add one.
 
         A hit's ``score`` is, with a calibrated model (the bundled one), the estimated probability that
-        its passage is relevant to the query, in every mode (:mod:`tase_search.calibration`: 0.5 and up
+        its passage is relevant to the query, in every mode (:mod:`tase_search.query.calibration`: 0.5 and up
         probably relevant, under 0.2 probably not); ``score_kind`` says when it is something else (a
         cosine for a model without calibration). ``mode`` names the mode that ran, ``dense_score`` (the
         cosine) and ``keyword_score`` (BM25 normalised by the query) the raw parts (None where a part
         did not run). ``min_score`` leaves out hits scoring below it. ``highlight`` names in each hit the
-        sentence of its passage that best answers the query (:mod:`tase_search.highlight`).
+        sentence of its passage that best answers the query (:mod:`tase_search.text.highlight`).
 
         Hybrid fuses by ``fusion``: ``weighted`` (min-max scaled scores, the measured default) or
         ``rrf`` (reciprocal rank fusion); ``dense_weight`` is the dense side's share (0..1), by default
-        :func:`tase_search.modes.dense_weight` of the query's and the corpus's languages. Calibration
+        :func:`tase_search.query.modes.dense_weight` of the query's and the corpus's languages. Calibration
         does not change the ranking: a hybrid hit's probability is capped at the score of the hit above
         it; without calibration a hybrid hit scores by the fused value (``score_kind`` ``fused``).
+
+        ``rerank=N`` reads the first ``max(N, k)`` hits again with the :attr:`reranker` (a cross-encoder
+        that sees query and passage together) and returns its top ``k``; each hit's ``score`` (and
+        ``rerank_score``) is then the reranker's probability that the passage answers the query.
+        None: the ``rerank`` setting (0, off, unless configured). ``min_score`` applies after reranking.
         """
-        filter = _check_filter(filter)  # noqa: A001
+        filter = parse_filter_argument(filter)  # noqa: A001
         req = _search.parse_request(query, k, mode, fusion, dense_weight, lambda: self.search_mode)
         if not req.queries:
             return []
@@ -398,12 +432,20 @@ class Retriever:
                 raise InputError(
                     f"min_score={min_score!r} is not valid: give a number (0.5: probably relevant)"
                 )
-        _check_bool("highlight", highlight)
+        check_bool("highlight", highlight)
         req = dataclasses.replace(req, min_score=min_score, highlight=highlight)
+        rerank = self._rerank_default() if rerank is None else _rerank.check_rerank(rerank)
+        if rerank:
+            req = dataclasses.replace(req, rerank=rerank, reranker=self.reranker)
         if req.mode != "sparse":
             self.query_encoder  # noqa: B018 - load and check the model before the index files
         results = self._open().search(req, filter)
         return results[0] if req.single else results
+
+    def _rerank_default(self) -> int:
+        if self._default_rerank is None:
+            self._default_rerank = _rerank.default_rerank()
+        return self._default_rerank
 
     # ------------------------------------------------------------------ writing
     def add(
@@ -420,9 +462,9 @@ class Retriever:
         nothing; when nothing changes at all, no new version of the index is written. An id that is
         already indexed with other content: ``on_duplicate`` error, skip or replace.
         """
-        _check_docs(docs)
+        check_docs(docs)
         _ingest.check_on_duplicate(on_duplicate)
-        progress = _progress_arg(progress)
+        progress = progress_arg(progress)
         encoder = self.encoder  # load and check before taking the lock
         result = self._write_unless_unchanged(
             lambda store, slot, m: _ingest.add_documents(
@@ -430,7 +472,7 @@ class Retriever:
             )
         )
         _bundle.keep_bundle(encoder, self.path, progress)  # also when unchanged: a missing or stale one
-        _close_progress(progress)
+        close_progress(progress)
         return result
 
     def add_encoded(
@@ -441,125 +483,19 @@ class Retriever:
         progress: Callable[[int], None] | None = None,
     ) -> AddResult:
         """Append documents whose passages and vectors were computed elsewhere (by this index's model:
-        :class:`tase_search.ingest.EncodedBatch`), in one write, with the same rules as :meth:`add`."""
+        :class:`tase_search.documents.ingest.EncodedBatch`), in one write, with the same rules as :meth:`add`."""
         _ingest.check_on_duplicate(on_duplicate)
-        progress = _progress_arg(progress)
+        progress = progress_arg(progress)
         return self._write_unless_unchanged(
             lambda store, slot, m: _ingest.add_encoded(
                 batches, store, slot, m, on_duplicate, progress, noop_if_unchanged=True
             )
         )
 
-    # ------------------------------------------------------------------ vectors made elsewhere
-    @classmethod
-    def build_from_vectors(
-        cls,
-        docs: Iterable[DocLike],
-        vectors: Any,
-        embedder: str | _external.ExternalEmbedder,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        normalize: bool = True,
-        factory: str | None = None,
-        overwrite: bool = False,
-        on_duplicate: str = "error",
-        sparse: bool = True,
-    ) -> Retriever:
-        """A new index of ``docs`` with ``vectors`` (one per document) made by an external ``embedder``: its
-        name (``"openai:text-embedding-3-small"``) or an :class:`~tase_search.external.ExternalEmbedder`.
-        The manifest records the name, the dimension and ``normalize`` (unit length: scores are
-        cosines) and refuses vectors of any other; the keyword part is built from the text as in
-        :meth:`build`, so sparse and hybrid search work. See :meth:`add_vectors`."""
-        from .by_vector import vector_batch
-
-        _check_docs(docs)
-        docs = list(docs)
-        ext = (
-            embedder
-            if isinstance(embedder, _external.ExternalEmbedder)
-            else _external.ExternalEmbedder(embedder, normalize=normalize)
-        )
-        ext.prepare(vectors, len(docs))  # learns the dimension; checked before anything is written
-        r = cls.build([], model=ext, path=path, factory=factory, overwrite=overwrite, sparse=sparse)
-        batch, blank = vector_batch(r.manifest.model, docs, vectors)
-        r.last_add = r.add_encoded([batch], on_duplicate=on_duplicate)
-        r.last_add.skipped_empty += blank
-        return r
-
-    def add_vectors(
-        self,
-        docs: Iterable[DocLike],
-        vectors: Any,
-        *,
-        on_duplicate: str = "error",
-        embedder: str | _external.ExternalEmbedder | None = None,
-    ) -> AddResult:
-        """Append documents with vectors made elsewhere, ``(len(docs), dimension)``, in one write with the
-        rules of :meth:`add`. Each document is one passage (its embedder saw the whole text); a document
-        stored with the same text and metadata is unchanged and keeps its vector. ``embedder`` (a name)
-        is checked against the one the index records. Vectors are scaled to unit length when the
-        index's are. On an index of one of our models the vectors must come from that model."""
-        from .by_vector import vector_batch
-
-        _check_docs(docs)
-        _ingest.check_on_duplicate(on_duplicate)
-        batch, blank = vector_batch(self.manifest.model, list(docs), vectors, embedder)
-        res = self.add_encoded([batch], on_duplicate=on_duplicate)
-        res.skipped_empty += blank
-        return res
-
-    def search_by_vector(
-        self,
-        vector: Any,
-        k: int = 10,
-        filter: Mapping[str, Any] | None = None,  # noqa: A002
-        *,
-        query: str | Sequence[str] | None = None,
-        mode: str | None = None,
-        fusion: str | None = None,
-        dense_weight: float | None = None,
-    ) -> list[Hit] | list[list[Hit]]:
-        """Top-``k`` documents for a query vector made elsewhere (one vector: a list of hits; rows of them:
-        a list per row), filtered as in :meth:`search`. Without ``query`` the search is dense. With
-        ``query``, the text the vector was made from (one per row), the keyword part joins as in
-        :meth:`search`: ``mode`` hybrid fuses BM25 over the text with the vector's ranking (auto, or
-        None: the index's default mode). The vector is scaled to unit length when the index's are."""
-        from .by_vector import search_by_vector
-
-        flt = _check_filter(filter)
-        return search_by_vector(self, vector, k, flt, query, mode, fusion, dense_weight)
-
-    def search_mmr(
-        self,
-        query: str | None = None,
-        *,
-        vector: Any = None,
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Mapping[str, Any] | None = None,  # noqa: A002
-    ) -> list[Hit]:
-        """Maximal marginal relevance (:mod:`tase_search.query.mmr`): of the ``fetch_k`` documents nearest
-        the query, ``k`` picked one at a time for relevance to it less similarity to those already
-        picked (``lambda_mult`` 1: relevance only, 0: diversity only). Give the query text (encoded with
-        the index's model) or a ``vector``. Scores stay each hit's own (its probability of relevance with
-        a calibrated model, else its cosine)."""
-        from .by_vector import search_mmr
-
-        flt = _check_filter(filter)
-        return search_mmr(self, query, vector, k, fetch_k, lambda_mult, flt)
-
-    def stored_vectors(self, ids: Sequence[str]) -> dict[str, Any]:
-        """Document id -> its stored vector (of its first passage: for a document added with a vector,
-        that vector, unit length if the index normalises), a float32 array; missing ids left out."""
-        from .by_vector import stored_vectors
-
-        return stored_vectors(self, [scrub(str(i)) for i in _id_list(ids, "stored_vectors")])
-
     def delete(self, ids: Iterable[str]) -> list[str]:
         """Delete documents by id; returns the ids that were present (missing ids are ignored). When none
         is present nothing is written: no new version of the index, and ``[]`` comes back."""
-        wanted = [scrub(str(i)) for i in _id_list(ids, "delete")]
+        wanted = [scrub(str(i)) for i in id_list(ids, "delete")]
         if not wanted:
             return []
 
@@ -620,9 +556,9 @@ class Retriever:
     # ------------------------------------------------------------------ info
     def info(self) -> dict[str, Any]:
         """What the index holds (no model is loaded): :func:`tase_search.store.snapshot.describe`, with
-        ``bytes_on_disk`` for the whole index directory (:func:`tase_search.home.tree_bytes`, as
+        ``bytes_on_disk`` for the whole index directory (:func:`tase_search.runtime.disk.tree_bytes`, as
         ``tase-search list`` shows it)."""
-        from .home import tree_bytes
+        from .runtime.disk import tree_bytes
 
         info = _snapshot.describe(self.path, self.manifest)
         info["bytes_on_disk"] = tree_bytes(self.path)
@@ -630,12 +566,12 @@ class Retriever:
 
     def get(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Stored documents by id (missing ids are left out)."""
-        return self._open().snap.docs.get_documents([scrub(str(i)) for i in _id_list(ids, "get")])
+        return self._open().snap.docs.get_documents([scrub(str(i)) for i in id_list(ids, "get")])
 
     def missing_filter_keys(self, filter: Mapping[str, Any] | Filter | None) -> tuple[list[str], list[str]]:  # noqa: A002
         """``(keys of filter that no document has, some field names that do exist)``: what to tell a
         user whose filtered search found nothing. Scans the documents, so call it only then."""
-        return self._open().missing_filter_keys(_check_filter(filter))
+        return self._open().missing_filter_keys(parse_filter_argument(filter))
 
 
 def _external_needs_embedder(path: Path, manifest: Manifest) -> str:
@@ -646,112 +582,6 @@ def _external_needs_embedder(path: Path, manifest: Manifest) -> str:
         "toolkit integration you built it with), search by vector (search_by_vector), or search in mode "
         "'sparse'"
     )
-
-
-# ----------------------------------------------------------------------------- argument checks
-# Why up front: a wrong argument used to surface as a bare AttributeError or TypeError from deep inside,
-# after seconds of model loading; each check here names the bad value and what to give instead.
-
-
-def _id_list(ids: object, what: str) -> list[Any]:
-    """``ids`` as a list, refusing a lone string (which would be taken letter by letter) and non-iterables."""
-    if isinstance(ids, (str, bytes)):
-        raise InputError(f"{what}: ids={ids!r} is a single string; give a list of ids, e.g. [{ids!r}]")
-    if isinstance(ids, Mapping) or not isinstance(ids, Iterable):
-        raise InputError(f"{what}: ids is {type(ids).__name__}; give a list of ids (strings)")
-    return list(ids)
-
-
-def _check_filter(filter: object) -> Filter | None:  # noqa: A002
-    """A search filter, parsed: None, a JSON filter as a dict (docs/filters.md), or a parsed one."""
-    if filter is None or (isinstance(filter, Mapping) and not filter):
-        return None
-    if isinstance(filter, (And, Compare, Not, Or)):
-        return filter
-    if isinstance(filter, str):
-        key, sep, value = filter.partition("=")
-        example = f"{{{key.strip()!r}: {value.strip()!r}}}" if sep and key.strip() else "{'topic': 'spor'}"
-        raise InputError(
-            f"filter={filter!r} is a string; give a dict of metadata field -> value, e.g. filter={example}"
-        )
-    if not isinstance(filter, Mapping):
-        raise InputError(
-            f"filter is {type(filter).__name__}; give a dict of metadata field -> value, "
-            "e.g. filter={'topic': 'spor'}"
-        )
-    return parse_filter(filter)
-
-
-class _OwnedProgress(Progress):
-    """A reporter made from a mode name: the call that made it closes it when it ends."""
-
-
-def _progress_arg(progress: object) -> Callable[[int], None] | None:
-    """``progress`` as a callable: None, a callable ``progress(n)``, or a mode name (``auto``, ``bar``,
-    ``log``, ``off``), which becomes a :class:`tase_search.progress.Progress` reporting on stderr."""
-    if progress is None or callable(progress):
-        return progress  # type: ignore[return-value]
-    if isinstance(progress, str) and progress in PROGRESS_MODES:
-        return _OwnedProgress(progress)
-    raise InputError(
-        f"progress={progress!r} is not valid: give None, a callable progress(n) (e.g. "
-        f"tase_search.progress.Progress('log')), or one of {', '.join(PROGRESS_MODES)}"
-    )
-
-
-def _close_progress(progress: object) -> None:
-    """End a reporter made here from a mode name (its last line); a caller's own is left to the caller."""
-    if isinstance(progress, _OwnedProgress):
-        progress.close()
-
-
-def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise InputError(f"{name}={value!r} is not valid: give one of {', '.join(choices)}")
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise InputError(f"{name}={value!r} is not valid: give a whole number from {low} to {high}")
-
-
-def _check_bool(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise InputError(f"{name}={value!r} is not valid: give True or False")
-
-
-def _check_docs(docs: object) -> None:
-    if isinstance(docs, (str, bytes)):
-        raise InputError(
-            'docs must be a list or iterable of documents, not a single string; e.g. ["bir belge"]'
-        )
-    if isinstance(docs, Mapping) or not isinstance(docs, Iterable):
-        raise InputError(
-            f"docs is {type(docs).__name__}; give a list or iterable of documents (str, dict with 'text', "
-            "or Document)"
-        )
-
-
-def _model_arg(model: object) -> Any:
-    """``model`` as given, a path as its string; None and plain values (numbers, bytes, containers) refused."""
-    if isinstance(model, os.PathLike):
-        model = os.fspath(model)
-    if isinstance(model, str):
-        return model
-    if model is None or isinstance(model, (bytes, bool, int, float, list, tuple, dict, set)):
-        raise InputError(
-            f"model={model!r} is not valid: give a registered name (tase_search.models.list_models()), "
-            "a model directory, a hub id, or an Encoder"
-        )
-    return model
-
-
-def _check_load_options(precision: object, batch_size: object, query_backend: object) -> None:
-    from .config import PRECISIONS, QUERY_BACKENDS
-
-    _check_choice("precision", precision, PRECISIONS)
-    _check_int("batch_size", batch_size, 1, 65536)
-    _check_choice("query_backend", query_backend, QUERY_BACKENDS)
 
 
 __all__ = ["AddResult", "Hit", "PassageRef", "Retriever", "resolve_index_path"]

@@ -78,6 +78,6 @@ def other_tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_model_dir: Path):  # noqa: ANN201 - Encoder (imported lazily)
-    from tase_search.encoder import Encoder
+    from tase_search.encoding.encoder import Encoder
 
     return Encoder.load(str(tiny_model_dir), precision="fp32")

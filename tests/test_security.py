@@ -96,11 +96,12 @@ def test_no_code_execution_paths_in_the_code_base() -> None:
 
 
 def test_trust_remote_code_is_off_by_default() -> None:
-    from tase_search.encoder import Encoder, load_sentence_transformer
+    from tase_search.encoding.encoder import Encoder
+    from tase_search.encoding.st_loader import load_sentence_transformer
 
     assert inspect.signature(Encoder.load).parameters["trust_remote_code"].default is False
     assert inspect.signature(load_sentence_transformer).parameters["trust_remote_code"].default is False
-    from tase_search.cli import main
+    from tase_search.cli.app import main
 
     assert "trust" not in json.dumps([p.name for c in main.commands.values() for p in c.params])
 
@@ -148,7 +149,7 @@ def _hostile_model(kind: str, src: Path, dst: Path, marker: Path) -> Path:
 
 @pytest.mark.parametrize("kind", ["auto_map", "module", "pickle"])
 def test_hostile_model_code_never_runs(tmp_path: Path, tiny_model_dir: Path, kind: str) -> None:
-    from tase_search.encoder import Encoder
+    from tase_search.encoding.encoder import Encoder
 
     marker = tmp_path / "PWNED"
     model = _hostile_model(kind, tiny_model_dir, tmp_path / "model", marker)
@@ -219,7 +220,7 @@ def test_unknown_user_home_is_a_clean_error() -> None:
 def test_cli_index_name_stays_under_root(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from tase_search.cli import main
+    from tase_search.cli.app import main
 
     res = CliRunner().invoke(main, ["info", "--index", "..x", "--root", str(tmp_path)])
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit)  # '..x' is a path: no index there

@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tase_search import formats
 from tase_search.errors import DataError
-from tase_search.text import nfc
+from tase_search.evaluation import labelled_data as formats
+from tase_search.text.normalize import nfc
 
 __all__ = [
     "BucketedNoDuplicatesBatchSampler",
@@ -69,7 +69,7 @@ def read_table(
 ) -> list[tuple[str, ...]]:
     """``columns`` of every row of a tsv/csv/jsonl file with a header row, as tuples of strings.
 
-    The one table reader of :mod:`tase_search.formats` (linear TSV: quotes are ordinary
+    The one table reader of :mod:`tase_search.evaluation.labelled_data` (linear TSV: quotes are ordinary
     characters; csv: RFC 4180). An empty required field is an error naming ``file:line``.
     """
     p = check_data_file(path)

@@ -1,14 +1,16 @@
-"""The shipped form of a trained model: its model files only, weights as fp16 safetensors declared float32."""
+"""Models in and out of training: a base or teacher loaded by name (`load_model`), and the shipped form
+of a trained model (`export_fp16`): its model files only, weights as fp16 safetensors declared float32."""
 
 from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from tase_search.errors import ModelError
 
-__all__ = ["export_fp16"]
+__all__ = ["export_fp16", "load_model"]
 
 
 def export_fp16(model_dir: str | Path, out_dir: str | Path) -> Path:
@@ -69,3 +71,12 @@ def export_fp16(model_dir: str | Path, out_dir: str | Path) -> Path:
             obj["truncation"] = obj["padding"] = None
             tok.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
     return dst
+
+
+def load_model(spec: str) -> Any:
+    """Load a base/teacher model by registered name, directory or hub id (T5 → encoder-only + mean)."""
+    from tase_search.encoding.st_loader import load_sentence_transformer
+    from tase_search.models import resolve
+
+    _, location = resolve(spec)
+    return load_sentence_transformer(location)

@@ -110,7 +110,7 @@ def interpolate_models(
     files (tokenizer, pooling, config); with ``fp16`` (the default) its weights are stored as fp16
     safetensors like every exported model of this project.
     """
-    from .pipeline import export_fp16, load_model
+    from .export import export_fp16, load_model
 
     w = _check_weight(weight)
     ma, mb = load_model(first), load_model(second)

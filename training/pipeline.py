@@ -35,7 +35,7 @@ from tase_search.errors import DataError, InputError, ModelError
 
 from . import data as tdata
 from .config import DEFAULTS, STAGE_DEFAULTS, apply_overrides, load_config, resolve_vars  # noqa: F401
-from .export import export_fp16
+from .export import export_fp16, load_model
 from .losses import LOSS_TYPES, _needs_teacher, build_loss  # noqa: F401
 from .runlog import _progress_callback, package_versions, write_json
 from .selection import Selection, build_selection
@@ -66,22 +66,13 @@ __all__ = [
 # --------------------------------------------------------------------------- precision / models
 def resolve_training_precision(precision: str) -> str:
     """``auto`` → bf16 when the CPU runs it natively (2x faster MiniLM training here), else fp32."""
-    from tase_search.encoder import cpu_supports_bf16
+    from tase_search.encoding.precision import cpu_supports_bf16
 
     if precision not in ("auto", "bf16", "fp32"):
         raise InputError(f"precision {precision!r} must be auto, bf16 or fp32")
     if precision == "auto":
         return "bf16" if cpu_supports_bf16() else "fp32"
     return precision
-
-
-def load_model(spec: str) -> Any:
-    """Load a base/teacher model by registered name, directory or hub id (T5 → encoder-only + mean)."""
-    from tase_search.encoder import load_sentence_transformer
-    from tase_search.models import resolve
-
-    _, location = resolve(spec)
-    return load_sentence_transformer(location)
 
 
 # --------------------------------------------------------------------------- training

@@ -1,7 +1,7 @@
 """Task data for the trainer: a config's data spec -> a ``datasets.Dataset`` the losses take, as the encoder sees text.
 
 Kinds (``type``): ``pairs``, ``sts``, ``sts_pairs``, ``squad``, ``nli_tr``, ``parallel_hub`` (the
-readers are in :mod:`.data`); every text column is normalised as :class:`tase_search.encoder.Encoder`
+readers are in :mod:`.data`); every text column is normalised as :class:`tase_search.encoding.encoder.Encoder`
 normalises input and prefixed with the task's prompts, so the model trains on what it will see.
 """
 
@@ -127,7 +127,7 @@ def _text_columns(ds: Any) -> list[str]:
 def normalize_dataset(ds: Any, lowercase: bool) -> Any:
     """Apply the encoder's own input normalisation (NFC; İ→i for lowercasing tokenizers) to every text column,
     so training sees exactly what ``Encoder`` feeds the model at search time."""
-    from tase_search.text import normalize_for_model
+    from tase_search.text.normalize import normalize_for_model
 
     cols = _text_columns(ds)
 
@@ -138,8 +138,8 @@ def normalize_dataset(ds: Any, lowercase: bool) -> Any:
 
 
 def tokenizer_lowercases(tok: Any) -> bool:
-    """Same rule as :attr:`tase_search.encoder.Encoder.lowercases` (one definition, in encoder.py)."""
-    from tase_search.encoder import tokenizer_lowercases as rule
+    """Same rule as :attr:`tase_search.encoding.encoder.Encoder.lowercases` (one definition, in encoder.py)."""
+    from tase_search.encoding.passages import tokenizer_lowercases as rule
 
     return rule(tok)
 

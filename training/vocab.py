@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tase_search.errors import ModelError
-from tase_search.text import normalize_for_model
+from tase_search.text.normalize import normalize_for_model
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def extend_model_vocab(
     import torch
     from transformers import PreTrainedTokenizerFast
 
-    from tase_search.encoder import load_sentence_transformer
+    from tase_search.encoding.st_loader import load_sentence_transformer
 
     model = load_sentence_transformer(str(model_dir))
     transformer = model[0]

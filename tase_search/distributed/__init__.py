@@ -18,14 +18,16 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..documents.document import ReadStats
+from ..documents.limits import ReaderLimits
+from ..documents.read_options import ReadOptions
 from ..errors import InputError
-from ..progress import stage_of
-from ..readers import ReaderLimits, ReadStats
+from ..runtime.progress import stage_of
 from .ray_engine import EncoderSpec, RayOptions, encode_shards
-from .shards import TARGET_BYTES, ReadOptions, plan_shards
+from .shards import TARGET_BYTES, plan_shards
 from .staging import Staging, staging_dir
 
 __all__ = ["EncoderSpec", "IndexRun", "RayOptions", "ReadOptions", "index_corpus"]
@@ -78,15 +80,16 @@ def index_corpus(
     ``overwrite``), like ``tase-search index``. ``address``: ``auto`` or ``HOST:PORT`` of a running
     cluster, None to start Ray here. ``workers``: encoder actors, each with ``cpus_per_worker`` CPUs
     (and ``gpus_per_worker`` GPUs: the model then runs on CUDA) and its own copy of the model. Other arguments are those of :meth:`Retriever.build` and
-    :func:`~tase_search.readers.read_corpus`; an append keeps the index's model, passage length and
+    :func:`~tase_search.documents.readers.read_corpus`; an append keeps the index's model, passage length and
     overlap. ``progress(n)`` hears of documents as their shards are staged."""
     from ..retriever import Retriever, resolve_index_path
     from ..store.commit import refuse_foreign
+    from ..writes import will_append
 
     t0 = time.perf_counter()
     index_dir = resolve_index_path(path)
     refuse_foreign(index_dir)
-    append = Retriever.exists(index_dir) and not overwrite
+    append = will_append(index_dir, overwrite)
     if append:
         m = Retriever.load(index_dir).manifest
         model, max_seq_length, overlap = model or m.model.id, m.model.max_seq_length, m.overlap_tokens
@@ -100,7 +103,9 @@ def index_corpus(
         device="cuda" if gpus_per_worker else "cpu",
     )
     ray_options = RayOptions(address, workers, cpus_per_worker, gpus_per_worker)
-    options = ReadOptions(fmt, text_column, id_column, encoding_errors, asdict(limits or ReaderLimits()))
+    options = ReadOptions.with_limits(
+        limits, fmt=fmt, text_column=text_column, id_column=id_column, encoding_errors=encoding_errors
+    )
     shards, probe = plan_shards(list(corpus), options, shard_bytes)
     if probe.read == 0:
         raise InputError(f"no documents in {', '.join(corpus)}: nothing to index")
@@ -123,7 +128,7 @@ def index_corpus(
     stage(f"committing {len(shards)} shards")
     from .merge import commit_staged, read_stats, records
 
-    added = commit_staged(
+    written = commit_staged(
         keys,
         staging,
         index_dir,
@@ -137,13 +142,11 @@ def index_corpus(
     stats = read_stats(records(keys, staging))
     staging.remove()
     t2 = time.perf_counter()
-    changed = added.added or added.replaced
-    action = ("appended to" if changed else "unchanged") if append else "built"
     return IndexRun(
         retriever=Retriever.load(index_dir),
-        added=added,
+        added=written.result,
         stats=stats,
-        action=action,
+        action=written.action,
         shards=len(shards),
         resumed=len(shards) - len(todo),
         seconds=t2 - t0,

@@ -1,6 +1,6 @@
 """Committing staged shards: every shard's documents and vectors enter the index in one write.
 
-The staged shards go, in corpus order, through :func:`tase_search.ingest.add_encoded` inside one
+The staged shards go, in corpus order, through :func:`tase_search.documents.ingest.add_encoded` inside one
 copy-on-write commit (:func:`tase_search.store.commit.commit`), so ids (automatic ones included),
 deduplication of unchanged documents, ``on_duplicate``, the ``auto`` index type's growth and the keyword
 part come out as a local build of the same corpus gives them, and a failure or a kill before the commit
@@ -14,10 +14,10 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..encoder import Passage
+from ..documents.document import Document, ReadStats
+from ..documents.ingest import EncodedBatch, add_encoded
+from ..encoding.passages import Passage
 from ..errors import IndexExists, IndexWriteError, InputError
-from ..ingest import EncodedBatch, add_encoded
-from ..readers import Document, ReadStats
 from ..store import commit as _commit
 from ..store import retype as _retype
 from ..store.docs import DocStore
@@ -115,19 +115,24 @@ def commit_staged(
     sparse: bool,
     progress: Callable[[int], None] | None = None,
 ) -> Any:
-    """Commit the staged shards ``keys`` (in corpus order) to the index at ``path`` in one write; returns
-    the ingest's :class:`~tase_search.results.AddResult`."""
+    """Commit the staged shards ``keys`` (in corpus order) to the index at ``path`` in one write, built
+    or appended to by :func:`tase_search.writes.build_or_append` (``append``: its decision, made when the
+    model was chosen); returns its :class:`~tase_search.writes.Written` (retriever None)."""
+    from .. import writes as _writes
     from ..retriever import Retriever
 
     model = StagedModel(model_of(records(keys, staging), staging))
     batches = staged_batches(keys, staging)
-    if append:  # the index's own checks: the same weights, prompts and dimension
-        return Retriever.load(path, model=model).add_encoded(
-            batches, on_duplicate=on_duplicate, progress=progress
-        )
-    return _build(
-        keys, staging, path, model, batches, factory, overwrite, overlap, on_duplicate, sparse, progress
-    )
+
+    def build() -> tuple[None, Any]:
+        args = (factory, overwrite, overlap, on_duplicate, sparse, progress)
+        return None, _build(keys, staging, path, model, batches, *args)
+
+    def add() -> tuple[None, Any]:  # the index's own checks: the same weights, prompts and dimension
+        r = Retriever.load(path, model=model)
+        return None, r.add_encoded(batches, on_duplicate=on_duplicate, progress=progress)
+
+    return _writes.build_or_append(path, build=build, append=add, overwrite=overwrite, appending=append)
 
 
 def _build(

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ..documents.document import ReadStats
 from ..errors import InputError
-from ..readers import ReadStats
 from .shards import ReadOptions, Shard, read_shard
 from .staging import StagedShard, Staging
 
@@ -37,7 +37,7 @@ BATCH_DOCS = 256
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """How each actor loads its encoder: the arguments of :meth:`tase_search.encoder.Encoder.load`,
+    """How each actor loads its encoder: the arguments of :meth:`tase_search.encoding.encoder.Encoder.load`,
     the passage overlap and the torch threads of one actor."""
 
     model: str = "default"
@@ -122,8 +122,8 @@ class EncodeActor:
     """Ray Data ``map_batches`` actor: loads the model once, then embeds batches of document rows."""
 
     def __init__(self, spec: EncoderSpec) -> None:
-        from ..encoder import Encoder
-        from ..threads import apply_threads
+        from ..encoding.encoder import Encoder
+        from ..runtime.threads import apply_threads
 
         apply_threads(spec.threads)
         self.spec = spec

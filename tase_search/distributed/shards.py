@@ -6,7 +6,7 @@ cut into ranges of about ``target_bytes`` at line starts, found in one pass of t
 the ``source:line`` a local build gives it). gzip (no random access) and csv (a quoted field may span
 lines) are one shard per file. A tsv range is read with the file's header line in front of it.
 
-The planner first reads each file's first record through :func:`~tase_search.readers.read_corpus`, so a
+The planner first reads each file's first record through :func:`~tase_search.documents.readers.read_corpus`, so a
 wrong format, column or a binary file fails on the driver, before any worker starts.
 """
 
@@ -16,32 +16,21 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from .. import readers as _readers
+from ..documents import readers as _readers
+from ..documents.document import Document, ReadStats
+from ..documents.formats import ParseContext, get_format
+from ..documents.limits import ReaderLimits
+from ..documents.read_options import ReadOptions
 from ..errors import InputError
-from ..readers import Document, ReaderLimits, ReadStats
 
 #: Bytes per shard of a splittable file: large enough that a shard's bookkeeping is noise, small enough
 #: that a killed job loses little and a worker's share stays balanced.
 TARGET_BYTES = 32 << 20
 _BLOCK = 1 << 20
 _SPLITTABLE = ("txt", "jsonl", "tsv")
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """How the corpus is read: the options of :func:`~tase_search.readers.read_corpus`."""
-
-    fmt: str | None = None
-    text_column: str | None = None
-    id_column: str | None = None
-    encoding_errors: str = "strict"
-    limits: dict[str, int] = field(default_factory=dict)
-
-    def reader_limits(self) -> ReaderLimits:
-        return ReaderLimits(**self.limits)
 
 
 @dataclass(frozen=True)
@@ -65,7 +54,8 @@ class Shard:
     def key(self, options: ReadOptions, job: Sequence[Any]) -> str:
         """What the shard's result depends on: its bytes, how they are read, and the ``job`` (model,
         passage overlap); the name of its staged result."""
-        raw = json.dumps([asdict(self), asdict(options), list(job)], sort_keys=True, default=str)
+        read = {k: v for k, v in asdict(options).items() if k != "encoding"}  # Ray reads UTF-8 only
+        raw = json.dumps([asdict(self), read, list(job)], sort_keys=True, default=str)
         return hashlib.blake2b(raw.encode("utf-8"), digest_size=12).hexdigest()
 
 
@@ -141,7 +131,7 @@ def _line_starts(path: str, size: int, target: int) -> list[tuple[int, int]]:
 
 
 def read_shard(shard: Shard, options: ReadOptions, stats: ReadStats) -> Iterator[Document]:
-    """The documents of one shard, as :func:`~tase_search.readers.read_corpus` gives them for those lines
+    """The documents of one shard, as :func:`~tase_search.documents.readers.read_corpus` gives them for those lines
     (same cleaning, ids, metadata, ``source`` and ``line``, and the same errors)."""
     limits = options.reader_limits()
     if shard.start == 0 and shard.end == -1:  # a whole file: the reader itself
@@ -198,12 +188,5 @@ def _records(
     stats: ReadStats,
     limits: ReaderLimits,
 ) -> Iterator[Document]:
-    if shard.fmt == "txt":
-        return _readers._read_txt(lines, shard.source, stats)
-    if shard.fmt == "jsonl":
-        return _readers._read_jsonl(
-            lines, shard.source, options.text_column or "text", options.id_column, stats, limits
-        )
-    return _readers._read_delimited(
-        lines, shard.source, shard.fmt, options.text_column, options.id_column, stats, limits
-    )
+    ctx = ParseContext(shard.source, options.text_column, options.id_column, stats, limits)
+    return get_format(shard.fmt).parse(lines, ctx)

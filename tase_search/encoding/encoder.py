@@ -8,7 +8,7 @@ weights cast to bf16 on CPUs with native bf16 (:mod:`.precision`).
 
 Every backend is chosen once, at construction: the loader (:func:`.loading.load_model`), the query
 path (``query_backend``: PyTorch or an ONNX Runtime graph, :mod:`.onnx_runtime`) and the document path
-(``backend``, :mod:`tase_search.backends`). Nothing is exported to disk here; the index keeps the query
+(``backend``, :mod:`tase_search.encoding.backends`). Nothing is exported to disk here; the index keeps the query
 graph it was built with (:mod:`.query_bundle`).
 """
 
@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import QUERY_BACKENDS
 from ..errors import InputError, ModelError
 from ..models import resolve
-from ..text import normalize_for_model
+from ..runtime.config import QUERY_BACKENDS
+from ..text.normalize import normalize_for_model
 from .fingerprint import weights_fingerprint
 from .light_model import LightSentenceModel
 from .loading import load_model
@@ -141,23 +141,26 @@ class Encoder:
         backend: str = "auto",
         build_backend: bool = False,
         threads: int | None = None,
+        stage: Callable[[str], object] | None = None,
     ) -> Encoder:
         """Load by registered name, local directory or hub id (see :func:`tase_search.models.resolve`).
 
         ``loader`` (default ``$TASE_SEARCH_LOADER``, else ``auto``): see :func:`.loading.load_model`;
         both loaders give the same vectors and the same :attr:`fingerprint`. ``query_backend`` and
         ``query_graph``: see :meth:`_choose_query_path`. ``backend`` is the document backend
-        (:data:`tase_search.backends.BACKENDS`), chosen here for every entry point (CLI, Retriever, HTTP,
+        (:data:`tase_search.encoding.backends.BACKENDS`), chosen here for every entry point (CLI, Retriever, HTTP,
         integrations, Ray workers): ``auto`` picks the fast one for this CPU (bf16 weights where the CPU
-        has native bf16; else a converted int8 model when one exists, see :func:`~tase_search.backends.choose`),
+        has native bf16; else a converted int8 model when one exists, see :func:`~tase_search.encoding.backends.choose`),
         ``torch`` is this encoder's own path, any other name wraps it
-        (:func:`tase_search.backends.with_backend`). ``build_backend=True`` (write paths that may take
+        (:func:`tase_search.encoding.backends.with_backend`). ``build_backend=True`` (write paths that may take
         seconds once per weights, such as ``tase-search index``) converts the weights when no converted
-        model exists yet; without it a missing one means the torch path under ``auto``.
+        model exists yet; without it a missing one means the torch path under ``auto``. ``stage(text)``
+        hears of the slow step a backend other than torch takes (a progress reporter's ``stage``).
+        A ``max_seq_length`` the model has no positions for is refused before any conversion.
         """
         model_id, location = resolve(spec)
         if not Path(location).is_dir():  # from the hub: fail in seconds, naming the fix, not after retries
-            from ..preflight import check_model
+            from ..runtime.preflight import check_model
 
             check_model(spec)
         model = load_model(location, loader=loader, device=device, trust_remote_code=trust_remote_code)
@@ -171,9 +174,14 @@ class Encoder:
             query_backend=query_backend,
             query_graph=query_graph,
         )
-        if backend != "torch":
-            from ..backends import with_backend
+        from ..runtime.preflight import check_max_seq_length
 
+        check_max_seq_length(encoder, max_seq_length)
+        if backend != "torch":
+            from .backends import choose, with_backend
+
+            if stage is not None and (chosen := choose(backend, encoder)) != "torch":
+                stage(f"preparing document backend {chosen}")
             return with_backend(encoder, backend, build=build_backend, threads=threads)
         return encoder
 

@@ -4,7 +4,7 @@ Why allowlists of sentence-transformers' config keys: the light loader (:mod:`.l
 the vectors sentence-transformers gives, so it accepts only directories whose every setting it knows
 to be the default it mirrors; anything else (a key it has not seen, another pooling, custom code)
 loads through sentence-transformers instead. The keys are those of the pinned sentence-transformers
-range (pyproject.toml); ``tests/test_light_loader.py`` checks the agreement on every accepted layout.
+range (pyproject.toml); ``tests/encoding/test_light_loader.py`` checks the agreement on every accepted layout.
 """
 
 from __future__ import annotations

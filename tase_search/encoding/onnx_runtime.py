@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from .agreement import MIN_EXPORT_COSINE
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,6 @@ MAX_BATCH = 16
 #: Bumped when the exported graph's inputs or outputs change (old cache files are then ignored).
 FORMAT_VERSION = 1
 OPSET = 17
-#: Minimum cosine between ONNX Runtime and PyTorch embeddings of the probe texts. bf16 weights
-#: computed in fp32 vs in bf16 agree to ~0.9999; a wrong graph (baked shapes, other pooling) does not.
-MIN_PROBE_COSINE = 0.995
 PROBE_TEXTS = (
     "Merhaba dünya",
     "İstanbul'da yarın yağmur yağacak mı?",
@@ -318,7 +316,7 @@ def open_checked(
                 raise
             log.warning("ONNX graph %s: %s", runner.path, exc)
             worst = -1.0
-        if worst >= MIN_PROBE_COSINE:
+        if worst >= MIN_EXPORT_COSINE:
             return runner
         if attempt == 0 and runner.path is not None:  # a stale or wrong file: export once more
             log.warning("ONNX graph %s disagrees with PyTorch (cosine %.4f)", runner.path, worst)
@@ -327,5 +325,5 @@ def open_checked(
         break
     raise ModelError(
         f"the ONNX export of {model_id} disagrees with PyTorch on probe texts (cosine "
-        f"{worst:.4f} < {MIN_PROBE_COSINE}); use query_backend 'torch' (--query-backend torch)"
+        f"{worst:.4f} < {MIN_EXPORT_COSINE}); use query_backend 'torch' (--query-backend torch)"
     )

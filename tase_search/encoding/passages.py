@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..text import normalize_for_model
+from ..text.normalize import normalize_for_model
 
 
 @dataclass(frozen=True)

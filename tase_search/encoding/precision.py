@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..config import PRECISIONS
 from ..errors import InputError
+from ..runtime.config import PRECISIONS
 
 
 def cpu_supports_bf16() -> bool:

@@ -43,9 +43,10 @@ import numpy as np
 from ..errors import IndexError_, ModelError
 from ..store import safeio
 from ..store.layout import QUERY_BUNDLE_DIR as BUNDLE_DIR
-from ..text import normalize_for_model
+from ..text.normalize import normalize_for_model
 from . import graph_store
 from . import onnx_runtime as _ort
+from .agreement import MIN_BUNDLE_COSINE, MIN_EXPORT_COSINE, MIN_INT8_COSINE, MIN_OPEN_COSINE
 from .onnx_runtime import MAX_BATCH, PROBE_TEXTS, OnnxQueryEncoder, graph_key, l2_normalize, missing_modules
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,6 @@ BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT = 3
 #: Longer than any model window here (~400 tokens), so the bundle's probes exercise truncation too.
 LONG_PROBE = " ".join([PROBE_TEXTS[2]] * 8)
-#: Light-path probes must reproduce the vectors stored at bundle time this closely (same graph, same
-#: tokenizer: only float noise separates them).
-MIN_BUNDLE_COSINE = 0.9999
-#: Opening a bundle on another machine: its int8 kernels (AVX2, AVX512-VNNI, AMX) may round a little
-#: differently from the writer's; a wrong graph or tokenizer is far below this.
-MIN_OPEN_COSINE = 0.995
 #: Probe texts up to this long are run when a query opens the bundle (``deep``: all of them).
 _SHORT_PROBE_CHARS = 400
 #: How to add a bundle to an index that has none (an older index, or one built with the torch backend).
@@ -77,9 +72,6 @@ NO_GRAPH_HERE = (
 #: Size limits for the bundle's files (the graph's is :data:`.graph_store.MAX_GRAPH_BYTES`).
 MAX_BUNDLE_BYTES = 8 << 20
 MAX_TOKENIZER_BYTES = 64 << 20
-#: Worst probe cosine of the int8 graph against PyTorch for it to be used (a wrong graph scores far
-#: lower; the shipped model's int8 graph scores ~0.98); below it the fp32 graph is stored instead.
-MIN_INT8_COSINE = 0.97
 #: The only names the bundle's files may have: what :func:`write_bundle` writes (a hex key, no path).
 _GRAPH_NAME = re.compile(r"[0-9a-f]{40}\.onnx")
 _TOKENIZER_NAME = re.compile(r"[0-9a-f]{40}\.tokenizer\.json")
@@ -470,7 +462,7 @@ def _checked_graph(
     """The graph for ``encoder`` under ``name``: the store's copy when it still agrees with the model,
     else a fresh export, checked against PyTorch and quantised to int8 when that agrees too.
     ModelError when ONNX cannot be used at all."""
-    from .onnx_runtime import MIN_PROBE_COSINE, export_guarded, require_runtime
+    from .onnx_runtime import export_guarded, require_runtime
 
     require_runtime(exporting=False)
     made = _WRITTEN.get(name)
@@ -493,10 +485,10 @@ def _checked_graph(
     assert fp32 is not None
     runner = OnnxQueryEncoder(fp32)
     worst = encoder.onnx_agreement(runner)
-    if not worst >= MIN_PROBE_COSINE:
+    if not worst >= MIN_EXPORT_COSINE:
         raise ModelError(
             f"the ONNX export of {encoder.model_id} disagrees with PyTorch on probe texts (cosine "
-            f"{worst:.4f} < {MIN_PROBE_COSINE}); queries load the model"
+            f"{worst:.4f} < {MIN_EXPORT_COSINE}); queries load the model"
         )
     data, precision = fp32, "fp32"
     try:

@@ -1,7 +1,7 @@
 """Evaluation suite: translation retrieval, the Tasviret check, STS, question -> paragraph retrieval.
 
 The functions take an encoder (anything with ``encode_query`` / ``encode_document`` returning
-L2-normalised float32 arrays, e.g. :class:`tase_search.encoder.Encoder`) and return metrics as a
+L2-normalised float32 arrays, e.g. :class:`tase_search.encoding.encoder.Encoder`) and return metrics as a
 plain dict; only numpy is used for the math, matplotlib only to draw plots. The same tasks as
 objects with a primary metric, usable as training-time evaluators, are in
 :mod:`~tase_search.evaluation.evaluators` (imported on first use: it imports sentence-transformers).

@@ -1,4 +1,4 @@
-"""Fitting a model's score calibration (:mod:`tase_search.calibration`) and measuring it on dev data.
+"""Fitting a model's score calibration (:mod:`tase_search.query.calibration`) and measuring it on dev data.
 
 Why dev data: a model trained on TQuAD train (the bundled one is) gives its train questions higher
 cosines than it gives new questions, so a calibration fitted there is under-confident on anything
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..calibration import (
+from ..query.calibration import (
     PROBABLY_NOT_RELEVANT,
     PROBABLY_RELEVANT,
     Calibration,
@@ -67,7 +67,7 @@ OFF_TOPIC = [
     "bebek arabası tavsiyesi",
 ]
 MODES = ("dense", "sparse", "hybrid")
-#: The features each mode's regression takes (:data:`tase_search.calibration.FEATURES`).
+#: The features each mode's regression takes (:data:`tase_search.query.calibration.FEATURES`).
 MODE_FEATURES = {
     "dense": ("dense", "dense_lead"),
     "sparse": ("keyword", "keyword_lead"),

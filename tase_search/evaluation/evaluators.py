@@ -4,7 +4,7 @@ Each evaluator is a sentence-transformers ``SentenceEvaluator``, so the training
 as ``evaluator=`` and selects checkpoints by its :attr:`~Evaluator.primary_metric`:
 ``evaluator(model)`` returns ``{"<name>_<metric>": float}``. :meth:`Evaluator.evaluate` is the
 report's view of the same numbers: unprefixed metrics with their counts, for any encoder with
-``encode_query`` / ``encode_document`` (:class:`tase_search.encoder.Encoder`, the test fake). A
+``encode_query`` / ``encode_document`` (:class:`tase_search.encoding.encoder.Encoder`, the test fake). A
 ``SentenceTransformer`` being trained is adapted (:func:`as_encoder`): texts normalised as the
 encoder normalises them, embeddings L2-normalised, no passage splitting.
 
@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - sentence-transformers < 6
     from sentence_transformers.evaluation import SentenceEvaluator  # type: ignore[no-redef]
 
 from ..errors import InputError
-from ..formats import read_sts
+from .labelled_data import read_sts
 from .retrieval import RetrievalTask, bitext_tasks, english_check_task, evaluate_task, squad_task
 from .sts import sts_scores
 from .tasviret import load_captions, tasviret_scores
@@ -47,7 +47,7 @@ class SentenceTransformerEncoder:
     """A ``SentenceTransformer`` seen as an evaluation encoder: the model as it is at this step of training."""
 
     def __init__(self, model: Any, batch_size: int = 64) -> None:
-        from ..encoder import tokenizer_lowercases
+        from ..encoding.passages import tokenizer_lowercases
 
         self.model = model
         self.batch_size = batch_size
@@ -55,7 +55,7 @@ class SentenceTransformerEncoder:
         self.lowercase = tokenizer_lowercases(model.tokenizer)
 
     def _encode(self, fn: Any, texts: Sequence[str] | str) -> np.ndarray:
-        from ..text import normalize_for_model
+        from ..text.normalize import normalize_for_model
 
         items = [texts] if isinstance(texts, str) else list(texts)
         emb = fn(

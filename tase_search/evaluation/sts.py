@@ -15,14 +15,14 @@ import numpy as np
 
 from ..encoding.protocols import QueryEncoder
 from ..errors import DataError
-from ..formats import read_sts
+from .labelled_data import read_sts
 from .stats import pearson, spearman
 
 __all__ = ["evaluate_sts", "load_sts", "sts_metrics", "sts_scores"]
 
 
 def load_sts(path: str | Path, *, limit: int | None = None) -> tuple[list[float], list[str], list[str]]:
-    """``(scores, sentences1, sentences2)`` from an STS TSV (:func:`tase_search.formats.read_sts`)."""
+    """``(scores, sentences1, sentences2)`` from an STS TSV (:func:`tase_search.evaluation.labelled_data.read_sts`)."""
     pairs = read_sts(path, limit=limit)
     if len(pairs) < 2:
         raise DataError(f"{path}: STS file needs at least two scored pairs for a correlation")

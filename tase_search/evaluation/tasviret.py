@@ -24,7 +24,7 @@ import numpy as np
 
 from ..encoding.protocols import QueryEncoder
 from ..errors import DataError, TaseSearchError
-from ..formats import read_table
+from .labelled_data import read_table
 from .stats import roc_auc
 
 __all__ = ["evaluate_tasviret", "load_captions", "plot_histogram", "tasviret_metrics", "tasviret_scores"]

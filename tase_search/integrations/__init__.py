@@ -15,7 +15,7 @@ A module imports its toolkit when it is imported, and only then, so the core ins
 without the toolkit the import fails with :class:`ExtraNotInstalled` naming the extra to install.
 Queries always go through ``encode_query`` and documents through ``encode_document``, so a model's
 query and passage prompts are applied as in tase-search itself. The stores also keep the vectors of
-the toolkit's own embedder (:mod:`tase_search.external`), with the keyword part beside them; filters
+the toolkit's own embedder (:mod:`tase_search.encoding.external`), with the keyword part beside them; filters
 are translated into the store's filter language (:mod:`tase_search.query.filters`). Docs:
 ``docs/integrations.md``.
 """
@@ -48,7 +48,7 @@ def load_encoder(model: Any = "default", **load_kwargs: Any) -> Any:
     :meth:`tase_search.Encoder.load`; anything else is taken to be an encoder already (an
     :class:`~tase_search.encoding.DocumentEncoder`, such as the test suite's fake)."""
     if model is None or isinstance(model, str):
-        from ..encoder import Encoder
+        from ..encoding.encoder import Encoder
 
         return Encoder.load(model or "default", **load_kwargs)
     for attr in ("encode_query", "encode_document", "fingerprint", "dimension"):

@@ -9,7 +9,7 @@ generation through its public methods. Filters are the store's filter language
 (:mod:`tase_search.integrations._filters`).
 
 ``encoder`` is one of our encoders (the index embeds text itself) or an
-:class:`~tase_search.external.ExternalEmbedder` (the toolkit's embedder: each document is one vector).
+:class:`~tase_search.encoding.external.ExternalEmbedder` (the toolkit's embedder: each document is one vector).
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from .. import writes as _writes
+from ..documents.document import Document
+from ..encoding.external import ExternalEmbedder
 from ..errors import IndexCorrupt, InputError
-from ..external import ExternalEmbedder
-from ..readers import Document
+from ..query.options import check_mode, run_search
 from ..retriever import Hit, Retriever, resolve_index_path
-from ..search_options import check_mode, run_search
 from ..store.layout import DOCS_FILE
 from . import _filters
 
@@ -89,13 +90,17 @@ class IndexStore:
                 docs, ext.encode_document([d.text for d in docs]), on_duplicate=on_duplicate
             )
         with self._lock:
-            r = self.retriever()
-            if r is not None:
-                return r.add(docs, on_duplicate=on_duplicate)
-            self._retriever = Retriever.build(
-                docs, model=self.encoder, path=self.path, factory=self.factory, on_duplicate=on_duplicate
-            )
-            return self._retriever.last_add
+
+            def build() -> tuple[Retriever, Any]:
+                r = Retriever.build(
+                    docs, model=self.encoder, path=self.path, factory=self.factory, on_duplicate=on_duplicate
+                )
+                return r, r.last_add
+
+            def add(r: Retriever) -> tuple[Retriever, Any]:
+                return r, r.add(docs, on_duplicate=on_duplicate)
+
+            return self._write(build, add)
 
     def add_vectors(self, docs: Sequence[Document], vectors: Any, *, on_duplicate: str = "replace") -> Any:
         """Add ``docs`` with their vectors (one each) made by the external embedder of this store."""
@@ -105,13 +110,32 @@ class IndexStore:
         if any(d.id is None for d in docs):
             raise InputError("every document given to an IndexStore needs an id")
         with self._lock:
-            r = self.retriever()
-            if r is not None:
-                return r.add_vectors(docs, vectors, on_duplicate=on_duplicate, embedder=ext)
-            self._retriever = Retriever.build_from_vectors(
-                docs, vectors, ext, self.path, factory=self.factory, on_duplicate=on_duplicate
-            )
-            return self._retriever.last_add
+
+            def build() -> tuple[Retriever, Any]:
+                r = Retriever.build_from_vectors(
+                    docs, vectors, ext, self.path, factory=self.factory, on_duplicate=on_duplicate
+                )
+                return r, r.last_add
+
+            def add(r: Retriever) -> tuple[Retriever, Any]:
+                return r, r.add_vectors(docs, vectors, on_duplicate=on_duplicate, embedder=ext)
+
+            return self._write(build, add)
+
+    def _write(self, build: Any, add: Any) -> Any:
+        """One write through :func:`tase_search.writes.build_or_append`: the first write builds the index,
+        later ones (and one racing another process's first) append to it; returns the AddResult."""
+        r = self.retriever()
+
+        def append() -> tuple[Retriever, Any]:
+            current = r if r is not None else self.retriever()  # None: another process built it since
+            if current is None:  # pragma: no cover - build_or_append appends only where an index exists
+                raise IndexCorrupt(f"no index at {self.path}")
+            return add(current)
+
+        done = _writes.build_or_append(self.path, build=build, append=append, appending=r is not None)
+        self._retriever = done.retriever
+        return done.result
 
     def delete(self, ids: Sequence[str]) -> list[str]:
         """Delete by id; returns the ids that were there."""
@@ -131,11 +155,22 @@ class IndexStore:
         k: int,
         filter: Mapping[str, Any] | None = None,  # noqa: A002
         mode: str | None = None,
+        rerank: int | None = None,
     ) -> list[Hit]:
+        """Top ``k``; ``rerank=N`` reranks the first ``max(N, k)`` with the cross-encoder
+        (:meth:`tase_search.Retriever.search`; None: the ``rerank`` setting)."""
         check_mode(mode)
         with self._lock:
             r = self.retriever()
-            return [] if r is None else run_search(r, query, k, _filters.check(filter), mode)
+            if r is None:
+                return []
+            return run_search(r, query, k, _filters.check(filter), mode, rerank=rerank)
+
+    def rerank(self, query: str, hits: Sequence[Hit], k: int) -> list[Hit]:
+        """``hits`` reranked by the index's reranker (the ``reranker`` setting) for ``query``, top ``k``."""
+        with self._lock:
+            r = self.retriever()
+            return [] if r is None or not hits else r.reranker.rerank(query, hits, limit=k)
 
     def search_by_vector(
         self,

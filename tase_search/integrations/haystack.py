@@ -33,8 +33,8 @@ from haystack.document_stores.errors import DuplicateDocumentError  # noqa: E402
 from haystack.document_stores.types import DuplicatePolicy  # noqa: E402
 from haystack.utils.filters import document_matches_filter  # noqa: E402
 
+from ..encoding.external import ExternalEmbedder, is_external  # noqa: E402
 from ..errors import InputError  # noqa: E402
-from ..external import ExternalEmbedder, is_external  # noqa: E402
 from ..results import Hit  # noqa: E402
 from ..retriever import Retriever  # noqa: E402
 from ._store import IndexStore, check_mode, make_document  # noqa: E402
@@ -352,7 +352,7 @@ def _external_for(
 ) -> ExternalEmbedder | None:
     """What a store without a model writes with: the embedder an existing external index records,
     none for an index of one of our models (it opens with it), else a new record."""
-    from ..paths import resolve_index_path
+    from ..runtime.paths import resolve_index_path
     from ..store.manifest import read_existing
 
     path = resolve_index_path(index)

@@ -26,8 +26,8 @@ from langchain_core.documents import Document  # noqa: E402
 from langchain_core.embeddings import Embeddings  # noqa: E402
 from langchain_core.vectorstores import VectorStore  # noqa: E402
 
+from ..encoding.external import ExternalEmbedder, embedder_name  # noqa: E402
 from ..errors import InputError  # noqa: E402
-from ..external import ExternalEmbedder, embedder_name  # noqa: E402
 from ..results import Hit  # noqa: E402
 from . import _filters  # noqa: E402
 from ._store import IndexStore, make_document  # noqa: E402
@@ -138,10 +138,14 @@ class TaseVectorStore(VectorStore):
     def similarity_search_with_score(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        """``(document, score)`` pairs, best first; ``mode`` (dense, sparse, hybrid, auto) as for
+        """``(document, score)`` pairs, best first; ``mode`` (dense, sparse, hybrid, auto) and ``rerank``
+        (rerank the top N with the cross-encoder; scores are then its probability) as for
         :meth:`tase_search.Retriever.search`: the query text goes to the keyword part, its embedding
         to the vectors."""
-        return _scored(self._store.search(query, k, _filters.check(filter), kwargs.get("mode")))
+        hits = self._store.search(
+            query, k, _filters.check(filter), kwargs.get("mode"), rerank=kwargs.get("rerank")
+        )
+        return _scored(hits)
 
     def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
@@ -198,7 +202,8 @@ class TaseVectorStore(VectorStore):
     ) -> list[tuple[Document, float]]:
         """``(document, relevance in 0..1)`` by what each hit's score is (:func:`_relevance_of`), so that
         ``similarity_search_with_relevance_scores(..., score_threshold=0.5)`` keeps the probably relevant."""
-        hits = self._store.search(query, k, _filters.check(kwargs.get("filter")), kwargs.get("mode"))
+        flt = _filters.check(kwargs.get("filter"))
+        hits = self._store.search(query, k, flt, kwargs.get("mode"), rerank=kwargs.get("rerank"))
         return [(_document(h.id, h.text, h.metadata), _relevance_of(h)) for h in hits]
 
     # ------------------------------------------------------------------ construction

@@ -47,8 +47,9 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict  # noqa: E402
 
+from ..encoding.external import ExternalEmbedder, embedder_name, is_external  # noqa: E402
 from ..errors import InputError  # noqa: E402
-from ..external import ExternalEmbedder, embedder_name, is_external  # noqa: E402
+from ..query.rerank import check_rerank  # noqa: E402
 from ..retriever import Retriever  # noqa: E402
 from ._filters import all_of, matches  # noqa: E402
 from ._store import IndexStore, make_document  # noqa: E402
@@ -269,13 +270,17 @@ class TaseVectorStore(BasePydanticVectorStore):
                 filter=flt,
             )
         elif vector is not None and mode != "sparse":
+            rerank = check_rerank(kwargs["rerank"]) if kwargs.get("rerank") is not None else 0
+            want = max(k, rerank) if rerank and text else k
             hits = self._store.search_by_vector(
-                vector, k, flt, query=text or None, mode=mode if text else None
+                vector, want, flt, query=text or None, mode=mode if text else None
             )
+            if rerank and text:
+                hits = self._store.rerank(text, hits, k)
         else:
             if not text:
                 raise InputError("a sparse (keyword) query needs query_str")
-            hits = self._store.search(text, k, flt, mode)
+            hits = self._store.search(text, k, flt, mode, rerank=kwargs.get("rerank"))
         return VectorStoreQueryResult(
             nodes=[metadata_dict_to_node(h.metadata, text=h.text) for h in hits],
             similarities=[float(h.score) for h in hits],
@@ -300,7 +305,7 @@ def _writer_for(
             os.fspath(model) if isinstance(model, (str, os.PathLike)) else str(encoder.model_id),
             None,
         )
-    from ..paths import resolve_index_path
+    from ..runtime.paths import resolve_index_path
     from ..store.manifest import read_existing
 
     path = resolve_index_path(index)

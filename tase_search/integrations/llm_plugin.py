@@ -34,7 +34,7 @@ _lock = threading.Lock()
 
 def configured_encoder() -> Any:
     """The encoder for the ``model`` setting, loaded once per process."""
-    from ..config import load_settings
+    from ..runtime.config import load_settings
 
     spec = load_settings().model or "default"
     with _lock:

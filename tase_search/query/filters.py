@@ -22,6 +22,7 @@ top-level field names (a dot is part of the name).
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import re
@@ -120,6 +121,44 @@ def parse_filter(spec: object) -> Filter | None:
     if not spec:
         return None
     return _Parser().filter(spec, 1)
+
+
+def parse_filter_argument(filter: object) -> Filter | None:  # noqa: A002
+    """The ``filter=`` a Python caller passes (``Retriever.search``): None, a JSON filter as a dict
+    (docs/filters.md) or a parsed one; a string gets a hint to write it as a dict."""
+    if filter is None or (isinstance(filter, Mapping) and not filter):
+        return None
+    if isinstance(filter, (And, Compare, Not, Or)):
+        return filter
+    if isinstance(filter, str):
+        key, sep, value = filter.partition("=")
+        example = f"{{{key.strip()!r}: {value.strip()!r}}}" if sep and key.strip() else "{'topic': 'spor'}"
+        raise InputError(
+            f"filter={filter!r} is a string; give a dict of metadata field -> value, e.g. filter={example}"
+        )
+    if not isinstance(filter, Mapping):
+        raise InputError(
+            f"filter is {type(filter).__name__}; give a dict of metadata field -> value, "
+            "e.g. filter={'topic': 'spor'}"
+        )
+    return parse_filter(filter)
+
+
+def parse_where(text: str, *, label: str = "where=", hint: str = "") -> Filter | None:
+    """A JSON filter given as text (the CLI's ``--where``, HTTP GET's ``where=``), parsed; ``label``
+    prefixes the text in the error, ``hint`` ends it (an example of the front end's syntax)."""
+    try:
+        spec = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{label}{text[:80]!r} is not JSON ({exc}); give a JSON object{hint}") from None
+    return parse_filter(spec)
+
+
+def parse_query_filter(items: Iterable[str], where: str | None) -> Filter | None:
+    """``KEY=VALUE`` items (:func:`parse_shorthand`) and a ``where`` JSON text (:func:`parse_where`) as
+    one filter, both of which must hold; None for neither."""
+    short = parse_shorthand(items)
+    return short if where is None else combine(short, parse_where(where))
 
 
 def parse_shorthand(items: Iterable[str]) -> Filter | None:
@@ -409,5 +448,8 @@ __all__ = [
     "fields",
     "matches",
     "parse_filter",
+    "parse_filter_argument",
+    "parse_query_filter",
+    "parse_where",
     "parse_shorthand",
 ]

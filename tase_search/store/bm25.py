@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis import query_term_groups, query_terms
+from ..text.analysis import query_term_groups, query_terms
 from . import sparse as _sparse
 
 K1, B = 1.2, 0.75

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IndexCorrupt, IndexMismatch, IndexNotFound, TaseSearchError
-from .layout import INDEX_FILES, MANIFEST_NAME, generation_name
+from .entries import check_files_field, validate_segments
+from .layout import MANIFEST_NAME, generation_name
 from .lock import atomic_write_bytes
 from .safeio import read_bytes
 
@@ -244,33 +245,8 @@ def validate_manifest(raw: dict[str, Any]) -> None:
     ):
         raise IndexCorrupt("manifest field 'counters' must map names to counts; the index is damaged")
     if raw.get("segments"):
-        from .segment import validate_segments
-
         validate_segments(raw["segments"])
     check_files_field(raw.get("files", {}))
-
-
-def check_files_field(files: Any) -> None:
-    """A ``files`` map: plain index file names to ``{"bytes", "sha256"}`` (IndexCorrupt otherwise)."""
-    if not isinstance(files, dict):
-        raise IndexCorrupt("manifest field 'files' must be an object; the index is damaged")
-    for name, info in files.items():
-        if name not in INDEX_FILES:
-            raise IndexCorrupt(
-                f"manifest lists the file {name[:80]!r}, which is not an index file (expected plain names "
-                f"among {', '.join(INDEX_FILES)}); the index is damaged"
-            )
-        if (
-            not isinstance(info, dict)
-            or set(info) != {"bytes", "sha256"}
-            or not _is_int(info["bytes"], 0, _MAX_COUNT)
-            or not isinstance(info["sha256"], str)
-            or not _HEX64.fullmatch(info["sha256"])
-        ):
-            raise IndexCorrupt(
-                f'manifest entry for {name} must be {{"bytes": <size>, "sha256": <64 hex digits>}}; '
-                "the index is damaged"
-            )
 
 
 def _is_int(v: Any, lo: int, hi: int) -> bool:

@@ -30,13 +30,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import IndexCorrupt, IndexWriteError
-from . import commit as _commit
 from . import generation as _gen
 from . import layout
 from . import lock as _lock
 from . import segcache as _segcache
 from . import segment as _seg
 from . import segwrite as _sw
+from . import writing as _writing
 from .docs import DocStore
 from .layout import DOCS_FILE
 from .lock import WriterLock, fsync_dir
@@ -105,7 +105,7 @@ def optimize(index_dir: Path) -> dict[str, int]:
     already one segment without deletions."""
     index_dir = Path(index_dir)
     with WriterLock(index_dir):
-        _commit.remove_stale_temporaries(index_dir)
+        _writing.remove_stale_temporaries(index_dir)
         m = read_existing(index_dir)
         segs = _seg.segments_of(m)
         before = len(segs)
@@ -134,7 +134,7 @@ def merge_segments(index_dir: Path, m: Manifest, chosen: list[int], *, sparse: b
             picked = [sources[i] for i in chosen]
             for o in picked:
                 refuse = _gen.store_problems(o.store, o.seg.view(m), integrity="quick_check")
-                _commit.refuse_damage(index_dir, refuse)
+                _writing.refuse_damage(index_dir, refuse)
             _lock.fault_point("copied")
             tmp = layout.temporary_segment(index_dir, number)
             made.append(tmp)
@@ -165,8 +165,8 @@ def merge_segments(index_dir: Path, m: Manifest, chosen: list[int], *, sparse: b
 
         if published and read_generation(index_dir) == gen:
             raise
-        left = _commit.remove_unpublished(made)
-        why = _commit.write_failure(exc)
+        left = _writing.remove_unpublished(made)
+        why = _writing.write_failure(exc)
         if why is not None:
             raise IndexWriteError(
                 f"could not merge the segments of {index_dir}: {why} (generation {m.generation} is still the "
@@ -181,7 +181,7 @@ def merge_segments(index_dir: Path, m: Manifest, chosen: list[int], *, sparse: b
 
 
 def _build(
-    index_dir: Path, m: Manifest, picked: list[_sw.Opened], tmp: Path, number: int, rebuild: bool = False
+    index_dir: Path, m: Manifest, picked: list[_writing.Opened], tmp: Path, number: int, rebuild: bool = False
 ) -> Segment:
     """The merged segment's files in ``tmp``: SQLite rows copied table by table (attached one source at a
     time), vectors read from each source (through its checksum) and added; its manifest entry."""
@@ -252,7 +252,7 @@ def _build(
     vec_name = layout.vectors_file(get_backend(m.backend).suffix)
     files = {vec_name: vectors.save(tmp / vec_name).as_manifest()}
     _lock.fault_point("faiss")
-    files[DOCS_FILE] = _commit._checked_sqlite(tmp / DOCS_FILE, sqlite_bytes).as_manifest()
+    files[DOCS_FILE] = _writing.checked_sqlite(tmp / DOCS_FILE, sqlite_bytes).as_manifest()
     return Segment(
         name=layout.segment_name(number),
         factory=factory,
@@ -265,7 +265,7 @@ def _build(
     )
 
 
-def _add_vectors(index_dir: Path, m: Manifest, o: _sw.Opened, into: Any) -> None:
+def _add_vectors(index_dir: Path, m: Manifest, o: _writing.Opened, into: Any) -> None:
     """Add ``o``'s live vectors (not deleted, not tombstoned) to ``into``, reading its file through its
     checksum."""
     view = o.seg.view(m)

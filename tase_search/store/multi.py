@@ -22,7 +22,7 @@ from ..query.filters import Filter, parse_filter
 from . import bm25 as _bm25
 from .docs import StoredPassage
 from .segment import owner, route
-from .segwrite import Opened
+from .writing import Opened
 
 
 class MultiDocs:

@@ -32,7 +32,7 @@ from .docs import DocStore
 from .layout import DOCS_FILE
 from .manifest import Manifest
 from .safeio import digest_file
-from .segwrite import Opened
+from .writing import Opened
 
 _LOCK = threading.Lock()
 
@@ -61,7 +61,7 @@ def open_checked(index_dir: Path, m: Manifest) -> list[Opened]:
     """Every segment of ``m``, its files checked as described above; IndexCorrupt (a write's refusal,
     naming the first problem) when one is damaged. The stores belong to the cache: closing the returned
     :class:`~.segwrite.Opened` leaves them open."""
-    from .commit import refuse_damage
+    from .writing import refuse_damage
 
     index_dir = Path(index_dir)
     stamps = _stamps.load_segments(index_dir)

@@ -20,35 +20,23 @@ write copies it into a segment (checked as a format-1 write checked what it carr
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import IndexCorrupt
 from . import layout
-from .manifest import Manifest, check_files_field
 from .safeio import Digest, write_file
 from .vectors import CHUNK, read_hashed
 
-_SEG_NAME = re.compile(r"(seg|gen)-[0-9]{6}")
-_DEL_NAME = re.compile(r"del-[0-9]{6}\.npz")
+if TYPE_CHECKING:
+    from .manifest import Manifest
+
 _MAX = (1 << 53) + 1
 #: A deletions file lists at most this many ids (8 bytes each): far above any segment's size.
 MAX_DELETES_BYTES = 1 << 31
-_FIELDS = {
-    "name",
-    "factory",
-    "search_params",
-    "documents",
-    "rows",
-    "tombstones",
-    "files",
-    "ranges",
-    "deletes",
-}
 
 
 @dataclass(frozen=True)
@@ -210,58 +198,6 @@ def read_deletes(path: Path, expect: Digest | None) -> tuple[np.ndarray, np.ndar
 
 def deletes_digest(s: Segment) -> Digest | None:
     return Digest(s.deletes.bytes, s.deletes.sha256) if s.deletes else None
-
-
-# ------------------------------------------------------------------ validation
-def validate_segments(raw: Any) -> None:
-    """Refuse a ``segments`` list with a wrongly typed or out-of-range entry, or names that are not a
-    segment's own (IndexCorrupt, one line naming the field)."""
-    if not isinstance(raw, list) or len(raw) > 100_000:
-        raise IndexCorrupt("manifest field 'segments' must be a list; the index is damaged")
-    seen: set[str] = set()
-    for n, s in enumerate(raw):
-        where = f"manifest segment {n}"
-        if not isinstance(s, dict) or set(s) != _FIELDS:
-            raise IndexCorrupt(
-                f"{where} must have the fields {', '.join(sorted(_FIELDS))}; the index is damaged"
-            )
-        name = s["name"]
-        if not isinstance(name, str) or not _SEG_NAME.fullmatch(name) or name in seen:
-            raise IndexCorrupt(f"{where} has an invalid or repeated name; the index is damaged")
-        seen.add(name)
-        if not (isinstance(s["factory"], str) and 0 < len(s["factory"]) <= 256):
-            raise IndexCorrupt(f"{where} has an invalid factory; the index is damaged")
-        if not (isinstance(s["search_params"], str) and len(s["search_params"]) <= 1024):
-            raise IndexCorrupt(f"{where} has invalid search parameters; the index is damaged")
-        for key in ("documents", "rows", "tombstones"):
-            if not _count(s[key]):
-                raise IndexCorrupt(f"{where} field {key!r} is not a count; the index is damaged")
-        ranges = s["ranges"]
-        if (
-            not isinstance(ranges, list)
-            or len(ranges) > 100_000
-            or not all(
-                isinstance(r, list) and len(r) == 2 and _count(r[0]) and _count(r[1]) and r[0] <= r[1]
-                for r in ranges
-            )
-        ):
-            raise IndexCorrupt(f"{where} field 'ranges' is not a list of [lo, hi]; the index is damaged")
-        check_files_field(s["files"])
-        d = s["deletes"]
-        if d is not None and not (
-            isinstance(d, dict)
-            and set(d) == {"name", "documents", "rows", "bytes", "sha256"}
-            and isinstance(d["name"], str)
-            and _DEL_NAME.fullmatch(d["name"])
-            and all(_count(d[k]) for k in ("documents", "rows", "bytes"))
-            and isinstance(d["sha256"], str)
-            and re.fullmatch(r"[0-9a-f]{64}", d["sha256"])
-        ):
-            raise IndexCorrupt(f"{where} field 'deletes' is invalid; the index is damaged")
-
-
-def _count(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _MAX
 
 
 def segment_path(index_dir: Path, s: Segment) -> Path:

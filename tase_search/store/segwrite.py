@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,23 +35,9 @@ from .lock import fsync_dir
 from .manifest import Manifest
 from .segment import Deletes, Segment
 from .vectors import get_backend
+from .writing import Opened
 
 T = TypeVar("T")
-
-
-@dataclass
-class Opened:
-    """An older segment opened for a write (or a merge): its store and what was deleted from it."""
-
-    seg: Segment
-    store: DocStore
-    gone_keys: np.ndarray
-    gone_pids: np.ndarray
-    owned: bool = True  # False: the store belongs to the per-process cache (:mod:`.segcache`)
-
-    def close(self) -> None:
-        if self.owned:
-            self.store.close()
 
 
 def open_segments(index_dir: Path, m: Manifest, *, checksum: bool = False) -> list[Opened]:
@@ -168,7 +153,7 @@ def write_segment(
     deletions files written; returns the next manifest (not yet published), ``mutate``'s result and
     what to remove if the write is abandoned. ``made_sparse`` hears whether the older segments need a
     keyword part (or a current one): a merge of every segment gives it to them."""
-    from .commit import VectorSlot  # the commit module imports this one
+    from .writing import VectorSlot
 
     gen = base.generation + 1
     counters = dict(base.counters)
@@ -215,7 +200,7 @@ def write_segment(
             vec_name = layout.vectors_file(get_backend(base.backend).suffix)
             files = {vec_name: slot.vectors.save(tmp / vec_name).as_manifest()}
             _lock.fault_point("faiss")
-            from .commit import _checked_sqlite
+            from .writing import checked_sqlite as _checked_sqlite
 
             files[DOCS_FILE] = _checked_sqlite(tmp / DOCS_FILE, sqlite_bytes).as_manifest()
             new_seg = Segment(
@@ -318,7 +303,8 @@ def upgrade(index_dir: Path, old: Manifest, made: list[Path]) -> tuple[Segment, 
     files against the manifest, SQLite's check, the rows), with the payload index, keyword part and
     content hashes brought up to date; the counters the next segments continue from."""
     from . import content as _content
-    from .commit import _checked_sqlite, _fill
+    from .writing import checked_sqlite as _checked_sqlite
+    from .writing import fill as _fill
 
     tmp = layout.temporary_segment(index_dir, 0)
     made.append(tmp)

@@ -25,8 +25,8 @@ import math
 import sqlite3
 from collections.abc import Iterable, Sequence
 
-from ..analysis import ANALYZER, document_terms, query_term_groups, query_terms
-from ..language import detect_language
+from ..text.analysis import ANALYZER, document_terms, query_term_groups, query_terms
+from ..text.language import detect_language
 
 TABLE = "sparse"
 CREATE = f"CREATE VIRTUAL TABLE {TABLE} USING fts5(terms, tokenize='unicode61 remove_diacritics 0')"

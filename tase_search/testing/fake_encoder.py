@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from tase_search.encoding.passages import Passage
+from ..encoding.passages import Passage
 
 __all__ = ["FakeEncoder"]
 

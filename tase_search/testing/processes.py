@@ -12,7 +12,7 @@ import os
 import subprocess
 import threading
 
-from tase_search.store.lock import FAULT_ENV
+from ..store.lock import FAULT_ENV
 
 __all__ = ["stop_at", "wait_until_stopped"]
 

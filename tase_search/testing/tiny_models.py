@@ -12,7 +12,13 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TINY_MAX_SEQ_LENGTH", "build_tiny_model", "build_tiny_t5", "write_tiny_vocab"]
+__all__ = [
+    "TINY_MAX_SEQ_LENGTH",
+    "build_tiny_model",
+    "build_tiny_reranker",
+    "build_tiny_t5",
+    "write_tiny_vocab",
+]
 
 TINY_MAX_SEQ_LENGTH = 32
 
@@ -118,3 +124,29 @@ def build_tiny_t5(out: Path, *, max_seq_length: int = 16) -> Path:
     T5Model(cfg).save_pretrained(raw)
     tokenizer.save_pretrained(raw)
     return _save(out, raw, max_seq_length)
+
+
+def build_tiny_reranker(out: Path, *, seed: int = 0) -> Path:
+    """Save a tiny random-init cross-encoder (BERT with one output, the tiny vocabulary) to ``out``.
+
+    The shape of a real reranker (``BertForSequenceClassification``, ``num_labels=1``), so
+    :class:`tase_search.query.rerank.Reranker` runs its real code paths without a model hub.
+    """
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer, vocab = _tiny_tokenizer(out)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=1,
+    )
+    BertForSequenceClassification(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

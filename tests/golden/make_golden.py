@@ -21,7 +21,7 @@ SENTENCES = [
 
 
 def main() -> None:
-    from tase_search.encoder import Encoder
+    from tase_search.encoding.encoder import Encoder
 
     enc = Encoder.load("default", precision="fp32")
     vectors = enc.encode_document(SENTENCES)
