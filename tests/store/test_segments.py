@@ -188,3 +188,43 @@ def test_a_kill_during_a_merge_leaves_the_old_segments_or_the_merged_one(tmp_pat
     again.add([_doc(rng, 99)])  # the next write cleans up and succeeds
     assert verify_index(ix).ok
     assert not [p for p in ix.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_optimize_from_python_and_the_command_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tase_search.cli.app import main
+
+    enc = FakeEncoder()
+    rng = random.Random(5)
+    r = Retriever.build([_doc(rng, i) for i in range(20)], model=enc, path=tmp_path / "ix")
+    r.add([_doc(rng, 100 + i) for i in range(3)])
+    assert r.delete(["d1", "d2", "d101"]) == ["d1", "d2", "d101"]
+
+    def hits(q: str) -> list[tuple[float, str]]:
+        return sorted((round(h.score, 5), h.id) for h in r.search(q, k=30))
+
+    before = {q: hits(q) for q in ("kedi", "elma su")}
+    assert len(_segments(r.path)) >= 2 and any(s["deletes"] for s in _segments(r.path))
+
+    done = r.optimize()
+    assert done["segments_after"] == 1 and done["segments_before"] >= 2
+    assert r.manifest.generation == done["generation"] and len(r) == 20
+    (seg,) = _segments(r.path)
+    assert seg["deletes"] is None and seg["documents"] == 20 and seg["tombstones"] == 0
+    assert {q: hits(q) for q in before} == before
+    assert verify_index(r.path).ok
+
+    r.add([_doc(rng, 200)])
+    runner = CliRunner()
+    res = runner.invoke(main, ["optimize", "--index", str(r.path), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["segments_before"] == 2 and out["segments_after"] == 1 and out["written"] is True
+    assert out["documents"] == 21
+    generation = out["generation"]
+    res = runner.invoke(main, ["optimize", str(r.path)])
+    assert res.exit_code == 0 and "nothing was written" in res.output
+    assert json.loads((r.path / "manifest.json").read_text())["generation"] == generation
+    res = runner.invoke(main, ["optimize", "-h"])
+    assert res.exit_code == 0 and "Example" in res.output
