@@ -1,10 +1,15 @@
 """Reading an index's layout in tests without knowing its format: the segment a test damages, the ids
-it holds, the directories a write must leave."""
+it holds, the directories a write must leave; and writing one with the version before segments."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from tase_search.store.manifest import read_manifest
 from tase_search.store.snapshot import open_documents
@@ -75,3 +80,18 @@ def live_rows(ix: Path, table: str) -> list[tuple]:
         finally:
             con.close()
     return sorted(out)
+
+
+#: A checkout of the format-1 writer (the version before segments), for what an older version does.
+MAIN = Path(os.environ.get("TASE_SEARCH_OLDER_CHECKOUT", "/work/main"))
+needs_older = pytest.mark.skipif(
+    not (MAIN / "tase_search" / "store" / "commit.py").is_file(), reason="no older version checked out"
+)
+
+
+def older_version(code: str, *args: object) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` under the tase-search at :data:`MAIN` (``sys.argv[1:]``: ``args``)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    prelude = f"import sys; sys.path.insert(0, {str(MAIN)!r}); "
+    argv = [sys.executable, "-c", prelude + code, *map(str, args)]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)

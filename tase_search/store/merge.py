@@ -193,6 +193,8 @@ def _build(
     rows_total = sum(o.seg.live_rows for o in picked)
     factory = _merged_factory(m, rows_total)
     vectors = get_backend(m.backend).create(factory, m.model.dimension, "")
+    if vectors.needs_training:
+        _train(index_dir, m, picked, vectors)
     try:
         conn = store.conn
         _content.ensure_column(conn)
@@ -265,9 +267,9 @@ def _build(
     )
 
 
-def _add_vectors(index_dir: Path, m: Manifest, o: _writing.Opened, into: Any) -> None:
-    """Add ``o``'s live vectors (not deleted, not tombstoned) to ``into``, reading its file through its
-    checksum."""
+def _source_vectors(index_dir: Path, m: Manifest, o: _writing.Opened) -> tuple[Any, np.ndarray]:
+    """A source segment's vectors, read through their checksum, and the ids no merge may carry (its
+    deleted passages and tombstones)."""
     view = o.seg.view(m)
     path = _seg.segment_path(index_dir, o.seg) / _gen.vectors_file(view)
     src = get_backend(m.backend).load(
@@ -280,12 +282,28 @@ def _add_vectors(index_dir: Path, m: Manifest, o: _writing.Opened, into: Any) ->
     problem = _gen.vector_count_problem(src.ntotal, view)
     if problem:
         raise IndexCorrupt(f"{o.seg.name}: {problem}; {_gen.DAMAGED}")
-    drop = np.union1d(o.gone_pids, np.asarray(o.store.tombstones(), np.int64))
-    if into.needs_training:  # a merged IVF segment: trained on its first source's rows
-        from .retype import training_sample
-        from .vectors import TRAIN_SAMPLE
+    return src, np.union1d(o.gone_pids, np.asarray(o.store.tombstones(), np.int64))
 
-        into.train(training_sample(src, drop, TRAIN_SAMPLE, MOVE_BATCH))
+
+def _train(index_dir: Path, m: Manifest, picked: list[_writing.Opened], into: Any) -> None:
+    """Train a merged IVF segment on a sample drawn from every source, each in proportion to its live
+    rows (so the lists fit the whole merged segment, not its first source)."""
+    from .retype import training_sample
+    from .vectors import TRAIN_SAMPLE
+
+    total = max(1, sum(o.seg.live_rows for o in picked))
+    parts = []
+    for o in picked:
+        src, drop = _source_vectors(index_dir, m, o)
+        share = max(1, math.ceil(TRAIN_SAMPLE * o.seg.live_rows / total))
+        parts.append(training_sample(src, drop, share, MOVE_BATCH))
+        del src
+    into.train(np.concatenate(parts))
+
+
+def _add_vectors(index_dir: Path, m: Manifest, o: _writing.Opened, into: Any) -> None:
+    """Add a source segment's live vectors to the merged index, in id order."""
+    src, drop = _source_vectors(index_dir, m, o)
     for ids, vecs in src.iter_rows(MOVE_BATCH):
         if len(drop):
             keep = ~np.isin(ids, drop)

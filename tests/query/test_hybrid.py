@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from store_helpers import live_rows, newest_segment
+from store_helpers import live_rows, needs_older, newest_segment, older_version
 
 from tase_search.cli.app import main
 from tase_search.encoding.passages import Passage
 from tase_search.errors import IndexCorrupt, InputError
 from tase_search.query import modes
 from tase_search.retriever import Retriever
-from tase_search.store import sparse as sparse_mod
 from tase_search.store.manifest import read_manifest
 from tase_search.store.verify import verify_index
 from tase_search.testing import FakeEncoder
@@ -152,19 +151,48 @@ def test_index_without_keyword_part_searches_dense_and_says_how_to_add_one(tmp_p
     assert verify_index(r.path).ok
 
 
-def test_keyword_part_written_around_by_an_older_version_is_rebuilt(
-    index: Retriever, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with monkeypatch.context() as mp:  # a writer that does not know the keyword part
-        mp.setattr(sparse_mod, "present", lambda conn: False)
-        index.add([{"id": "old", "text": "Aselsan radarı teslim edildi."}])
-    r = Retriever.load(index.path, model=SentenceEncoder())
+@needs_older
+def test_keyword_part_written_around_by_an_older_version_is_rebuilt(tmp_path: Path) -> None:
+    """An older version can write around the keyword part only of an index it can open, one of format 1
+    (it refuses a segmented one, below): its rows go unindexed, the part is stale (reported, not
+    searched, verify says so) and the first write of this version (which upgrades the index to
+    segments) rebuilds it."""
+    ix = tmp_path / "old"
+    code = (
+        "import json; from tase_search import Retriever; from tase_search.store import sparse; "
+        "from tase_search.testing import FakeEncoder; "
+        "r = Retriever.build(json.loads(sys.argv[2]), model=FakeEncoder(), path=sys.argv[1]); "
+        "sparse.present = lambda conn: False; "  # a writer that does not know the keyword part
+        "r.add([{'id': 'old', 'text': 'Aselsan radarı teslim edildi.'}])"
+    )
+    done = older_version(code, ix, json.dumps(DOCS))
+    assert done.returncode == 0, done.stderr[-2000:]
+    if read_manifest(ix).format_version != 1:
+        pytest.skip("the version at MAIN writes another format")
+    r = Retriever.load(ix, model=FakeEncoder())
     assert "without it" in r.info()["sparse"] and r.sparse_note is not None
     assert r.search("Aselsan", k=3) == r.search("Aselsan", k=3, mode="dense")  # not searched while stale
     rep = verify_index(r.path)
     assert rep.ok and any("out of date" in c for c in rep.checked)
     r.delete(["gs"])  # any write brings it up to date
+    assert read_manifest(ix).format_version == 2
     assert r.info()["sparse"] == "current" and ids(r.search("Aselsan", mode="sparse")) == ["old"]
+    assert ids(r.search("Galatasaray", mode="sparse")) == []
+    assert verify_index(r.path).ok
+
+
+@needs_older
+def test_an_older_version_refuses_a_segmented_index(index: Retriever) -> None:
+    """So it cannot write around a segmented index's keyword part: the write is refused, nothing changes."""
+    before = (index.path / "manifest.json").read_bytes()
+    code = (
+        "from tase_search import Retriever; from tase_search.testing import FakeEncoder; "
+        "Retriever.load(sys.argv[1], model=FakeEncoder()).add([{'id': 'x', 'text': 'Aselsan radarı.'}])"
+    )
+    done = older_version(code, index.path)
+    assert done.returncode != 0 and "format version 2 is not supported" in done.stderr
+    assert (index.path / "manifest.json").read_bytes() == before
+    assert verify_index(index.path).ok and index.info()["sparse"] == "current"
 
 
 def test_verify_checks_the_keyword_part(index: Retriever, tmp_path: Path) -> None:
