@@ -67,6 +67,13 @@ def cpu_flags() -> dict[str, bool]:
     return {f: f in flags for f in _FLAGS}
 
 
+def _cpu_class() -> str:
+    """The class the fast paths are chosen by (tase_search.runtime.cpu): amx, avx512-bf16, avx512, avx2."""
+    from tase_search.runtime.cpu import cpu_class
+
+    return cpu_class()
+
+
 def _version(mod: str) -> str | None:
     try:
         from importlib.metadata import version
@@ -116,6 +123,7 @@ def machine_facts() -> dict[str, Any]:
         "usable_cpus": affinity,
         "cpu_model": cpu_model(),
         "cpu_flags": cpu_flags(),
+        "cpu_class": _cpu_class(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": {

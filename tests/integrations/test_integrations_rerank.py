@@ -65,3 +65,21 @@ def test_llamaindex_rerank_on_the_vector_path(tmp_path: Path, reranker_dir: Path
     assert [n.score for n in got] == pytest.approx([probs[i] for i in order], abs=1e-6)
     with pytest.raises(Exception, match="rerank="):
         index.as_retriever(similarity_top_k=2, vector_store_kwargs={"rerank": -3}).retrieve("yağmur")
+
+
+def test_haystack_retriever_rerank(tmp_path: Path, reranker_dir: Path) -> None:
+    pytest.importorskip("haystack")
+    from haystack import Document
+
+    from tase_search.integrations.haystack import TaseDocumentStore, TaseRetriever
+
+    store = TaseDocumentStore(index=tmp_path / "hs", model=BilingualEncoder())
+    store.write_documents([Document(id=i, content=t, meta=m) for i, t, m in zip(IDS, TEXTS, METADATAS)])
+    retriever = TaseRetriever(store, top_k=2, mode="dense", rerank=6)
+    got = retriever.run("yarın yağmur")["documents"]
+    assert [d.id for d in got] == _want(tmp_path / "hs", reranker_dir, "yarın yağmur", 2, 6)
+    probs = Reranker.load(str(reranker_dir)).score("yarın yağmur", [d.content for d in got])
+    assert [d.score for d in got] == pytest.approx(list(probs), abs=1e-6)
+    assert retriever.to_dict()["init_parameters"]["rerank"] == 6  # a saved pipeline keeps it
+    with pytest.raises(Exception, match="rerank="):
+        TaseRetriever(store, rerank=-1)

@@ -81,6 +81,14 @@ def test_cli_missing_reranker_names_it(index_dir: Path, tmp_path: Path) -> None:
     assert res.exit_code != 0 and "no-such-reranker" in res.output and "Traceback" not in res.output
 
 
+def test_the_unbundled_default_reranker_says_how_to_get_it(index_dir: Path) -> None:
+    res = CliRunner().invoke(
+        main, ["query", "yağmur", "--index", str(index_dir), "--mode", "sparse", "--rerank", "3"]
+    )
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "tase-rerank-tr is not bundled" in res.output and "python -m training.rerank" in res.output
+
+
 def test_http_rerank(index_dir: Path, reranker_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("fastapi")
     httpx = pytest.importorskip("httpx")

@@ -94,7 +94,7 @@ def test_a_config_without_sources_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a file or a shipped config"):
         trerank.load_rerank_config(tmp_path / "missing.yaml")
     shipped = trerank.load_rerank_config("tase-rerank-tr", ["data_root=/data"])
-    assert shipped["sources"][0]["path"] == "/data/tquad/train-v0.1.json" and shipped["layers"] == 6
+    assert shipped["sources"][0]["path"] == "/data/tquad/train-v0.1.json" and shipped["layers"] == 12
 
 
 @pytest.mark.slow

@@ -6,12 +6,13 @@ a write path and only opened afterwards:
 
 * ``ct2-int8`` - CTranslate2 int8 (:mod:`.ct2`): the default where it can run (``auto``), measured
   fastest at the quality bounds on an AVX2-only CPU;
-* ``openvino`` - OpenVINO fp32 (:mod:`.openvino`).
+* ``openvino`` - OpenVINO fp32 (:mod:`.openvino`);
+* ``openvino-bf16`` - the same IR at bf16 inference precision, on CPUs with native bf16 (:mod:`.openvino_bf16`).
 
-``auto`` is chosen once, at load (:func:`choose`): ``torch`` on CPUs with native bf16 (where the
-encoder's bf16 weights are the measured fast path), else ``ct2-int8`` when ctranslate2 is installed,
-the CPU runs its int8 kernels and the model converts (a BERT encoder with mean pooling), else
-``torch``. Queries never come here (they keep the encoder's query path, fp32 ONNX or PyTorch).
+``auto`` is chosen once, at load (:func:`choose`), by the CPU's class and the encoder's precision
+(:data:`AUTO_RULE`): ``ct2-int8`` when ctranslate2 is installed, the CPU has AVX2 or better and the
+model converts (a BERT encoder with mean pooling), else ``torch`` (with bf16 weights on CPUs with
+native bf16). Queries never come here (they keep the encoder's query path, fp32 ONNX or PyTorch).
 
 Every opened runner is checked against the torch path on probe texts; below :data:`MIN_BACKEND_COSINE`
 the backend is refused (an explicit choice raises, ``auto`` falls back to torch with a warning).
@@ -39,7 +40,7 @@ TORCH = "torch"
 #: The modules of this folder that are document backends. Each has a ``NAME``, ``missing()`` (the
 #: package it needs, if absent), ``unsupported(model)`` (why this model cannot run on it), ``write(model,
 #: out)`` (the weights converted into an artefact) and ``RUNNER``, the class that opens the artefact.
-BUILTIN: tuple[str, ...] = ("ct2", "openvino")
+BUILTIN: tuple[str, ...] = ("ct2", "openvino", "openvino_bf16")
 _MODULES: dict[str, Any] = {}
 
 
@@ -88,17 +89,41 @@ def why_not(backend: str, model: Any) -> str | None:
     return mod.missing() or mod.unsupported(model)
 
 
+#: What ``auto`` runs documents on, per CPU class (:mod:`tase_search.runtime.cpu`), for an encoder
+#: with bf16 weights (``precision`` auto on a CPU with native bf16) and for an fp32 one. Measured side
+#: by side with ``bench/encode.py`` (bench/README.md, "documents by CPU class"): CTranslate2 int8 is the
+#: fastest path at cosine >= 0.99 on every class measured - AVX2 2.3-3.1x sentence-transformers fp32,
+#: AVX512-BF16 3.3x (bf16 weights 2.0x, OpenVINO bf16 1.3x), AMX 2.36x (bf16 weights 2.20x); a pick
+#: that cannot run here (ctranslate2 not installed, model not convertible) falls back to torch, which
+#: uses the bf16 weights where the CPU has native bf16.
+AUTO_RULE: dict[str, dict[str, str]] = {
+    "amx": {"bf16": ct2.NAME, "fp32": ct2.NAME},
+    "avx512-bf16": {"bf16": ct2.NAME, "fp32": ct2.NAME},
+    "avx512": {"bf16": ct2.NAME, "fp32": ct2.NAME},
+    "avx2": {"bf16": ct2.NAME, "fp32": ct2.NAME},
+    "baseline": {"bf16": TORCH, "fp32": TORCH},
+}
+
+
+def auto_choice(cpu_class: str, precision: str) -> str:
+    """:data:`AUTO_RULE`'s pick for a CPU class and an encoder precision (``bf16`` or anything else)."""
+    row = AUTO_RULE.get(cpu_class, AUTO_RULE["baseline"])
+    return row["bf16" if precision == "bf16" else "fp32"]
+
+
 def choose(backend: str, encoder: Any) -> str:
     """Resolve ``auto`` for this encoder on this CPU (explicit names are returned as given)."""
+    from ...runtime.cpu import cpu_class
+
     if check_name(backend) != AUTO:
         return backend
-    if getattr(encoder, "precision", "fp32") == "bf16":
-        return TORCH  # native bf16: the encoder's own path is the measured fast one there
-    reason = why_not(ct2.NAME, encoder.model)
+    klass = cpu_class()
+    pick = auto_choice(klass, getattr(encoder, "precision", "fp32"))
+    reason = None if pick == TORCH else why_not(pick, encoder.model)
     if reason is not None:
-        log.debug("document backend auto -> torch: %s", reason)
+        log.debug("document backend auto -> torch (%s CPU, %s not usable: %s)", klass, pick, reason)
         return TORCH
-    return ct2.NAME
+    return pick
 
 
 def model_dir(encoder: Any) -> Path | None:

@@ -45,6 +45,9 @@ def write(model: Any, out: Path) -> dict[str, Any]:
 class OpenVinoRunner:
     """Tokenised batch in, the graph's sentence embeddings out."""
 
+    #: OpenVINO's inference precision for this runner (the IR's weights stay fp32).
+    PRECISION = "f32"
+
     def __init__(self, path: Path, *, threads: int = 1) -> None:
         import openvino as ov
 
@@ -52,7 +55,7 @@ class OpenVinoRunner:
         cfg = {
             "INFERENCE_NUM_THREADS": threads,
             "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_PRECISION_HINT": self.PRECISION,
         }
         self.compiled = core.compile_model(core.read_model(str(path / "model.xml")), "CPU", cfg)
         self.inputs = [i.get_any_name() for i in self.compiled.inputs]
