@@ -524,17 +524,18 @@ def test_a_stopped_local_build_resumes_where_it_stopped(
 
     monkeypatch.setattr(Encoder, "encode_document", counting)
     ix = tmp_path / "ix"
-    res = run("index", corpus, "--index", ix, "--model", tiny_model_dir)
+    torch_path = ("--backend", "torch")  # the path Encoder.encode_document is patched on
+    res = run("index", corpus, "--index", ix, "--model", tiny_model_dir, *torch_path)
     assert res.exit_code != 0 and not Retriever.exists(ix)
     assert "kept in" in res.output and len(list(staging_root(ix).glob("*.npy"))) == 1
     calls.clear()
     stop_at[0] = 0
-    res = ok(run("index", corpus, "--index", ix, "--model", tiny_model_dir))
+    res = ok(run("index", corpus, "--index", ix, "--model", tiny_model_dir, *torch_path))
     assert len(calls) == 2 and "10 passages embedded by an earlier, stopped run were reused" in res.output
     assert not staging_root(ix).exists()
     monkeypatch.setattr(Encoder, "encode_document", real)
     straight = tmp_path / "straight"
-    ok(run("index", corpus, "--index", straight, "--model", tiny_model_dir))
+    ok(run("index", corpus, "--index", straight, "--model", tiny_model_dir, *torch_path))
     a, b = Retriever.load(ix), Retriever.load(straight)
     assert len(a) == len(b) == 30
     assert [h.id for h in a.search("belge 7", k=5, mode="dense")] == [

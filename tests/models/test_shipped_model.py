@@ -20,7 +20,7 @@ def golden() -> dict:
 def encoder():
     from tase_search.encoding.encoder import Encoder
 
-    return Encoder.load("default", precision="fp32")
+    return Encoder.load("default", precision="fp32", backend="torch")  # the torch path the vectors pin
 
 
 def test_default_model_is_the_golden_one(encoder, golden):
