@@ -13,11 +13,14 @@ Keyword search uses the statistics of the whole index (:mod:`.bm25`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from ..errors import IndexCorrupt
 from ..query.filters import Filter, parse_filter
 from . import bm25 as _bm25
 from .docs import StoredPassage
@@ -74,13 +77,28 @@ class MultiDocs:
     ) -> list[tuple[int, float]]:
         flt = parse_filter(filters)
         allowed = None if flt is None else [set(o.store.pids_matching(flt)) for o in self.parts]
-        return _bm25.search(self._keyword(), query, limit, allowed)
+        with self._reading():
+            return _bm25.search(self._keyword(), query, limit, allowed)
 
     def sparse_scores_of(self, query: str, pids: Sequence[int]) -> dict[int, float]:
-        return _bm25.scores_of(self._keyword(), self._split(pids), query)
+        with self._reading():
+            return _bm25.scores_of(self._keyword(), self._split(pids), query)
 
     def sparse_typical_score(self, query: str) -> float:
-        return _bm25.typical_score(self._keyword(), query)
+        with self._reading():
+            return _bm25.typical_score(self._keyword(), query)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """SQLite errors while reading the segments' keyword rows (a damaged page) become IndexCorrupt."""
+        try:
+            yield
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            where = ", ".join(str(o.store.path) for o in self.parts)
+            raise IndexCorrupt(
+                f"the keyword part of {where} could not be read ({exc}); the index is damaged "
+                "(run `tase-search verify`)"
+            ) from exc
 
     # --------------------------------------------------------------- reads
     def counts(self) -> tuple[int, int]:
