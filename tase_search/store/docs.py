@@ -104,7 +104,7 @@ class DocStore:
             )
             self.conn.execute(f"PRAGMA journal_mode={self.journal_mode}")
             self.conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            self.conn.executescript(SCHEMA)
+            self.conn.executescript(f"BEGIN;{SCHEMA}COMMIT;")  # one transaction: one write of the pages
         self.conn.execute("PRAGMA foreign_keys=ON")
         try:
             self._check_schema()

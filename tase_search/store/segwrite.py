@@ -158,7 +158,8 @@ def write_segment(
     gen = base.generation + 1
     counters = dict(base.counters)
     segments: list[Segment] = [] if old is None else _seg.segments_of(old)
-    if old is not None and _seg.is_legacy(old):
+    upgraded = old is not None and _seg.is_legacy(old)
+    if upgraded:
         converted, counters = upgrade(index_dir, old, made)
         segments = [converted]
         old = _with_segments(old, segments, counters)
@@ -232,7 +233,8 @@ def write_segment(
         counters["next_segment"] = number + 1
     else:
         shutil.rmtree(tmp, ignore_errors=True)
-    fsync_dir(index_dir)
+    if new_seg is not None or upgraded:  # a new entry of the index directory (deletions files: synced)
+        fsync_dir(index_dir)
     _lock.fault_point("renamed")
     made_sparse.append(store.sparse_older)
     return published(base, gen, segments, counters), result, made
