@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -58,6 +58,16 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     _set(monkeypatch, isolated_environ(root))
     (root / "home").mkdir()
     return root
+
+
+@pytest.fixture(autouse=True)
+def _shared_models_stay_unconverted(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that converts a shared tiny model (a ct2-int8 artefact written beside it, where ``auto``
+    then finds it) must not change which path the next test's ``auto`` takes: the artefacts go."""
+    yield
+    for name in ("tiny_model_dir", "other_tiny_model_dir"):
+        if name in request.fixturenames:
+            shutil.rmtree(request.getfixturevalue(name) / "backends", ignore_errors=True)
 
 
 @pytest.fixture
