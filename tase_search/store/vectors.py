@@ -277,9 +277,9 @@ class FaissIndex:
     def _gathered(
         self, q: np.ndarray, k: int, allow: np.ndarray, deny: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """A selective filter on vectors stored as they are: the allowed rows fetched by id and scored by
-        one matrix product (exact), instead of a scan of every row through an id selector. None when an
-        allowed id is not stored here (the selector path then answers)."""
+        """A selective filter on vectors stored as they are: the allowed rows scored where they are stored
+        (exact), instead of a scan of every row through an id selector. None when an allowed id is not
+        stored here (the selector path then answers)."""
         ids = np.unique(allow)
         if deny is not None and len(deny):
             ids = np.setdiff1d(ids, np.asarray(deny, np.int64), assume_unique=True)
@@ -294,7 +294,7 @@ class FaissIndex:
         at = np.searchsorted(stored, ids)
         if not (at < len(stored)).all() or not (stored[np.minimum(at, len(stored) - 1)] == ids).all():
             return None  # an id this index does not hold
-        scores = q @ xb[order[at]].T
+        scores = _inner_products_by_row(q, xb, order[at])
         n = min(k, len(ids))
         top = (
             np.argpartition(-scores, n - 1, axis=1)[:, :n]
@@ -537,6 +537,27 @@ def read_hashed(
 
 
 BACKENDS: dict[str, type] = {"faiss": FaissIndex, "numpy": NumpyIndex}
+
+
+def _inner_products_by_row(q: np.ndarray, xb: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``q @ xb[rows].T`` without gathering the rows into a copy first (FAISS reads them in place: at
+    10,000 rows of a million the copy alone cost more than the products)."""
+    import faiss
+
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    out = np.empty((len(q), len(rows)), np.float32)
+    for i in range(len(q)):
+        qi = np.ascontiguousarray(q[i], dtype=np.float32)
+        faiss.fvec_inner_products_by_idx(
+            faiss.swig_ptr(out[i]),
+            faiss.swig_ptr(qi),
+            faiss.swig_ptr(xb),
+            faiss.swig_ptr(rows),
+            xb.shape[1],
+            1,
+            len(rows),
+        )
+    return out
 
 
 #: A filter allowing at most this many rows (or a twentieth of the index) is searched by gathering its
