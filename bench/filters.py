@@ -130,6 +130,12 @@ def _build(
     return r, enc, metas, time.perf_counter() - t0
 
 
+def _docs_bytes(m: Any) -> int:
+    """The size of the index's document stores (every segment's; a format-1 generation's own)."""
+    entries = m.segments or [{"files": m.files}]
+    return sum(int(s["files"]["docs.sqlite"]["bytes"]) for s in entries)
+
+
 def _measure(
     r: Any, enc: RandomUnitVectors, metas: list[dict[str, Any]], queries: int, k: int
 ) -> dict[str, Any]:
@@ -211,7 +217,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         r, enc, metas, seconds = _build(n, a.dim, factory, a.sparse, Path(tmp))
         result["build_seconds"] = round(seconds, 1)
         result["factory"] = r.manifest.factory
-        result["docs_sqlite_bytes"] = int(r.manifest.files["docs.sqlite"]["bytes"])
+        result["docs_sqlite_bytes"] = _docs_bytes(r.manifest)
+        result["segments"] = len(r.manifest.segments) or 1
         print(f"built {n:,} documents in {seconds:.1f} s ({result['factory']})", file=sys.stderr, flush=True)
         result["filters"] = _measure(r, enc, metas, queries, a.k)
         r.close()

@@ -83,18 +83,15 @@ def _loop(index: Path, seconds: float, log: Path, seed: int, batch: int, min_com
 
 
 def _all_docs(r: object) -> list[tuple[str, str, dict]]:
-    import sqlite3
+    """Every live document of the index ``r`` has loaded: (id, text, metadata), over all its segments."""
+    from tase_search.store.snapshot import open_documents
 
-    m = r.manifest  # type: ignore[attr-defined]
-    db = r.path / m.generation_dir / "docs.sqlite"  # type: ignore[attr-defined]
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    store = open_documents(r.path, r.manifest)  # type: ignore[attr-defined]
     try:
-        return [
-            (i, t, json.loads(meta))
-            for i, t, meta in conn.execute("SELECT id, text, metadata FROM documents")
-        ]
+        fetched = store.fetch(sorted(store.pids_matching(None))).values()
+        return list({p.doc_id: (p.doc_id, p.text, p.metadata) for p in fetched}.values())
     finally:
-        conn.close()
+        store.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,12 +78,20 @@ def snapshot(index_dir: Path) -> Snapshot | None:
         m = read_manifest(index_dir)
     except FileNotFoundError:
         return None
-    db = index_dir / m.generation_dir / "docs.sqlite"
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    from tase_search.store.snapshot import open_documents
+
     try:
-        return dict(conn.execute("SELECT id, text FROM documents"))
+        store = open_documents(index_dir, m)
+    except Exception as exc:  # noqa: BLE001 - as a direct SQLite open of a missing file said
+        raise sqlite3.OperationalError(f"unable to open the index's documents ({exc})") from exc
+    try:
+        pids = store.pids_matching(None)
+        out: dict[str, str] = {}
+        for i in range(0, len(pids), 500):
+            out.update((sp.doc_id, sp.text) for sp in store.fetch(pids[i : i + 500]).values())
+        return out
     finally:
-        conn.close()
+        store.close()
 
 
 def generation(index_dir: Path) -> int | None:
@@ -98,22 +106,40 @@ def leftovers(index_dir: Path) -> list[str]:
     if not index_dir.is_dir():
         return []
     return sorted(
-        p.name for p in index_dir.iterdir() if p.name.startswith((".tmp-gen-", ".manifest.json.tmp-"))
+        p.name
+        for p in index_dir.iterdir()
+        if p.name.startswith((".tmp-gen-", ".tmp-seg-", ".manifest.json.tmp-"))
     )
+
+
+def unnamed_dirs(index_dir: Path, *, segments_only: bool = False) -> list[str]:
+    """Segment (and format-1 generation) directories the current manifest does not name: a published
+    but not yet committed segment, or ones a later write removes."""
+    try:
+        raw = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if raw.get("format_version", 1) >= 2:
+        named = {s["name"] for s in raw.get("segments", [])}
+    else:
+        named = {f"gen-{raw.get('generation', 0):06d}"}
+    prefixes = ("seg-",) if segments_only else ("seg-", "gen-")
+    return sorted(p.name for p in index_dir.iterdir() if p.name.startswith(prefixes) and p.name not in named)
 
 
 def phase_on_disk(index_dir: Path, old_gen: int | None) -> str:
     """Where in the write path a dead writer was, judged from what it left on disk."""
     gen = generation(index_dir)
     if gen is not None and gen != old_gen:
-        gens = [p for p in index_dir.glob("gen-*") if p.is_dir()]
-        return "committed" if len(gens) <= 2 else "committed, old generations not yet removed"
+        return "committed" if not unnamed_dirs(index_dir) else "committed, old segments not yet removed"
     if any(index_dir.glob(".manifest.json.tmp-*")):
         return "manifest temp written"
     nxt = (old_gen or 0) + 1
-    if (index_dir / f"gen-{nxt:06d}").is_dir():
+    if (index_dir / f"gen-{nxt:06d}").is_dir() or unnamed_dirs(index_dir, segments_only=True):
         return "renamed, manifest not replaced"
-    tmps = sorted(index_dir.glob(".tmp-gen-*")) if index_dir.is_dir() else []
+    tmps = (
+        sorted([*index_dir.glob(".tmp-gen-*"), *index_dir.glob(".tmp-seg-*")]) if index_dir.is_dir() else []
+    )
     if tmps:
         names = {p.name for p in tmps[-1].iterdir()}
         if "vectors.faiss" in names or "vectors.npz" in names:
@@ -206,9 +232,9 @@ def check_next_write(
     left = leftovers(index_dir)
     if left:
         problems.append(f"temporaries left after the next write: {left}")
-    gens = sorted(p.name for p in index_dir.glob("gen-*"))
-    if len(gens) > 2:
-        problems.append(f"old generations not cleaned: {gens}")
+    gens = unnamed_dirs(index_dir)  # the previous manifest's are kept for its readers: at most a merge's
+    if len(gens) > 10:
+        problems.append(f"old segments not cleaned: {gens}")
     rep = verify_index(index_dir)
     if not rep.ok:
         problems.extend(f"verify after next write: {p}" for p in rep.problems)

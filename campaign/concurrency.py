@@ -91,7 +91,7 @@ def reader_main(
 
 # ------------------------------------------------------------------------------ checking
 class _States:
-    """Document set of every committed generation, rebuilt from the writer's log."""
+    """Document set of every committed generation, rebuilt from the writer's log (merges included)."""
 
     def __init__(self, log: Path) -> None:
         self.by_gen: dict[int, dict[str, tuple[str, str]]] = {}
@@ -106,6 +106,12 @@ class _States:
                         cur.pop(i, None)
                     cur.update({k: tuple(v) for k, v in rec["add"].items()})
                 self.by_gen[rec["gen"]] = dict(cur)
+        # a write publishes its segment, then the merges it calls for (documents unchanged), and the
+        # writer logs the last generation: those between two logged ones hold the later one's documents
+        logged = sorted(self.by_gen)
+        for before, after in zip(logged, logged[1:]):
+            for gen in range(before + 1, after):
+                self.by_gen[gen] = self.by_gen[after]
 
 
 def check_reads(log: Path, outs: list[Path], *, exact: bool = True) -> dict[str, Any]:

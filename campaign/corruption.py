@@ -27,8 +27,23 @@ Damage = Callable[[Path, random.Random], None]
 
 
 def _gen(ix: Path) -> Path:
-    m = json.loads((ix / "manifest.json").read_text())
-    return ix / f"gen-{m['generation']:06d}"
+    """The newest segment's directory (what most damage is done to)."""
+    from campaign.hostile import generation_dir
+
+    return generation_dir(ix)
+
+
+def _set_newest(key: str, value: Any) -> Damage:
+    """Set ``key`` of the newest segment's manifest entry (``value`` may be a function of the old one)."""
+
+    def f(ix: Path, rng: random.Random) -> None:
+        def edit(m: dict[str, Any]) -> None:
+            entry = m["segments"][-1]
+            entry[key] = value(entry[key]) if callable(value) else value
+
+        _edit_manifest(ix, edit)
+
+    return f
 
 
 def _edit_manifest(ix: Path, fn: Callable[[dict[str, Any]], None]) -> None:
@@ -79,7 +94,7 @@ def _empty(name: str) -> Damage:
 
 def _from_previous_generation(name: str) -> Damage:
     def f(ix: Path, rng: random.Random) -> None:
-        gens = sorted(p for p in ix.glob("gen-*") if p.is_dir())
+        gens = sorted(p for p in ix.glob("seg-*") if p.is_dir())
         shutil.copyfile(gens[0] / name, gens[-1] / name)
 
     return f
@@ -157,7 +172,7 @@ def _zero_page(name: str, page: int = 1) -> Damage:
 
 def _link_previous(name: str) -> Damage:
     def f(ix: Path, rng: random.Random) -> None:
-        gens = sorted(p for p in ix.glob("gen-*") if p.is_dir())
+        gens = sorted(p for p in ix.glob("seg-*") if p.is_dir())
         (gens[-1] / name).unlink()
         (gens[-1] / name).symlink_to(gens[0] / name)
 
@@ -189,22 +204,23 @@ def cases(other_model_index: Path) -> dict[str, tuple[Damage, bool]]:
         "docs.sqlite texts changed with SQL (same size)": (_sql_change_text, False),
         "generation directory missing": (_remove_generation, False),
         "manifest from an index of another model": (_manifest_of(other_model_index), False),
-        "manifest format version 2": (_set("format_version", 2), False),
+        "manifest format version 3": (_set("format_version", 3), False),
         "manifest format version missing": (_set("format_version", None), False),
         "manifest model dimension changed": (_set("model.dimension", lambda d: d * 2), False),
         "manifest row count changed": (_set("rows", lambda n: n + 1), False),
         "manifest document count changed": (_set("documents", lambda n: n - 1), False),
         "manifest checksum changed": (
-            _set("files", lambda f: {**f, "docs.sqlite": {**f["docs.sqlite"], "sha256": "0" * 64}}),
+            _set_newest("files", lambda f: {**f, "docs.sqlite": {**f["docs.sqlite"], "sha256": "0" * 64}}),
             False,
         ),
-        "manifest names a later generation": (_set("generation", lambda g: g + 1), False),
+        "manifest names a missing segment": (_set_newest("name", "seg-999999"), False),
+        "manifest segment count changed": (_set_newest("documents", lambda n: n + 1), False),
         "manifest truncated": (_manifest_truncated, True),
         "manifest not UTF-8": (_manifest_not_utf8, False),
         "manifest is a JSON array": (_manifest_is_array, False),
         "manifest unknown field": (_set("surprise", 1), False),
         "manifest model fingerprint changed": (_set("model.fingerprint", "0" * 32), False),
-        "manifest lists no files": (_set("files", {}), False),
+        "manifest lists no files": (_set_newest("files", {}), False),
         "manifest generation not a number": (_set("generation", "x"), False),
         "manifest row count a string": (_set("rows", lambda n: str(n)), False),
         "docs.sqlite page zeroed": (_zero_page("docs.sqlite"), False),
@@ -226,7 +242,8 @@ def _build(path: Path, model_id: str, docs: int) -> None:
     r = Retriever.build(
         make_docs(docs, prefix="k", seed=0 if model_id == "fake" else 7), model=enc, path=path, overwrite=True
     )
-    r.delete(["k0"])  # a second generation, so a previous one exists on disk
+    r.delete(["k0"])  # a deletions file in the first segment
+    r.add(make_docs(2, prefix="k2-", seed=1))  # a second segment, so an older one exists on disk
     r.close()
 
 

@@ -222,7 +222,7 @@ class KillCampaign:
     def _wait_for_write(self, proc: subprocess.Popen[bytes]) -> float | None:
         """Poll until the writer's temporary generation appears; its time, or None if it exited first."""
         while proc.poll() is None:
-            if self.ix.is_dir() and any(self.ix.glob(".tmp-gen-*")):
+            if self.ix.is_dir() and (any(self.ix.glob(".tmp-gen-*")) or any(self.ix.glob(".tmp-seg-*"))):
                 return time.monotonic()
             time.sleep(0.001)
         return None

@@ -30,8 +30,19 @@ Bytes = dict[str, bytes]
 
 # ------------------------------------------------------------------------------ helpers
 def generation_dir(ix: Path) -> Path:
+    """The directory of the newest segment (a freshly built index's only one), or of a format-1 index's
+    generation."""
     m = json.loads((ix / "manifest.json").read_text())
+    if m.get("format_version", 1) >= 2 and m.get("segments"):
+        return ix / m["segments"][-1]["name"]
     return ix / f"gen-{m['generation']:06d}"
+
+
+def _listed_files(raw: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's file list of the directory :func:`generation_dir` names."""
+    if raw.get("format_version", 1) >= 2 and raw.get("segments"):
+        return raw["segments"][-1]["files"]
+    return raw["files"]
 
 
 def index_bytes(ix: Path) -> Bytes:
@@ -67,9 +78,10 @@ def reseal(ix: Path) -> None:
     path = ix / "manifest.json"
     raw = json.loads(path.read_text())
     gen = generation_dir(ix)
-    for name in raw["files"]:
+    files = _listed_files(raw)
+    for name in files:
         data = (gen / name).read_bytes()
-        raw["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        files[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     path.write_text(json.dumps(raw, indent=2))
 
 
@@ -191,7 +203,7 @@ def _link_generation(ix: Path, outside: Path) -> None:
 def _manifest_names(name: str) -> Setup:
     def f(ix: Path, outside: Path) -> None:
         raw = json.loads((ix / "manifest.json").read_text())
-        raw["files"][name] = {"bytes": 1, "sha256": "0" * 64}
+        _listed_files(raw)[name] = {"bytes": 1, "sha256": "0" * 64}
         (ix / "manifest.json").write_text(json.dumps(raw))
 
     return f
@@ -205,6 +217,20 @@ def _manifest_set(key: str, value: Any) -> Setup:
         for k in parents:
             d = d[k]
         d[last] = value
+        (ix / "manifest.json").write_text(json.dumps(raw))
+
+    return f
+
+
+def _manifest_files(value: Any) -> Setup:
+    """Replace the file list of the newest segment (a format-1 manifest's ``files``)."""
+
+    def f(ix: Path, outside: Path) -> None:
+        raw = json.loads((ix / "manifest.json").read_text())
+        if raw.get("format_version", 1) >= 2 and raw.get("segments"):
+            raw["segments"][-1]["files"] = value
+        else:
+            raw["files"] = value
         (ix / "manifest.json").write_text(json.dumps(raw))
 
     return f
@@ -309,8 +335,8 @@ CASES: dict[str, tuple[Setup, tuple[str, ...]]] = {
     "manifest is a FIFO": (_manifest_special("fifo"), ("load", "verify", "delete")),
     "manifest links to /dev/zero": (_manifest_special("zero"), ("load", "verify", "delete")),
     'manifest "generation": "x"': (_manifest_set("generation", "x"), ("load", "verify", "delete")),
-    'manifest "files": []': (_manifest_set("files", []), ("load", "verify", "delete")),
-    'manifest "files": {}': (_manifest_set("files", {}), ("load", "verify", "delete")),
+    'manifest "files": []': (_manifest_files([]), ("load", "verify", "delete")),
+    'manifest "files": {}': (_manifest_files({}), ("load", "verify", "delete")),
     "manifest fingerprint null": (_manifest_set("model.fingerprint", None), ("load", "verify")),
     "manifest fingerprint changed": (_manifest_set("model.fingerprint", "0" * 32), ("verify", "delete")),
     'manifest "rows": "320"': (_manifest_set("rows", "320"), ("load", "verify", "delete")),

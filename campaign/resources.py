@@ -140,11 +140,11 @@ def disk_full_sweep(work: Path, *, steps: int = 40, step: int = 4096, size: str 
                 problems.append(f"not a clean error: {type(exc).__name__}: {exc}")
             finally:
                 filler.unlink(missing_ok=True)
-            gens = sorted(p.name for p in ix.iterdir() if p.name.startswith(("gen-", ".tmp-gen-")))
+            gens = sorted(p.name for p in ix.iterdir() if p.name.startswith(("gen-", "seg-", ".tmp-")))
             if state == "old":
                 if index_bytes(ix) != pristine:
                     problems.append("the old index is not byte-identical")
-                if gens != ["gen-000001"]:
+                if gens != ["seg-000001"]:
                     problems.append(f"generations left: {gens}")
                 problems.extend(check_next_write(ix, enc))
             elif state == "new":

@@ -509,8 +509,9 @@ class Retriever(VectorMethods):
 
     def build_sparse(self) -> int:
         """Give this index a keyword (sparse) part, made from the stored text without re-embedding,
-        through the same crash-safe write as any other change (a rebuild if it has a stale one).
-        Returns the passages indexed; 0, writing nothing, when the keyword part is already current."""
+        through the same crash-safe write as any other change (a rebuild if it has a stale one; on a
+        segmented index, a write and a merge of every segment). Returns the passages indexed; 0,
+        writing nothing, when the keyword part is already current."""
         if self._open().snap.sparse_stale is None:
             return 0
         self.close()
@@ -523,6 +524,16 @@ class Retriever(VectorMethods):
             raise NothingChanged(0)  # another writer built it since we looked
 
         return self._write_unless_unchanged(mutate)
+
+    def optimize(self) -> dict[str, int]:
+        """Merge every segment into one, dropping deleted rows (``tase-search optimize``); returns
+        ``segments_before``, ``segments_after`` and ``generation`` (:func:`.store.merge.optimize`)."""
+        from .store.merge import optimize
+
+        self.close()
+        done = optimize(self.path)
+        self.refresh()
+        return done
 
     def _write_unless_unchanged(self, mutate: Callable[[DocStore, _Slot, Manifest], Any]) -> Any:
         """A write whose ``mutate`` may find nothing to change (:class:`NothingChanged`): then no new

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_helpers import newest_segment
 
 from tase_search.errors import IndexCorrupt, InputError, ModelError
 from tase_search.retriever import Retriever, resolve_index_path
@@ -110,6 +111,7 @@ _EVIL = """
 from pathlib import Path
 Path({marker!r}).write_text("code from the model ran")
 from transformers import BertConfig, BertModel
+from store_helpers import newest_segment
 class EvilConfig(BertConfig):
     model_type = "bert"
 class EvilModel(BertModel):
@@ -166,8 +168,8 @@ def test_index_files_that_are_pickles_are_refused(tmp_path: Path) -> None:
     enc = FakeEncoder()
     for backend in ("faiss", "numpy"):
         ix = tmp_path / backend
-        r = Retriever.build(["futbol maçı", "yağmur"], model=enc, path=ix, backend=backend)
-        gen = ix / r.manifest.generation_dir
+        Retriever.build(["futbol maçı", "yağmur"], model=enc, path=ix, backend=backend)
+        gen = newest_segment(ix)
         vec = gen / ("vectors.faiss" if backend == "faiss" else "vectors.npz")
         if backend == "faiss":
             vec.write_bytes(pickle.dumps(_Payload(marker)))

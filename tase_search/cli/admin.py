@@ -1,5 +1,5 @@
-"""The small commands over an index or the model registry: ``info``, ``delete``, ``verify``, ``models``
-and ``demo``."""
+"""The small commands over an index or the model registry: ``info``, ``delete``, ``verify``,
+``optimize``, ``export``, ``models`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -155,6 +155,42 @@ def verify_cmd(index_arg: str | None, index: str | None, root: str | None, as_js
         click.echo(f"{rep.path}: {'OK' if rep.ok else 'CORRUPT'}")
     if not rep.ok:
         sys.exit(1)
+
+
+@click.command("optimize", context_settings=CONTEXT)
+@click.argument("index_arg", metavar="INDEX", required=False)
+@_index_option
+@_root_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def optimize_cmd(index_arg: str | None, index: str | None, root: str | None, as_json: bool) -> None:
+    """Merge every segment of an index into one, dropping deleted documents' rows.
+
+    Writes run small merges on their own; this is the whole merge, for an index that will mostly be
+    read from now on. Crash-safe like every write: a kill leaves the old segments or the merged one.
+    Nothing is written when the index is already one segment without deletions.
+
+    \b
+    Examples:
+      tase-search optimize --index haberler
+      tase-search optimize ./indexes/haberler --json
+    """
+    from ..retriever import Retriever
+
+    path = _index_path(index_arg or index, root)
+    r = Retriever.load(path)
+    _note_write(path)
+    before = r.manifest.generation
+    done = r.optimize()
+    written = done["generation"] != before
+    if as_json:
+        _echo_json({"index": str(r.path), **done, "written": written, "documents": r.manifest.documents})
+    elif not written:
+        click.echo(f"{r.path} is already one segment without deletions; nothing was written")
+    else:
+        click.echo(
+            f"optimized {r.path}: {done['segments_before']} segments -> {done['segments_after']} "
+            f"(generation {done['generation']}, {r.manifest.documents} documents)"
+        )
 
 
 @click.command("export", context_settings=CONTEXT)

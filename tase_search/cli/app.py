@@ -11,7 +11,7 @@ import os
 import click
 
 from .._version import __version__
-from .admin import delete_cmd, demo_cmd, export_cmd, info_cmd, models_cmd, verify_cmd
+from .admin import delete_cmd, demo_cmd, export_cmd, info_cmd, models_cmd, optimize_cmd, verify_cmd
 from .common import CONTEXT, _echo_json, _Group, _index_path, _note_write, _settings, _text_arg
 from .index import INDEX_TYPES, index_cmd
 from .query import query_cmd
@@ -55,7 +55,17 @@ def main() -> None:
 
 def _register_optional() -> None:
     """Each command lives in a module of its own (all light to import); ``main`` only collects them."""
-    for command in (index_cmd, query_cmd, info_cmd, delete_cmd, verify_cmd, export_cmd, models_cmd, demo_cmd):
+    for command in (
+        index_cmd,
+        query_cmd,
+        info_cmd,
+        delete_cmd,
+        verify_cmd,
+        optimize_cmd,
+        export_cmd,
+        models_cmd,
+        demo_cmd,
+    ):
         main.add_command(command)
     from .home import cache_group, list_cmd
     from .model import model_group

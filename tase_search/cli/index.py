@@ -519,12 +519,10 @@ def _nothing_to_embed(
     past that, files are checked to the end and read again for the write (stdin stops the check there).
     """
     from ..documents.ingest import _chunks, all_unchanged
-    from ..store import generation as _gen
-    from ..store.docs import DocStore
-    from ..store.layout import DOCS_FILE
+    from ..store.snapshot import open_documents
 
     try:
-        store = DocStore(_gen.generation_path(path, manifest) / DOCS_FILE, readonly=True)
+        store = open_documents(path, manifest)
     except (OSError, TaseSearchError):  # the write reports what is wrong
         return None, stream
     held: list[Any] = []

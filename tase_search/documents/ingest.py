@@ -126,8 +126,9 @@ def add_encoded(
 ) -> AddResult:
     """Store documents whose passages and vectors were computed elsewhere (see :class:`EncodedBatch`),
     with the same deduplication, hold-back and type changes as :func:`add_documents`. Each batch is one
-    chunk; the vectors of documents left out (unchanged, skipped, blank) are dropped."""
-    ing = _Ingest(store, slot, m, on_duplicate, progress)
+    chunk; the vectors of documents left out (unchanged, skipped, blank) are dropped. Nothing is encoded
+    here for an add to overlap, so vectors are added in line (with every FAISS thread)."""
+    ing = _Ingest(store, slot, m, on_duplicate, progress, inline_adds=True)
     current: list[tuple[Sequence[Span], np.ndarray]] = []  # the passages and vectors of the chunk's documents
 
     def chunks() -> Iterator[list[Document]]:
@@ -228,6 +229,8 @@ class _Ingest:
         m: Manifest,
         on_duplicate: str,
         progress: Callable[[int], None] | None,
+        *,
+        inline_adds: bool = False,
     ) -> None:
         check_on_duplicate(on_duplicate)
         self.store, self.slot, self.m, self.on_duplicate = store, slot, m, on_duplicate
@@ -240,7 +243,7 @@ class _Ingest:
         self.auto_id = store.next_auto_id()
         self.held: list[tuple[np.ndarray, np.ndarray]] = []  # vectors waiting for the index to be trained
         self.held_rows = 0
-        self.adds = BackgroundAdds()
+        self.adds = BackgroundAdds(inline=inline_adds)
         self.total = slot.vectors.ntotal  # rows in the index once the add in flight lands
 
     def run(
@@ -389,16 +392,24 @@ class BackgroundAdds:
     same order as in line (the result is the same index). The worker limits FAISS to one OpenMP
     thread so it does not fight the encoder's threads. Anything that reads or changes the index
     (remove, retype, train, save) calls :meth:`wait` first; an add's exception surfaces there.
+    ``inline``: no worker (nothing to overlap: vectors made elsewhere); each add runs in the caller.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, inline: bool = False) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="tase-search-add", initializer=_one_omp_thread)
+        self._pool = (
+            None
+            if inline
+            else ThreadPoolExecutor(1, thread_name_prefix="tase-search-add", initializer=_one_omp_thread)
+        )
         self._future: Any = None
 
     def submit(self, vectors: Any, emb: np.ndarray, ids: np.ndarray) -> None:
         self.wait()
+        if self._pool is None:
+            vectors.add(emb, ids)
+            return
         self._future = self._pool.submit(vectors.add, emb, ids)
 
     def wait(self) -> None:
@@ -415,7 +426,8 @@ class BackgroundAdds:
             if not quiet:
                 raise
         finally:
-            self._pool.shutdown(wait=True)
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
 
 class _PassageShare:

@@ -25,7 +25,6 @@ from ..encoding.external import ExternalEmbedder
 from ..errors import IndexCorrupt, InputError
 from ..query.options import check_mode, run_search
 from ..retriever import Hit, Retriever, resolve_index_path
-from ..store.layout import DOCS_FILE
 from . import _filters
 
 _LIST_BATCH = 500
@@ -241,9 +240,9 @@ class IndexStore:
 
     @staticmethod
     def _list(r: Retriever, filter: Any) -> Iterator[dict[str, Any]]:  # noqa: A002
-        from ..store.docs import DocStore
+        from ..store.snapshot import open_documents
 
-        store = DocStore(r.path / r.manifest.generation_dir / DOCS_FILE, readonly=True)
+        store = open_documents(r.path, r.manifest)
         try:
             pids = sorted(store.pids_matching(filter))
             seen: set[str] = set()

@@ -163,12 +163,7 @@ def stored_vectors(r: Retriever, ids: Sequence[str]) -> dict[str, np.ndarray]:
 
 def _vectors_of(r: Retriever, keys: Sequence[tuple[str, int]], *, missing_ok: bool = False) -> Any:
     snap = r._open().snap
-    conn = snap.docs.conn
-    q = "SELECT p.pid FROM passages p JOIN documents d ON d.doc_key = p.doc_key WHERE d.id = ? AND p.idx = ?"
-    pids = []
-    for doc_id, idx in keys:
-        row = conn.execute(q, (doc_id, idx)).fetchone()
-        pids.append(None if row is None else int(row[0]))
+    pids = [snap.docs.passage_pid(doc_id, idx) for doc_id, idx in keys]
     found = [p for p in pids if p is not None]
     rows = dict(zip(found, vectors_by_pid(snap.vectors, found))) if found else {}
     if missing_ok:

@@ -71,28 +71,41 @@ def ensure_column(conn: sqlite3.Connection) -> None:
         conn.executemany(f"UPDATE documents SET {COLUMN} = ? WHERE doc_key = ?", updates)
 
 
+def _stores(conn: sqlite3.Connection) -> list[tuple[sqlite3.Connection, frozenset[int]]]:
+    """``conn`` and the other segments of its index (:class:`~.docs.SegmentConnection`), each with
+    the document keys deleted from it: every lookup here must see the whole index's live documents."""
+    return [(conn, frozenset()), *((s.conn, gone) for s, gone in getattr(conn, "others", ()))]
+
+
 def known_keys(conn: sqlite3.Connection, hashes: Iterable[int]) -> set[str]:
     """The :func:`content_key` of every stored document whose hash is among ``hashes``."""
     wanted = sorted(set(hashes))
     out: set[str] = set()
-    for i in range(0, len(wanted), _BATCH):
-        chunk = wanted[i : i + _BATCH]
-        q = f"SELECT text, metadata FROM documents WHERE {COLUMN} IN (%s)" % ",".join("?" * len(chunk))
-        for text, meta in conn.execute(q, chunk):
-            key = _stored_key(text, meta)
-            if key is not None:
-                out.add(key)
+    for c, gone in _stores(conn):
+        for i in range(0, len(wanted), _BATCH):
+            chunk = wanted[i : i + _BATCH]
+            q = f"SELECT doc_key, text, metadata FROM documents WHERE {COLUMN} IN (%s)" % ",".join(
+                "?" * len(chunk)
+            )
+            for doc_key, text, meta in c.execute(q, chunk):
+                key = None if doc_key in gone else _stored_key(text, meta)
+                if key is not None:
+                    out.add(key)
     return out
 
 
 def keys_by_id(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, str | None]:
     """Stored document id -> its :func:`content_key`, for those of ``ids`` that are in the store."""
     out: dict[str, str | None] = {}
-    for i in range(0, len(ids), _BATCH):
-        chunk = list(ids[i : i + _BATCH])
-        q = "SELECT id, text, metadata FROM documents WHERE id IN (%s)" % ",".join("?" * len(chunk))
-        for doc_id, text, meta in conn.execute(q, chunk):
-            out[doc_id] = _stored_key(text, meta)
+    for c, gone in _stores(conn):
+        for i in range(0, len(ids), _BATCH):
+            chunk = list(ids[i : i + _BATCH])
+            q = "SELECT doc_key, id, text, metadata FROM documents WHERE id IN (%s)" % ",".join(
+                "?" * len(chunk)
+            )
+            for doc_key, doc_id, text, meta in c.execute(q, chunk):
+                if doc_key not in gone:
+                    out[doc_id] = _stored_key(text, meta)
     return out
 
 

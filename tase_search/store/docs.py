@@ -67,8 +67,21 @@ class StoredPassage:
     end: int
 
 
+class SegmentConnection(sqlite3.Connection):
+    """A document store's connection that knows the index's other segments (:mod:`.segment`):
+    ``others`` holds ``(DocStore, deleted document keys)`` of each, so lookups that must see the whole
+    index (:mod:`.content`'s duplicate checks, :mod:`.fields`) ask them too."""
+
+    others: list[tuple[DocStore, frozenset[int]]] = []
+
+
 class DocStore:
     """A SQLite file of documents and passages. Opened read-only for search, read-write for writes."""
+
+    #: the document key the next inserted document gets (None: SQLite picks the next rowid); a segment
+    #: of a format-2 index hands out keys unique across its segments
+    doc_key_next: int | None = None
+    journal_mode, synchronous = "DELETE", "FULL"  #: a writable store's (see SegmentStore)
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
@@ -82,14 +95,16 @@ class DocStore:
                 raise IndexCorrupt(f"document store {self.path} is {odd}, not a regular file; {_FIX}")
             uri = f"file:{self.path}?mode=ro"
             try:
-                self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False, factory=SegmentConnection)
             except sqlite3.OperationalError as exc:  # vanished since the check (a writer's cleanup)
                 raise IndexCorrupt(f"document store {self.path} could not be opened ({exc})") from exc
         else:
-            self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=DELETE")
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.executescript(SCHEMA)
+            self.conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, factory=SegmentConnection
+            )
+            self.conn.execute(f"PRAGMA journal_mode={self.journal_mode}")
+            self.conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            self.conn.executescript(f"BEGIN;{SCHEMA}COMMIT;")  # one transaction: one write of the pages
         self.conn.execute("PRAGMA foreign_keys=ON")
         try:
             self._check_schema()
@@ -103,10 +118,7 @@ class DocStore:
             self._payload_docs = 0  # documents, as the payload index's record counts them
             self._payload_usable: bool | None = None  # a read-only file's answer, once asked
             self._counts: dict[tuple[str, tuple[object, ...], int], int] = {}  # candidates by query
-        except (
-            sqlite3.DatabaseError,
-            UnicodeDecodeError,
-        ) as exc:  # a damaged page, or text that is not UTF-8
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a damaged page, or text not UTF-8
             self.conn.close()
             raise IndexCorrupt(f"document store {self.path} is damaged: {exc}") from exc
         except IndexCorrupt:
@@ -229,10 +241,17 @@ class DocStore:
         for (doc_id, text, meta, source, line), parts in zip(docs, passages):
             stored = json.dumps(meta, ensure_ascii=False)
             try:
-                cur = self.conn.execute(
-                    "INSERT INTO documents(id, text, metadata, source, line) VALUES (?, ?, ?, ?, ?)",
-                    (doc_id, text, stored, source, line),
-                )
+                if self.doc_key_next is None:
+                    cur = self.conn.execute(
+                        "INSERT INTO documents(id, text, metadata, source, line) VALUES (?, ?, ?, ?, ?)",
+                        (doc_id, text, stored, source, line),
+                    )
+                else:
+                    cur = self.conn.execute(
+                        "INSERT INTO documents(doc_key, id, text, metadata, source, line) VALUES (?, ?, ?, ?, ?, ?)",
+                        (self.doc_key_next, doc_id, text, stored, source, line),
+                    )
+                    self.doc_key_next += 1
             except sqlite3.IntegrityError as exc:
                 raise InputError(f"document id {doc_id!r} is already in the index") from exc
             doc_key = cur.lastrowid
@@ -491,6 +510,23 @@ class DocStore:
         if self._payload_usable is None:
             self._payload_usable = _payload.current(self.conn, self.next_pid())
         return self._payload_usable
+
+    def passage_pid(self, doc_id: str, idx: int) -> int | None:
+        """The passage id of passage ``idx`` of document ``doc_id`` (None when there is none)."""
+        q = "SELECT p.pid FROM passages p JOIN documents d ON d.doc_key = p.doc_key WHERE d.id = ? AND p.idx = ?"
+        with self._reading():
+            row = self.conn.execute(q, (doc_id, idx)).fetchone()
+        return None if row is None else int(row[0])
+
+    def live_keys(self, ids: Sequence[str]) -> dict[str, int]:
+        """Document id -> document key, for those of ``ids`` this store holds."""
+        out: dict[str, int] = {}
+        for i in range(0, len(ids), 500):
+            chunk = list(ids[i : i + 500])
+            q = "SELECT id, doc_key FROM documents WHERE id IN (%s)" % ",".join("?" * len(chunk))
+            with self._reading():
+                out.update((str(a), int(b)) for a, b in self.conn.execute(q, chunk))
+        return out
 
     def get_documents(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         out = []

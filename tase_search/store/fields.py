@@ -23,15 +23,25 @@ def has_field(conn: sqlite3.Connection, key: str) -> bool:
     if key in COLUMN_KEYS:
         return True
     exists, params = filter_sql.where(Compare(key, "$exists", True))
-    row = conn.execute(f"SELECT 1 FROM documents d WHERE {exists} LIMIT 1", params).fetchone()
-    return row is not None
+    return any(
+        c.execute(f"SELECT 1 FROM documents d WHERE {exists} LIMIT 1", params).fetchone() is not None
+        for c in _connections(conn)
+    )
+
+
+def _connections(conn: sqlite3.Connection) -> list[sqlite3.Connection]:
+    """``conn`` and those of the index's other segments (:class:`~.docs.SegmentConnection`)."""
+    return [conn, *(s.conn for s, _ in getattr(conn, "others", ()))]
 
 
 def some_fields(conn: sqlite3.Connection, limit: int = 12) -> list[str]:
     """Up to ``limit`` metadata field names, sorted, from the first :data:`SAMPLE_DOCS` documents."""
-    rows = conn.execute(
-        "SELECT DISTINCT j.key FROM (SELECT metadata FROM documents WHERE json_valid(metadata) LIMIT ?) d, "
-        "json_each(d.metadata) j ORDER BY j.key LIMIT ?",
-        (SAMPLE_DOCS, limit),
-    ).fetchall()
-    return [str(r[0]) for r in rows]
+    found: set[str] = set()
+    for c in _connections(conn):
+        rows = c.execute(
+            "SELECT DISTINCT j.key FROM (SELECT metadata FROM documents WHERE json_valid(metadata) LIMIT ?) d, "
+            "json_each(d.metadata) j ORDER BY j.key LIMIT ?",
+            (SAMPLE_DOCS, limit),
+        ).fetchall()
+        found.update(str(r[0]) for r in rows)
+    return sorted(found)[:limit]

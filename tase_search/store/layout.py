@@ -7,10 +7,14 @@ index directory looks like, and a name spelled in two places drifts. An index is
       manifest.json            the commit point: names the current generation and its checksums
       .lock                    the writer lock (flock; holds the writer's PID)
       .verified.json           stamps of files a writer read back (a cache: see stamps.py)
-      gen-NNNNNN/              one immutable generation per write
-        docs.sqlite            documents, passages, keyword (FTS5) part
-        vectors.faiss          the vector index (vectors.npz for the numpy backend)
-      .tmp-gen-NNNNNN-PID/     a generation being written (removed by the next writer if left)
+      seg-NNNNNN/              one immutable segment (format 2): the manifest lists the current ones
+        docs.sqlite            its documents, passages, keyword (FTS5) part, payload index
+        vectors.faiss          its vector index (vectors.npz for the numpy backend)
+        del-GGGGGG.npz         the segment's deletions as of generation GGGGGG (written beside it later)
+      gen-NNNNNN/              format 1: the one generation (docs.sqlite, vectors.faiss) an index
+                               written by an older tase-search holds; read as one segment
+      .tmp-seg-NNNNNN-PID/     a segment being written (removed by the next writer if left)
+      .tmp-gen-NNNNNN-PID/     a format-1 generation being written by an older version
       .manifest.json.tmp-PID   the next manifest before its atomic rename
       .verified.json.tmp-PID   the next stamp file before its rename
       query-bundle/            the torch-free query path for the index's model (encoding/query_bundle.py)
@@ -31,6 +35,9 @@ VECTORS_STEM = "vectors"
 #: Every file name a generation directory may hold: plain names, never paths.
 INDEX_FILES = (DOCS_FILE, VECTORS_STEM + ".faiss", VECTORS_STEM + ".npz")
 GEN_PREFIX = "gen-"
+SEG_PREFIX = "seg-"
+TMP_SEG_PREFIX = ".tmp-seg-"
+DELETES_PREFIX = "del-"
 #: Derived from the model, outside the generations: written by writes, only read by queries.
 QUERY_BUNDLE_DIR = "query-bundle"
 TMP_PREFIX = ".tmp-gen-"
@@ -42,7 +49,9 @@ OWN_PREFIXES = (
     MANIFEST_NAME,
     LOCK_NAME,
     GEN_PREFIX,
+    SEG_PREFIX,
     TMP_PREFIX,
+    TMP_SEG_PREFIX,
     MANIFEST_TMP_PREFIX,
     STAMP_NAME,
     QUERY_BUNDLE_DIR,
@@ -52,6 +61,26 @@ OWN_PREFIXES = (
 def generation_name(generation: int) -> str:
     """``gen-NNNNNN``: the directory of one generation."""
     return f"{GEN_PREFIX}{generation:06d}"
+
+
+def segment_name(number: int) -> str:
+    """``seg-NNNNNN``: the directory of one segment."""
+    return f"{SEG_PREFIX}{number:06d}"
+
+
+def deletes_name(generation: int) -> str:
+    """``del-GGGGGG.npz``: a segment's deletions file, as written by generation ``generation``."""
+    return f"{DELETES_PREFIX}{generation:06d}.npz"
+
+
+def temporary_segment(index_dir: Path, number: int) -> Path:
+    """Where this process builds segment ``number`` before publishing it."""
+    return Path(index_dir) / f"{TMP_SEG_PREFIX}{number:06d}-{os.getpid()}"
+
+
+def segment_dirs(index_dir: Path) -> list[Path]:
+    """The segment directories present (published, superseded, or left by a killed writer)."""
+    return sorted(p for p in Path(index_dir).glob(SEG_PREFIX + "*") if p.is_dir())
 
 
 def temporary_generation(index_dir: Path, generation: int) -> Path:
@@ -93,7 +122,7 @@ def temporaries(index_dir: Path) -> list[Path]:
     index_dir = Path(index_dir)
     return [
         p
-        for prefix in (TMP_PREFIX, MANIFEST_TMP_PREFIX, STAMP_TMP_PREFIX)
+        for prefix in (TMP_PREFIX, TMP_SEG_PREFIX, MANIFEST_TMP_PREFIX, STAMP_TMP_PREFIX)
         for p in index_dir.glob(prefix + "*")
     ]
 

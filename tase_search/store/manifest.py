@@ -7,6 +7,7 @@ is what makes a write visible; everything before that is invisible to readers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -17,11 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IndexCorrupt, IndexMismatch, IndexNotFound, TaseSearchError
-from .layout import INDEX_FILES, MANIFEST_NAME, generation_name
+from .entries import check_files_field, validate_segments
+from .layout import MANIFEST_NAME, generation_name
 from .lock import atomic_write_bytes
 from .safeio import read_bytes
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this tase-search reads: 1 is one generation directory (read as one segment and upgraded by
+#: the next write), 2 a list of segments (:mod:`.segment`).
+READABLE_VERSIONS = (1, 2)
 
 
 def now_iso() -> str:
@@ -37,6 +42,13 @@ def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
 
 
 def package_versions() -> dict[str, str]:
+    """The versions of the packages an index's files depend on (looked up once per process: a write
+    records them, and looking them up costs milliseconds)."""
+    return dict(_package_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
@@ -78,6 +90,10 @@ class Manifest:
     updated: str = field(default_factory=now_iso)
     versions: dict[str, str] = field(default_factory=package_versions)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {bytes, sha256}
+    #: format 2: the segments (:class:`.segment.Segment` as JSON), oldest first
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    #: format 2: ``next_pid``, ``next_doc_key``, ``next_auto_id``, ``next_segment`` (ids never reused)
+    counters: dict[str, int] = field(default_factory=dict)
 
     @property
     def generation_dir(self) -> str:
@@ -90,7 +106,7 @@ class Manifest:
     def from_dict(cls, raw: dict[str, Any]) -> Manifest:
         """A manifest from its parsed JSON, every field checked first (:func:`validate_manifest`)."""
         version = raw.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise IndexMismatch(
                 f"index format version {version!r} is not supported by this tase-search "
                 f"(expects {FORMAT_VERSION}); rebuild the index with this version"
@@ -197,6 +213,8 @@ _FIELDS: dict[str, _Check] = {
     "updated": (str, False, range(0, 65)),
     "versions": (dict, False, None),
     "files": (dict, False, None),
+    "segments": (list, False, None),
+    "counters": (dict, False, None),
 }
 _OPTIONAL_NULL = ("query_prompt", "passage_prompt")  # may also be null: no prompt
 
@@ -221,23 +239,14 @@ def validate_manifest(raw: dict[str, Any]) -> None:
         raise IndexCorrupt(
             "manifest field 'versions' must map package names to version strings; the index is damaged"
         )
-    for name, info in raw.get("files", {}).items():
-        if name not in INDEX_FILES:
-            raise IndexCorrupt(
-                f"manifest lists the file {name[:80]!r}, which is not an index file (expected plain names "
-                f"among {', '.join(INDEX_FILES)}); the index is damaged"
-            )
-        if (
-            not isinstance(info, dict)
-            or set(info) != {"bytes", "sha256"}
-            or not _is_int(info["bytes"], 0, _MAX_COUNT)
-            or not isinstance(info["sha256"], str)
-            or not _HEX64.fullmatch(info["sha256"])
-        ):
-            raise IndexCorrupt(
-                f'manifest entry for {name} must be {{"bytes": <size>, "sha256": <64 hex digits>}}; '
-                "the index is damaged"
-            )
+    counters = raw.get("counters", {})
+    if len(counters) > 8 or not all(
+        isinstance(k, str) and len(k) <= 32 and _is_int(v, 0, _MAX_COUNT) for k, v in counters.items()
+    ):
+        raise IndexCorrupt("manifest field 'counters' must map names to counts; the index is damaged")
+    if raw.get("segments"):
+        validate_segments(raw["segments"])
+    check_files_field(raw.get("files", {}))
 
 
 def _is_int(v: Any, lo: int, hi: int) -> bool:

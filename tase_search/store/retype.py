@@ -16,11 +16,11 @@ import numpy as np
 
 from ..errors import InputError
 from . import vectors as _vec
-from .commit import VectorSlot
 from .docs import DocStore
 from .faiss_errors import faiss_message
 from .manifest import Manifest
 from .vectors import choose_factory, get_backend
+from .writing import VectorSlot
 
 
 def maybe_retype(m: Manifest, slot: VectorSlot, store: DocStore) -> None:

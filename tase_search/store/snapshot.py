@@ -23,6 +23,8 @@ import numpy as np
 
 from ..errors import IndexCorrupt
 from . import generation as _gen
+from . import segment as _seg
+from . import segwrite as _sw
 from .docs import DocStore
 from .layout import DOCS_FILE
 from .manifest import Manifest, read_existing
@@ -75,6 +77,8 @@ def open_current(
 def open_generation(index_dir: Path, m: Manifest, *, mmap: bool = False) -> Snapshot:
     """Open and check the files of the generation ``m`` names. FileNotFoundError when it vanished (a
     writer may just have removed it); IndexCorrupt naming the first problem when it is damaged."""
+    if not _seg.is_legacy(m):
+        return open_segments(index_dir, m, mmap=mmap)
     gen_dir = _gen.generation_path(index_dir, m)
     small = sum(int(i["bytes"]) for i in m.files.values()) <= VERIFY_ON_LOAD_BYTES
     # the listed files, confined to the generation, sizes always; small index: checksums (milliseconds)
@@ -97,6 +101,73 @@ def open_generation(index_dir: Path, m: Manifest, *, mmap: bool = False) -> Snap
     return Snapshot(m, vectors, docs, deny, stale)
 
 
+def open_segments(index_dir: Path, m: Manifest, *, mmap: bool = False) -> Snapshot:
+    """Open every segment ``m`` lists, each checked as a format-1 generation is (sizes and the vector
+    count always; checksums and SQLite's counts for a small index). One segment without deletions is
+    searched directly; several, through :mod:`.multi`."""
+    from .multi import MultiDocs, MultiVectors
+
+    segs = _seg.segments_of(m)
+    totals = (sum(s.live_documents for s in segs), sum(s.live_rows for s in segs))
+    if totals != (m.documents, m.rows):
+        _refuse(index_dir, f"the manifest's totals {m.documents, m.rows} differ from its segments' {totals}")
+    small = sum(int(i["bytes"]) for s in segs for i in s.files.values()) <= VERIFY_ON_LOAD_BYTES
+    parts = _sw.open_segments(index_dir, m, checksum=small)
+    try:
+        indexes = []
+        for o in parts:
+            view = o.seg.view(m)
+            path = _seg.segment_path(index_dir, o.seg) / _gen.vectors_file(view)
+            vec = get_backend(m.backend).load(
+                path, view.factory, m.model.dimension, view.search_params, mmap=mmap
+            )
+            _refuse(index_dir, _gen.vector_count_problem(vec.ntotal, view))
+            if small:
+                _refuse(index_dir, next(iter(_gen.count_problems(o.store, view)), None))
+            indexes.append(vec)
+        stale = None
+        for o in parts:
+            stale = stale or (
+                o.store.sparse_stale_reason(o.seg.rows)
+                if o.store.sparse
+                else "it has no keyword (sparse) part"
+            )
+        if len(parts) == 1 and parts[0].seg.deletes is None:
+            tomb = parts[0].store.tombstones()
+            deny = np.asarray(tomb, dtype=np.int64) if tomb else None
+            return Snapshot(m, indexes[0], parts[0].store, deny, stale)
+        if not parts:
+            docs_none = _empty_store(index_dir, m)
+            return Snapshot(
+                m, get_backend(m.backend).create("Flat", m.model.dimension, ""), docs_none, None, stale
+            )
+        vectors = MultiVectors(parts, indexes, m.model.dimension, m.factory)
+        return Snapshot(m, vectors, MultiDocs(parts), None, stale)  # type: ignore[arg-type]
+    except BaseException:
+        for o in parts:
+            o.close()
+        raise
+
+
+def _empty_store(index_dir: Path, m: Manifest) -> Any:
+    """A segmented index with no segment (every document deleted and merged away): an empty store in
+    memory answers its reads."""
+    return DocStore(Path(":memory:"))
+
+
+def open_documents(index_dir: Path, m: Manifest) -> Any:
+    """The document store of the index ``m`` describes, read-only, for listing documents without the
+    vectors: a :class:`~.docs.DocStore`, or a :class:`~.multi.MultiDocs` over its segments. Close it."""
+    if _seg.is_legacy(m):
+        return DocStore(_gen.generation_path(index_dir, m) / DOCS_FILE, readonly=True)
+    from .multi import MultiDocs
+
+    parts = _sw.open_segments(index_dir, m)
+    if not parts:
+        return _empty_store(index_dir, m)
+    return MultiDocs(parts)
+
+
 def describe(index_dir: Path, m: Manifest) -> dict[str, Any]:
     """What the index holds, from its manifest and document store (no model, no vectors). Sizes count the
     generation's own regular files (never a link's target); a damaged document store leaves ``sources``
@@ -104,19 +175,26 @@ def describe(index_dir: Path, m: Manifest) -> dict[str, Any]:
     size = 0
     sources: list[tuple[str, int]] = []
     sparse = "unknown (the document store could not be read)"
+    segs = _seg.segments_of(m)
     try:
-        # the checked path only: a generation that is a link, or lies outside the index, is not read
-        gen_dir = _gen.generation_path(index_dir, m)
-        size = sum(st.st_size for p in gen_dir.iterdir() if stat.S_ISREG((st := p.lstat()).st_mode))
-        if not stat.S_ISREG(os.lstat(gen_dir / DOCS_FILE).st_mode):
-            raise IndexCorrupt(f"{gen_dir / DOCS_FILE} is not a regular file")
-        store = DocStore(gen_dir / DOCS_FILE, readonly=True)
-        try:
-            sources = store.sources()
-            stale = store.sparse_stale_reason(m.rows) if store.sparse else "none"
-            sparse = "current" if stale is None else stale
-        finally:
-            store.close()
+        for s in segs:
+            # the checked path only: a segment that is a link, or lies outside the index, is not read
+            seg_dir = _seg.segment_path(index_dir, s)
+            size += sum(st.st_size for p in seg_dir.iterdir() if stat.S_ISREG((st := p.lstat()).st_mode))
+            if not stat.S_ISREG(os.lstat(seg_dir / DOCS_FILE).st_mode):
+                raise IndexCorrupt(f"{seg_dir / DOCS_FILE} is not a regular file")
+        found: dict[str, int] = {}
+        reasons: list[str | None] = []
+        for s in segs:
+            store = DocStore(_seg.segment_path(index_dir, s) / DOCS_FILE, readonly=True)
+            try:
+                for name, n in store.sources():
+                    found[name] = found.get(name, 0) + n
+                reasons.append(store.sparse_stale_reason(s.rows) if store.sparse else "none")
+            finally:
+                store.close()
+        sparse = next((r for r in reasons if r is not None), "current")
+        sources = sorted(found.items(), key=lambda kv: -kv[1])[:20]
     except (OSError, IndexCorrupt):
         pass
     return {
@@ -142,6 +220,8 @@ def describe(index_dir: Path, m: Manifest) -> dict[str, Any]:
         "versions": m.versions,
         "sources": dict(sources),
         "sparse": sparse,
+        "segments": len(segs),
+        "deleted_documents": sum(s.documents - s.live_documents for s in segs),
     }
 
 

@@ -66,3 +66,50 @@ def unchanged(index_dir: Path, generation_dir: str, name: str, sha256: str) -> b
 def forget(index_dir: Path) -> None:
     with contextlib.suppress(OSError):
         (Path(index_dir) / STAMP_NAME).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------ segments (format 2)
+def load_segments(index_dir: Path) -> dict[str, dict[str, dict[str, object]]]:
+    """Segment name -> file name -> ``{"sha256", "identity"}`` of the files verified so far; empty when
+    the stamp file is missing, unreadable or of the format-1 shape (then every file is checked in full)."""
+    try:
+        raw = json.loads(read_bytes(Path(index_dir) / STAMP_NAME, STAMP_NAME, _MAX_SEGMENT_BYTES))
+        segs = raw["segments"]
+        return segs if isinstance(segs, dict) else {}
+    except Exception:  # noqa: BLE001 - a missing, stale or damaged cache means: check in full
+        return {}
+
+
+def trusted(
+    entries: dict[str, dict[str, dict[str, object]]], segment: str, name: str, sha256: str, ident: list[int]
+) -> bool:
+    """Whether ``entries`` say file ``name`` of ``segment`` was verified to hold ``sha256`` and is, by
+    its identity on disk, still that file."""
+    entry = entries.get(segment, {}).get(name) if isinstance(entries.get(segment), dict) else None
+    return isinstance(entry, dict) and entry.get("sha256") == sha256 and entry.get("identity") == ident
+
+
+def save_segments(index_dir: Path, entries: dict[str, dict[str, dict[str, object]]]) -> None:
+    """Replace the stamp file with ``entries``. Not fsynced: it is a cache, and after a crash a stale or
+    empty one only makes the next write check the files in full (an entry is trusted only while the
+    file's identity is unchanged, so an old entry cannot vouch for a changed file)."""
+    tmp = stamp_temporary(index_dir)
+    data = json.dumps({"segments": entries}, sort_keys=True).encode()
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, Path(index_dir) / STAMP_NAME)
+    except OSError:
+        forget(index_dir)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+_MAX_SEGMENT_BYTES = 16 << 20

@@ -19,6 +19,8 @@ def vectors_by_pid(index: Any, pids: Sequence[int]) -> np.ndarray:
     want = [int(p) for p in pids]
     if not want:
         return np.zeros((0, int(index.dimension)), np.float32)
+    if hasattr(index, "index_of"):  # a segmented index: each row from its segment
+        return np.stack([vectors_by_pid(index.index_of(p), [p])[0] for p in want])
     if hasattr(index, "ids") and hasattr(index, "vectors"):  # NumpyIndex
         at = {int(i): n for n, i in enumerate(index.ids)}
         return np.stack([index.vectors[at[p]] for p in want]).astype(np.float32)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IndexError_, IndexNotFound
+from . import segment as _seg
 from . import sparse as _sparse
 from .docs import DocStore
 from .generation import (
@@ -65,27 +66,61 @@ def verify_index(index_dir: Path, *, model_fingerprint: str | None = None) -> Ve
             f"manifest: built with model {m.model.id!r} (weights {m.model.fingerprint[:12]}), "
             f"not the given model (weights {model_fingerprint[:12]})"
         )
-    try:
-        gen = generation_path(index_dir, m)
-    except FileNotFoundError:
-        rep.fail(f"generation directory {m.generation_dir} named by the manifest is missing")
-        return rep
-    except IndexError_ as exc:
-        rep.fail(str(exc))
-        return rep
-    listing = listing_problem(m)
-    if listing:
-        rep.fail(listing)
-    for name in sorted(m.files):
-        problem = file_problem(gen, m, name, checksum=True)
-        if problem:
-            rep.fail(problem)
-        else:
-            rep.checked.append(f"{name} sha256")
-    _verify_docs(gen / DOCS_FILE, m, rep)
-    _verify_vectors(gen, m, rep)
+    if _seg.is_legacy(m):
+        _verify_part(index_dir, m, None, rep)
+    else:
+        for s in _seg.segments_of(m):
+            _verify_part(index_dir, m, s, rep)
+        totals = (
+            sum(s.live_rows for s in _seg.segments_of(m)),
+            sum(s.live_documents for s in _seg.segments_of(m)),
+        )
+        if totals != (m.rows, m.documents):
+            rep.fail(f"manifest: its totals {m.rows, m.documents} differ from its segments' {totals}")
     _verify_bundle(index_dir, m, rep)
     return rep
+
+
+def _verify_part(index_dir: Path, m: Manifest, s: _seg.Segment | None, rep: VerifyReport) -> None:
+    """One segment (``s``; None: a format-1 index's generation): its files, documents, keyword part,
+    payload index, vectors and deletions, each problem prefixed with the segment's name."""
+    where = "" if s is None else f"{s.name}: "
+    part = VerifyReport(rep.path)
+    try:
+        gen = generation_path(index_dir, m) if s is None else _seg.segment_path(index_dir, s)
+    except FileNotFoundError:
+        name = m.generation_dir if s is None else s.name
+        rep.fail(
+            f"{'generation' if s is None else 'segment'} directory {name} named by the manifest is missing"
+        )
+        return
+    except IndexError_ as exc:
+        rep.fail(str(exc))
+        return
+    view = m if s is None else s.view(m)
+    listing = listing_problem(view)
+    if listing:
+        part.fail(listing)
+    for name in sorted(view.files):
+        problem = file_problem(gen, view, name, checksum=True)
+        if problem:
+            part.fail(problem)
+        else:
+            part.checked.append(f"{name} sha256")
+    _verify_docs(gen / DOCS_FILE, view, part)
+    _verify_vectors(gen, view, part)
+    if s is not None and s.deletes is not None:
+        try:
+            keys, pids = _seg.read_deletes(gen / s.deletes.name, _seg.deletes_digest(s))
+            if (len(keys), len(pids)) != (s.deletes.documents, s.deletes.rows):
+                part.fail(f"{s.deletes.name}: its counts differ from the manifest")
+            else:
+                part.checked.append(f"{s.deletes.name} sha256 and counts")
+        except (OSError, IndexError_) as exc:
+            part.fail(f"{s.deletes.name}: {exc}")
+    rep.problems.extend(where + p for p in part.problems)
+    rep.checked.extend(where + c for c in part.checked)
+    rep.ok = rep.ok and part.ok
 
 
 def _verify_bundle(index_dir: Path, m: Manifest, rep: VerifyReport) -> None:

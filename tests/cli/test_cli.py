@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from store_helpers import newest_segment
 
 from tase_search._version import __version__
 from tase_search.cli.app import main
@@ -283,7 +284,7 @@ def test_verify(runner: CliRunner, index_dir: Path) -> None:
     assert "OK" in res.output and "FAIL" not in res.output
     (rep,) = json_lines(ok(run(runner, "verify", "--index", index_dir, "--json")).stdout)
     assert rep["ok"] is True
-    gen = index_dir / read_manifest(index_dir).generation_dir
+    gen = newest_segment(index_dir)
     data = bytearray((gen / "vectors.faiss").read_bytes())
     data[-1] ^= 0xFF  # same size, other bytes: only the checksum can tell
     (gen / "vectors.faiss").write_bytes(bytes(data))

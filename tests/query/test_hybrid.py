@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from store_helpers import live_rows, needs_older, newest_segment, older_version
 
 from tase_search.cli.app import main
 from tase_search.encoding.passages import Passage
 from tase_search.errors import IndexCorrupt, InputError
 from tase_search.query import modes
 from tase_search.retriever import Retriever
-from tase_search.store import sparse as sparse_mod
 from tase_search.store.manifest import read_manifest
 from tase_search.store.verify import verify_index
 from tase_search.testing import FakeEncoder
@@ -58,12 +58,8 @@ def ids(hits: list) -> list[str]:
 
 
 def fts_rows(path: Path) -> list[int]:
-    m = read_manifest(path)
-    con = sqlite3.connect(f"file:{path / m.generation_dir / 'docs.sqlite'}?mode=ro", uri=True)
-    try:
-        return [r[0] for r in con.execute("SELECT id FROM sparse_content ORDER BY id")]
-    finally:
-        con.close()
+    """The passages the keyword part indexes, over every segment (deleted ones left out)."""
+    return [r[0] for r in live_rows(path, "keywords")]
 
 
 def test_sparse_finds_names_through_suffixes(index: Retriever) -> None:
@@ -146,33 +142,67 @@ def test_index_without_keyword_part_searches_dense_and_says_how_to_add_one(tmp_p
         r.search("Turkcell", mode="sparse")
     gen = r.manifest.generation
     assert r.build_sparse() == len(DOCS)  # from the stored text: nothing is embedded
-    assert r.manifest.generation == gen + 1 and r.info()["sparse"] == "current" and r.sparse_note is None
+    assert (
+        r.manifest.generation > gen and r.info()["sparse"] == "current" and r.sparse_note is None
+    )  # a write, then a merge gives every segment one
     assert set(ids(r.search("Turkcell", mode="sparse"))) == {"tc", "long"}
-    assert r.build_sparse() == 0 and r.manifest.generation == gen + 1  # already current: no new version
+    gen = r.manifest.generation
+    assert r.build_sparse() == 0 and r.manifest.generation == gen  # already current: no new version
     assert verify_index(r.path).ok
 
 
-def test_keyword_part_written_around_by_an_older_version_is_rebuilt(
-    index: Retriever, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with monkeypatch.context() as mp:  # a writer that does not know the keyword part
-        mp.setattr(sparse_mod, "present", lambda conn: False)
-        index.add([{"id": "old", "text": "Aselsan radarı teslim edildi."}])
-    r = Retriever.load(index.path, model=SentenceEncoder())
+@needs_older
+def test_keyword_part_written_around_by_an_older_version_is_rebuilt(tmp_path: Path) -> None:
+    """An older version can write around the keyword part only of an index it can open, one of format 1
+    (it refuses a segmented one, below): its rows go unindexed, the part is stale (reported, not
+    searched, verify says so) and the first write of this version (which upgrades the index to
+    segments) rebuilds it."""
+    ix = tmp_path / "old"
+    code = (
+        "import json; from tase_search import Retriever; from tase_search.store import sparse; "
+        "from tase_search.testing import FakeEncoder; "
+        "r = Retriever.build(json.loads(sys.argv[2]), model=FakeEncoder(), path=sys.argv[1]); "
+        "sparse.present = lambda conn: False; "  # a writer that does not know the keyword part
+        "r.add([{'id': 'old', 'text': 'Aselsan radarı teslim edildi.'}])"
+    )
+    done = older_version(code, ix, json.dumps(DOCS))
+    assert done.returncode == 0, done.stderr[-2000:]
+    if read_manifest(ix).format_version != 1:
+        pytest.skip("the version at MAIN writes another format")
+    r = Retriever.load(ix, model=FakeEncoder())
     assert "without it" in r.info()["sparse"] and r.sparse_note is not None
     assert r.search("Aselsan", k=3) == r.search("Aselsan", k=3, mode="dense")  # not searched while stale
     rep = verify_index(r.path)
     assert rep.ok and any("out of date" in c for c in rep.checked)
     r.delete(["gs"])  # any write brings it up to date
+    assert read_manifest(ix).format_version == 2
     assert r.info()["sparse"] == "current" and ids(r.search("Aselsan", mode="sparse")) == ["old"]
+    assert ids(r.search("Galatasaray", mode="sparse")) == []
+    assert verify_index(r.path).ok
+
+
+@needs_older
+def test_an_older_version_refuses_a_segmented_index(index: Retriever) -> None:
+    """So it cannot write around a segmented index's keyword part: the write is refused, nothing changes."""
+    before = (index.path / "manifest.json").read_bytes()
+    code = (
+        "from tase_search import Retriever; from tase_search.testing import FakeEncoder; "
+        "Retriever.load(sys.argv[1], model=FakeEncoder()).add([{'id': 'x', 'text': 'Aselsan radarı.'}])"
+    )
+    done = older_version(code, index.path)
+    assert done.returncode != 0 and "format version 2 is not supported" in done.stderr
+    assert (index.path / "manifest.json").read_bytes() == before
+    assert verify_index(index.path).ok and index.info()["sparse"] == "current"
 
 
 def test_verify_checks_the_keyword_part(index: Retriever, tmp_path: Path) -> None:
     rep = verify_index(index.path)
-    assert rep.ok and "sparse: FTS5 integrity, one keyword row per passage" in rep.checked
+    assert rep.ok and any(
+        c.endswith("sparse: FTS5 integrity, one keyword row per passage") for c in rep.checked
+    )
     bad = tmp_path / "bad"
     shutil.copytree(index.path, bad)
-    db = bad / read_manifest(bad).generation_dir / "docs.sqlite"
+    db = newest_segment(bad) / "docs.sqlite"
     con = sqlite3.connect(db)
     con.execute("DELETE FROM sparse_content WHERE id = (SELECT MIN(id) FROM sparse_content)")
     con.commit()
@@ -185,7 +215,7 @@ def test_verify_checks_the_keyword_part(index: Retriever, tmp_path: Path) -> Non
 def test_a_foreign_table_named_sparse_is_refused(index: Retriever, tmp_path: Path) -> None:
     bad = tmp_path / "foreign"
     shutil.copytree(index.path, bad)
-    db = bad / read_manifest(bad).generation_dir / "docs.sqlite"
+    db = newest_segment(bad) / "docs.sqlite"
     con = sqlite3.connect(db)
     con.execute("DROP TABLE sparse")
     con.execute("CREATE TABLE sparse (terms TEXT)")

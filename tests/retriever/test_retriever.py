@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_helpers import newest_segment
 
 import tase_search.documents.ingest as ingest_mod
 import tase_search.store.vectors as vectors_mod
@@ -43,28 +44,42 @@ def gen_files(path: Path) -> list[str]:
 
 
 def assert_consistent(path: Path) -> None:
-    """Manifest counts agree with the SQLite store and the FAISS index; checksums match."""
+    """Manifest counts agree with every segment's SQLite store and FAISS index (each segment's own
+    counts; the totals over live documents and passages); checksums match; nothing else is left."""
     import faiss
 
+    from tase_search.store.segment import segments_of
+
     m = read_manifest(path)
-    gen = path / m.generation_dir
-    con = sqlite3.connect(gen / "docs.sqlite")
-    docs = con.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-    passages = con.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
-    tomb = con.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0]
-    orphans = con.execute(
-        "SELECT COUNT(*) FROM passages p LEFT JOIN documents d ON d.doc_key = p.doc_key WHERE d.id IS NULL"
-    ).fetchone()[0]
-    con.close()
-    assert (m.documents, m.rows, m.tombstones, orphans) == (docs, passages, tomb, 0)
-    index = faiss.read_index(str(gen / "vectors.faiss"))
-    assert index.ntotal == m.rows + m.tombstones
-    for name, info in m.files.items():
-        assert (gen / name).stat().st_size == info["bytes"]
-        assert sha256_file(gen / name) == info["sha256"]
-    # only the current generation (and at most the previous one) is kept; no temporaries
+    live_docs = live_rows = dead = 0
+    for s in segments_of(m):
+        seg = path / s.name
+        con = sqlite3.connect(seg / "docs.sqlite")
+        docs = con.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        passages = con.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+        tomb = con.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0]
+        orphans = con.execute(
+            "SELECT COUNT(*) FROM passages p LEFT JOIN documents d ON d.doc_key = p.doc_key WHERE d.id IS NULL"
+        ).fetchone()[0]
+        con.close()
+        assert (s.documents, s.rows, s.tombstones, orphans) == (docs, passages, tomb, 0)
+        index = faiss.read_index(str(seg / "vectors.faiss"))
+        assert index.ntotal == s.rows + s.tombstones
+        for name, info in s.files.items():
+            assert (seg / name).stat().st_size == info["bytes"]
+            assert sha256_file(seg / name) == info["sha256"]
+        live_docs, live_rows, dead = (
+            live_docs + s.live_documents,
+            live_rows + s.live_rows,
+            dead + s.dead_vectors,
+        )
+    assert (m.documents, m.rows, m.tombstones) == (live_docs, live_rows, dead)
+    # only what the current manifest names (and the previous one kept for readers); no temporaries
     assert not [p for p in path.iterdir() if p.name.startswith(TMP_PREFIX)]
-    assert len([p for p in path.iterdir() if p.name.startswith("gen-")]) <= 2
+    names = {s.name for s in segments_of(m)}
+    assert (
+        len([p for p in path.iterdir() if p.name.startswith(("gen-", "seg-")) and p.name not in names]) <= 2
+    )
 
 
 # ============================================================================ build / search
@@ -310,7 +325,7 @@ def test_delete_never_returns_deleted(tmp_path: Path, fake_encoder: FakeEncoder,
     assert r.delete(gone + ["nope"]) == gone
     m = read_manifest(path)
     assert m.documents == 25 and m.rows == 25
-    assert m.tombstones == (5 if factory else 0)  # HNSW cannot remove: tombstones (5/30 <= 1/5)
+    assert m.tombstones == 5  # a deletions file beside the segment: its vectors stay until a merge
     for rr in (r, Retriever.load(path, model=FakeEncoder())):
         for i in (1, 4, 9, 16, 25):
             hits = rr.search(f"belge {i} konu{i % 4} kelime{i}", k=30)
@@ -318,9 +333,11 @@ def test_delete_never_returns_deleted(tmp_path: Path, fake_encoder: FakeEncoder,
             assert not set(ids_of(rr.search("belge", k=5, filter={"g": str(i % 3)}))) & set(gone)
     assert r.get(gone) == []
     assert_consistent(path)
-    # past a fifth of the rows, the tombstones are compacted away
     more = [f"d{i}" for i in (2, 3, 5)]
     r.delete(more)
+    m = read_manifest(path)
+    assert (m.documents, m.rows, m.tombstones) == (22, 22, 8)
+    assert r.optimize()["segments_after"] == 1  # a merge drops the deleted rows
     m = read_manifest(path)
     assert (m.documents, m.rows, m.tombstones) == (22, 22, 0)
     hits = r.search("belge 3 konu3 kelime3", k=30)
@@ -347,14 +364,16 @@ def test_auto_retype_flat_to_hnsw_to_ivf(
     r = build(path, fake_encoder, docs[:6])
     assert r.manifest.factory == "Flat"
     calls = fake_encoder.calls["document"]
-    r.add(docs[6:12])  # 12 >= 10: HNSW, without re-embedding the first six
+    r.add(docs[6:12])  # a segment of its own; merged, 12 >= 10: HNSW, without re-embedding the first six
+    r.optimize()
     assert fake_encoder.calls["document"] == calls + 6
     m = read_manifest(path)
     assert (m.factory, m.index_type, m.search_params) == ("HNSW32,Flat", "auto", "efSearch=96")
     assert_consistent(path)
     for i in (0, 7, 11):
         assert r.search(docs[i]["text"], k=1)[0].id == f"d{i}"
-    r.add(docs[12:45])  # 45 >= 40: IVF
+    r.add(docs[12:45])  # merged, 45 >= 40: IVF
+    r.optimize()
     m = read_manifest(path)
     assert m.factory.startswith("IVF") and m.factory.endswith(",SQ8") and "nprobe" in m.search_params
     assert_consistent(path)
@@ -487,9 +506,9 @@ def test_ivf_trains_once_enough_vectors_then_streams(
     assert (m.factory, m.index_type, m.documents, m.rows) == ("IVF4,Flat", "custom", 300, 300)
     assert_consistent(path)
     # every passage id is in the vector index exactly once, and maps back to its document
-    index = faiss.read_index(str(path / m.generation_dir / "vectors.faiss"))
+    index = faiss.read_index(str(newest_segment(path) / "vectors.faiss"))
     ids = faiss.vector_to_array(faiss.downcast_index(index).id_map)
-    con = sqlite3.connect(path / m.generation_dir / "docs.sqlite")
+    con = sqlite3.connect(newest_segment(path) / "docs.sqlite")
     pids = [row[0] for row in con.execute("SELECT pid FROM passages ORDER BY pid")]
     con.close()
     assert sorted(ids.tolist()) == pids
@@ -581,16 +600,16 @@ def test_build_over_existing_index(tmp_path: Path, fake_encoder: FakeEncoder) ->
     assert gen_files(path) == [
         ".lock",
         ".verified.json",
-        "gen-000002",
         "manifest.json",
-    ]  # + the write's stamps
+        "seg-000002",
+    ]  # + the write's stamps; the replaced index's segment is gone
     assert ids_of(r.search("yeni", k=5)) == ["1"]
 
 
 def test_corrupt_generation_detected(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
     path = tmp_path / "idx"
     build(path, fake_encoder)
-    vec = path / "gen-000001" / "vectors.faiss"
+    vec = newest_segment(path) / "vectors.faiss"
     vec.write_bytes(vec.read_bytes()[:-10])
     with pytest.raises(IndexCorrupt, match="bytes"):
         Retriever.load(path, model=fake_encoder).search("maç")
@@ -837,7 +856,7 @@ def test_searching_maps_the_index_and_answers_like_a_full_read(
     assert r._vectors.read_only  # mapped on request
     m = read_manifest(path)
     full = vectors_mod.FaissIndex.load(
-        path / m.generation_dir / "vectors.faiss", m.factory, m.model.dimension, m.search_params
+        newest_segment(path) / "vectors.faiss", m.factory, m.model.dimension, m.search_params
     )
     assert not full.read_only
     q = fake_encoder.encode_query(["belge 7 kelime7", "konu2", "kelime13 konu1"])
@@ -857,7 +876,7 @@ def test_a_mapped_index_refuses_writes_with_an_error_not_an_abort(
     build(path, fake_encoder)
     m = read_manifest(path)
     mapped = vectors_mod.FaissIndex.load(
-        path / m.generation_dir / "vectors.faiss", m.factory, m.model.dimension, m.search_params, mmap=True
+        newest_segment(path) / "vectors.faiss", m.factory, m.model.dimension, m.search_params, mmap=True
     )
     v = fake_encoder.encode_document(["bir", "iki"])
     with pytest.raises(IndexWriteError, match="read-only"):

@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from store_helpers import needs_older, newest_segment, older_version, segment_names
 
 from tase_search.documents.readers import read_corpus
 from tase_search.documents.sniff import describe_binary
@@ -270,17 +271,27 @@ def test_hash_collisions_never_drop_documents(tmp_path: Path, monkeypatch: pytes
     assert r.add(["üç", "bir"]).added == 1 and r.manifest.documents == 3
 
 
-def test_old_index_gets_hashes_on_its_next_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with monkeypatch.context() as m:  # written as before the hash column existed
-        m.setattr(content, "ensure_column", lambda conn: None)
-        m.setattr(content, "set_hashes", lambda conn, pairs: None)
-        m.setattr(content, "known_keys", lambda conn, hashes: set())
-        r = Retriever.build(["eski belge", "ikinci"], model=FakeEncoder(), path=tmp_path / "ix")
-    db = tmp_path / "ix" / r.manifest.generation_dir / "docs.sqlite"
+@needs_older
+def test_old_index_gets_hashes_on_its_next_write(tmp_path: Path) -> None:
+    """An index written before the content-hash column (format 1: segments came later) gets it when its
+    first write copies it into a segment, and that write already knows which documents are unchanged."""
+    code = (
+        "from tase_search import Retriever; from tase_search.store import content; "
+        "from tase_search.testing import FakeEncoder; "
+        "content.ensure_column = lambda conn: None; content.set_hashes = lambda conn, pairs: None; "
+        "content.known_keys = lambda conn, hashes: set(); "
+        "Retriever.build(['eski belge', 'ikinci'], model=FakeEncoder(), path=sys.argv[1])"
+    )
+    done = older_version(code, tmp_path / "ix")
+    assert done.returncode == 0, done.stderr[-2000:]
+    db = newest_segment(tmp_path / "ix") / "docs.sqlite"
     with sqlite3.connect(db) as conn:
         assert "content_hash" not in {row[1] for row in conn.execute("PRAGMA table_info(documents)")}
     res = Retriever.load(tmp_path / "ix", model=FakeEncoder()).add(["eski belge", "yeni"])
     assert (res.added, res.unchanged) == (1, 1)
+    for name in segment_names(tmp_path / "ix"):
+        with sqlite3.connect(tmp_path / "ix" / name / "docs.sqlite") as conn:
+            assert "content_hash" in {row[1] for row in conn.execute("PRAGMA table_info(documents)")}
 
 
 # ------------------------------------------------------------------------------ small errors

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_helpers import docs_file, live_ids, segment_names
 
 import tase_search.store.commit as commit_mod
 import tase_search.store.lock as lock_mod
@@ -43,12 +44,13 @@ def _put(*ids: str):  # noqa: ANN202 - a mutate
 
 
 def _ids(ix: Path) -> list[str]:
-    """The document ids the current generation holds."""
-    store = DocStore(ix / read_manifest(ix).generation_dir / layout.DOCS_FILE, readonly=True)
-    try:
-        return [row[0] for row in store.conn.execute("SELECT id FROM documents ORDER BY id")]
-    finally:
-        store.close()
+    """The document ids the current manifest holds."""
+    return live_ids(ix)
+
+
+def _only_named_segments(ix: Path) -> bool:
+    """No segment directory is left that the current manifest does not name."""
+    return [d.name for d in layout.segment_dirs(ix)] == segment_names(ix) and not layout.generation_dirs(ix)
 
 
 @pytest.fixture
@@ -65,7 +67,8 @@ def test_commits_publish_generations_and_keep_the_previous_one(ix: Path) -> None
     m = read_manifest(ix)
     assert (m.generation, m.documents, m.rows, seen) == (3, 4, 4, [2])
     assert _ids(ix) == ["a", "b", "c", "d"]
-    assert [d.name for d in layout.generation_dirs(ix)] == ["gen-000002", "gen-000003"]
+    assert segment_names(ix) == ["seg-000001", "seg-000002", "seg-000003"]  # each write adds one
+    assert _only_named_segments(ix)
     assert verify_index(ix).ok and not layout.temporaries(ix)
 
 
@@ -102,7 +105,7 @@ def test_a_failure_at_each_point_leaves_the_old_or_the_new_index(
     assert verify_index(ix).ok
     commit(ix, _put("d"))  # the next writer is not bothered by what was left, and tidies it up
     assert _ids(ix) == (["a", "b", "c", "d"] if committed else ["a", "b", "d"])
-    assert not layout.temporaries(ix) and len(layout.generation_dirs(ix)) == 2
+    assert not layout.temporaries(ix) and _only_named_segments(ix)
 
 
 def test_nothing_changed_publishes_nothing(ix: Path) -> None:
@@ -116,7 +119,7 @@ def test_nothing_changed_publishes_nothing(ix: Path) -> None:
 
 
 def test_damage_is_refused_not_carried_forward(ix: Path) -> None:
-    docs = ix / read_manifest(ix).generation_dir / layout.DOCS_FILE
+    docs = docs_file(ix)
     raw = bytearray(docs.read_bytes())
     raw[200] ^= 0xFF
     docs.write_bytes(bytes(raw))

@@ -12,12 +12,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from store_helpers import newest_segment
 
 from campaign.common import make_docs
 from campaign.concurrency import run_concurrency, stale_lock_check
 from tase_search.errors import IndexCorrupt, IndexLocked
 from tase_search.retriever import Retriever
 from tase_search.store import docs as docs_mod
+from tase_search.store import segwrite as segwrite_mod
 from tase_search.store import snapshot as snapshot_mod
 from tase_search.store.lock import LOCK_NAME, WriterLock
 from tase_search.testing import FakeEncoder
@@ -87,8 +89,8 @@ def test_lock_file_from_dead_writer_is_not_a_lock(tmp_path: Path) -> None:
 def test_reader_survives_generation_vanishing_mid_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    """A reader that read manifest g, then lost g to two quick commits while opening, retries with the
-    newest generation instead of reporting the index as damaged."""
+    """A reader that read manifest g, then lost g's segment to quick commits (a merge, and a write after
+    it) while opening, retries with the newest generation instead of reporting the index as damaged."""
     enc = FakeEncoder()
     ix = tmp_path / "ix"
     Retriever.build(make_docs(20), model=enc, path=ix).close()
@@ -99,8 +101,9 @@ def test_reader_survives_generation_vanishing_mid_open(
     def race() -> None:
         if calls["n"] == 0:
             calls["n"] += 1
-            writer.add(make_docs(1, prefix="x"))  # g+1
-            writer.add(make_docs(1, prefix="y"))  # g+2: g's directory is removed now
+            writer.add(make_docs(1, prefix="x"))  # g+1: g's segment and a new one
+            writer.optimize()  # g+2: both merged into one (g+1's kept for its readers)
+            writer.add(make_docs(1, prefix="y"))  # g+3: g's segment is removed now
 
     if where == "before DocStore":
         real_docstore = snapshot_mod.DocStore
@@ -111,6 +114,7 @@ def test_reader_survives_generation_vanishing_mid_open(
             return real_docstore(path, readonly=readonly)
 
         monkeypatch.setattr(snapshot_mod, "DocStore", racing_docstore)
+        monkeypatch.setattr(segwrite_mod, "DocStore", racing_docstore)  # a segment's store
     else:  # after DocStore checked the file exists, before SQLite opens it
         real_connect = sqlite3.connect
 
@@ -128,8 +132,8 @@ def test_reader_survives_generation_vanishing_mid_open(
 def test_real_damage_is_not_retried_away(tmp_path: Path) -> None:
     enc = FakeEncoder()
     ix = tmp_path / "ix"
-    r = Retriever.build(make_docs(20), model=enc, path=ix)
-    gen = ix / r.manifest.generation_dir
+    Retriever.build(make_docs(20), model=enc, path=ix)
+    gen = newest_segment(ix)
     (gen / "docs.sqlite").unlink()
     with pytest.raises(IndexCorrupt, match="missing"):
         Retriever.load(ix, model=enc).search("futbol")

@@ -195,18 +195,22 @@ def _sqlite_full(*_a: object, **_k: object) -> None:
 
 
 @pytest.mark.parametrize(
-    ("target", "replacement"),
+    ("op", "target", "replacement"),
     [
-        ("tase_search.store.safeio.copy_file", _enospc),  # copying the SQLite file
-        ("tase_search.store.vectors.FaissIndex.save", _faiss_full),  # FAISS write_index
-        ("tase_search.store.docs.DocStore.commit", _sqlite_full),  # SQLite commit
-        ("tase_search.store.safeio.digest_file", _enospc),  # reading back for checksums
-        ("tase_search.store.lock.os.replace", _enospc),  # the manifest's rename
-        ("tase_search.store.lock.os.fsync", _enospc),  # fsync of the files or manifest
+        ("add", "tase_search.store.safeio.write_file", _enospc),  # the checked writer of every new file
+        ("add", "tase_search.store.vectors.FaissIndex.save", _faiss_full),  # FAISS write_index
+        ("add", "tase_search.store.docs.DocStore.commit", _sqlite_full),  # SQLite commit
+        ("add", "tase_search.store.safeio.digest_file", _enospc),  # reading back for checksums
+        ("add", "tase_search.store.segwrite.os.rename", _enospc),  # the new segment's rename
+        ("add", "tase_search.store.lock.os.replace", _enospc),  # the manifest's rename
+        ("add", "tase_search.store.lock.os.fsync", _enospc),  # fsync of the files or manifest
+        ("delete", "tase_search.store.segment.write_file", _enospc),  # the deletions file
+        ("delete", "tase_search.store.lock.os.fsync", _enospc),  # its fsync, the manifest's
+        ("delete", "tase_search.store.lock.os.replace", _enospc),
     ],
 )
 def test_disk_full_during_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, replacement: object
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, op: str, target: str, replacement: object
 ) -> None:
     enc = FakeEncoder()
     ix = tmp_path / "ix"
@@ -215,7 +219,7 @@ def test_disk_full_during_write(
     r = Retriever.load(ix, model=enc)
     monkeypatch.setattr(target, replacement)
     with pytest.raises(IndexWriteError, match="no space left on the device.*the index is unchanged"):
-        r.add(make_docs(10, prefix="new"))
+        r.add(make_docs(10, prefix="new")) if op == "add" else r.delete(["d1", "d7"])
     monkeypatch.undo()
     assert snapshot(ix) == before
     assert verify_index(ix).ok
@@ -223,7 +227,16 @@ def test_disk_full_during_write(
     assert check_next_write(ix, enc) == []
 
 
-def test_permission_error_is_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("op", "target"),
+    [
+        ("add", "tase_search.store.segwrite.os.rename"),  # the new segment's rename
+        ("delete", "tase_search.store.segment.write_file"),  # the deletions file
+    ],
+)
+def test_permission_error_is_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, op: str, target: str
+) -> None:
     enc = FakeEncoder()
     ix = tmp_path / "ix"
     Retriever.build(make_docs(10), model=enc, path=ix).close()
@@ -231,9 +244,10 @@ def test_permission_error_is_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def denied(*_a: object, **_k: object) -> None:
         raise PermissionError(errno.EACCES, "Permission denied", str(ix / "x"))
 
-    monkeypatch.setattr("tase_search.store.commit.os.rename", denied)
+    monkeypatch.setattr(target, denied)
+    r = Retriever.load(ix, model=enc)
     with pytest.raises(IndexWriteError, match="Permission denied.*unchanged"):
-        Retriever.load(ix, model=enc).delete(["d1"])
+        r.delete(["d1"]) if op == "delete" else r.add(make_docs(2, prefix="new"))
     monkeypatch.undo()
     assert len(snapshot(ix) or {}) == 10 and leftovers(ix) == []
 
@@ -245,7 +259,7 @@ def test_disk_full_cli_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     ix = tmp_path / "ix"
     Retriever.build(make_docs(10), model=FakeEncoder(), path=ix).close()
-    monkeypatch.setattr("tase_search.store.vectors.FaissIndex.save", _faiss_full)
+    monkeypatch.setattr("tase_search.store.segment.write_file", _enospc)  # the deletions file
     res = CliRunner().invoke(main, ["delete", "d1", "--index", str(ix)])
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
     assert "no space left on the device" in res.output and "unchanged" in res.output

@@ -78,7 +78,7 @@ def ix(tmp_path: Path, _pristine: dict[str, bytes]) -> Path:
 
 
 def _gens(ix: Path) -> list[str]:
-    return sorted(p.name for p in ix.iterdir() if p.name.startswith(("gen-", ".tmp-gen-")))
+    return sorted(p.name for p in ix.iterdir() if p.name.startswith(("gen-", "seg-", ".tmp-")))
 
 
 # ================================================================ 1. the lock file
@@ -178,7 +178,7 @@ def test_a_file_cut_short_on_disk_never_commits(
     ):
         Retriever.load(ix, model=enc).add(make_docs(5, prefix="new"))
     monkeypatch.undo()
-    assert index_bytes(ix) == before and _gens(ix) == ["gen-000001"]
+    assert index_bytes(ix) == before and _gens(ix) == ["seg-000001"]
     assert verify_index(ix).ok
 
 
@@ -194,7 +194,7 @@ def test_a_failed_manifest_write_leaves_no_orphan_generation(
     with pytest.raises(IndexWriteError, match="no space left.*unchanged"):
         Retriever.load(ix, model=enc).delete(["d1"])
     monkeypatch.undo()
-    assert index_bytes(ix) == before and _gens(ix) == ["gen-000001"]
+    assert index_bytes(ix) == before and _gens(ix) == ["seg-000001"]
 
 
 def test_manifest_replaced_but_directory_sync_failed_keeps_the_new_version(
@@ -269,9 +269,9 @@ def test_disk_full_sweep_old_index_or_verified_new_one(
             safeio.simulate_full_disk(None)
         if outcomes[-1] == "old":
             assert index_bytes(ix) == pristine, budget
-            assert _gens(ix) == ["gen-000001"], budget
+            assert _gens(ix) == ["seg-000001"], budget
         else:
-            assert verify_index(ix).ok and _gens(ix) == ["gen-000001", "gen-000002"], budget  # old kept
+            assert verify_index(ix).ok and _gens(ix) == ["seg-000001", "seg-000002"], budget  # old kept
     assert outcomes[0] == "old" and outcomes[-1] == "new" and len(outcomes) >= 5, outcomes
 
 
@@ -322,7 +322,7 @@ def test_a_write_refuses_to_carry_damage_forward(ix: Path, enc: FakeEncoder, dam
     r = Retriever(ix, read_manifest(ix), encoder=enc)  # opened without loading the files
     with pytest.raises(IndexCorrupt, match=r"index is damaged: run `tase-search verify`"):
         r.delete(["d3"]) if op == "delete" else r.add(make_docs(3, prefix="new"))
-    assert index_bytes(ix) == before and _gens(ix) == ["gen-000001"]
+    assert index_bytes(ix) == before and _gens(ix) == ["seg-000001"]
     assert not verify_index(ix).ok  # still reported, never laundered into a clean-looking version
 
 
@@ -675,11 +675,11 @@ def test_verify_catches_a_changed_fingerprint(ix: Path, enc: FakeEncoder) -> Non
 
 def test_an_empty_file_list_is_refused(ix: Path, enc: FakeEncoder) -> None:
     raw = json.loads((ix / "manifest.json").read_text())
-    raw["files"] = {}
+    raw["segments"][-1]["files"] = {}
     (ix / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(IndexCorrupt, match="lists no files"):
         Retriever.load(ix, model=enc).search("futbol")
-    assert "the manifest lists no files" in verify_index(ix).problems
+    assert any(p.endswith("the manifest lists no files") for p in verify_index(ix).problems)
 
 
 @pytest.mark.parametrize("q", ["\u200b", "\u200e\u200f", "\u202e \u2066\u2069", "\ufeff\u00ad", "\u2060\t"])
