@@ -3,10 +3,14 @@ it holds, the directories a write must leave; and writing one with the version b
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -82,8 +86,52 @@ def live_rows(ix: Path, table: str) -> list[tuple]:
     return sorted(out)
 
 
-#: A checkout of the format-1 writer (the version before segments), for what an older version does.
-MAIN = Path(os.environ.get("TASE_SEARCH_OLDER_CHECKOUT", "/work/main"))
+#: The last commit whose store writes format 1 (one generation directory, before segments).
+OLDER_COMMIT = "0173d0a75ed53136479badc7ea139a881912d445"
+
+
+def _older_checkout() -> Path:
+    """That commit's package, taken from this repository's history once per machine (``git archive``;
+    the bundled weights left out: the older version runs with the fake encoder), or
+    ``$TASE_SEARCH_OLDER_CHECKOUT``. A path without the package when git or the history is missing:
+    the tests that need it skip."""
+    given = os.environ.get("TASE_SEARCH_OLDER_CHECKOUT")
+    if given:
+        return Path(given)
+    out = Path(tempfile.gettempdir()) / f"tase-search-format1-{OLDER_COMMIT[:12]}"
+    if (out / "tase_search" / "store" / "commit.py").is_file():
+        return out
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        tar = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(repo),
+                "archive",
+                OLDER_COMMIT,
+                "tase_search",
+                ":(exclude)tase_search/models/tase-e5-tr",
+            ],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return out
+    tmp = out.with_name(f"{out.name}.{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        archive.extractall(tmp, filter="data")  # this repository's own files
+    try:
+        tmp.rename(out)
+    except OSError:  # another test process got there first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+#: The format-1 writer, for what an older version does.
+MAIN = _older_checkout()
 needs_older = pytest.mark.skipif(
     not (MAIN / "tase_search" / "store" / "commit.py").is_file(), reason="no older version checked out"
 )

@@ -131,7 +131,7 @@ def test_merges_keep_the_segment_count_logarithmic(tmp_path: Path, monkeypatch) 
     assert verify_index(r.path).ok
 
 
-MAIN = Path("/work/main")
+from store_helpers import MAIN  # noqa: E402 - the format-1 writer, from this repository's history
 
 
 @pytest.mark.skipif(not (MAIN / "tase_search" / "store" / "commit.py").is_file(), reason="no format-1 writer")
