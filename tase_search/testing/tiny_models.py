@@ -77,6 +77,21 @@ def _save(out: Path, raw: Path, max_seq_length: int) -> Path:
     return out
 
 
+def _tiny_bert_config(vocab_size: int, **extra: Any) -> Any:
+    """The tiny BERT shape every tiny model shares: 2 layers, hidden 32, 64 positions."""
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        **extra,
+    )
+
+
 def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
     """Save a tiny random-init BERT sentence-transformer to ``out`` and return ``out``.
 
@@ -84,7 +99,7 @@ def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
     same shape. The Hugging Face checkpoint it wraps is written beside it (``<out>-hf``).
     """
     import torch
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     try:
         from transformers.utils import logging as hf_logging
@@ -96,15 +111,7 @@ def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
     raw.mkdir(parents=True, exist_ok=True)
     tokenizer, vocab = _tiny_tokenizer(raw)
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(raw)
+    BertModel(_tiny_bert_config(len(vocab))).save_pretrained(raw)
     tokenizer.save_pretrained(raw)
     return _save(out, raw, TINY_MAX_SEQ_LENGTH)
 
@@ -133,20 +140,11 @@ def build_tiny_reranker(out: Path, *, seed: int = 0) -> Path:
     :class:`tase_search.query.rerank.Reranker` runs its real code paths without a model hub.
     """
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertForSequenceClassification
 
     out.mkdir(parents=True, exist_ok=True)
     tokenizer, vocab = _tiny_tokenizer(out)
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=1,
-    )
-    BertForSequenceClassification(config).save_pretrained(out)
+    BertForSequenceClassification(_tiny_bert_config(len(vocab), num_labels=1)).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
