@@ -95,7 +95,10 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def _docs_bytes(r: Any) -> int:
-    return int(r.manifest.files["docs.sqlite"]["bytes"])
+    """``docs.sqlite`` over every segment (one for an index of the older format)."""
+    m = r.manifest
+    entries = m.segments or [{"files": m.files}]
+    return sum(int(s["files"]["docs.sqlite"]["bytes"]) for s in entries)
 
 
 def _measure(lines: list[str], extra: list[str], queries: dict[str, list[str]], tmp: Path) -> dict[str, Any]:
