@@ -17,7 +17,6 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -189,29 +188,12 @@ def default_rerank() -> int:
     return load_settings().rerank
 
 
-def is_reranker_dir(path: str | Path) -> bool:
-    """True when ``path`` holds a one-output sequence-classification model (a cross-encoder)."""
-    import json
-
-    cfg = Path(path) / "config.json"
-    try:
-        data = json.loads(cfg.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    archs = data.get("architectures") or []
-    return (
-        any(str(a).endswith("ForSequenceClassification") for a in archs)
-        and len(data.get("id2label") or {0: 0}) == 1
-    )
-
-
 __all__ = [
     "DEFAULT_RERANKER",
     "MAX_RERANK",
     "Reranker",
     "check_rerank",
     "default_rerank",
-    "is_reranker_dir",
     "load_reranker",
     "resolve_reranker",
 ]
