@@ -7,7 +7,8 @@ document each, through :meth:`Retriever.build_from_vectors`: no model runs), the
 public :class:`Retriever`, ``--ops`` one-document adds and ``--ops`` one-document deletes (median and
 p90, merges the policy runs after a write included), and a long run of small adds: ``--small-adds``
 adds of ``--small-size`` documents against one add of the same number of documents, with the segments
-and merges each leaves (and an :func:`~tase_search.store.merge.optimize` after both, timed apart).
+and merges each leaves (and an :func:`~tase_search.store.merge.optimize` after both, timed apart), and
+the same small adds through :meth:`Retriever.writer` (a commit per 1,000 documents, and one at the end).
 
     nice -n 10 python bench/store_writes.py --sizes 10000,100000 --dim 384 --out runs/bench/store_writes.json
     python bench/store_writes.py --sizes 10000,1000000 --small-adds 0 --out runs/bench/store_writes-1m.json
@@ -160,9 +161,11 @@ def small_adds(
     runs = time.perf_counter() - t
     merges = clock.lap()
     segs = _segments(many)
+    buffered = _buffered_adds(root, count, size, vecs, clock, single - single_merges)
     opt_many = _optimize(many)
     opt_one = _optimize(one)
     return {
+        "buffered": buffered,
         "one_add_s": round(single, 3),
         "one_add_merges_s": round(single_merges, 3),
         "small_adds_s": round(runs, 3),
@@ -178,6 +181,39 @@ def small_adds(
         if opt_many is None
         else round((runs + opt_many) / (single + (opt_one or 0.0)), 2),
     }
+
+
+def _buffered_adds(
+    root: Path, count: int, size: int, vecs: np.ndarray, clock: _MergeClock, single_own: float
+) -> dict[str, Any]:
+    """The same small adds through :meth:`Retriever.writer` (group commit: a commit per ``flush_docs``
+    documents), for each flush size that fits the run; the ratio is against the one large add's own
+    write (merges apart)."""
+    out: dict[str, Any] = {}
+    total = count * size
+    for flush_docs in sorted({min(1000, total), total}):
+        if not hasattr(Retriever, "writer"):  # an older store: no buffered writer
+            return out
+        path = root / f"buffered-{flush_docs}"
+        r = Retriever.build_from_vectors(_docs(10**9, 1), vecs[-1:], "random", path)
+        clock.lap()
+        merges_before = clock.count
+        t = time.perf_counter()
+        with r.writer(flush_docs=flush_docs, flush_seconds=None) as w:
+            for i in range(count):
+                w.add_vectors(_docs(i * size, size), vecs[i * size : (i + 1) * size])
+        runs = time.perf_counter() - t
+        merges = clock.lap()
+        assert len(r) == total + 1, (len(r), total)
+        out[str(flush_docs)] = {
+            "seconds": round(runs, 3),
+            "merges_s": round(merges, 3),
+            "merges": clock.count - merges_before,
+            "ratio_without_merges": round((runs - merges) / single_own, 2),
+            "segments_after": _segments(path),
+        }
+        r.close()
+    return out
 
 
 def run(argv: list[str] | None = None) -> dict[str, Any]:
@@ -228,6 +264,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             f"; {a.small_adds} adds of {a.small_size}: x{s['ratio']} of one add "
             f"(x{s['ratio_without_merges']} without their {s['small_adds_merges_s']} s of merges)"
         )
+        for flush, b in s.get("buffered", {}).items():
+            summary += f"; through a writer committing every {flush}: x{b['ratio_without_merges']}"
     return finish(result, a.out, summary)
 
 

@@ -492,6 +492,15 @@ class Retriever(VectorMethods):
             )
         )
 
+    def writer(self, *, flush_docs: int = 1000, flush_seconds: float | None = 1.0) -> Any:
+        """A :class:`~tase_search.writer.BufferedWriter` on this index: adds held and committed in
+        groups of ``flush_docs`` (or when the oldest held is ``flush_seconds`` old), so many small adds
+        cost about what one large add costs. What it holds is not searchable or durable until it flushes;
+        leaving its ``with`` block flushes."""
+        from .writer import BufferedWriter
+
+        return BufferedWriter(self, flush_docs=flush_docs, flush_seconds=flush_seconds)
+
     def delete(self, ids: Iterable[str]) -> list[str]:
         """Delete documents by id; returns the ids that were present (missing ids are ignored). When none
         is present nothing is written: no new version of the index, and ``[]`` comes back."""

@@ -125,26 +125,36 @@ class MultiDocs:
         return out
 
     def _holder(self, doc_id: str) -> Opened | None:
+        return self._holders([doc_id]).get(doc_id)
+
+    def _holders(self, ids: Sequence[str]) -> dict[str, Opened]:
+        """The part whose live rows hold each of ``ids`` (an id is live in one part at most): one
+        batched lookup per part, not one per id."""
+        out: dict[str, Opened] = {}
+        left = list(dict.fromkeys(ids))
         for o, gone in zip(self.parts, self._gone_keys):
-            key = o.store.live_keys([doc_id]).get(doc_id)
-            if key is not None and key not in gone:
-                return o
-        return None
+            if not left:
+                break
+            for doc_id, key in o.store.live_keys(left).items():
+                if key not in gone:
+                    out[doc_id] = o
+            left = [i for i in left if i not in out]
+        return out
 
     def get_documents(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        out = []
-        for doc_id in ids:
-            o = self._holder(doc_id)
-            if o is not None:
-                out.extend(o.store.get_documents([doc_id]))
-        return out
+        holders = self._holders(ids)
+        found: dict[str, dict[str, Any]] = {}
+        for o in {id(o): o for o in holders.values()}.values():
+            mine = [i for i, h in holders.items() if h is o]
+            found.update((d["id"], d) for d in o.store.get_documents(mine))
+        return [found[i] for i in ids if i in found]
 
     def passage_pid(self, doc_id: str, idx: int) -> int | None:
         o = self._holder(doc_id)
         return None if o is None else o.store.passage_pid(doc_id, idx)
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
-        return {i for i in ids if self._holder(i) is not None}
+        return set(self._holders(ids))
 
     def sample_texts(self, n: int, chars: int = 1000) -> list[str]:
         biggest = max(self.parts, key=lambda o: o.seg.live_rows)
