@@ -322,7 +322,7 @@ class Searcher:
             post = self._post_filtered(qv, k, flt)
             if post is not None:
                 return post
-        allow = np.asarray(docs.pids_matching(flt), dtype=np.int64)
+        allow = docs.pid_array(flt)
         if len(allow) == 0:
             return [[] for _ in range(len(qv))]
         return self._dense_groups(qv, k, allow)

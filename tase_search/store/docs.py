@@ -18,11 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import IndexCorrupt, InputError
 from ..query.filters import Filter, parse_filter
+from . import filter_cache as _filter_cache
 from . import filter_sql as _filter_sql
 from . import payload as _payload
 from . import sparse as _sparse
+from .metadata_json import MAX_METADATA_DEPTH, json_depth, parse_metadata  # noqa: F401 - re-exports
 from .safeio import not_regular
 
 SCHEMA = """
@@ -49,8 +53,6 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 TABLES = ("documents", "passages", "tombstones", "state")
 #: How far the candidates of each conjunct of an AND are counted to pick the smallest.
 _COUNT_CAP = 20_000
-#: Deepest metadata nesting stored or read back (the corpus readers refuse deeper input).
-MAX_METADATA_DEPTH = 64
 _FIX = "the index is damaged (run `tase-search verify`)"
 
 
@@ -86,6 +88,8 @@ class DocStore:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        #: The segment file's identity when opened to be searched (:mod:`.filter_cache`), else None.
+        self.cache_key: tuple[object, ...] | None = None
         if readonly:
             try:
                 odd = not_regular(self.path)
@@ -411,14 +415,24 @@ class DocStore:
 
     def pids_matching(self, filters: Filter | Mapping[str, Any] | None) -> list[int]:
         """Passage ids of the documents ``filters`` keeps (the filter language of
-        :mod:`tase_search.query.filters`; None or ``{}``: every passage), in one SQL query."""
+        :mod:`tase_search.query.filters`; None or ``{}``: every passage), sorted."""
+        return self.pid_array(filters).tolist()
+
+    def pid_array(self, filters: Filter | Mapping[str, Any] | None) -> np.ndarray:
+        """:meth:`pids_matching` as an array, kept per segment file and filter (:mod:`.filter_cache`)."""
         flt = parse_filter(filters)
+        if not self.readonly or self.cache_key is None:
+            return np.sort(np.asarray(self._pids_sql(flt), dtype=np.int64))
+        return _filter_cache.CACHE.pids(self.cache_key, flt, lambda: self._pids_sql(flt))
+
+    def _pids_sql(self, flt: Filter | None) -> list[int]:
+        """The ids, in one SQL query (from the payload index alone where it answers exactly)."""
         q = "SELECT p.pid FROM passages p JOIN documents d ON d.doc_key = p.doc_key"
         params: list[object] = []
         with self._reading():
             if flt is not None:
                 by_index = self._exact(flt)
-                if by_index is not None:  # the payload index answers alone: no document is read
+                if by_index is not None:
                     q, params = f"SELECT pid FROM passages WHERE doc_key IN ({by_index[0]})", by_index[1]
                 else:
                     where, params = self._filter_where(flt)
@@ -568,32 +582,3 @@ class DocStore:
                     "SELECT COALESCE(source, ''), COUNT(*) FROM documents GROUP BY source ORDER BY 2 DESC LIMIT 20"
                 )
             ]
-
-
-def parse_metadata(raw: object, where: str) -> dict[str, Any]:
-    """Stored metadata as a dict: it must be a JSON object nested at most :data:`MAX_METADATA_DEPTH` deep."""
-    if not isinstance(raw, str):
-        raise IndexCorrupt(f"{where} has metadata that is not JSON text ({type(raw).__name__}); {_FIX}")
-    try:
-        meta = json.loads(raw)
-    except (ValueError, RecursionError):  # not JSON, absurd nesting, or an integer past the digit limit
-        raise IndexCorrupt(f"{where} has metadata that is not valid JSON; {_FIX}") from None
-    if not isinstance(meta, dict):
-        raise IndexCorrupt(f"{where} has metadata that is not a JSON object; {_FIX}")
-    if json_depth(meta) > MAX_METADATA_DEPTH:
-        raise IndexCorrupt(f"{where} has metadata nested deeper than {MAX_METADATA_DEPTH} levels; {_FIX}")
-    return meta
-
-
-def json_depth(value: Any) -> int:
-    """Nesting depth of a parsed JSON value (a scalar is 0, ``{}`` is 1), without recursion."""
-    depth, stack = 0, [(value, 1)]
-    while stack:
-        v, d = stack.pop()
-        if isinstance(v, dict):
-            v = list(v.values())
-        elif not isinstance(v, list):
-            continue
-        depth = max(depth, d)
-        stack.extend((x, d + 1) for x in v if isinstance(x, (dict, list)))
-    return depth

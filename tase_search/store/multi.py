@@ -76,7 +76,7 @@ class MultiDocs:
         self, query: str, limit: int, filters: Filter | Mapping[str, Any] | None = None
     ) -> list[tuple[int, float]]:
         flt = parse_filter(filters)
-        allowed = None if flt is None else [set(o.store.pids_matching(flt)) for o in self.parts]
+        allowed = None if flt is None else [set(o.store.pid_array(flt).tolist()) for o in self.parts]
         with self._reading():
             return _bm25.search(self._keyword(), query, limit, allowed)
 
@@ -169,11 +169,17 @@ class MultiDocs:
 
     # --------------------------------------------------------------- filters
     def pids_matching(self, filters: Filter | Mapping[str, Any] | None) -> list[int]:
-        out: list[int] = []
-        for o, gone in zip(self.parts, self._gone):
-            found = o.store.pids_matching(filters)
-            out.extend(p for p in found if p not in gone) if gone else out.extend(found)
-        return out
+        return self.pid_array(filters).tolist()
+
+    def pid_array(self, filters: Filter | Mapping[str, Any] | None) -> np.ndarray:
+        """Every segment's ids the filter keeps (each segment's cached, :mod:`.filter_cache`), less
+        the deleted ones; sorted within a segment, segment after segment."""
+        flt = parse_filter(filters)
+        out = []
+        for o in self.parts:
+            found = o.store.pid_array(flt)
+            out.append(found[~np.isin(found, o.gone_pids, assume_unique=True)] if len(o.gone_pids) else found)
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
 
     def candidate_count(self, flt: Filter, cap: int = 20_000) -> int | None:
         total = 0

@@ -29,6 +29,7 @@ from . import generation as _gen
 from . import layout
 from . import lock as _lock
 from . import segment as _seg
+from . import stamps as _stamps
 from .docs import DocStore
 from .layout import DOCS_FILE
 from .lock import fsync_dir
@@ -52,6 +53,8 @@ def open_segments(index_dir: Path, m: Manifest, *, checksum: bool = False) -> li
             _gen.check_files(path, view, checksum=checksum)
             store = DocStore(path / DOCS_FILE, readonly=True)
             try:
+                sha = view.files.get(DOCS_FILE, {}).get("sha256")
+                store.cache_key = (sha, *_stamps.identity(path / DOCS_FILE)) if sha else None
                 problem = _gen.fingerprint_problem(store, view)
                 if problem:
                     raise IndexCorrupt(f"{path}: {problem}; {_gen.DAMAGED}")

@@ -16,6 +16,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 import numpy as np
 
 from ..errors import IndexCorrupt, IndexWriteError, InputError
+from . import gather as _gather
 from .faiss_errors import faiss_message
 from .faiss_guard import check_faiss_file
 from .safeio import CHUNK, Digest, HashingReader, write_file
@@ -280,7 +281,7 @@ class FaissIndex:
         """A selective filter on vectors stored as they are: the allowed rows scored where they are stored
         (exact), instead of a scan of every row through an id selector. None when an allowed id is not
         stored here (the selector path then answers)."""
-        ids = np.unique(allow)
+        ids = allow if _gather.strictly_increasing(allow) else np.unique(allow)
         if deny is not None and len(deny):
             ids = np.setdiff1d(ids, np.asarray(deny, np.int64), assume_unique=True)
         out_s = np.full((len(q), k), -np.inf, np.float32)
@@ -290,11 +291,9 @@ class FaissIndex:
         view = self._flat_view()
         if view is None:
             return None
-        stored, order, xb = view
-        at = np.searchsorted(stored, ids)
-        if not (at < len(stored)).all() or not (stored[np.minimum(at, len(stored) - 1)] == ids).all():
+        scores = _gather.BLOCKS.scores(self, view, q, ids)
+        if scores is None:
             return None  # an id this index does not hold
-        scores = _inner_products_by_row(q, xb, order[at])
         n = min(k, len(ids))
         top = (
             np.argpartition(-scores, n - 1, axis=1)[:, :n]
@@ -537,27 +536,6 @@ def read_hashed(
 
 
 BACKENDS: dict[str, type] = {"faiss": FaissIndex, "numpy": NumpyIndex}
-
-
-def _inner_products_by_row(q: np.ndarray, xb: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``q @ xb[rows].T`` without gathering the rows into a copy first (FAISS reads them in place: at
-    10,000 rows of a million the copy alone cost more than the products)."""
-    import faiss
-
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
-    out = np.empty((len(q), len(rows)), np.float32)
-    for i in range(len(q)):
-        qi = np.ascontiguousarray(q[i], dtype=np.float32)
-        faiss.fvec_inner_products_by_idx(
-            faiss.swig_ptr(out[i]),
-            faiss.swig_ptr(qi),
-            faiss.swig_ptr(xb),
-            faiss.swig_ptr(rows),
-            xb.shape[1],
-            1,
-            len(rows),
-        )
-    return out
 
 
 #: A filter allowing at most this many rows (or a twentieth of the index) is searched by gathering its
