@@ -88,10 +88,15 @@ class Reranker:
 
         if not isinstance(spec, str) or not spec.strip():
             raise InputError(f"reranker {spec!r} is not valid: give a model name, directory or hub id")
+        from .rerank_bundle import is_shared, load_shared
+
         model_id, location = resolve(spec)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(location)
-            model = AutoModelForSequenceClassification.from_pretrained(location, dtype=torch.float32)
+            if is_shared(location):  # tensors and tokenizer borrowed from the model it was trained from
+                model, tokenizer = load_shared(location, torch.float32)
+            else:
+                tokenizer = AutoTokenizer.from_pretrained(location)
+                model = AutoModelForSequenceClassification.from_pretrained(location, dtype=torch.float32)
         except (OSError, ValueError) as exc:
             raise ModelError(
                 f"cannot load reranker {spec!r} from {location}: {exc}; give a CrossEncoder directory, "
