@@ -113,11 +113,18 @@ class LightQueryEncoder:
         # same whatever it is sent with (a few ms each; fp32 graphs batch)
         self._one_per_call = bundle.get("graph_precision") == "int8"
         self._passage_prompt: str = bundle.get("passage_prompt") or ""
+        #: the graph's name and SHA-256 as the bundle records them
+        self.graph_name: str = bundle["graph"]
+        self.graph_sha256: str = bundle["graph_sha256"]
+        #: whether the session runs the store's ONNX Runtime-optimised form of the graph
+        self.graph_optimized = False
         if runner is None:
-            graph = graph_store.read_graph(
+            graph, self.graph_optimized = graph_store.read_for_query(
                 folder, bundle["graph"], digest=bundle["graph_sha256"], size=bundle["graph_bytes"]
             )
-            runner = OnnxQueryEncoder(graph, time_limit_s=_ort.RUN_TIME_LIMIT_S)
+            runner = OnnxQueryEncoder(
+                graph, time_limit_s=_ort.RUN_TIME_LIMIT_S, optimized=self.graph_optimized
+            )
         self.runner = runner
         tok_bytes = safeio.read_bytes(
             folder / bundle["tokenizer"], "the query bundle's tokenizer", MAX_TOKENIZER_BYTES
@@ -377,6 +384,8 @@ def write_bundle(
         dimension=int(encoder.dimension),
     )
     if light is not None:
+        if not light.graph_optimized:  # a store from before stamps, or one a user touched: renew them
+            graph_store.ensure_stamp(light.graph_name, light.graph_sha256)
         _GOOD[good_key] = _identities(folder)
         return folder / BUNDLE_FILE
     tokenizer = encoder.tokenizer
