@@ -39,8 +39,14 @@ def hashes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return seen
 
 
+@pytest.fixture(autouse=True)
+def _fresh_opens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qb, "_OPENED", {})
+
+
 def _open(ix: Path) -> tuple[qb.LightQueryEncoder | None, str]:
     m = Retriever.load(ix).manifest.model
+    qb._OPENED.clear()  # a fresh process, as a cold query is
     return qb.open_bundle(
         ix, fingerprint=m.fingerprint, query_prompt=m.query_prompt, passage_prompt=m.passage_prompt
     )
@@ -145,3 +151,21 @@ def test_a_query_writes_nothing_to_the_store(tiny_model_dir: Path, tmp_path: Pat
     assert light is not None and not light.graph_optimized  # hashed, answered
     assert Retriever.load(ix).search("kedi", k=1)
     assert sorted(os.listdir(store)) == before
+
+
+def test_loading_an_unchanged_index_again_reuses_the_opened_bundle(
+    tiny_model_dir: Path, tmp_path: Path, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ix, _ = _built(tiny_model_dir, tmp_path)
+    qb._OPENED.clear()
+    made: list[int] = []
+    real = qb.LightQueryEncoder.__init__
+    monkeypatch.setattr(
+        qb.LightQueryEncoder, "__init__", lambda s, *a, **k: made.append(1) or real(s, *a, **k)
+    )
+    first = Retriever.load(ix).query_encoder
+    assert Retriever.load(ix).query_encoder is first and made == [1]
+    Retriever.load(ix, precision="fp32").add(["yeni belge"])  # a write that leaves the bundle as it is
+    assert Retriever.load(ix).query_encoder is first and made == [1]
+    (ix / qb.BUNDLE_DIR / qb.BUNDLE_FILE).touch()  # changed on disk: opened and checked again
+    assert Retriever.load(ix).query_encoder is not first and made == [1, 1]
