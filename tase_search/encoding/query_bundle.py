@@ -30,9 +30,7 @@ import hashlib
 import importlib.util
 import json
 import logging
-import math
 import os
-import re
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,6 +45,8 @@ from ..text.normalize import normalize_for_model
 from . import graph_store
 from . import onnx_runtime as _ort
 from .agreement import MIN_BUNDLE_COSINE, MIN_EXPORT_COSINE, MIN_INT8_COSINE, MIN_OPEN_COSINE
+from .bundle_fields import TOKENIZER_NAME as _TOKENIZER_NAME
+from .bundle_fields import bundle_problem
 from .onnx_runtime import MAX_BATCH, PROBE_TEXTS, OnnxQueryEncoder, graph_key, l2_normalize, missing_modules
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,6 @@ NO_GRAPH_HERE = (
 MAX_BUNDLE_BYTES = 8 << 20
 MAX_TOKENIZER_BYTES = 64 << 20
 #: The only names the bundle's files may have: what :func:`write_bundle` writes (a hex key, no path).
-_GRAPH_NAME = re.compile(r"[0-9a-f]{40}\.onnx")
-_TOKENIZER_NAME = re.compile(r"[0-9a-f]{40}\.tokenizer\.json")
-_MAX_PROBES, _MAX_PROBE_CHARS = 16, 20_000
 
 # graph name -> (graph bytes, precision) this process made and checked: a second index of the same
 # model reuses them instead of exporting again (seconds per export)
@@ -83,7 +80,6 @@ _WRITTEN: dict[str, tuple[bytes, str]] = {}
 # (index folder, keys) -> identities of the bundle files a write last found good: an unchanged bundle is
 # not opened and probed again on every write of a long-lived process
 _GOOD: dict[tuple[str, str, str, str, int], list[list[int]]] = {}
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 # index folder -> (what was asked, identities of the bundle files, the encoder opened from them): a
 # long-lived process that loads the index again (a server after every write) reuses the checked
 # encoder instead of a new session, tokenizer and probe run (~0.4 s) while no file changed
@@ -215,53 +211,6 @@ def folder_problem(folder: Path) -> str | None:
         return f"{folder} is a symbolic link (tase-search never reads or writes through a link in an index)"
     if not stat.S_ISDIR(mode):
         return f"{folder} is not a directory"
-    return None
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def bundle_problem(bundle: object, dimension: int | None = None) -> str | None:
-    """Why a parsed ``bundle.json`` is not one :func:`write_bundle` wrote (None when its fields are).
-
-    Names must be the writer's bare file names; numbers in range; probe vectors a matrix of finite
-    floats, one ``dimension``-wide row per probe text (``dimension``: the index's, when given)."""
-    if not isinstance(bundle, dict):
-        return "it is not a JSON object"
-    strings = ("model_id", "fingerprint", "prompt", "passage_prompt", "graph", "tokenizer", "pad_token")
-    for key in strings:
-        if not isinstance(bundle.get(key), str):
-            return f"its field {key!r} is missing or not a string"
-    for key in ("dimension", "max_seq_length", "pad_id", "pad_type_id"):
-        if not _is_int(bundle.get(key)) or not 0 <= bundle[key] <= 1 << 20:
-            return f"its field {key!r} is missing or not a whole number in range"
-    if not _is_int(bundle.get("graph_bytes")) or not 0 < bundle["graph_bytes"] <= graph_store.MAX_GRAPH_BYTES:
-        return "its field 'graph_bytes' is missing or out of range"
-    if not isinstance(bundle.get("graph_sha256"), str) or not _HEX64.fullmatch(bundle["graph_sha256"]):
-        return "its field 'graph_sha256' is missing or not a SHA-256"
-    if not isinstance(bundle.get("lowercase"), bool):
-        return "its field 'lowercase' is missing or not true/false"
-    if not _GRAPH_NAME.fullmatch(bundle["graph"]) or not _TOKENIZER_NAME.fullmatch(bundle["tokenizer"]):
-        return "it names files other than its own graph and tokenizer (only bare names in the folder)"
-    if dimension is not None and bundle["dimension"] != dimension:
-        return f"its vectors have {bundle['dimension']} dimensions, the index's {dimension}"
-    if bundle["dimension"] < 1 or bundle["max_seq_length"] < 1:
-        return "its dimension or maximum sequence length is zero"
-    texts, vectors = bundle.get("probe_texts"), bundle.get("probe_vectors")
-    if (
-        not isinstance(texts, list)
-        or not 1 <= len(texts) <= _MAX_PROBES
-        or not all(isinstance(t, str) and len(t) <= _MAX_PROBE_CHARS for t in texts)
-    ):
-        return "its probe texts are missing or malformed"
-    if (
-        not isinstance(vectors, list)
-        or len(vectors) != len(texts)
-        or not all(isinstance(r, list) and len(r) == bundle["dimension"] for r in vectors)
-        or not all(isinstance(x, (int, float)) and math.isfinite(x) for r in vectors for x in r)
-    ):
-        return "its probe vectors are missing or do not match its probe texts and dimension"
     return None
 
 
