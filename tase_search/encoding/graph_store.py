@@ -7,8 +7,10 @@ multiplies and the embedding table: ~39 MB, 2-3x faster per query) and stored un
 bundle gives it. An index's ``bundle.json`` records the graph's name, size and SHA-256; a query reads
 the graph from the index's own bundle folder when it carries one (an index made portable with
 :func:`make_portable` / ``tase-search export --portable``) and from the store otherwise, and uses it
-only when the bytes hash to the recorded value. An index copied without its graph still answers (from
-the model), and its next write puts the graph in that machine's store.
+only when the bytes hash to the recorded value (for a graph of the store, a stamp the write path
+recorded can vouch for that instead, and hand over the graph already optimised: :mod:`.graph_cache`).
+An index copied without its graph still answers (from the model), and its next write puts the graph in
+that machine's store.
 
 Reads are bounded reads of regular files, never through a link (:func:`tase_search.store.safeio.read_bytes`).
 """
@@ -61,6 +63,20 @@ def read_graph(folder: Path, name: str, *, digest: str, size: int) -> bytes:
     return data
 
 
+def read_for_query(folder: Path, name: str, *, digest: str, size: int) -> tuple[bytes, bool]:
+    """``(bytes, optimized)`` of the graph a query runs: as :func:`read_graph`, but a graph of the store
+    comes through its stamp when that vouches for it (:mod:`.graph_cache`: unhashed when unchanged since
+    the write path checked it, and already optimised by ONNX Runtime). A graph in the index's own folder
+    is always hashed."""
+    if not os.path.lexists(folder / name) and size <= MAX_GRAPH_BYTES:
+        from . import graph_cache
+
+        got = graph_cache.load(store_dir(), name, digest=digest, size=size, limit=MAX_GRAPH_BYTES)
+        if got is not None:
+            return got
+    return read_graph(folder, name, digest=digest, size=size), False
+
+
 def read_stored(name: str) -> bytes | None:
     """A graph of the store by name (None when it has none, or an unreadable one): the write path
     reuses it after checking it against the model."""
@@ -72,12 +88,16 @@ def read_stored(name: str) -> bytes | None:
 
 def put(name: str, data: bytes) -> Path:
     """Store ``data`` as ``name`` (replacing a different file of that name): written to a temporary
-    name, synced and renamed, so a reader sees the old graph or the new one."""
+    name, synced and renamed, so a reader sees the old graph or the new one; its stamp and optimised
+    form renewed (:func:`.graph_cache.ensure`)."""
     root = store_dir()
     root.mkdir(parents=True, exist_ok=True)
     path = root / name
     if read_stored(name) != data:
         _replace(path, data)
+    from . import graph_cache
+
+    graph_cache.ensure(root, name, sha256(data), data)
     return path
 
 
@@ -136,3 +156,12 @@ def make_portable(folder: Path, name: str, *, digest: str, size: int) -> Path:
         ) from None
     _replace(target, data)
     return target
+
+
+def ensure_stamp(name: str, digest: str) -> None:
+    """Renew the stamp and optimised form of the store's graph ``name`` (which must hash to ``digest``)
+    unless they are current; nothing when the store lacks it. For the write path."""
+    from . import graph_cache
+
+    if os.path.lexists(store_dir() / name):
+        graph_cache.ensure(store_dir(), name, digest)

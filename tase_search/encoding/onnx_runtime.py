@@ -43,6 +43,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .agreement import MIN_EXPORT_COSINE
+from .run_limit import WATCHDOG
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,14 @@ def l2_normalize(emb: np.ndarray) -> np.ndarray:
 class OnnxQueryEncoder:
     """An ONNX Runtime session over an exported graph (a file, or bytes): features in, pooled embeddings out."""
 
-    def __init__(self, graph: Path | bytes, *, threads: int = 1, time_limit_s: float | None = None) -> None:
+    def __init__(
+        self,
+        graph: Path | bytes,
+        *,
+        threads: int = 1,
+        time_limit_s: float | None = None,
+        optimized: bool = False,
+    ) -> None:
         ort = import_onnxruntime()
         #: each call is stopped after this many seconds (None: no limit; graphs this process exported)
         self.time_limit_s = time_limit_s
@@ -202,6 +210,8 @@ class OnnxQueryEncoder:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        if optimized:  # saved already optimised (:mod:`.graph_cache`): half the session set-up
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         #: the graph file, or None for a graph exported into memory
         self.path: Path | None = None if isinstance(graph, bytes) else Path(graph)
         source = graph if isinstance(graph, bytes) else str(graph)
@@ -218,9 +228,7 @@ class OnnxQueryEncoder:
             return np.asarray(out, dtype=np.float32)
         opts = self._ort.RunOptions()
         opts.log_severity_level = 4  # a stopped run is reported once, below, not also by ORT's logger
-        timer = threading.Timer(self.time_limit_s, setattr, (opts, "terminate", True))
-        timer.daemon = True
-        timer.start()
+        token = WATCHDOG.arm(opts, self.time_limit_s)
         try:
             (out,) = self.session.run(["sentence_embedding"], feed, opts)
         except Exception:
@@ -231,7 +239,7 @@ class OnnxQueryEncoder:
                 ) from None
             raise
         finally:
-            timer.cancel()
+            WATCHDOG.disarm(token)
         return np.asarray(out, dtype=np.float32)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("onnxruntime")
+ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from tase_search.encoding import graph_store  # noqa: E402
@@ -52,7 +52,11 @@ def test_the_graph_is_stored_once_and_int8(
     monkeypatch.setattr("tase_search.encoding.onnx_runtime.export_guarded", no_export)
     Retriever.build(DOCS[:2], model=str(tiny_model_dir), path=tmp_path / "b", precision="fp32")
     assert _bundle(tmp_path / "b")["graph"] == b["graph"] and _light(tmp_path / "b")
-    assert sorted(p.name for p in store.iterdir() if not p.name.startswith(".")) == [b["graph"]]
+    stem = b["graph"].removesuffix(".onnx")  # the graph, its stamp and its optimised form (graph_cache)
+    kept = sorted(p.name for p in store.iterdir() if not p.name.startswith("."))
+    assert [n for n in kept if n != b["graph"]] == sorted(
+        [f"{stem}.stamp.json", f"{stem}.ort-{ort.__version__}.onnx"]
+    )
 
 
 def test_a_copy_without_the_store_answers_and_portable_carries_it(
