@@ -18,7 +18,9 @@ Metrics: ``hit@1``, ``hit@5``, ``mrr@10`` (one relevant set per query). Modes: `
 per query language, ``tase_search.query.modes.AUTO``); ``--variants`` adds reciprocal rank fusion (``rrf``,
 dense weight 0.5 and 0.8) and weighted scores at fixed dense weights (``w-d0.3`` ... ``w-d0.8``), to
 choose the defaults from; ``--rerank N`` adds ``dense+rrN`` and ``auto+rrN`` (the top N of that mode
-reranked by ``--reranker``, ``Retriever.search(..., rerank=N)``). Score calibration
+reranked by ``--reranker``, ``Retriever.search(..., rerank=N)``) and ``...-blend`` (ranked by the mean of
+the reranker's probability and the first stage's, ``Reranker.blend``); a pair is scored once for all
+four, so their ``seconds`` after the first are not the reranker's cost. Score calibration
 (``tase_search.query.calibration``) changes no ranking, so none
 of these numbers. The table is printed on stderr (markdown) and is in the JSON.
 
@@ -146,6 +148,31 @@ class CachedQueries:
         return np.stack([self._cache[t] for t in items]).astype(np.float32)
 
 
+def _rerankers(spec: str | None) -> tuple[Any, Any]:
+    """The reranker twice, ranking by its probability alone and blended with the first stage's
+    (:attr:`Reranker.blend`), sharing one model and one memo of pair scores: each (query, passage)
+    pair is read once whatever the variants, and the timing of the first variant is the real one."""
+    import copy
+
+    import numpy as np
+
+    from tase_search.query.rerank import DEFAULT_RERANKER, Reranker
+
+    rr = Reranker.load(spec or DEFAULT_RERANKER)
+    real, memo = rr.score, {}
+
+    def score(query: str, passages: Sequence[str]) -> Any:
+        missing = [p for p in dict.fromkeys(passages) if (query, p) not in memo]
+        if missing:
+            memo.update(((query, p), float(v)) for p, v in zip(missing, real(query, missing)))
+        return np.asarray([memo[(query, p)] for p in passages], dtype=np.float64)
+
+    rr.score = score  # type: ignore[method-assign]
+    alone, blended = copy.copy(rr), copy.copy(rr)
+    alone.blend, blended.blend = False, True
+    return alone, blended
+
+
 # ----------------------------------------------------------------------------- evaluation
 def _metrics(ranked: list[list[int]], relevant: list[set[int]]) -> dict[str, float]:
     n = len(ranked)
@@ -224,8 +251,10 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         p.error("give --tquad and/or --bitext")
     modes = {**MODES, **(VARIANTS if a.variants else {})}
     if a.rerank:
+        alone, blended = _rerankers(a.reranker)
         for base in ("dense", "auto"):
-            modes[f"{base}+rr{a.rerank}"] = {"mode": base, "rerank": a.rerank, "reranker": a.reranker}
+            modes[f"{base}+rr{a.rerank}"] = {"mode": base, "rerank": a.rerank, "reranker": alone}
+            modes[f"{base}+rr{a.rerank}-blend"] = {"mode": base, "rerank": a.rerank, "reranker": blended}
     encoder = CachedQueries(Encoder.load(a.model, batch_size=a.batch_size))
     result: dict[str, Any] = {
         "machine": C.machine_facts(),
@@ -234,6 +263,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "limit": limit,
         "rerank": a.rerank,
         "reranker": a.reranker or ("tase-rerank-tr" if a.rerank else None),
+        "rerank_variants": "+rrN: ranked by the reranker's probability; +rrN-blend: by the mean of it and the first stage's",
     }
     results: dict[str, Any] = {}
     indexing: dict[str, float] = {}

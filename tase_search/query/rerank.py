@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: The bundled reranker's registry name.
 DEFAULT_RERANKER = "tase-rerank-tr"
+#: Whether a reranked hit's score blends the reranker's probability with the first stage's.
+BLEND = False
 
 
 def check_rerank(value: Any) -> int:
@@ -55,6 +57,7 @@ class Reranker:
         *,
         max_length: int = 256,
         batch_size: int = 16,
+        blend: bool = BLEND,
     ) -> None:
         num_labels = getattr(model.config, "num_labels", None)
         if num_labels != 1:
@@ -68,6 +71,9 @@ class Reranker:
         limit = getattr(model.config, "max_position_embeddings", 512) or 512
         self.max_length = max(8, min(int(max_length), int(limit) - 2))
         self.batch_size = max(1, int(batch_size))
+        #: whether a hit's score is the mean of the reranker's probability and the first stage's
+        #: (when the first stage's is a calibrated probability); the order follows that score
+        self.blend = bool(blend)
         self._lock = threading.Lock()
 
     @classmethod
@@ -78,6 +84,7 @@ class Reranker:
         precision: str = "auto",
         max_length: int = 256,
         batch_size: int = 16,
+        blend: bool = BLEND,
     ) -> Reranker:
         """Load by registered name (``tase-rerank-tr``), local directory or hub id."""
         import torch
@@ -104,7 +111,7 @@ class Reranker:
             ) from exc
         if resolve_precision(precision) == "bf16":
             model = model.to(torch.bfloat16)
-        return cls(model, tokenizer, model_id, max_length=max_length, batch_size=batch_size)
+        return cls(model, tokenizer, model_id, max_length=max_length, batch_size=batch_size, blend=blend)
 
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
         """The probability that each passage answers ``query`` (float64, in input order)."""
@@ -137,11 +144,14 @@ class Reranker:
         if not hits:
             return []
         probs = self.score(query, [_passage_text(h) for h in hits])
-        order = sorted(range(len(hits)), key=lambda i: (-probs[i], i))
+        final = probs
+        if self.blend and all(getattr(h, "score_kind", None) == "probability" for h in hits):
+            final = (probs + np.asarray([float(h.score) for h in hits], dtype=np.float64)) / 2
+        order = sorted(range(len(hits)), key=lambda i: (-final[i], i))
         ranked = [
             dataclasses.replace(
                 hits[i],
-                score=float(probs[i]),
+                score=float(final[i]),
                 rerank_score=float(probs[i]),
                 score_kind="probability",
                 rank=r + 1,

@@ -76,6 +76,25 @@ def test_rerank_orders_by_probability_and_says_so(tiny_reranker_dir: Path) -> No
     assert rr.rerank("kedi", []) == []
 
 
+def test_blend_ranks_by_the_mean_of_both_probabilities(tiny_reranker_dir: Path) -> None:
+    import dataclasses
+
+    rr = Reranker.load(str(tiny_reranker_dir), precision="fp32", blend=True)
+    first = [0.9, 0.1, 0.6, 0.3, 0.75, 0.45, 0.2, 0.05][: len(PASSAGES)]
+    hits = [
+        dataclasses.replace(_hit(i, t), score=first[i], score_kind="probability")
+        for i, t in enumerate(PASSAGES)
+    ]
+    probs = rr.score("kedi", PASSAGES)
+    mean = (probs + np.asarray(first)) / 2
+    out = rr.rerank("kedi", hits)
+    assert [h.id for h in out] == [f"d{i}" for i in np.argsort(-mean, kind="stable")]
+    assert [h.score for h in out] == pytest.approx(sorted(mean, reverse=True))
+    assert all(h.rerank_score == pytest.approx(probs[int(h.id[1:])]) for h in out)
+    raw = [dataclasses.replace(h, score_kind="cosine") for h in hits]  # not a probability: reranker alone
+    assert [h.score for h in rr.rerank("kedi", raw)] == pytest.approx(sorted(probs, reverse=True))
+
+
 def test_a_model_with_several_outputs_is_refused(tmp_path: Path) -> None:
     from transformers import BertConfig, BertForSequenceClassification
 
