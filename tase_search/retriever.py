@@ -492,7 +492,7 @@ class Retriever(VectorMethods):
             )
         )
 
-    def writer(self, *, flush_docs: int = 1000, flush_seconds: float | None = 1.0) -> Any:
+    def writer(self, *, flush_docs: int = 10_000, flush_seconds: float | None = 1.0) -> Any:
         """A :class:`~tase_search.writer.BufferedWriter` on this index: adds held and committed in
         groups of ``flush_docs`` (or when the oldest held is ``flush_seconds`` old), so many small adds
         cost about what one large add costs. What it holds is not searchable or durable until it flushes;

@@ -38,8 +38,9 @@ from .errors import InputError
 from .results import AddResult
 from .store.content import content_key
 
-#: Defaults: a commit per thousand documents, and none held for more than a second of adds.
-FLUSH_DOCS, FLUSH_SECONDS = 1000, 1.0
+#: Defaults: a commit per 10,000 documents (their vectors about 15 MB at 384 dimensions, near Lucene's
+#: 16 MB indexing buffer), and none held for more than a second of adds.
+FLUSH_DOCS, FLUSH_SECONDS = 10_000, 1.0
 
 
 @dataclass
