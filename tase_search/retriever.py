@@ -253,7 +253,7 @@ class Retriever(VectorMethods):
     def encoder(self) -> Encoder:
         if self._encoder is None:
             if self._model_spec is None and _external.is_external(self.manifest.model.id):
-                raise InputError(_external_needs_embedder(self.path, self.manifest))
+                raise InputError(_external.needs_embedder(self.path, self.manifest.model))
             spec = self._model_spec or self.manifest.model.id
             enc = Encoder.load(
                 spec,
@@ -592,16 +592,6 @@ class Retriever(VectorMethods):
         """``(keys of filter that no document has, some field names that do exist)``: what to tell a
         user whose filtered search found nothing. Scans the documents, so call it only then."""
         return self._open().missing_filter_keys(parse_filter_argument(filter))
-
-
-def _external_needs_embedder(path: Path, manifest: Manifest) -> str:
-    m = manifest.model
-    return (
-        f"index {path} holds vectors from the external embedder {_external.external_name(m.id)!r} "
-        f"({m.dimension} dimensions): open it with that embedder (model=ExternalEmbedder(...), or the "
-        "toolkit integration you built it with), search by vector (search_by_vector), or search in mode "
-        "'sparse'"
-    )
 
 
 __all__ = ["AddResult", "Hit", "PassageRef", "Retriever", "resolve_index_path"]

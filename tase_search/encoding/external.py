@@ -212,4 +212,15 @@ def embedder_name(obj: Any) -> str:
     return name[:MAX_NAME_CHARS]
 
 
+def needs_embedder(path: Any, model: Any) -> str:
+    """What to tell a user who searched by text an index of vectors from an external embedder
+    (``model``: the manifest's model record) without giving that embedder."""
+    return (
+        f"index {path} holds vectors from the external embedder {external_name(model.id)!r} "
+        f"({model.dimension} dimensions): open it with that embedder (model=ExternalEmbedder(...), or the "
+        "toolkit integration you built it with), search by vector (search_by_vector), or search in mode "
+        "'sparse'"
+    )
+
+
 __all__ = ["PREFIX", "ExternalEmbedder", "as_matrix", "embedder_name", "fingerprint", "is_external"]
