@@ -60,13 +60,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     paths: dict[str, Any] = {"fp32": fp32}
     if cpu_class() in ("amx", "avx512-bf16"):
         paths["bf16"] = Reranker.load(a.reranker, precision="bf16")
-    int8 = Reranker(
-        torch.ao.quantization.quantize_dynamic(
-            Reranker.load(a.reranker, precision="fp32").model, {torch.nn.Linear}, dtype=torch.qint8
-        ),
-        fp32.tokenizer,
-        "int8",
-    )
+    int8 = Reranker.load(a.reranker, precision="int8")
     paths["int8"] = int8
     full = tempfile.TemporaryDirectory(prefix="rerank-full-")  # the same weights as a plain directory
     fp32.model.save_pretrained(full.name)

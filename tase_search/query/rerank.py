@@ -8,7 +8,8 @@ trained with binary cross-entropy on matching and non-matching pairs) is a proba
 comparable across queries, thresholdable.
 
 Speed: pairs are sorted by length and batched, so each batch pads little and few shapes are built;
-weights are bf16 where the CPU runs bf16 natively (the encoder's precision rule), else fp32.
+weights are bf16 where the CPU runs bf16 natively (the encoder's precision rule), else fp32;
+``precision="int8"`` quantises the linear layers to int8 (torch dynamic quantisation).
 """
 
 from __future__ import annotations
@@ -109,7 +110,13 @@ class Reranker:
                 f"cannot load reranker {spec!r} from {location}: {exc}; give a CrossEncoder directory, "
                 f"a hub id, or {DEFAULT_RERANKER}"
             ) from exc
-        if resolve_precision(precision) == "bf16":
+        if precision == "int8":  # int8 weights for the linear layers, activations quantised per call
+            import warnings
+
+            with warnings.catch_warnings():  # torch marks torch.ao deprecated; it is what torch 2.x ships
+                warnings.simplefilter("ignore", DeprecationWarning)
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        elif resolve_precision(precision) == "bf16":
             model = model.to(torch.bfloat16)
         return cls(model, tokenizer, model_id, max_length=max_length, batch_size=batch_size, blend=blend)
 

@@ -64,6 +64,15 @@ def test_bf16_weights_stay_close_to_fp32(tiny_reranker_dir: Path) -> None:
     assert np.abs(fp32 - bf16).max() < 0.02
 
 
+def test_int8_weights_stay_close_to_fp32(tiny_reranker_dir: Path) -> None:
+    import torch
+
+    fp32 = Reranker.load(str(tiny_reranker_dir), precision="fp32").score("hava", PASSAGES)
+    rr = Reranker.load(str(tiny_reranker_dir), precision="int8")
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in rr.model.modules())
+    assert np.abs(fp32 - rr.score("hava", PASSAGES)).max() < 0.05
+
+
 def test_rerank_orders_by_probability_and_says_so(tiny_reranker_dir: Path) -> None:
     rr = Reranker.load(str(tiny_reranker_dir), precision="fp32")
     hits = [_hit(i, t) for i, t in enumerate(PASSAGES)]
