@@ -194,7 +194,9 @@ def _measure(
             "recall_at_k": round(float(np.mean(recalls)), 4),
         }
         print(f"  {label}: {out[label]}", file=sys.stderr, flush=True)
-    out["1%: topic, a filter never seen before each query"] = _unseen_filters(r, enc, metas, vectors, queries, k)
+    out["1%: topic, a filter never seen before each query"] = _unseen_filters(
+        r, enc, metas, vectors, queries, k
+    )
     return out
 
 

@@ -194,6 +194,9 @@ def _run_task(r: Any, task: Task, modes: dict[str, dict[str, Any]]) -> dict[str,
         "corpus": len(task.corpus),
     }
     for label, how in modes.items():
+        how = dict(how)
+        if "reranker" in how:  # this variant's reranker, as Retriever.load(reranker=...) would set it
+            r._reranker = how.pop("reranker")
         t0 = time.perf_counter()
         results = r.search(task.queries, k=K, **how)
         seconds = time.perf_counter() - t0

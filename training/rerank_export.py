@@ -34,12 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=Path, required=True)
     ap.add_argument("--source-model", default="tase-e5-tr", help="the registered model it was trained from")
     ap.add_argument("--tolerance", type=float, default=0.01)
+    ap.add_argument(
+        "--all-queries",
+        action="store_true",
+        help="let it read every query (default: questions only, as it was trained: rerank.json)",
+    )
     a = ap.parse_args(argv)
 
     from tase_search.query.rerank import Reranker
     from tase_search.query.rerank_bundle import write_shared
 
     spec = write_shared(a.checkpoint, a.output, a.source_model)
+    if not a.all_queries:
+        (a.output / "rerank.json").write_text(json.dumps({"queries": "questions"}) + "\n", encoding="utf-8")
     full = Reranker.load(str(a.checkpoint.resolve()), precision="fp32")
     exported = Reranker.load(str(a.output.resolve()), precision="fp32")
     worst = 0.0

@@ -91,12 +91,10 @@ register(
 register(
     ModelEntry(
         name="tase-rerank-tr",
-        description="the Turkish reranker (a cross-encoder from tase-e5-tr: query + passage -> probability); "
-        "not bundled: train it with training/configs/tase-rerank-tr.yaml and pass its directory",
-        retired="the reranker tase-rerank-tr is not bundled with this version of tase-search. Train it "
-        "(python -m training.rerank training/configs/tase-rerank-tr.yaml --set data_root=DATA --output "
-        "runs/tase-rerank-tr) and pass --reranker runs/tase-rerank-tr/model (TASE_SEARCH_RERANKER, "
-        "reranker= in Python), or any sentence-transformers CrossEncoder directory or hub id with one output",
+        description="the Turkish reranker (a cross-encoder from tase-e5-tr: question + passage -> probability; "
+        "reads questions, shares tase-e5-tr's word embeddings and tokenizer; card: "
+        "tase_search/models/tase-rerank-tr/README.md)",
+        bundled="tase-rerank-tr",
     )
 )
 register(

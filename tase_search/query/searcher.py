@@ -142,7 +142,10 @@ class Searcher:
         fetch = max(req.k, req.rerank) if req.rerank else req.k
         results = self._search_modes(cleaned, chosen, weights, fetch, parse_filter(filter), req.fusion)
         if req.rerank:
-            results = [req.reranker.rerank(q, hits, limit=req.k) for q, hits in zip(cleaned, results)]
+            results = [
+                req.reranker.rerank(q, hits, limit=req.k) if _reads(req.reranker, q) else hits[: req.k]
+                for q, hits in zip(cleaned, results)
+            ]
         if req.min_score is not None:
             results = [[h for h in hits if h.score >= req.min_score] for hits in results]
             results = [[dataclasses.replace(h, rank=i + 1) for i, h in enumerate(hits)] for hits in results]
@@ -471,3 +474,13 @@ def _one_search_thread(active: bool) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(prev)
+
+
+def _reads(reranker: Any, query: str) -> bool:
+    """Whether ``reranker`` reads ``query``: every query, unless it reads questions only
+    (:mod:`.question`)."""
+    if not getattr(reranker, "questions_only", False):
+        return True
+    from .question import is_question
+
+    return is_question(query)

@@ -157,7 +157,7 @@ def test_a_trained_tiny_reranker_puts_the_matching_passage_first(tiny_reranker_d
         opt.zero_grad()
         loss.backward()
         opt.step()
-    trained = Reranker(model, tokenizer, "tiny-trained")
+    trained = Reranker(model, tokenizer, "tiny-trained", blend=False)  # its own probability
     hits = [
         _hit(0, "okul maç kedi galatasaray"),
         _hit(1, "hava çay deprem müzik"),
@@ -220,3 +220,32 @@ def test_rerank_setting_and_reranker_spec(
         Retriever.load(tmp_path / "ix", model=FakeEncoder(), reranker=str(tmp_path / "nothing")).search(
             "kedi", rerank=2
         )
+
+
+def test_a_questions_only_reranker_leaves_other_queries_to_the_search(
+    tmp_path: Path, tiny_reranker_dir: Path
+) -> None:
+    """A reranker trained on questions (its directory's rerank.json) reads questions; a bare name or
+    title keeps the search's own order and scores."""
+    import json
+    import shutil
+
+    from tase_search import Retriever
+    from tase_search.testing import FakeEncoder
+
+    rr_dir = tmp_path / "rr"
+    shutil.copytree(tiny_reranker_dir, rr_dir)
+    (rr_dir / "rerank.json").write_text(json.dumps({"queries": "questions"}))
+    rr = Reranker.load(str(rr_dir), precision="fp32")
+    assert rr.questions_only and not Reranker.load(str(tiny_reranker_dir)).questions_only
+    Retriever.build(DOCS, model=FakeEncoder(), path=tmp_path / "ix")
+    r = Retriever.load(tmp_path / "ix", model=FakeEncoder(), reranker=rr)
+    plain = r.search("yarın hava", k=3, mode="dense")
+    assert [(h.id, h.score, h.rerank_score) for h in r.search("yarın hava", k=3, mode="dense", rerank=5)] == [
+        (h.id, h.score, None) for h in plain
+    ]
+    asked = r.search("yarın hava nasıl olacak?", k=3, mode="dense", rerank=5)
+    assert all(h.rerank_score is not None for h in asked)
+    (rr_dir / "rerank.json").write_text("[1, 2]")
+    with pytest.raises(ModelError, match="rerank.json"):
+        Reranker.load(str(rr_dir))
