@@ -1,0 +1,41 @@
+"""bench/rerank.py at a tiny size: every path reported beside CrossEncoder.predict, with the CPU class
+(no timing asserts)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tase_search.testing.tiny_models import build_tiny_reranker
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+pytestmark = [pytest.mark.bench]
+
+
+def test_rerank_quick(tmp_path: Path) -> None:
+    rr = build_tiny_reranker(tmp_path / "rr")
+    words = "yarın istanbul yağmur hava güzel kedi köpek okul maç futbol".split()
+    paragraphs = [
+        {"context": " ".join(words[i:] + words[:i]), "qas": [{"question": f"{words[i]} nerede?"}]}
+        for i in range(6)
+    ]
+    squad = tmp_path / "dev.json"
+    squad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": paragraphs}]}), encoding="utf-8")
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location("bench_rerank", BENCH / "rerank.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "rerank.json"
+    res = mod.run(["--tquad", str(squad), "--reranker", str(rr), "--quick", "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(res))
+    assert res["machine"]["cpu_class"] and res["passages"] == 4
+    paths = res["paths"]
+    assert {"fp32", "int8", "sentence-transformers CrossEncoder fp32"} <= set(paths)
+    assert paths["fp32"]["max_abs_diff_vs_fp32"] == 0 and paths["fp32"]["p50_s"] > 0
+    # the same weights through sentence-transformers give the same probabilities
+    assert paths["sentence-transformers CrossEncoder fp32"]["max_abs_diff_vs_fp32"] < 1e-5
