@@ -157,7 +157,7 @@ def ensure(root: Path, name: str, digest: str, data: bytes | None = None) -> Non
             return
         optimized = _derive(root, name, data, version) or {"ort": version}  # none: optimised at load
         stamp = {"format": _STAMP_FORMAT, **source, "optimized": optimized}
-        _write_atomic(root / stamp_name(name), json.dumps(stamp, sort_keys=True).encode())
+        safeio.replace_bytes(root / stamp_name(name), json.dumps(stamp, sort_keys=True).encode())
         for old in root.glob(f"{_stem(name)}.ort-*.onnx"):  # forms for another ONNX Runtime
             if old.name != optimized_name(name, version):
                 old.unlink(missing_ok=True)
@@ -234,13 +234,3 @@ def _agree(source: Any, optimized: Any) -> bool:
         if not float(cos.min()) >= MIN_BUNDLE_COSINE:
             return False
     return True
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        safeio.write_bytes(tmp, data)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()

@@ -17,10 +17,8 @@ Reads are bounded reads of regular files, never through a link (:func:`tase_sear
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import secrets
 import tempfile
 from pathlib import Path
 
@@ -94,22 +92,11 @@ def put(name: str, data: bytes) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     path = root / name
     if read_stored(name) != data:
-        _replace(path, data)
+        safeio.replace_bytes(path, data)
     from . import graph_cache
 
     graph_cache.ensure(root, name, sha256(data), data)
     return path
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """``data`` into ``path`` through a temporary name, synced and renamed (never a half-written file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        safeio.write_bytes(tmp, data)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def quantize(fp32: bytes) -> bytes:
@@ -154,7 +141,7 @@ def make_portable(folder: Path, name: str, *, digest: str, size: int) -> Path:
             f"the query graph {name} is not in this machine's store ({store_dir()}): {exc}; run "
             "`tase-search index` on the index once (it writes the graph), then export again"
         ) from None
-    _replace(target, data)
+    safeio.replace_bytes(target, data)
     return target
 
 

@@ -276,6 +276,20 @@ def write_bytes(path: Path, data: bytes) -> Digest:
     return write_file(path, lambda w: w.write(data))
 
 
+def replace_bytes(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` through a temporary name beside it, synced and renamed: a reader sees the
+    old file or the new one, never a half-written file."""
+    import secrets
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        write_bytes(tmp, data)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
 def copy_file(src: Path, dst: Path, what: str, *, sync: bool = True, hash: bool = True) -> Digest:  # noqa: A002
     """Copy a regular file (no links followed) to a new ``dst``; the digest of the bytes copied, which the
     read-back check proves ``dst`` holds. ``sync=False`` for a working copy that is synced later;
