@@ -173,7 +173,8 @@ class BufferedWriter:
                     res = r.add(run.docs, on_duplicate=run.on_duplicate)
                 self._runs.pop(0)
                 for d in run.docs:
-                    self._held_ids.pop(d.id, None) if d.id is not None else None
+                    if d.id is not None:
+                        self._held_ids.pop(d.id, None)
                 _sum_into(done, res)
             self._since = None
             _sum_into(self.result, done)

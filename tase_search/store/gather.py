@@ -117,7 +117,9 @@ class BlockCache:
                 self._bytes -= old[1].nbytes
             self._table[key] = (weakref.ref(owner), block)
             self._bytes += block.nbytes
-            while self._bytes > BLOCK_BYTES or any(r() is None for r, _ in list(self._table.values())[:1]):
+            for k in [k for k, (ref, _) in self._table.items() if ref() is None]:  # indexes closed since
+                self._bytes -= self._table.pop(k)[1].nbytes
+            while self._bytes > BLOCK_BYTES:
                 _, (_, gone) = self._table.popitem(last=False)
                 self._bytes -= gone.nbytes
         return _products(q, block)

@@ -139,3 +139,24 @@ def test_a_writable_store_does_not_cache(tmp_path: Path) -> None:
     assert store.pids_matching({"k": 1}) == [1, 2]
     assert filter_cache.CACHE.misses == 0
     store.close()
+
+
+def test_copied_blocks_stay_within_their_budget_and_answer_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tase_search.store import gather
+
+    blocks = gather.BlockCache()
+    monkeypatch.setattr(gather, "BLOCKS", blocks)
+    monkeypatch.setattr(gather, "BLOCK_BYTES", 40 * 8 * 4)  # 40 rows of the fake encoder's width
+    docs = [{"id": f"d{i}", "text": f"belge {i}", "k": i % 10} for i in range(400)]
+    r = Retriever.build(docs, model=FakeEncoder(), path=tmp_path / "i")
+    for _ in range(2):
+        for k in range(10):  # 40 rows each: one block fits at a time
+            spec = {"k": k}
+            got = {h.id for h in r.search("belge", k=400, filter=spec, mode="dense")}
+            assert got == _want(docs, spec, set())
+            assert blocks._bytes <= gather.BLOCK_BYTES
+    r.add([{"id": "new", "text": "belge yeni", "k": 3}])  # a new generation: the old index objects go
+    assert "new" in {h.id for h in r.search("belge", k=400, filter={"k": 3}, mode="dense")}
+    assert blocks._bytes <= gather.BLOCK_BYTES and blocks.misses > 0
