@@ -23,13 +23,6 @@ DOCS = ["futbol maçı istanbul'da", "yarın yağmur var", "kedi ve köpek", "m�
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    d = tmp_path / "graphs"
-    monkeypatch.setenv(graph_store.STORE_ENV, str(d))
-    return d
-
-
-@pytest.fixture
 def hashes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the graph bytes hashed on the query path (store graphs through the stamp or by read_graph)."""
     seen: list[int] = []

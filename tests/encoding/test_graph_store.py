@@ -20,13 +20,6 @@ from tase_search.retriever import Retriever  # noqa: E402
 DOCS = ["futbol maçı istanbul'da", "yarın yağmur var", "kedi ve köpek", "müzik ve şarkı"]
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    d = tmp_path / "graphs"
-    monkeypatch.setenv(graph_store.STORE_ENV, str(d))
-    return d
-
-
 def _bundle(ix: Path) -> dict:
     return qb.read_bundle_file(ix / qb.BUNDLE_DIR)
 
