@@ -418,7 +418,7 @@ def report_cmd(
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Data folder laid out like the shared data (tquad/dev-v0.1.json, tquad/train-v0.1.json, "
-    "paraphrase/tqp-train.tsv).",
+    "paraphrase/tqp-train.tsv, corpus/ud-turkish-sentences.txt for the background sentences).",
 )
 @_model_option
 @click.option(

@@ -13,7 +13,9 @@ Queries: TQuAD questions, of which those of every fifth article have their parag
 index (a question about something the corpus does not hold), and everyday questions from the TaPaCo
 paraphrase train file (``paraphrase/tqp-train.tsv``: "Yarın ne yapacaksın?"), which no encyclopedia
 answers. Each is searched as users search (``k`` hits per mode, hybrid with its default fusion), a
-hit labelled relevant when it is the question's paragraph. Reported too: the top score of
+hit labelled relevant when it is the question's paragraph. A hit's dense gap is measured from the mean
+vector of 200 sentences of ``corpus/ud-turkish-sentences.txt`` (generic Turkish text, no TQuAD),
+written to the file with the regressions. Reported too: the top score of
 :data:`OFF_TOPIC` questions (never fitted on) against the median top score of answerable questions.
 """
 
@@ -69,13 +71,16 @@ OFF_TOPIC = [
 MODES = ("dense", "sparse", "hybrid")
 #: The features each mode's regression takes (:data:`tase_search.query.calibration.FEATURES`).
 MODE_FEATURES = {
-    "dense": ("dense", "dense_lead"),
-    "sparse": ("keyword", "keyword_lead"),
-    "hybrid": ("dense", "keyword", "dense_lead", "keyword_lead"),
+    "dense": ("dense", "dense_lead", "dense_gap", "top"),
+    "sparse": ("keyword", "keyword_lead", "coverage"),
+    "hybrid": ("dense", "keyword", "dense_lead", "keyword_lead", "dense_gap", "coverage", "top"),
 }
 K = 10
 #: Everyday questions added to the fitting queries (none of them has an answer in an encyclopedia).
 EVERYDAY = 300
+#: Generic Turkish sentences (UD treebanks: news, tourism, fiction) a query's background cosine is
+#: measured against (:attr:`tase_search.query.calibration.Calibration.background`).
+BACKGROUND = 200
 
 
 @dataclass
@@ -173,54 +178,61 @@ def _labels(hits: Sequence[Any], rel: int | None) -> list[int]:
     return [int(rel is not None and h.id == str(rel)) for h in hits]
 
 
-def _side_lead(value: float, doc: str, side: Sequence[Any], part: str) -> float:
-    """How far ``value`` leads the best other document of one side's ranking, as the search computes it
-    over its candidates (which hold each side's best): a sole keyword match leads by its whole score."""
-    if not side or side[0].id != doc:
-        return 0.0
-    others = [getattr(h, part) or 0.0 for h in side[1:2]]
-    if others:
-        return max(0.0, value - others[0])
-    return value if part == "keyword_score" else 0.0
-
-
-def _rows(found: dict[str, list[list[Any]]], split: SquadSplit, mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """The features of every hit of ``mode`` and their labels; a hit's leads are taken against the dense
-    and the sparse ranking of the same query, as the search takes them."""
-    x: list[list[float]] = []
-    y: list[int] = []
-    for q, (hits, rel) in enumerate(zip(found[mode], split.relevant)):
-        dense, sparse = found["dense"][q], found["sparse"][q]
-        for h in hits:
-            d, k = float(h.dense_score or 0.0), float(h.keyword_score or 0.0)
-            parts = {
-                "dense": d,
-                "keyword": k,
-                "dense_lead": _side_lead(d, h.id, dense, "dense_score"),
-                "keyword_lead": _side_lead(k, h.id, sparse, "keyword_score"),
-            }
-            x.append([parts[f] for f in MODE_FEATURES[mode]])
-        y += _labels(hits, rel)
-    return np.asarray(x, dtype=np.float64).reshape(len(x), len(MODE_FEATURES[mode])), np.asarray(y)
-
-
 def _searched(r: Any, split: SquadSplit, mode: str, k: int = K) -> list[list[Any]]:
     return r.search(split.questions, k=k, mode=mode) if split.questions else []
 
 
-def fit(r: Any, split: SquadSplit, k: int = K) -> tuple[dict[str, Logistic], dict[str, int]]:
-    """Each mode's regression, fitted on ``split`` searched in ``r``; and the hits each was fitted on."""
+def _rows(r: Any, split: SquadSplit, mode: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The features of every hit of ``mode`` (as the search computes them) and their labels."""
+    names = MODE_FEATURES[mode]
+    with r._open().recording_features() as found:
+        _searched(r, split, mode, k)
+    x = [[feats.get(n, 0.0) for n in names] for per_query in found for _, feats in per_query]
+    y = [
+        int(rel is not None and doc == str(rel))
+        for per_query, rel in zip(found, split.relevant)
+        for doc, _ in per_query
+    ]
+    return np.asarray(x, dtype=np.float64).reshape(len(x), len(names)), np.asarray(y)
+
+
+def fit(
+    r: Any, split: SquadSplit, k: int = K, background: Sequence[float] | None = None
+) -> tuple[dict[str, Logistic], dict[str, int]]:
+    """Each mode's regression, fitted on ``split`` searched in ``r`` (gaps measured from
+    ``background``; without one the gap is 0 and weighs nothing); and the hits each was fitted on."""
     searcher = r._open()
-    searcher.calibration, searcher.keyword_calibration = None, None  # raw parts, fused ranking
+    searcher.calibration, searcher.keyword_calibration = None, None  # raw parts, own rankings
+    searcher.background = None if background is None else np.asarray(background, dtype=np.float32)
     modes: dict[str, Logistic] = {}
     counts: dict[str, int] = {}
-    found = {mode: _searched(r, split, mode, k) for mode in MODES}
-    for mode in MODES:
-        x, y = _rows(found, split, mode)
-        w, b = fit_logistic(x, y)
-        modes[mode] = Logistic(b, **{f: float(v) for f, v in zip(MODE_FEATURES[mode], w)})
-        counts[mode] = len(y)
+    try:
+        for mode in MODES:
+            x, y = _rows(r, split, mode, k)
+            w, b = fit_logistic(x, y)
+            modes[mode] = Logistic(b, **{f: float(v) for f, v in zip(MODE_FEATURES[mode], w)})
+            counts[mode] = len(y)
+    finally:
+        searcher.background = None
     return modes, counts
+
+
+def read_background(path: Path, n: int = BACKGROUND, seed: int = 0) -> list[str]:
+    """``n`` sentences of four words or more drawn from a corpus file (one text per line)."""
+    lines = sorted(
+        {t for t in (line.strip() for line in Path(path).open(encoding="utf-8")) if len(t.split()) >= 4}
+    )
+    random.Random(seed).shuffle(lines)
+    return lines[:n]
+
+
+def background_vector(encoder: Any, texts: Sequence[str]) -> tuple[float, ...] | None:
+    """The mean of the texts' document vectors: a query's mean cosine to them is its dot product
+    with it (unit vectors), so one vector stands for the whole background."""
+    if not texts:
+        return None
+    vectors = np.asarray(encoder.encode_document(list(texts)), dtype=np.float64)
+    return tuple(float(v) for v in vectors.mean(axis=0))
 
 
 def _measure(
@@ -274,8 +286,17 @@ def run(
     train_path = Path(data_root) / "tquad" / "train-v0.1.json"
     everyday_path = Path(data_root) / "paraphrase" / "tqp-train.tsv"
     everyday = read_everyday_questions(everyday_path) if everyday_path.is_file() else []
+    background_path = Path(data_root) / "corpus" / "ud-turkish-sentences.txt"
+    background_texts = read_background(background_path) if background_path.is_file() else []
     fingerprint = getattr(encoder, "fingerprint", None)
-    report: dict[str, Any] = {"k": k, "fit_on": fit_on, "everyday_questions": len(everyday)}
+    report: dict[str, Any] = {
+        "k": k,
+        "fit_on": fit_on,
+        "everyday_questions": len(everyday),
+        "background_sentences": len(background_texts),
+    }
+    progress(f"encoding {len(background_texts)} background sentences")
+    bg = background_vector(encoder, background_texts)
     with tempfile.TemporaryDirectory(prefix="tase-calibrate-") as tmp:
         dev = read_squad(dev_path)
         progress(f"indexing {len(dev.paragraphs)} dev paragraphs")
@@ -286,18 +307,20 @@ def run(
             progress(f"indexing {len(train.paragraphs)} train paragraphs")
             rt = _index(encoder, train, Path(tmp) / "train")
             progress(f"searching {len(train.questions)} train questions")
-            modes, counts = fit(rt, train, k)
+            modes, counts = fit(rt, train, k, bg)
             rt.close()
-            final = Calibration(modes, fingerprint)
+            final = Calibration(modes, fingerprint, background=bg)
             folds = [(dev, final)]
             fitted = {"data": f"{train_path.name} + {len(everyday)} {everyday_path.name}", "hits": counts}
         else:
             both = dev.extended(everyday, start=max(dev.article, default=0) + 1)
             halves = [both.subset([a % 2 == f for a in both.article]) for f in (0, 1)]
             progress(f"searching {len(both.questions)} questions (dev and everyday)")
-            fold_cals = [Calibration(fit(rd, halves[1 - f], k)[0], fingerprint) for f in (0, 1)]
-            modes, counts = fit(rd, both, k)
-            final = Calibration(modes, fingerprint)
+            fold_cals = [
+                Calibration(fit(rd, halves[1 - f], k, bg)[0], fingerprint, background=bg) for f in (0, 1)
+            ]
+            modes, counts = fit(rd, both, k, bg)
+            final = Calibration(modes, fingerprint, background=bg)
             folds = [(dev.subset([a % 2 == f for a in dev.article]), fold_cals[f]) for f in (0, 1)]
             fitted = {"data": f"{dev_path.name} + {len(everyday)} {everyday_path.name}", "hits": counts}
         progress("measuring on dev")
@@ -312,7 +335,7 @@ def run(
         rd.close()
     final.meta.update(
         {
-            "fitted_on": {**fitted, "k": k},
+            "fitted_on": {**fitted, "k": k, "background": f"{len(background_texts)} {background_path.name}"},
             "dev_ece": {m: v["ece"] for m, v in report["dev"]["modes"].items()},
         }
     )

@@ -13,9 +13,14 @@ parts to a probability that is comparable across queries and modes:
 - ``hybrid``: ``sigmoid(a * cosine + c * keyword + b)``;
 
 each with the hit's *lead* too: how far its part is ahead of the best other candidate's (0 unless it is
-the best), since a clear winner is more often the answer than one of several near-equals. A query's
-ranking is not changed: dense and sparse scores rise with the raw part, and in hybrid, which keeps the
-fused ranking, a hit's score is capped at the score of the hit above it.
+the best), since a clear winner is more often the answer than one of several near-equals. Dense and
+hybrid add the hit's *gap* (its cosine minus the query's mean cosine to a fixed background of
+generic Turkish sentences, :attr:`Calibration.background`: how far the hit stands out from what the
+query finds in any text, the same whatever the corpus's size) and whether it is the *top* candidate;
+sparse and hybrid add the hit's *coverage* (the share of the query's words, weighted by IDF, that the
+passage holds: a passage that matches one rare word of five, "arabası" for "bebek arabası
+tavsiyesi", covers little of the query however high BM25 puts it). A query's ranking is not changed: dense scores rise with the cosine, and
+sparse and hybrid keep their own ranking, a hit's score capped at the score of the hit above it.
 
 The parameters are per model (cosine distributions are model-specific) and live in
 ``calibration.json`` next to the model's weights, with the weights fingerprint they were fitted on:
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "FEATURES",
     "FILE",
     "PROBABLY_NOT_RELEVANT",
     "PROBABLY_RELEVANT",
@@ -52,10 +58,10 @@ __all__ = [
 #: The file next to a model's weights.
 FILE = "calibration.json"
 FORMAT = 1
-#: A calibrated score at or above this: probably relevant (54-94% of such hits were, by mode and bin, on
+#: A calibrated score at or above this: probably relevant (44-96% of such hits were, by mode and bin, on
 #: TQuAD dev).
 PROBABLY_RELEVANT = 0.5
-#: A calibrated score below this: probably not relevant (on TQuAD dev, 2-3% of hits under 0.1 and 10-26%
+#: A calibrated score below this: probably not relevant (on TQuAD dev, 2-3% of hits under 0.1 and 15-21%
 #: of those from 0.1 to 0.2 were relevant, by mode; off-topic questions score here).
 PROBABLY_NOT_RELEVANT = 0.2
 #: What ``Hit.score`` is: ``probability`` (calibrated), ``cosine`` (dense search with a model that has
@@ -65,32 +71,31 @@ PROBABLY_NOT_RELEVANT = 0.2
 SCORE_KINDS = ("probability", "cosine", "fused", "keyword")
 
 
-#: The features of a regression, in the order of :class:`Logistic`'s weights.
-FEATURES = ("dense", "keyword", "dense_lead", "keyword_lead")
+#: The longest background vector a calibration file may hold.
+MAX_DIM = 8192
+#: The features of a regression, in the order of :class:`Logistic`'s weights (a file that lacks one
+#: weighs it 0).
+FEATURES = ("dense", "keyword", "dense_lead", "keyword_lead", "dense_gap", "top", "coverage")
 
 
 @dataclass(frozen=True)
 class Logistic:
-    """``sigmoid(bias + dense * cosine + keyword * keyword_score + dense_lead * d_lead + keyword_lead *
-    k_lead)``; a lead is how far a hit's part is ahead of the best other candidate's (0 unless it is the
-    best: a clear winner is more likely the answer than one of several near-equals)."""
+    """``sigmoid(bias + the sum of each feature times its weight)`` (:data:`FEATURES`, the module doc):
+    a lead is how far a hit's part is ahead of the best other candidate's (0 unless it is the best: a
+    clear winner is more likely the answer than one of several near-equals)."""
 
     bias: float
     dense: float = 0.0
     keyword: float = 0.0
     dense_lead: float = 0.0
     keyword_lead: float = 0.0
+    dense_gap: float = 0.0
+    top: float = 0.0
+    coverage: float = 0.0
 
-    def __call__(
-        self, cosine: float | None, keyword: float | None, *, d_lead: float = 0.0, k_lead: float = 0.0
-    ) -> float:
-        z = (
-            self.bias
-            + self.dense * (cosine or 0.0)
-            + self.keyword * (keyword or 0.0)
-            + self.dense_lead * d_lead
-            + self.keyword_lead * k_lead
-        )
+    def of(self, features: Mapping[str, float]) -> float:
+        """The probability for a hit's features (:data:`FEATURES`; a missing one counts 0)."""
+        z = self.bias + sum(getattr(self, name) * float(features.get(name, 0.0)) for name in FEATURES)
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
     def to_dict(self) -> dict[str, float]:
@@ -104,12 +109,16 @@ class Calibration:
     modes: dict[str, Logistic]
     fingerprint: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the mean document vector of the background sentences: a query's mean cosine to them is the
+    #: query vector's dot product with it (what a hit's ``dense_gap`` is measured from)
+    background: tuple[float, ...] | None = None
 
     def to_json(self) -> str:
         body = {
             "format": FORMAT,
             "fingerprint": self.fingerprint,
             "modes": {m: f.to_dict() for m, f in self.modes.items()},
+            **({"background": list(self.background)} if self.background is not None else {}),
             **self.meta,
         }
         return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
@@ -135,8 +144,16 @@ class Calibration:
                 raise ValueError(f"calibration of mode {mode!r} has a value that is not a number")
             modes[mode] = Logistic(*(float(v) for v in vals))
         fp = body.get("fingerprint")
-        meta = {k: v for k, v in body.items() if k not in ("format", "fingerprint", "modes")}
-        return cls(modes, fp if isinstance(fp, str) else None, meta)
+        bg = body.get("background")
+        if bg is not None and not (
+            isinstance(bg, list)
+            and 0 < len(bg) <= MAX_DIM
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bg)
+        ):
+            raise ValueError(f"calibration background is not a list of at most {MAX_DIM} numbers")
+        meta = {k: v for k, v in body.items() if k not in ("format", "fingerprint", "modes", "background")}
+        background = tuple(float(v) for v in bg) if bg is not None else None
+        return cls(modes, fp if isinstance(fp, str) else None, meta, background)
 
 
 def calibration_path(model_id: str) -> Path | None:

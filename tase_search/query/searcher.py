@@ -66,6 +66,8 @@ class Scored:
     score: float
     dense: float | None = None
     keyword: float | None = None
+    #: what its probability is computed from (:data:`tase_search.query.calibration.FEATURES`)
+    features: Mapping[str, float] | None = None
 
 
 def parse_request(
@@ -124,6 +126,10 @@ class Searcher:
         self.keyword_calibration = (
             calibration.modes.get("sparse") if calibration else None
         ) or keyword_calibration
+        #: a background vector that stands in for the calibration's (what the fit measures with)
+        self.background: np.ndarray | None = None
+        #: per search, per query, the hits' features while :meth:`recording_features` runs
+        self._features: list[list[tuple[str, dict[str, float]]]] | None = None
 
     def search(self, req: Request, filter: Filter | None) -> list[list[Hit]]:  # noqa: A002
         """The hits of each query of ``req``, in order, among the documents ``filter`` keeps."""
@@ -206,7 +212,7 @@ class Searcher:
         scored: list[tuple[list[Scored], str]] = []
         for i, m in enumerate(modes):
             if m == "dense":
-                scored.append(self._score_dense(dense[i]))
+                scored.append(self._score_dense(dense[i], vectors[i]))
                 continue
             sparse = self._sparse_groups(queries[i], max(k, 2) if m == "sparse" else depth, flt)
             if m == "sparse":
@@ -217,13 +223,23 @@ class Searcher:
                 )
         return self._hits(scored, modes, k)
 
-    def _score_dense(self, dense: list[tuple[int, float]]) -> tuple[list[Scored], str]:
-        """Dense hits: the calibrated probability of the cosine (and of the lead), else the cosine."""
+    def _score_dense(self, dense: list[tuple[int, float]], qvec: np.ndarray) -> tuple[list[Scored], str]:
+        """Dense hits: the calibrated probability of the cosine (its lead, gap, rank), else the cosine."""
         f = self.calibration.modes.get("dense") if self.calibration else None
+        feats = _dense_features([c for _, c in dense], self._background_cosine(qvec))
         if f is None:
-            return [Scored(p, c, c) for p, c in dense], "cosine"
-        lead = _leads([c for _, c in dense])
-        return [Scored(p, f(c, None, d_lead=lead[i]), c) for i, (p, c) in enumerate(dense)], "probability"
+            return [Scored(p, c, c, None, x) for (p, c), x in zip(dense, feats)], "cosine"
+        return [Scored(p, f.of(x), c, None, x) for (p, c), x in zip(dense, feats)], "probability"
+
+    def _background_cosine(self, qvec: np.ndarray) -> float | None:
+        """The query's mean cosine to the calibration's background sentences (None: no background, or
+        one of another dimension)."""
+        bg = self.background
+        if bg is None and self.calibration is not None and self.calibration.background is not None:
+            bg = np.asarray(self.calibration.background, dtype=np.float32)
+        if bg is None or bg.shape != np.shape(qvec):
+            return None
+        return float(np.dot(bg, qvec))
 
     def _keyword_scores(self, query: str, bm25: Mapping[int, float], pids: Sequence[int]) -> dict[int, float]:
         """Each passage's BM25 divided by what the query typically scores (:mod:`tase_search.store.sparse`)."""
@@ -231,15 +247,27 @@ class Searcher:
         return {p: (bm25.get(p, 0.0) / norm if norm > 0 else 0.0) for p in pids}
 
     def _score_sparse(self, query: str, sparse: list[tuple[int, float]]) -> tuple[list[Scored], str]:
-        """Keyword hits: the calibrated probability of the normalised keyword score, else that score."""
-        kw = self._keyword_scores(query, dict(sparse), [p for p, _ in sparse])
+        """Keyword hits: the calibrated probability of the normalised keyword score (its lead, the
+        passage's coverage of the query), capped at the score of the hit above; else that score."""
+        pids = [p for p, _ in sparse]
+        kw = self._keyword_scores(query, dict(sparse), pids)
         f = self.keyword_calibration
+        cov: dict[int, float] = {}
+        if pids and (self._features is not None or (f is not None and f.coverage)):
+            cov = self.snap.docs.sparse_coverage(query, pids)
+        lead = _leads([kw[p] for p in pids], floor=0.0)
+        feats = [
+            {"keyword": kw[p], "keyword_lead": lead[i], "coverage": cov.get(p, 0.0), "top": float(i == 0)}
+            for i, p in enumerate(pids)
+        ]
         if f is None:
-            return [Scored(p, kw[p], None, kw[p]) for p, _ in sparse], "keyword"
-        lead = _leads([kw[p] for p, _ in sparse], floor=0.0)
-        return [
-            Scored(p, f(None, kw[p], k_lead=lead[i]), None, kw[p]) for i, (p, _) in enumerate(sparse)
-        ], "probability"
+            return [Scored(p, kw[p], None, kw[p], x) for p, x in zip(pids, feats)], "keyword"
+        out: list[Scored] = []
+        cap = 1.0
+        for p, x in zip(pids, feats):
+            cap = min(cap, f.of(x))
+            out.append(Scored(p, cap, None, kw[p], x))
+        return out, "probability"
 
     def _score_hybrid(
         self,
@@ -266,16 +294,32 @@ class Searcher:
             bm25.update(self.snap.docs.sparse_scores_of(query, missing))
         kw = self._keyword_scores(query, bm25, pids)
         fused = self._fuse(dense, sparse, fusion, dense_weight)
-        f = self.calibration.modes.get("hybrid") if self.calibration else None
-        if f is None:
-            return [Scored(p, v, cos.get(p), kw.get(p)) for p, v in fused], "fused"
         d_lead = dict(zip(pids, _leads([cos[p] for p in pids])))
         k_lead = dict(zip(pids, _leads([kw[p] for p in pids], floor=0.0)))
+        f = self.calibration.modes.get("hybrid") if self.calibration else None
+        cov: dict[int, float] = {}
+        if pids and (self._features is not None or (f is not None and f.coverage)):
+            cov = self.snap.docs.sparse_coverage(query, pids)
+        bg = self._background_cosine(qvec)
+        feats = [
+            {
+                "dense": cos[p],
+                "keyword": kw[p],
+                "dense_lead": d_lead[p],
+                "keyword_lead": k_lead[p],
+                "dense_gap": cos[p] - bg if bg is not None else 0.0,
+                "coverage": cov.get(p, 0.0),
+                "top": float(i == 0),
+            }
+            for i, (p, _) in enumerate(fused)
+        ]
+        if f is None:
+            return [Scored(p, v, cos.get(p), kw.get(p), x) for (p, v), x in zip(fused, feats)], "fused"
         out: list[Scored] = []
         cap = 1.0
-        for p, _ in fused:
-            cap = min(cap, f(cos[p], kw[p], d_lead=d_lead[p], k_lead=k_lead[p]))
-            out.append(Scored(p, cap, cos[p], kw[p]))
+        for (p, _), x in zip(fused, feats):
+            cap = min(cap, f.of(x))
+            out.append(Scored(p, cap, cos[p], kw[p], x))
         return out, "probability"
 
     def _cosines(self, qvec: np.ndarray, pids: Sequence[int], fallback: float) -> dict[int, float]:
@@ -390,6 +434,7 @@ class Searcher:
         out: list[list[Hit]] = []
         for (g, kind), mode in zip(ranked, modes):
             hits = []
+            found: list[tuple[str, dict[str, float]]] = []
             for s in g:
                 sp = stored.get(s.pid)
                 if sp is None:
@@ -409,10 +454,25 @@ class Searcher:
                         score_kind=kind,
                     )
                 )
+                if self._features is not None:
+                    found.append((sp.doc_id, dict(s.features or {})))
                 if len(hits) == k:
                     break
             out.append(hits)
+            if self._features is not None:
+                self._features.append(found)
         return out
+
+    @contextlib.contextmanager
+    def recording_features(self) -> Iterator[list[list[tuple[str, dict[str, float]]]]]:
+        """Within the block, each search appends, per query, its hits' ``(document id, features)``:
+        what ``tase-search eval calibrate`` fits the score regressions on, computed where the search
+        computes them. Not for concurrent use."""
+        self._features = []
+        try:
+            yield self._features
+        finally:
+            self._features = None
 
     def _group(self, scores: Sequence[float], ids: Sequence[int]) -> list[tuple[int, float]]:
         """Best passage per document, in score order (documents are resolved later by passage id)."""
@@ -438,6 +498,21 @@ class Searcher:
         keys = [k for k in fields(parse_filter(filter)) if k not in COLUMNS]
         missing = [k for k in keys if not _fields.has_field(conn, k)]
         return missing, (_fields.some_fields(conn) if missing else [])
+
+
+def _dense_features(values: Sequence[float], background: float | None) -> list[dict[str, float]]:
+    """Each dense candidate's features (``values``: the cosines, best first; ``background``: the
+    query's mean cosine to the background sentences)."""
+    lead = _leads(values)
+    return [
+        {
+            "dense": c,
+            "dense_lead": lead[i],
+            "dense_gap": c - background if background is not None else 0.0,
+            "top": float(i == 0),
+        }
+        for i, c in enumerate(values)
+    ]
 
 
 def _leads(values: Sequence[float], floor: float | None = None) -> list[float]:

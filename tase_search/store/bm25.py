@@ -162,14 +162,23 @@ def scores_of(parts: Sequence[SegmentTerms], routed: Sequence[list[int]], query:
     return out
 
 
+def group_weights(parts: Sequence[SegmentTerms], query: str) -> list[tuple[list[str], float]]:
+    """:func:`.sparse.group_weights` with the whole index's statistics."""
+    groups = query_term_groups(query)
+    rows = sum(p.stats()[0] for p in parts) if groups else 0
+    return [(g, _sparse.idf(rows, max(sum(p.df(t) for p in parts) for t in g))) for g in groups]
+
+
 def typical_score(parts: Sequence[SegmentTerms], query: str) -> float:
     """:func:`.sparse.typical_score` with the whole index's statistics."""
-    groups = query_term_groups(query)
-    if not groups:
-        return 0.0
-    rows = sum(p.stats()[0] for p in parts)
-    total = 0.0
-    for group in groups:
-        n = max(sum(p.df(t) for p in parts) for t in group)
-        total += max(math.log((rows - n + 0.5) / (n + 0.5)), 1e-6)
-    return total
+    return sum(w for _, w in group_weights(parts, query))
+
+
+def coverage(parts: Sequence[SegmentTerms], routed: Sequence[list[int]], query: str) -> dict[int, float]:
+    """:func:`.sparse.coverage` over segments (``routed[n]``: the passages of segment ``n``)."""
+    weights = group_weights(parts, query)
+    terms = sorted({t for g, _ in weights for t in g})
+    if not terms:
+        return {}
+    found = [(pid, text) for p, pids in zip(parts, routed) if pids for pid, text, _ in p.rows(terms, pids)]
+    return _sparse.coverage_of(weights, found)

@@ -346,15 +346,23 @@ class DocStore:
             return _sparse.scores_of(self.conn, query, pids)
 
     def sparse_typical_score(self, query: str) -> float:
-        """:func:`tase_search.store.sparse.typical_score` of ``query`` (the passage count read once on a
-        read-only store, whose contents do not change)."""
+        """:func:`tase_search.store.sparse.typical_score` of ``query``."""
         with self._reading():
-            rows = getattr(self, "_sparse_rows", None)
-            if rows is None:
-                rows = _sparse.row_count(self.conn)
-                if self.readonly:
-                    self._sparse_rows = rows
-            return _sparse.typical_score(self.conn, query, rows)
+            return _sparse.typical_score(self.conn, query, self._sparse_row_count())
+
+    def sparse_coverage(self, query: str, pids: Sequence[int]) -> dict[int, float]:
+        """:func:`tase_search.store.sparse.coverage`: each passage's share of the query's words, by IDF."""
+        with self._reading():
+            return _sparse.coverage(self.conn, query, pids, self._sparse_row_count())
+
+    def _sparse_row_count(self) -> int:
+        """The keyword rows (read once on a read-only store, whose contents do not change)."""
+        rows = getattr(self, "_sparse_rows", None)
+        if rows is None:
+            rows = _sparse.row_count(self.conn)
+            if self.readonly:
+                self._sparse_rows = rows
+        return rows
 
     def add_tombstones(self, pids: Sequence[int]) -> None:
         """Vectors of deleted passages that the index type could not remove: excluded at search."""

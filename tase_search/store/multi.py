@@ -88,6 +88,10 @@ class MultiDocs:
         with self._reading():
             return _bm25.typical_score(self._keyword(), query)
 
+    def sparse_coverage(self, query: str, pids: Sequence[int]) -> dict[int, float]:
+        with self._reading():
+            return _bm25.coverage(self._keyword(), self._split(pids), query)
+
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
         """SQLite errors while reading the segments' keyword rows (a damaged page) become IndexCorrupt."""

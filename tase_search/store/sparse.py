@@ -215,9 +215,15 @@ def typical_score(conn: sqlite3.Connection, query: str, rows: int) -> float:
     score that does not grow with the query's length or the corpus's size (0: no word found, about 1:
     each word once); a query word the corpus never holds still counts, so a query about something
     the corpus does not contain scores low everywhere."""
+    return sum(w for _, w in group_weights(conn, query, rows))
+
+
+def group_weights(conn: sqlite3.Connection, query: str, rows: int) -> list[tuple[list[str], float]]:
+    """Each query word's group of terms (:func:`query_term_groups`) with its IDF, as
+    :func:`typical_score` counts it."""
     groups = query_term_groups(query)
     if not groups:
-        return 0.0
+        return []
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {VOCAB} USING fts5vocab(main, '{TABLE}', 'row')")
     terms = sorted({t for g in groups for t in g})
     counts: dict[str, int] = {}
@@ -225,8 +231,40 @@ def typical_score(conn: sqlite3.Connection, query: str, rows: int) -> float:
         chunk = terms[i : i + 500]
         sql = f"SELECT term, doc FROM {VOCAB} WHERE term IN (%s)" % ",".join("?" * len(chunk))
         counts.update((str(t), int(n)) for t, n in conn.execute(sql, chunk))
-    total = 0.0
-    for group in groups:
-        n = max(counts.get(t, 0) for t in group)
-        total += max(math.log((rows - n + 0.5) / (n + 0.5)), 1e-6)
-    return total
+    return [(g, idf(rows, max(counts.get(t, 0) for t in g))) for g in groups]
+
+
+def idf(rows: int, n: int) -> float:
+    """FTS5's IDF of a term held by ``n`` of ``rows`` rows (at least 1e-6)."""
+    return max(math.log((rows - n + 0.5) / (n + 0.5)), 1e-6)
+
+
+def coverage_of(
+    weights: Sequence[tuple[list[str], float]], found: Iterable[tuple[int, str]]
+) -> dict[int, float]:
+    """Each passage's share of the query's IDF mass that it holds (a word counts once, whatever its
+    frequency); ``found``: ``(pid, stored terms)`` of the passages matching any query term."""
+    total = sum(w for _, w in weights)
+    out: dict[int, float] = {}
+    if total <= 0:
+        return out
+    for pid, text in found:
+        have = set(text.split())
+        out[int(pid)] = sum(w for g, w in weights if any(t in have for t in g)) / total
+    return out
+
+
+def coverage(conn: sqlite3.Connection, query: str, pids: Sequence[int], rows: int) -> dict[int, float]:
+    """:func:`coverage_of` for the passages ``pids`` (those holding no query word are left out)."""
+    weights = group_weights(conn, query, rows)
+    terms = sorted({t for g, _ in weights for t in g})
+    found: list[tuple[int, str]] = []
+    if not terms:
+        return {}
+    for i in range(0, len(pids), 500):
+        chunk = [int(p) for p in pids[i : i + 500]]
+        sql = f"SELECT rowid, terms FROM {TABLE} WHERE {TABLE} MATCH ? AND rowid IN (%s)" % ",".join(
+            "?" * len(chunk)
+        )
+        found += conn.execute(sql, (match_expression(terms), *chunk)).fetchall()
+    return coverage_of(weights, found)

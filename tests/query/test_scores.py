@@ -95,8 +95,8 @@ def test_calibrated_scores_keep_the_ranking(index: Retriever) -> None:
         assert {h.score_kind for h in hits} == {"probability"}
     dense = index.search(q, k=5, mode="dense")
     for h in dense[1:]:  # not the leader: no lead
-        assert h.score == pytest.approx(cal.modes["dense"](h.dense_score, None))
-    assert dense[0].score >= cal.modes["dense"](dense[0].dense_score, None)
+        assert h.score == pytest.approx(cal.modes["dense"].of({"dense": h.dense_score}))
+    assert dense[0].score >= cal.modes["dense"].of({"dense": dense[0].dense_score})
     hybrid = index.search(q, k=5, mode="hybrid")
     assert hybrid[0].id == "1"
 
@@ -175,7 +175,7 @@ def test_calibration_file_round_trip_and_fingerprint(tmp_path: Path) -> None:
     (model_dir / C.FILE).write_text(json.dumps({"format": 1, "modes": {"dense": {"bias": "x"}}}))
     assert C.for_model(str(model_dir), "abc") is None
     assert C.for_model("some/hub-id", None) is None
-    assert C.Logistic(0.0)(None, None) == 0.5
+    assert C.Logistic(0.0).of({}) == 0.5
 
 
 def test_fit_logistic_and_reliability() -> None:
