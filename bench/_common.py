@@ -111,6 +111,18 @@ def loadavg() -> list[float] | None:
         return None
 
 
+#: Environment variables that hold a run to a smaller instruction set than the CPU has (oneDNN,
+#: CTranslate2, PyTorch's own kernels, MKL) or stand in for its flags (tase-search's CPU class): set,
+#: they are recorded with the run, whose figures are then those of that instruction set on this CPU.
+ISA_LIMITS = (
+    "ONEDNN_MAX_CPU_ISA",
+    "CT2_FORCE_CPU_ISA",
+    "ATEN_CPU_CAPABILITY",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "TASE_SEARCH_CPU_FLAGS",
+)
+
+
 def machine_facts() -> dict[str, Any]:
     """What the numbers depend on: cores, CPU, the SIMD flags that matter, library versions."""
     try:
@@ -133,6 +145,9 @@ def machine_facts() -> dict[str, Any]:
         "git": _git_commit(),
         "loadavg_before": loadavg(),
     }
+    limits = {k: os.environ[k] for k in ISA_LIMITS if os.environ.get(k)}
+    if limits:  # the run was held to a smaller instruction set than the CPU has (see ISA_LIMITS)
+        facts["isa_limits"] = limits
     if "torch" in sys.modules:
         import torch
 
