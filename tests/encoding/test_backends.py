@@ -86,6 +86,58 @@ def test_a_runner_batch_size_caps_the_default_but_not_an_explicit_one(model_copy
     assert seen == [1, 1, 1, 1]
 
 
+def test_a_runner_that_runs_batches_side_by_side_gets_them_at_once(model_copy: Path) -> None:
+    """``parallel_batches``: batches run on that many threads at once (never more), every row lands
+    where it belongs, progress counts every row, and the vectors equal the one-at-a-time path's."""
+    import threading
+    import time
+
+    enc = _encoder(model_copy)
+    inner = _torch_runner(enc)
+    lock = threading.Lock()
+    running = [0]
+    peak = [0]
+    threads: set[int] = set()
+
+    def runner(features: dict[str, np.ndarray]) -> np.ndarray:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+            threads.add(threading.get_ident())
+        time.sleep(0.1)  # long enough for the next batch to be handed over meanwhile
+        try:
+            return inner(features)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    runner.parallel_batches = 2  # type: ignore[attr-defined]
+    texts = [f"{t} {i}" for i in range(5) for t in TEXTS]
+    done: list[int] = []
+    got = backends.BackendEncoder(enc, runner, "test").encode_document(
+        texts, batch_size=3, progress=done.append
+    )
+    np.testing.assert_allclose(got, enc.encode_document(texts, batch_size=3), atol=1e-5)
+    assert sum(done) == len(texts) and peak[0] == 2 and len(threads) == 2
+    runner.parallel_batches = 1  # type: ignore[attr-defined]
+    peak[0] = 0
+    np.testing.assert_allclose(
+        backends.BackendEncoder(enc, runner, "test").encode_document(texts, batch_size=3), got, atol=1e-6
+    )
+    assert peak[0] == 1
+
+
+@needs_ct2
+def test_ct2_runs_one_batch_per_thread(model_copy: Path) -> None:
+    enc = backends.with_backend(_encoder(model_copy), "ct2-int8", build=True, threads=2)
+    assert enc.runner.parallel_batches == 2
+    one = backends.with_backend(_encoder(model_copy), "ct2-int8", build=True, threads=1)
+    texts = [f"{t} {i}" for i in range(8) for t in TEXTS]
+    np.testing.assert_allclose(
+        enc.encode_document(texts, batch_size=4), one.encode_document(texts, batch_size=4), atol=1e-6
+    )
+
+
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(InputError, match="pick one of"):
         backends.check_name("cuda")

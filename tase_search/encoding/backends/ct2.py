@@ -121,8 +121,16 @@ class Ct2Runner:
         import ctranslate2
 
         self.path = path
+        #: batches it runs side by side, one thread each: on short sentences two batches on one thread
+        #: each ran 1.2-1.4x faster than one batch on two threads (bench/README.md), as a batch of
+        #: 16 short rows is too small a product to split well across cores
+        self.parallel_batches = max(1, int(threads))
         self.encoder = ctranslate2.Encoder(
-            str(path), device="cpu", compute_type=COMPUTE_TYPE, intra_threads=threads, inter_threads=1
+            str(path),
+            device="cpu",
+            compute_type=COMPUTE_TYPE,
+            intra_threads=1,
+            inter_threads=self.parallel_batches,
         )
 
     def __call__(self, features: dict[str, np.ndarray]) -> np.ndarray:

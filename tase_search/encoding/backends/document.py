@@ -4,12 +4,15 @@ Why a wrapper: the backend is chosen once, at load, and everything that takes an
 Retriever, the CLI, the evaluation) keeps calling ``encode_document``. The output is the same as
 :meth:`tase_search.encoding.encoder.Encoder.encode_document`: the model's passage prompt applied, NFC (and
 İ→i for lowercasing tokenizers), batches in length order (padding is the dominant cost on CPU),
-L2-normalised float32 rows in input order.
+L2-normalised float32 rows in input order. A runner that runs batches side by side
+(``parallel_batches`` > 1) is given that many at once, the next ones tokenised meanwhile.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -59,13 +62,36 @@ class BackendEncoder:
         preprocess = getattr(enc.model, "preprocess", None) or enc.model.tokenize
         # a runner's own measured batch size caps the encoder's default; an explicit one is used as given
         bs = batch_size or min(enc.batch_size, getattr(self.runner, "batch_size", None) or enc.batch_size)
-        for start in range(0, len(order), bs):
-            idx = order[start : start + bs]
-            feats = _numpy_features(preprocess([prepared[i] for i in idx]))
-            out[idx] = l2_normalize(self._run(feats, getattr(self.runner, "max_batch_tokens", None)))
-            if progress is not None:
-                progress(len(idx))
+        max_tokens = getattr(self.runner, "max_batch_tokens", None)
+        batches = [order[start : start + bs] for start in range(0, len(order), bs)]
+        workers = min(len(batches), max(1, int(getattr(self.runner, "parallel_batches", 1) or 1)))
+        if workers == 1:
+            for idx in batches:
+                feats = _numpy_features(preprocess([prepared[i] for i in idx]))
+                out[idx] = l2_normalize(self._run(feats, max_tokens))
+                if progress is not None:
+                    progress(len(idx))
+            return out
+        # the runner runs batches side by side (each on its own thread): tokenise the next batches
+        # while it works, at most ``workers`` ahead, and write each result where its rows belong
+        with ThreadPoolExecutor(workers, thread_name_prefix="tase-encode") as pool:
+            pending: collections.deque[tuple[np.ndarray, Future[np.ndarray]]] = collections.deque()
+            for idx in batches:
+                feats = _numpy_features(preprocess([prepared[i] for i in idx]))
+                pending.append((idx, pool.submit(self._run, feats, max_tokens)))
+                while len(pending) > workers or (pending and pending[0][1].done()):
+                    self._collect(out, *pending.popleft(), progress)
+            while pending:
+                self._collect(out, *pending.popleft(), progress)
         return out
+
+    @staticmethod
+    def _collect(
+        out: np.ndarray, idx: np.ndarray, future: Future[np.ndarray], progress: Callable[[int], None] | None
+    ) -> None:
+        out[idx] = l2_normalize(future.result())
+        if progress is not None:
+            progress(len(idx))
 
     def _run(self, feats: dict[str, np.ndarray], max_tokens: int | None) -> np.ndarray:
         """The runner on ``feats``, in row slices of at most ``max_tokens`` padded tokens (long passages
