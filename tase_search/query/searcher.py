@@ -219,7 +219,7 @@ class Searcher:
                 scored.append(self._score_sparse(queries[i], sparse))
             else:
                 scored.append(
-                    self._score_hybrid(queries[i], vectors[i], dense[i], sparse, fusion, weights[i])
+                    self._score_hybrid(queries[i], vectors[i], dense[i], sparse, fusion, weights[i], k)
                 )
         return self._hits(scored, modes, k)
 
@@ -277,8 +277,9 @@ class Searcher:
         sparse: list[tuple[int, float]],
         fusion: str,
         dense_weight: float,
+        k: int,
     ) -> tuple[list[Scored], str]:
-        """Hybrid hits, ranked by :meth:`_fuse`. Every candidate of either side gets both parts (the
+        """The first ``k`` hybrid hits, ranked by :meth:`_fuse`. Every candidate of either side gets both parts (the
         cosine of a passage only the keyword side found is computed from its stored vector, the BM25 of
         one only the dense side found by a keyword query on that passage). With a calibrated model a
         hit's score is its probability, capped at the score of the hit ranked above it (the fused
@@ -293,13 +294,14 @@ class Searcher:
         if missing:
             bm25.update(self.snap.docs.sparse_scores_of(query, missing))
         kw = self._keyword_scores(query, bm25, pids)
-        fused = self._fuse(dense, sparse, fusion, dense_weight)
+        # the first k of the fused ranking are the hits (a hit's score depends only on those above it)
+        fused = sorted(self._fuse(dense, sparse, fusion, dense_weight), key=lambda x: -x[1])[:k]
         d_lead = dict(zip(pids, _leads([cos[p] for p in pids])))
         k_lead = dict(zip(pids, _leads([kw[p] for p in pids], floor=0.0)))
         f = self.calibration.modes.get("hybrid") if self.calibration else None
         cov: dict[int, float] = {}
-        if pids and (self._features is not None or (f is not None and f.coverage)):
-            cov = self.snap.docs.sparse_coverage(query, pids)
+        if fused and (self._features is not None or (f is not None and f.coverage)):
+            cov = self.snap.docs.sparse_coverage(query, [p for p, _ in fused])
         bg = self._background_cosine(qvec)
         feats = [
             {

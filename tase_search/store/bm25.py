@@ -177,8 +177,13 @@ def typical_score(parts: Sequence[SegmentTerms], query: str) -> float:
 def coverage(parts: Sequence[SegmentTerms], routed: Sequence[list[int]], query: str) -> dict[int, float]:
     """:func:`.sparse.coverage` over segments (``routed[n]``: the passages of segment ``n``)."""
     weights = group_weights(parts, query)
-    terms = sorted({t for g, _ in weights for t in g})
-    if not terms:
+    if not weights:
         return {}
-    found = [(pid, text) for p, pids in zip(parts, routed) if pids for pid, text, _ in p.rows(terms, pids)]
+    found = [
+        (pid, text)
+        for p, pids in zip(parts, routed)
+        if pids
+        for pid, text in _sparse.stored_terms(p.conn, pids)
+        if pid not in p.gone
+    ]
     return _sparse.coverage_of(weights, found)

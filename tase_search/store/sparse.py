@@ -250,21 +250,24 @@ def coverage_of(
         return out
     for pid, text in found:
         have = set(text.split())
-        out[int(pid)] = sum(w for g, w in weights if any(t in have for t in g)) / total
+        share = sum(w for g, w in weights if any(t in have for t in g)) / total
+        if share > 0:
+            out[int(pid)] = share
     return out
 
 
 def coverage(conn: sqlite3.Connection, query: str, pids: Sequence[int], rows: int) -> dict[int, float]:
     """:func:`coverage_of` for the passages ``pids`` (those holding no query word are left out)."""
     weights = group_weights(conn, query, rows)
-    terms = sorted({t for g, _ in weights for t in g})
+    return coverage_of(weights, stored_terms(conn, pids)) if weights else {}
+
+
+def stored_terms(conn: sqlite3.Connection, pids: Sequence[int]) -> list[tuple[int, str]]:
+    """``(pid, analysed terms)`` of the passages ``pids`` that have a keyword row (read by rowid: no
+    posting list is walked)."""
     found: list[tuple[int, str]] = []
-    if not terms:
-        return {}
     for i in range(0, len(pids), 500):
         chunk = [int(p) for p in pids[i : i + 500]]
-        sql = f"SELECT rowid, terms FROM {TABLE} WHERE {TABLE} MATCH ? AND rowid IN (%s)" % ",".join(
-            "?" * len(chunk)
-        )
-        found += conn.execute(sql, (match_expression(terms), *chunk)).fetchall()
-    return coverage_of(weights, found)
+        sql = f"SELECT rowid, terms FROM {TABLE} WHERE rowid IN (%s)" % ",".join("?" * len(chunk))
+        found += conn.execute(sql, chunk).fetchall()
+    return found
