@@ -80,6 +80,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     reranker = Reranker.load(a.reranker or DEFAULT_RERANKER)
     encoder = H.CachedQueries(Encoder.load(a.model))
     results: dict[str, Any] = {}
+    memo: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
     with tempfile.TemporaryDirectory(prefix="tase-rerank-titles-") as tmp:
         docs = [{"id": str(i), "text": t} for i, t in enumerate(tasks[0].corpus)]
         r = Retriever.build(docs, model=encoder, path=Path(tmp) / "ix", factory="Flat")
@@ -91,7 +92,11 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 for q, hits in zip(task.queries, found):
                     ids = [int(h.id) for h in hits]
                     s = np.asarray([h.score for h in hits], dtype=np.float64)
-                    rr = reranker.score(render(q, task.language, how), [h.text for h in hits])
+                    asked = render(q, task.language, how)
+                    key = (asked, tuple(ids))
+                    if key not in memo:  # a question reads the same under both renderings
+                        memo[key] = reranker.score(asked, [h.text for h in hits])
+                    rr = memo[key]
                     for name, fuse in FUSIONS.items():
                         v = fuse(rr, s)
                         ranked[name].append(
