@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from bench_helpers import load_bench
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 MACHINE_KEYS = {
     "date",
     "host_cpus",
@@ -27,16 +25,6 @@ MACHINE_KEYS = {
     "loadavg_after",
     "torch_threads",
 }
-
-
-def _load(name: str) -> ModuleType:
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +59,7 @@ def test_encode_quick(
     tiny_model_dir: Path, corpus: Path, bitext: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "encode.json"
-    res = _load("encode").run(
+    res = load_bench("encode").run(
         [
             str(corpus),
             "--quick",
@@ -110,7 +98,7 @@ def test_encode_quick(
 )
 def test_encode_backends_quick(tiny_model_dir: Path, corpus: Path, bitext: Path, tmp_path: Path) -> None:
     """The backend paths, the calibrated int8 variants, passages joined from sentences."""
-    res = _load("encode").run(
+    res = load_bench("encode").run(
         [
             str(corpus),
             "--quick",
@@ -149,7 +137,9 @@ def test_encode_backends_quick(tiny_model_dir: Path, corpus: Path, bitext: Path,
 @pytest.mark.bench
 @pytest.mark.skipif(importlib.util.find_spec("ctranslate2") is None, reason="needs the fast extra")
 def test_backend_quality_quick(tiny_model_dir: Path, bitext: Path) -> None:
-    res = _load("backend_quality").run(["--quick", "--model", str(tiny_model_dir), "--bitext", str(bitext)])
+    res = load_bench("backend_quality").run(
+        ["--quick", "--model", str(tiny_model_dir), "--bitext", str(bitext)]
+    )
     assert set(res["scores_points"]) == {"torch", "ct2-int8"}
     assert res["delta_points_vs_torch"]["torch"]["dev.tr-en"]["accuracy@1"] == 0
     assert set(res["within_0.5_points"]) == {"torch", "ct2-int8"}
@@ -157,7 +147,7 @@ def test_backend_quality_quick(tiny_model_dir: Path, bitext: Path) -> None:
 
 @pytest.mark.bench
 def test_index_vs_script_quick(tiny_model_dir: Path, corpus: Path) -> None:
-    res = _load("index_vs_script").run(
+    res = load_bench("index_vs_script").run(
         [str(corpus), "--quick", "--rounds", "1", "--model", str(tiny_model_dir), "--backend", "torch"]
     )
     assert res["config"]["lines"] == 12
@@ -167,7 +157,7 @@ def test_index_vs_script_quick(tiny_model_dir: Path, corpus: Path) -> None:
 
 @pytest.mark.bench
 def test_index_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
-    res = _load("index").run(
+    res = load_bench("index").run(
         [
             "--quick",
             "--n",
@@ -209,7 +199,7 @@ def test_index_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None
     assert res["hnsw_efsearch_pick"]["shipped_default"] > 0
     assert "efSearch_one_thread" in res["hnsw_efsearch_pick"]
     # a second run reuses the cached embeddings
-    again = _load("index").run(
+    again = load_bench("index").run(
         [
             "--quick",
             "--n",
@@ -233,7 +223,7 @@ def test_index_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None
 @pytest.mark.slow  # a minute or more of CLI subprocesses; the benchmark's own run is what it checks
 @pytest.mark.bench
 def test_end_to_end_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
-    res = _load("end_to_end").run(
+    res = load_bench("end_to_end").run(
         [
             str(corpus),
             "--quick",
@@ -269,7 +259,7 @@ def test_end_to_end_sampled_encode_then_reuse_index(
     tiny_model_dir: Path, corpus: Path, tmp_path: Path
 ) -> None:
     """The large-corpus options: encode a sample, skip the in-process build, then query the kept index."""
-    e2e = _load("end_to_end")
+    e2e = load_bench("end_to_end")
     work = tmp_path / "work"
     common = [
         str(corpus),
@@ -350,7 +340,7 @@ def test_make_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         "Sonra İzmir'e taşındı.",
     }
     out = tmp_path / "corpus.txt"
-    mc = _load("make_corpus")
+    mc = load_bench("make_corpus")
     res = mc.run([str(txt), str(tsv), str(tquad), "--output", str(out), "--n", "40", "--seed", "3"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == res
     lines = out.read_text("utf-8").splitlines()
@@ -372,7 +362,7 @@ def test_make_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 @pytest.mark.bench
 def test_threads_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
     args = [str(corpus), "--quick", "--threads", "1", "--model", str(tiny_model_dir)]
-    res = _load("threads").run([*args, "--out", str(tmp_path / "t.json")])
+    res = load_bench("threads").run([*args, "--out", str(tmp_path / "t.json")])
     assert res["lines"] == 20 and res["settings"]["1"]["threads"] == [1]
     assert {"seconds", "docs_per_second", "wall_seconds", "busy_cpus_before"} <= set(res["runs"][0])
 
@@ -381,7 +371,7 @@ def test_threads_quick(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> No
 def test_filters_quick(tmp_path: Path) -> None:
     """Filtered search by selectivity: every filter's matches equal the Python evaluator's (checked inside
     the run), and the vector search restricted to them finds the exact filtered top k."""
-    res = _load("filters").run(["--quick", "--dim", "16", "--out", str(tmp_path / "filters.json")])
+    res = load_bench("filters").run(["--quick", "--dim", "16", "--out", str(tmp_path / "filters.json")])
     assert MACHINE_KEYS - {"torch_threads"} <= set(res["machine"])  # no model, so maybe no torch
     assert res["n"] == 2000 and res["factory"] == "Flat"
     assert set(res["filters"]) >= {

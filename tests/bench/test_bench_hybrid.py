@@ -3,27 +3,13 @@ what they promise (no timing asserts; the tiny random model, so no quality asser
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from bench_helpers import load_bench
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 pytestmark = pytest.mark.bench  # each test runs a benchmark script
-
-
-def _load(name: str) -> ModuleType:
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +44,7 @@ def test_hybrid_bench_reports_every_task_and_mode(
 ) -> None:
     bitext = tmp_path / "dev-tur-eng.tsv"
     bitext.write_text("tr\ten\nkedi ve köpek\tcat and dog\nyarın yağmur\train tomorrow\n", encoding="utf-8")
-    out = _load("hybrid").run(
+    out = load_bench("hybrid").run(
         [
             "--model",
             str(tiny_model_dir),
@@ -84,7 +70,7 @@ def test_hybrid_bench_reports_every_task_and_mode(
 
 
 def test_sparse_cost_bench(tquad: Path, tmp_path: Path) -> None:
-    out = _load("sparse_cost").run(
+    out = load_bench("sparse_cost").run(
         ["--quick", "--add", "20", "--tquad", str(tquad), "--out", str(tmp_path / "c.json")]
     )
     (size,) = out["sizes"].values()
@@ -95,7 +81,7 @@ def test_sparse_cost_bench(tquad: Path, tmp_path: Path) -> None:
 
 
 def test_sparse_engines_bench(tquad: Path, tmp_path: Path) -> None:
-    out = _load("sparse_engines").run(["--tquad", str(tquad), "--out", str(tmp_path / "e.json")])
+    out = load_bench("sparse_engines").run(["--tquad", str(tquad), "--out", str(tmp_path / "e.json")])
     fts = out["tquad"]["fts5"]
     assert fts["docs"] == 4 and fts["bytes"] > 0 and fts["quality"]["hit@5"] == 1.0
     if "bm25s" in out["tquad"]:  # only where bm25s is installed

@@ -3,27 +3,21 @@ references, with the CPU class and the targets (no timing asserts)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from bench_helpers import load_bench
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 pytest.importorskip("onnxruntime")
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 pytestmark = [pytest.mark.integrations, pytest.mark.slow, pytest.mark.bench]  # child processes, a server
 
 
 def test_latency_quick(tiny_model_dir: Path, tmp_path: Path) -> None:
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("bench_latency", BENCH / "latency.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_bench("latency")
     out = tmp_path / "latency.json"
     res = mod.run(["--quick", "--model", str(tiny_model_dir), "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(res))

@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from bench_helpers import load_bench
 
 from tase_search.testing.tiny_models import build_tiny_reranker
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 pytestmark = [pytest.mark.bench]
 
 
@@ -25,11 +23,7 @@ def test_rerank_quick(tmp_path: Path) -> None:
     ]
     squad = tmp_path / "dev.json"
     squad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": paragraphs}]}), encoding="utf-8")
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("bench_rerank", BENCH / "rerank.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_bench("rerank")
     out = tmp_path / "rerank.json"
     res = mod.run(["--tquad", str(squad), "--reranker", str(rr), "--quick", "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(res))
@@ -57,12 +51,7 @@ def test_rerank_titles_quick(tmp_path: Path, tiny_model_dir: Path) -> None:
     }
     squad = tmp_path / "dev.json"
     squad.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("bench_rerank_titles", BENCH / "rerank_titles.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
+    mod = load_bench("rerank_titles")
     out = tmp_path / "t.json"
     res = mod.run(
         [

@@ -3,26 +3,20 @@ promises (no timing asserts) and its write phase loses nothing."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from bench_helpers import load_bench
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 pytestmark = [pytest.mark.integrations, pytest.mark.slow, pytest.mark.bench]  # starts a server child process
 
 
 def test_serve_load_quick(tiny_model_dir: Path, tmp_path: Path) -> None:
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("bench_serve_load", BENCH / "serve_load.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_bench("serve_load")
     out = tmp_path / "serve.json"
     res = mod.run(["--quick", "--model", str(tiny_model_dir), "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(res))

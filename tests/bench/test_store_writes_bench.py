@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "store_writes.py"
+from bench_helpers import load_bench
 
 
 @pytest.mark.bench
 def test_store_writes_quick(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("bench_store_writes", BENCH)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_bench("store_writes")
     res = mod.run(["--quick", "--dim", "16", "--out", str(tmp_path / "w.json")])
     assert set(res["by_size"]) == {"300", "1000"}
     for row in res["by_size"].values():
