@@ -279,9 +279,9 @@ class Searcher:
         dense_weight: float,
         k: int,
     ) -> tuple[list[Scored], str]:
-        """The first ``k`` hybrid hits, ranked by :meth:`_fuse`. Every candidate of either side gets both parts (the
-        cosine of a passage only the keyword side found is computed from its stored vector, the BM25 of
-        one only the dense side found by a keyword query on that passage). With a calibrated model a
+        """The first ``k`` hybrid hits, ranked by :meth:`_fuse`. Every candidate of either side gets both
+        parts (the cosine of a passage only the keyword side found is computed from its stored vector,
+        the BM25 of one only the dense side found by a keyword query on that passage). With a calibrated model a
         hit's score is its probability, capped at the score of the hit ranked above it (the fused
         ranking, measured best, is kept, and scores still fall down the list); else the fused value."""
         cos = dict(dense)
