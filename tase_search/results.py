@@ -37,7 +37,7 @@ class Hit:
     ``score`` is what :attr:`score_kind` says (:data:`tase_search.query.calibration.SCORE_KINDS`): with a
     calibrated model, the estimated probability that the passage is relevant to the query, comparable
     across queries and modes. ``dense_score`` (the cosine) and ``keyword_score`` (BM25 normalised by
-    the query, :func:`tase_search.store.sparse.typical_score`) are the raw parts, None for a part the
+    the query, :func:`tase_search.store.sparse.group_weights`) are the raw parts, None for a part the
     search ``mode`` did not run. ``rerank_score`` is the reranker's probability when the hit was
     reranked (:mod:`tase_search.query.rerank`; then ``score`` is that probability too), else None."""
 

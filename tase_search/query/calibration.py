@@ -9,7 +9,7 @@ parts to a probability that is comparable across queries and modes:
 - ``dense``: ``sigmoid(a * cosine + b)``;
 - ``sparse``: ``sigmoid(c * keyword + d)``, ``keyword`` being the BM25 score divided by what the query
   scores on an average-length passage holding each of its words once
-  (:func:`tase_search.store.sparse.typical_score`; 0: no query word, about 1: every word once);
+  (the sum of :func:`tase_search.store.sparse.group_weights`; 0: no query word, about 1: every word once);
 - ``hybrid``: ``sigmoid(a * cosine + c * keyword + b)``;
 
 each with the hit's *lead* too: how far its part is ahead of the best other candidate's (0 unless it is

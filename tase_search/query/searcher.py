@@ -241,20 +241,24 @@ class Searcher:
             return None
         return float(np.dot(bg, qvec))
 
-    def _keyword_scores(self, query: str, bm25: Mapping[int, float], pids: Sequence[int]) -> dict[int, float]:
-        """Each passage's BM25 divided by what the query typically scores (:mod:`tase_search.store.sparse`)."""
-        norm = self.snap.docs.sparse_typical_score(query)
+    def _keyword_scores(
+        self, weights: Sequence[tuple[list[str], float]], bm25: Mapping[int, float], pids: Sequence[int]
+    ) -> dict[int, float]:
+        """Each passage's BM25 divided by what the query typically scores (the sum of its words'
+        ``weights``, :func:`tase_search.store.sparse.group_weights`)."""
+        norm = sum(w for _, w in weights)
         return {p: (bm25.get(p, 0.0) / norm if norm > 0 else 0.0) for p in pids}
 
     def _score_sparse(self, query: str, sparse: list[tuple[int, float]]) -> tuple[list[Scored], str]:
         """Keyword hits: the calibrated probability of the normalised keyword score (its lead, the
         passage's coverage of the query), capped at the score of the hit above; else that score."""
         pids = [p for p, _ in sparse]
-        kw = self._keyword_scores(query, dict(sparse), pids)
+        weights = self.snap.docs.sparse_query_weights(query)
+        kw = self._keyword_scores(weights, dict(sparse), pids)
         f = self.keyword_calibration
         cov: dict[int, float] = {}
         if pids and (self._features is not None or (f is not None and f.coverage)):
-            cov = self.snap.docs.sparse_coverage(query, pids)
+            cov = self.snap.docs.sparse_coverage(weights, pids)
         lead = _leads([kw[p] for p in pids], floor=0.0)
         feats = [
             {"keyword": kw[p], "keyword_lead": lead[i], "coverage": cov.get(p, 0.0), "top": float(i == 0)}
@@ -293,7 +297,8 @@ class Searcher:
         missing = [p for p in pids if p not in bm25]
         if missing:
             bm25.update(self.snap.docs.sparse_scores_of(query, missing))
-        kw = self._keyword_scores(query, bm25, pids)
+        weights = self.snap.docs.sparse_query_weights(query)
+        kw = self._keyword_scores(weights, bm25, pids)
         # the first k of the fused ranking are the hits (a hit's score depends only on those above it)
         fused = sorted(self._fuse(dense, sparse, fusion, dense_weight), key=lambda x: -x[1])[:k]
         d_lead = dict(zip(pids, _leads([cos[p] for p in pids])))
@@ -301,7 +306,7 @@ class Searcher:
         f = self.calibration.modes.get("hybrid") if self.calibration else None
         cov: dict[int, float] = {}
         if fused and (self._features is not None or (f is not None and f.coverage)):
-            cov = self.snap.docs.sparse_coverage(query, [p for p, _ in fused])
+            cov = self.snap.docs.sparse_coverage(weights, [p for p, _ in fused])
         bg = self._background_cosine(qvec)
         feats = [
             {

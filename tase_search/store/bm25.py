@@ -169,14 +169,10 @@ def group_weights(parts: Sequence[SegmentTerms], query: str) -> list[tuple[list[
     return [(g, _sparse.idf(rows, max(sum(p.df(t) for p in parts) for t in g))) for g in groups]
 
 
-def typical_score(parts: Sequence[SegmentTerms], query: str) -> float:
-    """:func:`.sparse.typical_score` with the whole index's statistics."""
-    return sum(w for _, w in group_weights(parts, query))
-
-
-def coverage(parts: Sequence[SegmentTerms], routed: Sequence[list[int]], query: str) -> dict[int, float]:
+def coverage(
+    parts: Sequence[SegmentTerms], routed: Sequence[list[int]], weights: Sequence[tuple[list[str], float]]
+) -> dict[int, float]:
     """:func:`.sparse.coverage` over segments (``routed[n]``: the passages of segment ``n``)."""
-    weights = group_weights(parts, query)
     if not weights:
         return {}
     found = [

@@ -345,15 +345,19 @@ class DocStore:
         with self._reading():
             return _sparse.scores_of(self.conn, query, pids)
 
-    def sparse_typical_score(self, query: str) -> float:
-        """:func:`tase_search.store.sparse.typical_score` of ``query``."""
+    def sparse_query_weights(self, query: str) -> list[tuple[list[str], float]]:
+        """:func:`tase_search.store.sparse.group_weights` of ``query``: each word's terms and IDF (their
+        sum is the query's typical score)."""
         with self._reading():
-            return _sparse.typical_score(self.conn, query, self._sparse_row_count())
+            return _sparse.group_weights(self.conn, query, self._sparse_row_count())
 
-    def sparse_coverage(self, query: str, pids: Sequence[int]) -> dict[int, float]:
-        """:func:`tase_search.store.sparse.coverage`: each passage's share of the query's words, by IDF."""
+    def sparse_coverage(
+        self, weights: Sequence[tuple[list[str], float]], pids: Sequence[int]
+    ) -> dict[int, float]:
+        """:func:`tase_search.store.sparse.coverage`: each passage's share of the query's words, by IDF
+        (``weights``: :meth:`sparse_query_weights`)."""
         with self._reading():
-            return _sparse.coverage(self.conn, query, pids, self._sparse_row_count())
+            return _sparse.coverage(self.conn, weights, pids)
 
     def _sparse_row_count(self) -> int:
         """The keyword rows (read once on a read-only store, whose contents do not change)."""

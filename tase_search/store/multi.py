@@ -84,13 +84,15 @@ class MultiDocs:
         with self._reading():
             return _bm25.scores_of(self._keyword(), self._split(pids), query)
 
-    def sparse_typical_score(self, query: str) -> float:
+    def sparse_query_weights(self, query: str) -> list[tuple[list[str], float]]:
         with self._reading():
-            return _bm25.typical_score(self._keyword(), query)
+            return _bm25.group_weights(self._keyword(), query)
 
-    def sparse_coverage(self, query: str, pids: Sequence[int]) -> dict[int, float]:
+    def sparse_coverage(
+        self, weights: Sequence[tuple[list[str], float]], pids: Sequence[int]
+    ) -> dict[int, float]:
         with self._reading():
-            return _bm25.coverage(self._keyword(), self._split(pids), query)
+            return _bm25.coverage(self._keyword(), self._split(pids), weights)
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:

@@ -208,19 +208,15 @@ def row_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute(f"SELECT COUNT(*) FROM {TABLE}_docsize").fetchone()[0])
 
 
-def typical_score(conn: sqlite3.Connection, query: str, rows: int) -> float:
-    """What ``query`` scores by BM25 on a passage of average length holding each of its words once:
-    the sum over its words of FTS5's IDF (``log((N - n + 0.5) / (n + 0.5))``, at least 1e-6), a word
-    counted by the analysis of it the corpus holds most. Dividing a BM25 score by it gives a keyword
-    score that does not grow with the query's length or the corpus's size (0: no word found, about 1:
-    each word once); a query word the corpus never holds still counts, so a query about something
-    the corpus does not contain scores low everywhere."""
-    return sum(w for _, w in group_weights(conn, query, rows))
-
-
 def group_weights(conn: sqlite3.Connection, query: str, rows: int) -> list[tuple[list[str], float]]:
-    """Each query word's group of terms (:func:`query_term_groups`) with its IDF, as
-    :func:`typical_score` counts it."""
+    """Each query word's group of terms (:func:`query_term_groups`) with FTS5's IDF
+    (``log((N - n + 0.5) / (n + 0.5))``, at least 1e-6) of the analysis the corpus holds most.
+
+    Their sum is the query's *typical score*: what it scores by BM25 on a passage of average length
+    holding each of its words once. Dividing a BM25 score by it gives a keyword score that does not
+    grow with the query's length or the corpus's size (0: no word found, about 1: each word once); a
+    query word the corpus never holds still counts, so a query about something the corpus does not
+    contain scores low everywhere. The weights also give a passage's coverage (:func:`coverage_of`)."""
     groups = query_term_groups(query)
     if not groups:
         return []
@@ -256,9 +252,11 @@ def coverage_of(
     return out
 
 
-def coverage(conn: sqlite3.Connection, query: str, pids: Sequence[int], rows: int) -> dict[int, float]:
-    """:func:`coverage_of` for the passages ``pids`` (those holding no query word are left out)."""
-    weights = group_weights(conn, query, rows)
+def coverage(
+    conn: sqlite3.Connection, weights: Sequence[tuple[list[str], float]], pids: Sequence[int]
+) -> dict[int, float]:
+    """:func:`coverage_of` for the passages ``pids`` (those holding no query word are left out);
+    ``weights``: the query's :func:`group_weights`."""
     return coverage_of(weights, stored_terms(conn, pids)) if weights else {}
 
 
